@@ -1,0 +1,1 @@
+//! Input hashing of copied trees (to be written).

@@ -1,0 +1,1 @@
+//! The on-disk store (to be written).
