@@ -7,4 +7,7 @@
 
 pub mod digest;
 
+pub mod reference;
+
 pub use digest::{Digest, DigestError};
+pub use reference::{ImageRef, ReferenceError};

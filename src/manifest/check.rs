@@ -1,0 +1,523 @@
+//! The checker: `RawManifest` → `Manifest`.
+//!
+//! It reads every value once, turns it into its typed form and collects every
+//! problem it finds (not just the first) as a [`Diagnostic`] pointing at the
+//! offending text. Cross-env rules — `from` and `depends_on` targets, cycles,
+//! port clashes — run after each env is checked on its own.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+use std::str::FromStr;
+
+use toml::Value;
+
+use super::error::{Diagnostic, ManifestError, SourceMap};
+use super::model::{Base, Bootstrap, Copy, DEFAULT_MIRROR, Env, Health, ImageSource, Limits, Manifest};
+use super::raw::{RawBootstrap, RawCopy, RawEnv, RawHealth, RawLimits, RawManifest, S};
+use super::suggest::did_you_mean;
+use super::values::{Duration, Network, PortMapping, RestartPolicy, User, Volume, is_name};
+use super::xref;
+use crate::oci::ImageRef;
+
+/// Parses and checks manifest text. `file` is how errors name the file;
+/// `dir` is the project directory that relative paths start from.
+pub fn check(text: &str, file: &Path, dir: &Path) -> Result<Manifest, ManifestError> {
+    let map = SourceMap::new(file, text);
+    let raw: RawManifest = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        ManifestError::Invalid(vec![map.at(&span, toml_message(e.message()))])
+    })?;
+    let mut checker = Checker { map, dir, diags: Vec::new() };
+    let manifest = checker.manifest(raw);
+    if checker.diags.is_empty() { Ok(manifest) } else { Err(ManifestError::Invalid(checker.diags)) }
+}
+
+/// Rewrites serde's wording for unknown and missing keys into berth's.
+fn toml_message(msg: &str) -> String {
+    let quoted: Vec<&str> = msg.split('`').skip(1).step_by(2).collect();
+    if msg.starts_with("unknown field") && !quoted.is_empty() {
+        let (key, allowed) = (quoted[0], &quoted[1..]);
+        let hint = did_you_mean(key, allowed.iter().copied());
+        if hint.is_empty() {
+            return format!("unknown key \"{key}\"; the keys allowed here are: {}", allowed.join(", "));
+        }
+        return format!("unknown key \"{key}\"{hint}");
+    }
+    if msg.starts_with("missing field") && !quoted.is_empty() {
+        return format!("missing key \"{}\", which this table requires", quoted[0]);
+    }
+    msg.lines().next().unwrap_or(msg).to_owned()
+}
+
+pub(super) struct Checker<'a> {
+    pub(super) map: SourceMap<'a>,
+    dir: &'a Path,
+    pub(super) diags: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    pub(super) fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
+        let d = self.map.at(span, message);
+        self.diags.push(d);
+    }
+
+    /// Parses `value` with `T::from_str`, reporting the error at its span.
+    fn parse<T: FromStr>(&mut self, value: &S<String>) -> Option<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match value.get_ref().parse() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.error(&value.span(), e.to_string());
+                None
+            }
+        }
+    }
+
+    fn manifest(&mut self, raw: RawManifest) -> Manifest {
+        let project = match &raw.project {
+            Some(p) if is_name(p.get_ref()) => p.get_ref().clone(),
+            Some(p) => {
+                let msg = format!("bad project name {:?}: {NAME_RULE}", p.get_ref());
+                self.error(&p.span(), msg);
+                String::new()
+            }
+            None => default_project(self.dir),
+        };
+        if raw.env.is_empty() {
+            self.error(&(0..0), "no environments declared; add one, as in:\n[env.dev]\nimage = \"scratch\"");
+        }
+        let mut envs = BTreeMap::new();
+        let mut spans = BTreeMap::new();
+        for (name, env) in raw.env {
+            if !is_name(name.get_ref()) {
+                let msg = format!("bad env name {:?}: {NAME_RULE}", name.get_ref());
+                self.error(&name.span(), msg);
+            }
+            let checked = self.env(name.get_ref(), env.get_ref(), &env.span());
+            spans.insert(name.get_ref().clone(), (name.span(), env.into_inner()));
+            envs.insert(name.into_inner(), checked);
+        }
+        xref::check(self, &envs, &spans);
+        Manifest { file: self.map_file(), dir: self.dir.to_path_buf(), project, envs }
+    }
+
+    fn map_file(&self) -> PathBuf {
+        self.map.at(&(0..0), "").file
+    }
+
+    fn env(&mut self, name: &str, raw: &RawEnv, span: &Range<usize>) -> Env {
+        Env {
+            name: name.to_owned(),
+            base: self.base(name, raw, span),
+            packages: raw.packages.iter().filter_map(|p| self.package(p)).collect(),
+            copy: raw.copy.iter().filter_map(|c| self.copy(c.get_ref())).collect(),
+            run: raw.run.iter().filter_map(|r| self.non_empty(r, "a run step")).collect(),
+            env: self.env_vars(&raw.env),
+            workdir: raw.workdir.as_ref().and_then(|w| self.abs_path(w, "workdir")),
+            user: raw.user.as_ref().and_then(|u| self.parse::<User>(u)),
+            ports: raw.ports.iter().filter_map(|p| self.parse::<PortMapping>(p)).collect(),
+            cmd: raw.cmd.as_ref().and_then(|c| self.command(c, "cmd")),
+            entrypoint: raw.entrypoint.as_ref().and_then(|c| self.command(c, "entrypoint")),
+            limits: raw.limits.as_ref().map(|l| self.limits(l.get_ref())).unwrap_or_default(),
+            volumes: raw.volumes.iter().filter_map(|v| self.parse::<Volume>(v)).collect(),
+            depends_on: raw.depends_on.iter().map(|d| d.get_ref().clone()).collect(),
+            restart: raw.restart.as_ref().and_then(|r| self.parse::<RestartPolicy>(r)).unwrap_or_default(),
+            health: raw.health.as_ref().and_then(|h| self.health(h.get_ref())),
+            network: raw.network.as_ref().and_then(|n| self.parse::<Network>(n)).unwrap_or_default(),
+            labels: raw.labels.iter().map(|(k, v)| (k.get_ref().clone(), v.get_ref().clone())).collect(),
+        }
+    }
+
+    fn base(&mut self, name: &str, raw: &RawEnv, span: &Range<usize>) -> Base {
+        let set: Vec<&str> =
+            [("image", raw.image.is_some()), ("bootstrap", raw.bootstrap.is_some()), ("from", raw.from.is_some())]
+                .into_iter()
+                .filter_map(|(k, present)| present.then_some(k))
+                .collect();
+        if set.len() > 1 {
+            let at = [
+                raw.image.as_ref().map(|s| s.span()),
+                raw.bootstrap.as_ref().map(|s| s.span()),
+                raw.from.as_ref().map(|s| s.span()),
+            ]
+            .into_iter()
+            .flatten()
+            .max_by_key(|s| s.start)
+            .unwrap_or(span.clone());
+            self.error(
+                &at,
+                format!(
+                    "env \"{name}\" sets both `{}` and `{}`; keep one of `image`, `bootstrap` or `from` as its base",
+                    set[0], set[1]
+                ),
+            );
+        } else if set.is_empty() {
+            self.error(span, format!("env \"{name}\" has no base; set one of `image` (as in image = \"debian:bookworm\"), `bootstrap` or `from`"));
+        }
+        if let Some(from) = &raw.from {
+            return Base::Env(from.get_ref().clone());
+        }
+        if let Some(b) = &raw.bootstrap {
+            return Base::Bootstrap(self.bootstrap(b.get_ref()));
+        }
+        match &raw.image {
+            Some(image) => Base::Image(self.image(image).unwrap_or(ImageSource::Scratch)),
+            None => Base::Image(ImageSource::Scratch),
+        }
+    }
+
+    fn image(&mut self, image: &S<String>) -> Option<ImageSource> {
+        let text = image.get_ref().as_str();
+        let split_tag = |rest: &str| match rest.rsplit_once(':') {
+            Some((p, t)) if !t.contains('/') => (PathBuf::from(p), Some(t.to_owned())),
+            _ => (PathBuf::from(rest), None),
+        };
+        let source = if text == "scratch" {
+            ImageSource::Scratch
+        } else if let Some(rest) = text.strip_prefix("oci:") {
+            let (path, tag) = split_tag(rest);
+            ImageSource::OciDir { path, tag }
+        } else if let Some(rest) = text.strip_prefix("oci-archive:") {
+            let (path, tag) = split_tag(rest);
+            ImageSource::OciArchive { path, tag }
+        } else if let Some(rest) = text.strip_prefix("docker-archive:") {
+            ImageSource::DockerArchive { path: PathBuf::from(rest) }
+        } else if let Some(rest) = text.strip_prefix("rootfs:") {
+            ImageSource::Rootfs { path: PathBuf::from(rest) }
+        } else {
+            match text.parse::<ImageRef>() {
+                Ok(_) => ImageSource::Registry { reference: text.to_owned() },
+                Err(e) => {
+                    let msg = format!(
+                        "{e}; local images are written scratch, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE or rootfs:FILE.tar"
+                    );
+                    self.error(&image.span(), msg);
+                    return None;
+                }
+            }
+        };
+        if let ImageSource::OciDir { path, .. }
+        | ImageSource::OciArchive { path, .. }
+        | ImageSource::DockerArchive { path }
+        | ImageSource::Rootfs { path } = &source
+            && path.as_os_str().is_empty()
+        {
+            self.error(
+                &image.span(),
+                format!("image {text:?} names no file; write the path after the colon, as in \"rootfs:base.tar\""),
+            );
+            return None;
+        }
+        Some(source)
+    }
+
+    fn bootstrap(&mut self, raw: &RawBootstrap) -> Bootstrap {
+        let word = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        for (value, what) in
+            std::iter::once((&raw.suite, "suite")).chain(raw.components.iter().map(|c| (c, "component")))
+        {
+            if !word(value.get_ref()) {
+                self.error(
+                    &value.span(),
+                    format!(
+                        "bad bootstrap {what} {:?}: expected a word such as \"bookworm\" or \"main\"",
+                        value.get_ref()
+                    ),
+                );
+            }
+        }
+        let mirror = match &raw.mirror {
+            Some(m) if m.get_ref().starts_with("http://") || m.get_ref().starts_with("https://") => m.get_ref().clone(),
+            Some(m) => {
+                self.error(
+                    &m.span(),
+                    format!(
+                        "bad bootstrap mirror {:?}: expected an http:// or https:// URL, as in \"{DEFAULT_MIRROR}\"",
+                        m.get_ref()
+                    ),
+                );
+                String::new()
+            }
+            None => DEFAULT_MIRROR.to_owned(),
+        };
+        let variant = match &raw.variant {
+            Some(v) if ["minbase", "buildd", "fakechroot", "-"].contains(&v.get_ref().as_str()) => v.get_ref().clone(),
+            Some(v) => {
+                self.error(
+                    &v.span(),
+                    format!(
+                        "bad bootstrap variant {:?}: expected \"minbase\", \"buildd\", \"fakechroot\" or \"-\"",
+                        v.get_ref()
+                    ),
+                );
+                String::new()
+            }
+            None => "minbase".to_owned(),
+        };
+        let mut components: Vec<String> = raw.components.iter().map(|c| c.get_ref().clone()).collect();
+        if components.is_empty() {
+            components.push("main".to_owned());
+        }
+        Bootstrap { suite: raw.suite.get_ref().clone(), mirror, variant, components }
+    }
+
+    fn package(&mut self, p: &S<String>) -> Option<String> {
+        let name = p.get_ref();
+        let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "+-._:=~@".contains(c));
+        if !ok {
+            self.error(
+                &p.span(),
+                format!("bad package name {name:?}: expected a package name such as \"curl\" or \"python3=3.11.2-1\""),
+            );
+            return None;
+        }
+        Some(name.clone())
+    }
+
+    fn non_empty(&mut self, s: &S<String>, what: &str) -> Option<String> {
+        if s.get_ref().trim().is_empty() {
+            self.error(&s.span(), format!("{what} is empty; write the command to run"));
+            return None;
+        }
+        Some(s.get_ref().clone())
+    }
+
+    fn abs_path(&mut self, s: &S<String>, what: &str) -> Option<String> {
+        if !s.get_ref().starts_with('/') {
+            self.error(
+                &s.span(),
+                format!("{what} {:?} must be an absolute path in the container, as in \"/srv/app\"", s.get_ref()),
+            );
+            return None;
+        }
+        Some(s.get_ref().clone())
+    }
+
+    fn copy(&mut self, raw: &RawCopy) -> Option<Copy> {
+        let src = self.copy_source(&raw.src);
+        let dest = self.abs_path(&raw.dest, "copy destination");
+        let mode = raw.mode.as_ref().and_then(|m| self.mode(m));
+        let owner = raw.owner.as_ref().and_then(|o| self.parse::<User>(o));
+        Some(Copy { src: src?, dest: dest?, mode, owner })
+    }
+
+    /// A copy source must stay inside the project directory, lexically and
+    /// after following symlinks.
+    fn copy_source(&mut self, src: &S<String>) -> Option<PathBuf> {
+        let text = src.get_ref();
+        let outside = || {
+            format!(
+                "copy source {text:?} is outside the project directory {}; copy only files under it (move them there, or move berth.toml up)",
+                self.dir.display()
+            )
+        };
+        let Some(rel) = normalise_inside(self.dir, Path::new(text)) else {
+            let msg = outside();
+            self.error(&src.span(), msg);
+            return None;
+        };
+        let full = self.dir.join(&rel);
+        match (full.canonicalize(), self.dir.canonicalize()) {
+            (Ok(real), Ok(root)) if real.starts_with(&root) => Some(rel),
+            (Ok(_), Ok(_)) => {
+                let msg = format!("{} (it resolves through a symlink)", outside());
+                self.error(&src.span(), msg);
+                None
+            }
+            _ => {
+                let msg =
+                    format!("copy source {text:?} does not exist in the project directory {}", self.dir.display());
+                self.error(&src.span(), msg);
+                None
+            }
+        }
+    }
+
+    fn mode(&mut self, m: &S<Value>) -> Option<u32> {
+        let parsed = match m.get_ref() {
+            Value::Integer(i) => u32::try_from(*i).ok(),
+            Value::String(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8).ok(),
+            _ => None,
+        };
+        match parsed.filter(|m| *m <= 0o7777) {
+            Some(mode) => Some(mode),
+            None => {
+                self.error(
+                    &m.span(),
+                    "bad mode: expected octal permission bits, as in mode = 0o644 or mode = \"0755\"",
+                );
+                None
+            }
+        }
+    }
+
+    fn env_vars(&mut self, raw: &BTreeMap<S<String>, S<Value>>) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (key, value) in raw {
+            let k = key.get_ref();
+            let key_ok = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !key_ok {
+                self.error(
+                    &key.span(),
+                    format!(
+                        "bad environment variable name {k:?}: use letters, digits and '_', not starting with a digit"
+                    ),
+                );
+            }
+            let v = match value.get_ref() {
+                Value::String(s) => s.clone(),
+                Value::Integer(i) => i.to_string(),
+                Value::Float(f) => f.to_string(),
+                Value::Boolean(b) => b.to_string(),
+                _ => {
+                    self.error(&value.span(), format!("environment variable {k} must be a string, number or boolean"));
+                    continue;
+                }
+            };
+            out.insert(k.clone(), v);
+        }
+        out
+    }
+
+    /// A command as a list (exec form) or a string (run by `/bin/sh -c`).
+    fn command(&mut self, v: &S<Value>, what: &str) -> Option<Vec<String>> {
+        let argv = match v.get_ref() {
+            Value::String(s) if !s.trim().is_empty() => vec!["/bin/sh".to_owned(), "-c".to_owned(), s.clone()],
+            Value::Array(items) if !items.is_empty() => {
+                items.iter().map(|i| i.as_str().map(str::to_owned)).collect::<Option<Vec<String>>>().unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        if argv.is_empty() {
+            self.error(&v.span(), format!("bad {what}: expected a non-empty list of strings, as in [\"python3\", \"-m\", \"http.server\"], or a shell command string"));
+            return None;
+        }
+        Some(argv)
+    }
+
+    fn limits(&mut self, raw: &RawLimits) -> Limits {
+        let memory = raw.memory.as_ref().and_then(|m| match m.get_ref() {
+            Value::String(s) => self.parse(&S::new(m.span(), s.clone())),
+            Value::Integer(i) if *i > 0 => Some(super::values::ByteSize(*i as u64)),
+            _ => {
+                self.error(&m.span(), "bad memory limit: expected a size such as \"256MiB\" or a number of bytes");
+                None
+            }
+        });
+        let cpus = raw.cpus.as_ref().and_then(|c| match c.get_ref() {
+            Value::Float(f) if *f > 0.0 && f.is_finite() => Some(*f),
+            Value::Integer(i) if *i > 0 => Some(*i as f64),
+            _ => {
+                self.error(&c.span(), "bad cpus limit: expected a number of CPUs above 0, as in 0.5 or 2");
+                None
+            }
+        });
+        let pids = raw.pids.as_ref().and_then(|p| match u64::try_from(*p.get_ref()) {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                self.error(&p.span(), "bad pids limit: expected a number of processes above 0, as in 256");
+                None
+            }
+        });
+        Limits { memory, cpus, pids }
+    }
+
+    fn health(&mut self, raw: &RawHealth) -> Option<Health> {
+        let cmd = self.command(&raw.cmd, "health cmd");
+        let mut duration = |d: &Option<S<String>>, default: u64| match d {
+            Some(d) => self.parse::<Duration>(d),
+            None => Some(Duration(std::time::Duration::from_secs(default))),
+        };
+        let (interval, timeout, start_period) =
+            (duration(&raw.interval, 30), duration(&raw.timeout, 30), duration(&raw.start_period, 0));
+        let retries = match &raw.retries {
+            Some(r) => match u32::try_from(*r.get_ref()) {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    self.error(&r.span(), "bad health retries: expected a number of tries above 0, as in 30");
+                    None
+                }
+            },
+            None => Some(3),
+        };
+        Some(Health {
+            cmd: cmd?,
+            interval: interval?,
+            timeout: timeout?,
+            retries: retries?,
+            start_period: start_period?,
+        })
+    }
+}
+
+const NAME_RULE: &str = "use lower-case letters, digits, '_', '.' or '-', starting with a letter or digit (at most 63)";
+
+/// The project name when the manifest gives none: the directory's name,
+/// lower-cased, with other characters replaced by '-'.
+fn default_project(dir: &Path) -> String {
+    let raw = dir.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let cleaned: String =
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect();
+    let trimmed = cleaned.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+    let name: String = trimmed.chars().take(63).collect();
+    if name.is_empty() { "default".to_owned() } else { name }
+}
+
+/// `path` relative to `dir`, cleaned of `.` and `..`, if it stays inside `dir`.
+fn normalise_inside(dir: &Path, path: &Path) -> Option<PathBuf> {
+    let rel = if path.is_absolute() { path.strip_prefix(dir).ok()? } else { path };
+    let mut out = PathBuf::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_copy_sources() {
+        let dir = Path::new("/p");
+        assert_eq!(normalise_inside(dir, Path::new("./app/../src")), Some(PathBuf::from("src")));
+        assert_eq!(normalise_inside(dir, Path::new("/p/app")), Some(PathBuf::from("app")));
+        assert_eq!(normalise_inside(dir, Path::new("../etc")), None);
+        assert_eq!(normalise_inside(dir, Path::new("a/../../etc")), None);
+        assert_eq!(normalise_inside(dir, Path::new("/etc/passwd")), None);
+    }
+
+    #[test]
+    fn default_project_names() {
+        assert_eq!(default_project(Path::new("/home/u/My Shop")), "my-shop");
+        assert_eq!(default_project(Path::new("/")), "default");
+        assert_eq!(default_project(Path::new("/x/_tmp")), "tmp");
+    }
+
+    #[test]
+    fn rewrites_serde_key_errors() {
+        assert_eq!(
+            toml_message("unknown field `imgae`, expected one of `image`, `from`"),
+            "unknown key \"imgae\" (did you mean \"image\"?)"
+        );
+        assert!(
+            toml_message("unknown field `zzz`, expected one of `image`, `from`")
+                .contains("allowed here are: image, from")
+        );
+        assert_eq!(toml_message("missing field `suite`"), "missing key \"suite\", which this table requires");
+    }
+}

@@ -1,0 +1,384 @@
+//! Typed manifest values: sizes, durations, port mappings, users, restart
+//! policies, networks and volumes. Each parses once from its text form and
+//! cannot hold a bad value; the error says what a right value looks like.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+/// A value that did not parse; the text says what would be right.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(pub String);
+
+fn bad(msg: String) -> ValueError {
+    ValueError(msg)
+}
+
+/// A number of bytes, written `512MiB`, `1g`, `64k` or a plain integer.
+///
+/// Units are binary as in Docker (`k`/`kb`/`kib` = 1024, `m` = 1024², `g`,
+/// `t`), case-insensitive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let t = s.trim();
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let shift = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 0,
+            "k" | "kb" | "kib" => 10,
+            "m" | "mb" | "mib" => 20,
+            "g" | "gb" | "gib" => 30,
+            "t" | "tb" | "tib" => 40,
+            _ => {
+                return Err(bad(format!(
+                    "bad size {s:?}: the unit must be one of B, KiB, MiB, GiB, TiB (or k, m, g, t), as in \"256MiB\""
+                )));
+            }
+        };
+        let value: f64 =
+            num.parse().map_err(|_| bad(format!("bad size {s:?}: expected a number with a unit, as in \"256MiB\"")))?;
+        let bytes = value * (1u64 << shift) as f64;
+        if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+            return Err(bad(format!("bad size {s:?}: it must be at least one byte and fit in 64 bits")));
+        }
+        Ok(ByteSize(bytes as u64))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+        let mut value = self.0 as f64;
+        let mut unit = 0;
+        while value >= 1024.0 && unit < UNITS.len() - 1 {
+            value /= 1024.0;
+            unit += 1;
+        }
+        if value.fract() == 0.0 { write!(f, "{value}{}", UNITS[unit]) } else { write!(f, "{value:.1}{}", UNITS[unit]) }
+    }
+}
+
+/// A duration written `500ms`, `2s`, `1m30s` or `1h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Duration(pub std::time::Duration);
+
+impl FromStr for Duration {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let err = || {
+            bad(format!("bad duration {s:?}: expected a number with a unit (ms, s, m, h), as in \"1s\" or \"1m30s\""))
+        };
+        let mut rest = s.trim();
+        if rest.is_empty() {
+            return Err(err());
+        }
+        let mut total = std::time::Duration::ZERO;
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let n: u64 = rest[..digits].parse().map_err(|_| err())?;
+            rest = &rest[digits..];
+            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let part = match &rest[..unit_len] {
+                "ms" => std::time::Duration::from_millis(n),
+                "s" => std::time::Duration::from_secs(n),
+                "m" => std::time::Duration::from_secs(n * 60),
+                "h" => std::time::Duration::from_secs(n * 3600),
+                _ => return Err(err()),
+            };
+            total += part;
+            rest = &rest[unit_len..];
+        }
+        Ok(Duration(total))
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms.is_multiple_of(1000) { write!(f, "{}s", ms / 1000) } else { write!(f, "{ms}ms") }
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+/// `[ADDR:]HOST:CONTAINER[/tcp|udp]`: a container port published on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct PortMapping {
+    /// The host address to bind; 127.0.0.1 unless the manifest names one.
+    pub host_addr: IpAddr,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+impl FromStr for PortMapping {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let err = |why: &str| {
+            bad(format!(
+                "bad port mapping {s:?}: {why}; expected \"[ADDR:]HOST:CONTAINER[/tcp|/udp]\", as in \"8080:80\" or \"0.0.0.0:8080:80/tcp\""
+            ))
+        };
+        let (ports, protocol) = match s.rsplit_once('/') {
+            Some((p, "tcp")) => (p, Protocol::Tcp),
+            Some((p, "udp")) => (p, Protocol::Udp),
+            Some(_) => return Err(err("the protocol must be tcp or udp")),
+            None => (s, Protocol::Tcp),
+        };
+        let (front, container) =
+            ports.rsplit_once(':').ok_or_else(|| err("both a host and a container port are needed"))?;
+        let (addr, host) = match front.rsplit_once(':') {
+            Some((a, h)) => (a.trim_start_matches('[').trim_end_matches(']'), h),
+            None => ("127.0.0.1", front),
+        };
+        let host_addr: IpAddr = addr.parse().map_err(|_| err(&format!("{addr:?} is not an IP address")))?;
+        let port = |p: &str| match p.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(err(&format!("{p:?} is not a port between 1 and 65535"))),
+        };
+        Ok(PortMapping { host_addr, host_port: port(host)?, container_port: port(container)?, protocol })
+    }
+}
+
+impl fmt::Display for PortMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proto = match self.protocol {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        };
+        match self.host_addr {
+            IpAddr::V6(a) => write!(f, "[{a}]:{}:{}/{proto}", self.host_port, self.container_port),
+            IpAddr::V4(a) => write!(f, "{a}:{}:{}/{proto}", self.host_port, self.container_port),
+        }
+    }
+}
+
+/// `user` and `group` as names or numbers: `1000`, `1000:1000`, `app`, `app:staff`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub user: String,
+    pub group: Option<String>,
+}
+
+impl FromStr for User {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        let (user, group) = match s.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (s, None),
+        };
+        if !ok(user) || group.is_some_and(|g| !ok(g)) {
+            return Err(bad(format!(
+                "bad user {s:?}: expected USER[:GROUP] by name or number, as in \"1000:1000\" or \"app\""
+            )));
+        }
+        Ok(User { user: user.to_owned(), group: group.map(str::to_owned) })
+    }
+}
+
+impl fmt::Display for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.group {
+            Some(g) => write!(f, "{}:{g}", self.user),
+            None => f.write_str(&self.user),
+        }
+    }
+}
+
+/// When a container is restarted after its main process exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "policy")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// Restart on a non-zero exit, at most `max_retries` times (unbounded when `None`).
+    OnFailure {
+        max_retries: Option<u32>,
+    },
+    Always,
+    UnlessStopped,
+}
+
+impl FromStr for RestartPolicy {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let err = || {
+            bad(format!(
+                "bad restart policy {s:?}: expected \"no\", \"on-failure\", \"on-failure:N\", \"always\" or \"unless-stopped\""
+            ))
+        };
+        Ok(match s {
+            "no" => RestartPolicy::No,
+            "always" => RestartPolicy::Always,
+            "unless-stopped" => RestartPolicy::UnlessStopped,
+            "on-failure" => RestartPolicy::OnFailure { max_retries: None },
+            _ => match s.strip_prefix("on-failure:") {
+                Some(n) => RestartPolicy::OnFailure { max_retries: Some(n.parse().map_err(|_| err())?) },
+                None => return Err(err()),
+            },
+        })
+    }
+}
+
+/// Which network namespace an env's container joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// The project's shared namespace: envs reach each other on localhost.
+    #[default]
+    Project,
+    Host,
+    None,
+}
+
+impl FromStr for Network {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        match s {
+            "project" => Ok(Network::Project),
+            "host" => Ok(Network::Host),
+            "none" => Ok(Network::None),
+            _ => Err(bad(format!("bad network {s:?}: expected \"project\" (the default), \"host\" or \"none\""))),
+        }
+    }
+}
+
+/// Where a volume's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "source")]
+pub enum VolumeSource {
+    /// A named volume kept in the store; survives container recreation.
+    Named(String),
+    /// A host path, absolute or relative to the manifest's directory (as written).
+    Bind(PathBuf),
+}
+
+/// `SOURCE:TARGET[:ro|:rw]`; a source starting with `/` or `.` is a host path,
+/// anything else names a volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    pub source: VolumeSource,
+    pub target: String,
+    pub read_only: bool,
+}
+
+impl FromStr for Volume {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let err = |why: &str| {
+            bad(format!("bad volume {s:?}: {why}; expected \"NAME:/path[:ro]\" or \"./host/path:/path[:ro]\""))
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        let (source, target, read_only) = match parts.as_slice() {
+            [src, dst] => (*src, *dst, false),
+            [src, dst, "ro"] => (*src, *dst, true),
+            [src, dst, "rw"] => (*src, *dst, false),
+            [_, _, mode] => return Err(err(&format!("the mode {mode:?} must be ro or rw"))),
+            _ => return Err(err("it needs a source and a target")),
+        };
+        if !target.starts_with('/') {
+            return Err(err(&format!("the target {target:?} must be an absolute path in the container")));
+        }
+        let source = if source.starts_with('/') || source.starts_with('.') {
+            VolumeSource::Bind(PathBuf::from(source))
+        } else if is_name(source) {
+            VolumeSource::Named(source.to_owned())
+        } else {
+            return Err(err(&format!(
+                "{source:?} is neither a path (start it with / or ./) nor a volume name (letters, digits, '_', '.', '-')"
+            )));
+        };
+        Ok(Volume { source, target: target.to_owned(), read_only })
+    }
+}
+
+/// A name usable for projects, envs and volumes: starts with a lower-case
+/// letter or digit, then lower-case letters, digits, `_`, `.` or `-`; at most
+/// 63 characters (it becomes a host name).
+pub fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    first_ok && s.len() <= 63 && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!("256MiB".parse::<ByteSize>().unwrap().0, 256 << 20);
+        assert_eq!("1g".parse::<ByteSize>().unwrap().0, 1 << 30);
+        assert_eq!("1.5k".parse::<ByteSize>().unwrap().0, 1536);
+        assert_eq!("4096".parse::<ByteSize>().unwrap().0, 4096);
+        assert!("12 parsecs".parse::<ByteSize>().unwrap_err().0.contains("unit must be one of"));
+        assert!("MiB".parse::<ByteSize>().is_err());
+        assert!("0".parse::<ByteSize>().is_err());
+        assert_eq!(ByteSize(256 << 20).to_string(), "256MiB");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!("1m30s".parse::<Duration>().unwrap().0.as_secs(), 90);
+        assert_eq!("500ms".parse::<Duration>().unwrap().0.as_millis(), 500);
+        assert!("5".parse::<Duration>().is_err());
+        assert!("1 day".parse::<Duration>().is_err());
+        assert!("".parse::<Duration>().is_err());
+    }
+
+    #[test]
+    fn ports() {
+        let p: PortMapping = "8080:80".parse().unwrap();
+        assert_eq!((p.host_addr.to_string().as_str(), p.host_port, p.container_port), ("127.0.0.1", 8080, 80));
+        let p: PortMapping = "0.0.0.0:53:53/udp".parse().unwrap();
+        assert_eq!((p.host_addr.to_string().as_str(), p.protocol), ("0.0.0.0", Protocol::Udp));
+        let p: PortMapping = "[::1]:8080:80".parse().unwrap();
+        assert_eq!(p.to_string(), "[::1]:8080:80/tcp");
+        assert!("80".parse::<PortMapping>().unwrap_err().0.contains("both a host and a container port"));
+        assert!("70000:80".parse::<PortMapping>().unwrap_err().0.contains("between 1 and 65535"));
+        assert!("1:2/sctp".parse::<PortMapping>().is_err());
+    }
+
+    #[test]
+    fn users_restart_network_volumes() {
+        assert_eq!("1000:1000".parse::<User>().unwrap().group.as_deref(), Some("1000"));
+        assert!("a b".parse::<User>().is_err());
+        assert_eq!("on-failure:3".parse::<RestartPolicy>().unwrap(), RestartPolicy::OnFailure { max_retries: Some(3) });
+        assert!("sometimes".parse::<RestartPolicy>().is_err());
+        assert_eq!("none".parse::<Network>().unwrap(), Network::None);
+        let v: Volume = "data:/var/lib/data".parse().unwrap();
+        assert_eq!(v.source, VolumeSource::Named("data".into()));
+        let v: Volume = "./src:/srv/src:ro".parse().unwrap();
+        assert!(v.read_only && matches!(v.source, VolumeSource::Bind(_)));
+        assert!("data:relative".parse::<Volume>().is_err());
+        assert!("Data!:/x".parse::<Volume>().is_err());
+    }
+}
