@@ -87,7 +87,7 @@ impl Checker<'_> {
             None => default_project(self.dir),
         };
         if raw.env.is_empty() {
-            self.error(&(0..0), "no environments declared; add one, as in:\n[env.dev]\nimage = \"scratch\"");
+            self.error(&(0..0), "no environments declared; add an [env.NAME] table with a base, as in [env.dev] image = \"scratch\"");
         }
         let mut envs = BTreeMap::new();
         let mut spans = BTreeMap::new();
@@ -459,7 +459,7 @@ const NAME_RULE: &str = "use lower-case letters, digits, '_', '.' or '-', starti
 
 /// The project name when the manifest gives none: the directory's name,
 /// lower-cased, with other characters replaced by '-'.
-fn default_project(dir: &Path) -> String {
+pub fn default_project(dir: &Path) -> String {
     let raw = dir.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
     let cleaned: String =
         raw.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect();

@@ -8,6 +8,8 @@
 //! (beyond reading the manifest and checking that copy sources exist).
 
 mod check;
+pub use check::default_project;
+pub mod lock;
 pub mod error;
 pub mod model;
 pub mod raw;
@@ -18,6 +20,7 @@ mod xref;
 use std::path::{Path, PathBuf};
 
 pub use error::{Diagnostic, ManifestError};
+pub use lock::{EnvLock, LOCK_FILE, Lock};
 pub use model::{Base, Bootstrap, Copy, Env, Health, ImageSource, Limits, Manifest};
 
 /// The manifest's file name in a project directory.
@@ -45,4 +48,10 @@ fn project_dir(path: &Path) -> std::io::Result<PathBuf> {
 /// A commented starter manifest for a project named `project`.
 pub fn starter(project: &str) -> String {
     include_str!("starter.toml").replace("{project}", project)
+}
+
+/// The manifest for a directory: `berth.toml` in `start` or the nearest
+/// directory above it that has one (as `docker compose` looks for its file).
+pub fn find(start: &Path) -> Option<PathBuf> {
+    start.ancestors().map(|d| d.join(FILE_NAME)).find(|p| p.is_file())
 }

@@ -1,7 +1,136 @@
-//! Resolver: turns a checked manifest into a layer graph and container specs.
-//! (Overview written with the graph code.)
+//! The resolver: a checked [`Manifest`] (and its lock) in, a [`LayerGraph`]
+//! and one [`ContainerSpec`] per env out. It reads input files to hash them
+//! and runs nothing.
+//!
+//! # How the graph is made
+//!
+//! Each env expands to a chain of steps:
+//!
+//! ```text
+//! base → packages (if any) → copy₁ … copyₙ → run₁ … runₘ
+//! ```
+//!
+//! An env with `from = "parent"` has no base step of its own: its chain hangs
+//! under the parent's last node. Envs are expanded in an order where parents
+//! come first ([`Manifest::build_order`]).
+//!
+//! Every node has a cache key ([`key`]):
+//!
+//! ```text
+//! key = blake3(parent key ‖ step kind ‖ canonical parameters ‖ input digest)
+//! ```
+//!
+//! with each field length-prefixed. The parameters are what the step does
+//! (package names and their locked versions, copy destination, mode and
+//! owner, the run command); the input digest is what it reads (a base's
+//! content or resolved digest, the hash of a copied tree — paths, modes,
+//! symlink targets and contents, never mtimes; see [`tree`]). Nodes are
+//! identified by key, so two envs with the same prefix of steps share those
+//! nodes: a shared base is one node, built once. Changing one copied file
+//! changes that copy node's key, hence the keys of every node below it, and
+//! nothing else.
+//!
+//! The image config (env vars, workdir, user, cmd, …) makes no layer and is
+//! not part of any key; it goes into the env's [`ContainerSpec`].
 
+mod base;
+pub mod graph;
 pub mod key;
+pub mod spec;
 pub mod tree;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use graph::{LayerGraph, Node, Step};
 pub use key::{CacheKey, KeyHasher};
+pub use spec::ContainerSpec;
+
+use crate::manifest::{Base, Lock, Manifest};
+
+/// Why a manifest could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("env \"{env}\": cannot read the base image {}: {source}", path.display())]
+    BaseInput { env: String, path: PathBuf, source: std::io::Error },
+    #[error("env \"{env}\": base image {}: {why}", path.display())]
+    BadBase { env: String, path: PathBuf, why: String },
+    #[error("env \"{env}\": cannot hash copy source: {source}")]
+    CopyInput { env: String, source: tree::TreeError },
+}
+
+/// What a manifest resolves to.
+#[derive(Debug)]
+pub struct Resolution {
+    pub graph: LayerGraph,
+    /// One spec per env, by env name.
+    pub specs: BTreeMap<String, ContainerSpec>,
+}
+
+/// Resolves `manifest` with the versions and digests in `lock`.
+pub fn resolve(manifest: &Manifest, lock: &Lock) -> Result<Resolution, ResolveError> {
+    let mut graph = LayerGraph::default();
+    for name in manifest.build_order() {
+        let env = &manifest.envs[name];
+        let env_lock = lock.env(name);
+        let mut at = match &env.base {
+            Base::Env(parent) => graph.tips()[parent.as_str()],
+            other => {
+                let input = base::base_input(&manifest.dir, name, other, env_lock)?;
+                let mut h = KeyHasher::new("base");
+                for f in &input.fields {
+                    h.field(f);
+                }
+                graph.add(None, h.finish(), Step::Base { source: input.source }, name)
+            }
+        };
+        graph.mark_used(at, name);
+        if !env.packages.is_empty() {
+            let mut names = env.packages.clone();
+            names.sort();
+            names.dedup();
+            let locked: BTreeMap<String, String> = env_lock.map(|l| l.packages.clone()).unwrap_or_default();
+            let mut h = KeyHasher::new("packages");
+            h.field(graph.node(at).key.as_bytes());
+            for n in &names {
+                h.field(n.as_bytes()).field(locked.get(n).map_or(&b""[..], |v| v.as_bytes()));
+            }
+            at = graph.add(Some(at), h.finish(), Step::Packages { names, locked }, name);
+        }
+        for copy in &env.copy {
+            let input = tree::hash_tree(&manifest.dir, &copy.src)
+                .map_err(|source| ResolveError::CopyInput { env: name.to_owned(), source })?;
+            let owner = copy.owner.as_ref().map(ToString::to_string);
+            let mut h = KeyHasher::new("copy");
+            h.field(graph.node(at).key.as_bytes())
+                .field(copy.dest.as_bytes())
+                .field(copy.mode.map(|m| format!("{m:o}")).unwrap_or_default().as_bytes())
+                .field(owner.clone().unwrap_or_default().as_bytes())
+                .field(&input.hash);
+            let step = Step::Copy {
+                src: copy.src.display().to_string(),
+                dest: copy.dest.clone(),
+                mode: copy.mode,
+                owner,
+                files: input.files,
+                bytes: input.bytes,
+            };
+            at = graph.add(Some(at), h.finish(), step, name);
+        }
+        for command in &env.run {
+            let mut h = KeyHasher::new("run");
+            h.field(graph.node(at).key.as_bytes()).field(command.as_bytes());
+            at = graph.add(Some(at), h.finish(), Step::Run { command: command.clone() }, name);
+        }
+        graph.set_tip(name, at);
+    }
+    let specs = manifest
+        .envs
+        .values()
+        .map(|env| {
+            let image = graph.node(graph.tips()[&env.name]).key;
+            (env.name.clone(), spec::container_spec(manifest, env, image))
+        })
+        .collect();
+    Ok(Resolution { graph, specs })
+}

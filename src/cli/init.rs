@@ -1,0 +1,41 @@
+//! `berth init`: write a starter manifest.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use berth::manifest;
+
+/// Write a commented starter berth.toml in a project directory.
+///
+/// Example: cd my-project && berth init && berth plan
+#[derive(clap::Args)]
+pub struct Args {
+    /// The project directory
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Project name [default: the directory's name]
+    #[arg(long)]
+    project: Option<String>,
+    /// Overwrite an existing berth.toml
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(_ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
+    let path = args.dir.join(manifest::FILE_NAME);
+    if path.exists() && !args.force {
+        bail!("{} already exists; edit it, or pass --force to replace it with the starter", path.display());
+    }
+    let dir = std::path::absolute(&args.dir).with_context(|| format!("cannot resolve {}", args.dir.display()))?;
+    let project = match args.project {
+        Some(p) => p,
+        None => manifest::default_project(&dir),
+    };
+    let text = manifest::starter(&project);
+    // The starter must itself be a valid manifest.
+    manifest::parse(&text, &path, &dir).context("the starter manifest does not check (a berth bug)")?;
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {} (project \"{project}\"); run `berth plan` to see what it would build", path.display());
+    Ok(ExitCode::SUCCESS)
+}

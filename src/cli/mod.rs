@@ -1,0 +1,165 @@
+//! Command-line interface: clap argument structs, one small file per verb,
+//! output formatting and exit codes. Verbs call into the `berth` library and
+//! print what it returns; they decide nothing themselves.
+//!
+//! Exit codes: 0 success, 1 error, 2 a verb that is not built yet, bad usage,
+//! or (with `plan --exit-code`) changes pending.
+
+mod images;
+mod init;
+mod output;
+mod plan;
+mod unbuilt;
+mod version;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// berth: declarative, reproducible environments in real Linux containers.
+///
+/// Write your environments into berth.toml; `berth plan` shows what
+/// `berth up` would build and run. Images are plain OCI.
+#[derive(Parser)]
+#[command(name = "berth", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The store's directory [default: /var/lib/berth as root, else $XDG_DATA_HOME/berth]
+    #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    // Declarative, per project.
+    /// Write a commented starter berth.toml in the current directory
+    Init(init::Args),
+    /// Show what `berth up` would build and run, without changing anything
+    Plan(plan::Args),
+    /// Build and start the project's envs to match berth.toml
+    Up(unbuilt::Args),
+    /// Stop and remove the project's containers
+    Down(unbuilt::Args),
+    /// List the project's envs and their state
+    Ps(unbuilt::Args),
+    /// Show the logs of the project's envs
+    Logs(unbuilt::Args),
+    /// Run a command in a running env
+    Exec(unbuilt::Args),
+    /// Show files changed in an env's container
+    Diff(unbuilt::Args),
+    /// Freeze a running env into an image
+    Snapshot(unbuilt::Args),
+    /// Resolve packages and base digests into berth.lock
+    Lock(unbuilt::Args),
+    /// Build the project's images without starting containers
+    Build(unbuilt::Args),
+
+    // Imperative, Docker's verbs.
+    /// Run a command in a new container
+    Run(unbuilt::Args),
+    /// Start stopped containers
+    Start(unbuilt::Args),
+    /// Stop running containers
+    Stop(unbuilt::Args),
+    /// Restart containers
+    Restart(unbuilt::Args),
+    /// Remove containers
+    Rm(unbuilt::Args),
+    /// Attach to a running container's input and output
+    Attach(unbuilt::Args),
+    /// List images in the store
+    Images(images::Args),
+    /// Give an image another name
+    Tag(unbuilt::Args),
+    /// Remove images
+    Rmi(unbuilt::Args),
+    /// Show the layers of an image and the steps that made them
+    History(unbuilt::Args),
+    /// Show details of an image, container or image archive
+    Inspect(unbuilt::Args),
+    /// Make an image from a container's changes
+    Commit(unbuilt::Args),
+    /// Write a container's filesystem as a tar
+    Export(unbuilt::Args),
+    /// Make an image from a filesystem tar
+    Import(unbuilt::Args),
+    /// Write images to an OCI or Docker archive
+    Save(unbuilt::Args),
+    /// Read images from an OCI or Docker archive
+    Load(unbuilt::Args),
+    /// Fetch an image from a registry
+    Pull(unbuilt::Args),
+    /// Send an image to a registry
+    Push(unbuilt::Args),
+    /// Remove unused blobs, layers and cache entries from the store
+    Gc(unbuilt::Args),
+    /// Show berth's version
+    Version(version::Args),
+}
+
+/// Parses the command line, runs the verb and turns its outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = Context { root: cli.root };
+    let result = match cli.command {
+        Command::Init(a) => init::run(&ctx, a),
+        Command::Plan(a) => plan::run(&ctx, a),
+        Command::Images(a) => images::run(&ctx, a),
+        Command::Version(a) => version::run(&ctx, a),
+        Command::Up(a) => unbuilt::run("up", 5, a),
+        Command::Down(a) => unbuilt::run("down", 5, a),
+        Command::Ps(a) => unbuilt::run("ps", 5, a),
+        Command::Logs(a) => unbuilt::run("logs", 5, a),
+        Command::Exec(a) => unbuilt::run("exec", 5, a),
+        Command::Diff(a) => unbuilt::run("diff", 5, a),
+        Command::Snapshot(a) => unbuilt::run("snapshot", 6, a),
+        Command::Lock(a) => unbuilt::run("lock", 4, a),
+        Command::Build(a) => unbuilt::run("build", 4, a),
+        Command::Run(a) => unbuilt::run("run", 3, a),
+        Command::Start(a) => unbuilt::run("start", 3, a),
+        Command::Stop(a) => unbuilt::run("stop", 3, a),
+        Command::Restart(a) => unbuilt::run("restart", 3, a),
+        Command::Rm(a) => unbuilt::run("rm", 3, a),
+        Command::Attach(a) => unbuilt::run("attach", 3, a),
+        Command::Tag(a) => unbuilt::run("tag", 7, a),
+        Command::Rmi(a) => unbuilt::run("rmi", 6, a),
+        Command::History(a) => unbuilt::run("history", 4, a),
+        Command::Inspect(a) => unbuilt::run("inspect", 3, a),
+        Command::Commit(a) => unbuilt::run("commit", 6, a),
+        Command::Export(a) => unbuilt::run("export", 6, a),
+        Command::Import(a) => unbuilt::run("import", 6, a),
+        Command::Save(a) => unbuilt::run("save", 6, a),
+        Command::Load(a) => unbuilt::run("load", 6, a),
+        Command::Pull(a) => unbuilt::run("pull", 7, a),
+        Command::Push(a) => unbuilt::run("push", 7, a),
+        Command::Gc(a) => unbuilt::run("gc", 6, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            output::error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What every verb may need from the global options.
+pub struct Context {
+    root: Option<PathBuf>,
+}
+
+impl Context {
+    /// The store directory: `--root`/`BERTH_ROOT`, else the default for this user.
+    pub fn store_root(&self) -> anyhow::Result<PathBuf> {
+        if let Some(root) = &self.root {
+            return Ok(root.clone());
+        }
+        let xdg = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from);
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        Ok(berth::store::default_root(nix::unistd::geteuid().as_raw(), xdg.as_deref(), home.as_deref())?)
+    }
+}

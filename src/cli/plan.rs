@@ -1,0 +1,114 @@
+//! `berth plan`: print what `berth up` would do, changing nothing.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, anyhow};
+use berth::plan::{NodeAction, NodePlan, Plan};
+
+use super::output::Paint;
+
+/// Show what `berth up` would build and run, without changing anything.
+///
+/// Prints the layer graph of every env: each node's step, cache key and
+/// whether the store already has it (`=`) or it must be built (`+`).
+///
+/// Example: berth plan -f manifests/demo/berth.toml --json
+#[derive(clap::Args)]
+pub struct Args {
+    /// The manifest [default: berth.toml here or in the nearest parent directory]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Print the plan as JSON
+    #[arg(long)]
+    json: bool,
+    /// Exit 0 when nothing would change, 2 when something would, 1 on error
+    #[arg(long)]
+    exit_code: bool,
+}
+
+pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
+    let file = match args.file {
+        Some(f) => f,
+        None => {
+            let here = std::env::current_dir().context("cannot read the current directory")?;
+            berth::manifest::find(&here).ok_or_else(|| {
+                anyhow!("no berth.toml in {} or any parent directory; run `berth init` to write one, or pass -f FILE", here.display())
+            })?
+        }
+    };
+    let (manifest, plan) = berth::plan::plan_project(&file, &ctx.store_root()?)?;
+    if args.json {
+        let mut value = serde_json::to_value(&plan)?;
+        value["manifest"] = serde_json::json!(manifest.file);
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{}", render(&plan, &manifest.file.display().to_string(), &Paint::stdout()));
+    }
+    Ok(if args.exit_code && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
+    let mut out = format!("{} (project \"{}\")\n\n", paint.bold(file), plan.project);
+    let shared = plan.nodes.iter().filter(|n| n.envs.len() > 1).count();
+    out += &format!("Layer graph: {} nodes, {shared} shared by more than one env\n", plan.nodes.len());
+    let roots: Vec<&NodePlan> = plan.nodes.iter().filter(|n| n.parent.is_none()).collect();
+    for root in roots {
+        tree(plan, root, "", "", paint, &mut out);
+    }
+    out += "\nEnvs:\n";
+    for (name, env) in &plan.envs {
+        let spec = &env.spec;
+        let mut parts = vec![format!("image {}", spec.image.short())];
+        if !spec.ports.is_empty() {
+            let ports: Vec<String> = spec.ports.iter().map(|p| format!("{}:{}->{}", p.host_addr, p.host_port, p.container_port)).collect();
+            parts.push(format!("ports {}", ports.join(",")));
+        }
+        if let Some(cmd) = &spec.cmd {
+            parts.push(format!("cmd {}", shorten(&cmd.join(" "), 40)));
+        }
+        if !spec.depends_on.is_empty() {
+            parts.push(format!("after {}", spec.depends_on.join(",")));
+        }
+        out += &format!("  {name:<12} {}\n", parts.join("  "));
+    }
+    let build = plan.to_build();
+    out += &format!(
+        "\nPlan: {} to build, {} cached. (Containers are planned once `berth up` is built.)\n",
+        if build > 0 { paint.green(&build.to_string()) } else { "0".to_owned() },
+        plan.nodes.len() - build
+    );
+    out
+}
+
+fn tree(plan: &Plan, node: &NodePlan, lead: &str, branch: &str, paint: &Paint, out: &mut String) {
+    let (sym, kind) = match node.action {
+        NodeAction::Build(_) => (paint.green("+"), paint.green(node.step.kind())),
+        NodeAction::Cached => (paint.dim("="), paint.dim(node.step.kind())),
+    };
+    let pad = " ".repeat(8usize.saturating_sub(node.step.kind().len()));
+    let desc = shorten(&node.step.describe(), 56);
+    out.push_str(&format!("{lead}{branch}{sym} {kind}{pad} {}  {desc}  [{}]\n", node.key.short(), node.envs.join(", ")));
+    let children: Vec<&NodePlan> = plan.nodes.iter().filter(|n| n.parent == Some(node.key)).collect();
+    let child_lead = format!(
+        "{lead}{}",
+        match branch {
+            "" => "",
+            "└─" => "  ",
+            _ => "│ ",
+        }
+    );
+    for (i, child) in children.iter().enumerate() {
+        let last = i + 1 == children.len();
+        tree(plan, child, &child_lead, if last { "└─" } else { "├─" }, paint, out);
+    }
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    let one_line = s.replace('\n', " ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let cut: String = one_line.chars().take(max - 1).collect();
+    format!("{cut}…")
+}

@@ -1,0 +1,151 @@
+//! The layer graph: one node per build step, shared between envs whose
+//! steps are the same, held in a petgraph DAG (edges point parent → child).
+
+use std::collections::{BTreeMap, HashMap};
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Serialize;
+
+use super::key::CacheKey;
+
+/// What a node does. Its parameters are what its cache key covers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Step {
+    /// Where the filesystem starts; `source` is how the manifest named it.
+    Base { source: String },
+    /// Install packages with the base's package manager.
+    Packages { names: Vec<String>, locked: BTreeMap<String, String> },
+    /// Copy a file or tree from the project directory.
+    Copy { src: String, dest: String, mode: Option<u32>, owner: Option<String>, files: u64, bytes: u64 },
+    /// Run a shell command.
+    Run { command: String },
+}
+
+impl Step {
+    /// The step's kind as one word.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Base { .. } => "base",
+            Step::Packages { .. } => "packages",
+            Step::Copy { .. } => "copy",
+            Step::Run { .. } => "run",
+        }
+    }
+
+    /// A one-line description for listings.
+    pub fn describe(&self) -> String {
+        match self {
+            Step::Base { source } => source.clone(),
+            Step::Packages { names, .. } => names.join(" "),
+            Step::Copy { src, dest, .. } => format!("{src} -> {dest}"),
+            Step::Run { command } => command.clone(),
+        }
+    }
+}
+
+/// One step of the graph.
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub key: CacheKey,
+    pub step: Step,
+    /// The envs whose images contain this node's layer.
+    pub envs: Vec<String>,
+}
+
+/// The DAG of build steps of every env in a manifest.
+#[derive(Debug, Default)]
+pub struct LayerGraph {
+    graph: DiGraph<Node, ()>,
+    by_key: HashMap<CacheKey, NodeIndex>,
+    tips: BTreeMap<String, NodeIndex>,
+}
+
+impl LayerGraph {
+    /// Adds a step under `parent` (or as a root), or finds the node with the
+    /// same key; either way marks it as used by `env`.
+    pub fn add(&mut self, parent: Option<NodeIndex>, key: CacheKey, step: Step, env: &str) -> NodeIndex {
+        let index = *self.by_key.entry(key).or_insert_with(|| {
+            let index = self.graph.add_node(Node { key, step, envs: Vec::new() });
+            if let Some(p) = parent {
+                self.graph.add_edge(p, index, ());
+            }
+            index
+        });
+        self.mark_used(index, env);
+        index
+    }
+
+    /// Marks `index` and its ancestors as part of `env`'s image.
+    pub fn mark_used(&mut self, index: NodeIndex, env: &str) {
+        for i in self.chain_from(index) {
+            let envs = &mut self.graph[i].envs;
+            if !envs.iter().any(|e| e == env) {
+                envs.push(env.to_owned());
+                envs.sort();
+            }
+        }
+    }
+
+    /// Records `tip` as the last node of `env`.
+    pub fn set_tip(&mut self, env: &str, tip: NodeIndex) {
+        self.tips.insert(env.to_owned(), tip);
+    }
+
+    pub fn node(&self, index: NodeIndex) -> &Node {
+        &self.graph[index]
+    }
+
+    pub fn len(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.graph.node_count() == 0
+    }
+
+    pub fn parent(&self, index: NodeIndex) -> Option<NodeIndex> {
+        self.graph.neighbors_directed(index, Direction::Incoming).next()
+    }
+
+    /// Children in key order, so listings are stable.
+    pub fn children(&self, index: NodeIndex) -> Vec<NodeIndex> {
+        let mut c: Vec<NodeIndex> = self.graph.neighbors_directed(index, Direction::Outgoing).collect();
+        c.sort_by_key(|i| self.graph[*i].key);
+        c
+    }
+
+    /// Root nodes (bases) in key order.
+    pub fn roots(&self) -> Vec<NodeIndex> {
+        let mut r: Vec<NodeIndex> =
+            self.graph.node_indices().filter(|i| self.parent(*i).is_none()).collect();
+        r.sort_by_key(|i| self.graph[*i].key);
+        r
+    }
+
+    /// Every node, parents before children (a topological order).
+    pub fn topological(&self) -> Vec<NodeIndex> {
+        petgraph::algo::toposort(&self.graph, None).expect("a layer graph is built parent-first and has no cycle")
+    }
+
+    /// The last node of each env, by env name.
+    pub fn tips(&self) -> &BTreeMap<String, NodeIndex> {
+        &self.tips
+    }
+
+    /// The nodes of `env` from its base to its tip.
+    pub fn chain(&self, env: &str) -> Vec<NodeIndex> {
+        self.tips.get(env).map(|tip| self.chain_from(*tip)).unwrap_or_default()
+    }
+
+    /// The nodes from the root down to `index`.
+    pub fn chain_from(&self, index: NodeIndex) -> Vec<NodeIndex> {
+        let mut chain = vec![index];
+        while let Some(p) = self.parent(chain[chain.len() - 1]) {
+            chain.push(p);
+        }
+        chain.reverse();
+        chain
+    }
+}

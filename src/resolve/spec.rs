@@ -1,0 +1,107 @@
+//! `ContainerSpec`: the desired runtime configuration of one env, with the
+//! image config inherited through `from` already applied.
+//!
+//! Image config (env vars, workdir, user, cmd, entrypoint, labels) is
+//! inherited from the `from` env as Docker's `FROM` does, the child's values
+//! winning; container settings (ports, limits, volumes, depends_on, restart,
+//! health, network) belong to each env alone.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::key::CacheKey;
+use crate::manifest::values::{Network, PortMapping, RestartPolicy, User, Volume, VolumeSource};
+use crate::manifest::{Base, Env, Health, Limits, Manifest};
+
+/// What one env's container should look like.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerSpec {
+    pub project: String,
+    pub env: String,
+    /// The cache key of the env's last layer: its image.
+    pub image: CacheKey,
+    pub hostname: String,
+    pub env_vars: BTreeMap<String, String>,
+    pub workdir: String,
+    pub user: Option<User>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub labels: BTreeMap<String, String>,
+    pub ports: Vec<PortMapping>,
+    pub limits: Limits,
+    /// Volumes, with bind sources made absolute against the project directory.
+    pub volumes: Vec<Volume>,
+    pub depends_on: Vec<String>,
+    pub restart: RestartPolicy,
+    pub health: Option<Health>,
+    pub network: Network,
+}
+
+impl ContainerSpec {
+    /// A digest of the whole spec, so a change to any field is seen.
+    pub fn config_hash(&self) -> CacheKey {
+        let json = serde_json::to_vec(self).expect("a container spec always serialises");
+        CacheKey::from_bytes(*blake3::hash(&json).as_bytes())
+    }
+}
+
+/// The spec of `env` in `manifest`, whose image is `image`.
+pub fn container_spec(manifest: &Manifest, env: &Env, image: CacheKey) -> ContainerSpec {
+    // Ancestors from the root of the `from` chain down to `env`.
+    let mut lineage = vec![env];
+    while let Base::Env(parent) = &lineage[lineage.len() - 1].base {
+        lineage.push(&manifest.envs[parent]);
+    }
+    lineage.reverse();
+    let inherited = |pick: &dyn Fn(&Env) -> Option<Vec<String>>| lineage.iter().rev().find_map(|e| pick(e));
+    let mut env_vars = BTreeMap::new();
+    let mut labels = BTreeMap::new();
+    for e in &lineage {
+        env_vars.extend(e.env.clone());
+        labels.extend(e.labels.clone());
+    }
+    let volumes = env
+        .volumes
+        .iter()
+        .map(|v| match &v.source {
+            VolumeSource::Bind(p) => Volume { source: VolumeSource::Bind(absolute(&manifest.dir, p)), ..v.clone() },
+            VolumeSource::Named(_) => v.clone(),
+        })
+        .collect();
+    ContainerSpec {
+        project: manifest.project.clone(),
+        env: env.name.clone(),
+        image,
+        hostname: env.name.clone(),
+        env_vars,
+        workdir: lineage.iter().rev().find_map(|e| e.workdir.clone()).unwrap_or_else(|| "/".to_owned()),
+        user: lineage.iter().rev().find_map(|e| e.user.clone()),
+        entrypoint: inherited(&|e| e.entrypoint.clone()),
+        cmd: inherited(&|e| e.cmd.clone()),
+        labels,
+        ports: env.ports.clone(),
+        limits: env.limits.clone(),
+        volumes,
+        depends_on: env.depends_on.clone(),
+        restart: env.restart,
+        health: env.health.clone(),
+        network: env.network,
+    }
+}
+
+fn absolute(dir: &std::path::Path, p: &std::path::Path) -> PathBuf {
+    let joined = dir.join(p);
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
