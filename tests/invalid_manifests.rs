@@ -36,19 +36,19 @@ invalid! {
     bad_size: ["berth: {file}:4:21: bad size \"12 parsecs\": the unit must be one of B, KiB, MiB, GiB, TiB"];
     bad_port: ["berth: {file}:4:21: bad port mapping \"70000:80\": \"70000\" is not a port between 1 and 65535; expected \"[ADDR:]HOST:CONTAINER[/tcp|/udp]\""];
     bad_duration: ["berth: {file}:4:39: bad duration \"5\": expected a number with a unit (ms, s, m, h)"];
-    duplicate_host_port: ["berth: {file}:8:10: host port 127.0.0.1:8080 is already published by env \"admin\" on line 8"];
+    duplicate_host_port: ["berth: {file}:8:10: host port 127.0.0.1:8080 is already published by env \"web\" on line 4; choose another host port"];
     image_and_bootstrap: ["berth: {file}:4:13: env \"api\" sets both `image` and `bootstrap`; keep one of `image`, `bootstrap` or `from` as its base"];
     no_base: ["berth: {file}:2:1: env \"api\" has no base; set one of `image` (as in image = \"debian:bookworm\"), `bootstrap` or `from`"];
     copy_outside: ["berth: {file}:4:17: copy source \"../../../Cargo.toml\" is outside the project directory"];
     copy_missing: ["berth: {file}:4:17: copy source \"no-such-dir\" does not exist in the project directory"];
     bad_restart: ["berth: {file}:4:11: bad restart policy \"sometimes\": expected \"no\", \"on-failure\", \"on-failure:N\", \"always\" or \"unless-stopped\""];
     bad_image_ref: ["berth: {file}:3:9: bad image reference \"Debian:12\": the name part \"Debian\" must be lower-case letters and digits"];
-    toml_syntax: ["berth: {file}:3:"];
+    toml_syntax: ["berth: {file}:3:17: invalid basic string"];
     depends_on_self: ["berth: {file}:4:15: env \"api\" depends on itself; name another env"];
     bad_env_var: ["berth: {file}:4:9: bad environment variable name \"APP-MODE\""];
-    relative_dest: ["berth: {file}:4:57: copy destination \"srv/app\" must be an absolute path in the container"];
+    relative_dest: ["berth: {file}:4:46: copy destination \"srv/app\" must be an absolute path in the container"];
     bad_project: ["berth: {file}:2:11: bad project name \"My Shop!\": use lower-case letters, digits"];
-    container_port_clash: ["berth: {file}:4:10: container port 8000 is also published by env \"api\" on line 8; all envs of a project share one network namespace"];
+    container_port_clash: ["berth: {file}:8:10: container port 8000 is also published by env \"web\" on line 4; all envs of a project share one network namespace"];
     many_errors: [
         "berth: {file}:4:11: workdir \"srv\" must be an absolute path",
         "berth: {file}:5:8: bad user \"a b\"",

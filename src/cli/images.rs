@@ -31,8 +31,14 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
     let rows: Vec<Vec<String>> = images
         .iter()
         .map(|i| {
-            let id = i.digest.hex()[..12].to_owned();
-            vec![i.repository.clone(), i.tag.clone(), id, i.created.clone(), berth::manifest::values::ByteSize(i.size.max(1)).to_string()]
+            let id = i.manifest.hex()[..12].to_owned();
+            vec![
+                i.repository.clone(),
+                i.tag.clone(),
+                id,
+                i.created.clone().unwrap_or_else(|| "-".to_owned()),
+                berth::manifest::values::ByteSize(i.size.max(1)).to_string(),
+            ]
         })
         .collect();
     println!("{}", table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows));

@@ -160,6 +160,6 @@ impl Context {
         }
         let xdg = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from);
         let home = std::env::var_os("HOME").map(PathBuf::from);
-        Ok(berth::store::default_root(nix::unistd::geteuid().as_raw(), xdg.as_deref(), home.as_deref())?)
+        Ok(berth::store::default_root(berth::sys::euid(), xdg.as_deref(), home.as_deref())?)
     }
 }

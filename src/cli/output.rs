@@ -3,13 +3,19 @@
 
 use std::io::IsTerminal;
 
-/// Prints an error and its causes, one `berth:` line each.
+/// Prints an error and those of its causes that its message does not
+/// already include, one `berth:` line each.
 pub fn error(e: &anyhow::Error) {
-    for line in e.to_string().lines() {
+    let mut said = e.to_string();
+    for line in said.lines() {
         eprintln!("berth: {line}");
     }
     for cause in e.chain().skip(1) {
-        eprintln!("berth:   caused by: {cause}");
+        let text = cause.to_string();
+        if !said.contains(&text) {
+            eprintln!("berth:   caused by: {text}");
+            said.push_str(&text);
+        }
     }
 }
 

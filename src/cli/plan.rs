@@ -33,7 +33,10 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         None => {
             let here = std::env::current_dir().context("cannot read the current directory")?;
             berth::manifest::find(&here).ok_or_else(|| {
-                anyhow!("no berth.toml in {} or any parent directory; run `berth init` to write one, or pass -f FILE", here.display())
+                anyhow!(
+                    "no berth.toml in {} or any parent directory; run `berth init` to write one, or pass -f FILE",
+                    here.display()
+                )
             })?
         }
     };
@@ -61,7 +64,8 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
         let spec = &env.spec;
         let mut parts = vec![format!("image {}", spec.image.short())];
         if !spec.ports.is_empty() {
-            let ports: Vec<String> = spec.ports.iter().map(|p| format!("{}:{}->{}", p.host_addr, p.host_port, p.container_port)).collect();
+            let ports: Vec<String> =
+                spec.ports.iter().map(|p| format!("{}:{}->{}", p.host_addr, p.host_port, p.container_port)).collect();
             parts.push(format!("ports {}", ports.join(",")));
         }
         if let Some(cmd) = &spec.cmd {
@@ -88,7 +92,11 @@ fn tree(plan: &Plan, node: &NodePlan, lead: &str, branch: &str, paint: &Paint, o
     };
     let pad = " ".repeat(8usize.saturating_sub(node.step.kind().len()));
     let desc = shorten(&node.step.describe(), 56);
-    out.push_str(&format!("{lead}{branch}{sym} {kind}{pad} {}  {desc}  [{}]\n", node.key.short(), node.envs.join(", ")));
+    out.push_str(&format!(
+        "{lead}{branch}{sym} {kind}{pad} {}  {desc}  [{}]\n",
+        node.key.short(),
+        node.envs.join(", ")
+    ));
     let children: Vec<&NodePlan> = plan.nodes.iter().filter(|n| n.parent == Some(node.key)).collect();
     let child_lead = format!(
         "{lead}{}",

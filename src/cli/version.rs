@@ -16,7 +16,10 @@ pub fn run(_ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
     let version = env!("CARGO_PKG_VERSION");
     let oci = "1.1";
     if args.json {
-        println!("{}", serde_json::json!({ "version": version, "oci_image_spec": oci, "os": std::env::consts::OS, "arch": std::env::consts::ARCH }));
+        println!(
+            "{}",
+            serde_json::json!({ "version": version, "oci_image_spec": oci, "os": std::env::consts::OS, "arch": std::env::consts::ARCH })
+        );
     } else {
         println!("berth {version}\nOCI image spec {oci}\nplatform {}/{}", std::env::consts::OS, std::env::consts::ARCH);
     }

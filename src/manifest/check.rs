@@ -87,7 +87,10 @@ impl Checker<'_> {
             None => default_project(self.dir),
         };
         if raw.env.is_empty() {
-            self.error(&(0..0), "no environments declared; add an [env.NAME] table with a base, as in [env.dev] image = \"scratch\"");
+            self.error(
+                &(0..0),
+                "no environments declared; add an [env.NAME] table with a base, as in [env.dev] image = \"scratch\"",
+            );
         }
         let mut envs = BTreeMap::new();
         let mut spans = BTreeMap::new();

@@ -9,8 +9,8 @@
 
 mod check;
 pub use check::default_project;
-pub mod lock;
 pub mod error;
+pub mod lock;
 pub mod model;
 pub mod raw;
 mod suggest;

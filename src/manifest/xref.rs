@@ -112,7 +112,10 @@ fn overlaps(a: IpAddr, b: IpAddr) -> bool {
 fn ports(c: &mut Checker<'_>, spans: &Spans) {
     let mut host: Vec<(PortMapping, &str, usize)> = Vec::new();
     let mut inner: Vec<(PortMapping, &str, usize)> = Vec::new();
-    for (name, (_, raw)) in spans {
+    // In file order, so a clash is reported at its second occurrence.
+    let mut in_order: Vec<(&String, &(Range<usize>, RawEnv))> = spans.iter().collect();
+    in_order.sort_by_key(|(_, (span, _))| span.start);
+    for (name, (_, raw)) in in_order {
         let shared = raw.network.as_ref().is_none_or(|n| n.get_ref().parse::<Network>() == Ok(Network::Project));
         for p in &raw.ports {
             let Ok(port) = p.get_ref().parse::<PortMapping>() else { continue };

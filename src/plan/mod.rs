@@ -158,7 +158,9 @@ mod tests {
     fn same_steps_in_two_envs_share_keys_and_different_steps_do_not() {
         let p = plan("t", &resolution(SHARED), &|_| false);
         assert_ne!(p.envs["a"].spec.image, p.envs["b"].spec.image);
-        let twins = resolution("[env.x]\nimage = \"scratch\"\nrun = [\"true\"]\n[env.y]\nimage = \"scratch\"\nrun = [\"true\"]\n");
+        let twins = resolution(
+            "[env.x]\nimage = \"scratch\"\nrun = [\"true\"]\n[env.y]\nimage = \"scratch\"\nrun = [\"true\"]\n",
+        );
         assert_eq!(twins.graph.len(), 2);
         assert_eq!(twins.specs["x"].image, twins.specs["y"].image);
     }

@@ -26,8 +26,8 @@ pub enum PlanError {
 pub fn plan_project(manifest_path: &Path, store_root: &Path) -> Result<(Manifest, Plan), PlanError> {
     let manifest = manifest::load(manifest_path)?;
     let lock = Lock::read(&manifest.dir.join(LOCK_FILE))?;
-    let resolution =
-        resolve(&manifest, &lock).map_err(|source| PlanError::Resolve { manifest: manifest_path.to_owned(), source })?;
+    let resolution = resolve(&manifest, &lock)
+        .map_err(|source| PlanError::Resolve { manifest: manifest_path.to_owned(), source })?;
     let mut cached = HashSet::new();
     if let Some(store) = Store::open_existing(store_root)? {
         let _shared = store.lock_shared()?;

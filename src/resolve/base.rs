@@ -25,24 +25,31 @@ pub fn base_input(dir: &Path, env: &str, base: &Base, lock: Option<&EnvLock>) ->
     let locked = lock.and_then(|l| l.base.as_ref()).map(Digest::to_string);
     let (source, mut fields) = match base {
         Base::Env(_) => unreachable!("`from` bases hang under their parent env's last node"),
-        Base::Bootstrap(b) => (describe_bootstrap(b), vec![b"bootstrap".to_vec(), serde_json::to_vec(b).unwrap_or_default()]),
+        Base::Bootstrap(b) => {
+            (describe_bootstrap(b), vec![b"bootstrap".to_vec(), serde_json::to_vec(b).unwrap_or_default()])
+        }
         Base::Image(ImageSource::Scratch) => ("scratch".to_owned(), vec![b"scratch".to_vec()]),
         Base::Image(ImageSource::Registry { reference }) => {
-            let canonical = reference.parse::<crate::oci::ImageRef>().map(|r| r.to_string()).unwrap_or_else(|_| reference.clone());
+            let canonical =
+                reference.parse::<crate::oci::ImageRef>().map(|r| r.to_string()).unwrap_or_else(|_| reference.clone());
             (reference.clone(), vec![b"registry".to_vec(), canonical.into_bytes()])
         }
         Base::Image(ImageSource::OciDir { path, tag }) => {
             let digest = oci_layout_manifest(env, &dir.join(path), tag.as_deref())?;
-            (format!("oci:{}{}", path.display(), tag_suffix(tag)), vec![b"oci".to_vec(), digest.to_string().into_bytes()])
+            (
+                format!("oci:{}{}", path.display(), tag_suffix(tag)),
+                vec![b"oci".to_vec(), digest.to_string().into_bytes()],
+            )
         }
         Base::Image(ImageSource::OciArchive { path, tag }) => {
             let hash = file_hash(env, &dir.join(path))?;
             let source = format!("oci-archive:{}{}", path.display(), tag_suffix(tag));
             (source, vec![b"oci-archive".to_vec(), hash.to_vec(), tag.clone().unwrap_or_default().into_bytes()])
         }
-        Base::Image(ImageSource::DockerArchive { path }) => {
-            (format!("docker-archive:{}", path.display()), vec![b"docker-archive".to_vec(), file_hash(env, &dir.join(path))?.to_vec()])
-        }
+        Base::Image(ImageSource::DockerArchive { path }) => (
+            format!("docker-archive:{}", path.display()),
+            vec![b"docker-archive".to_vec(), file_hash(env, &dir.join(path))?.to_vec()],
+        ),
         Base::Image(ImageSource::Rootfs { path }) => {
             (format!("rootfs:{}", path.display()), vec![b"rootfs".to_vec(), file_hash(env, &dir.join(path))?.to_vec()])
         }
@@ -94,10 +101,21 @@ fn oci_layout_manifest(env: &str, dir: &Path, tag: Option<&str>) -> Result<Diges
     let Some(descriptor) = chosen else {
         let tags: Vec<String> = manifests.iter().filter_map(ref_name).collect();
         let why = match tag {
-            Some(t) => format!("no image tagged {t:?}; tags in it: {}", if tags.is_empty() { "none".into() } else { tags.join(", ") }),
-            None => format!("{} images and no tag given; write oci:DIR:TAG with one of: {}", manifests.len(), tags.join(", ")),
+            Some(t) => format!(
+                "no image tagged {t:?}; tags in it: {}",
+                if tags.is_empty() { "none".into() } else { tags.join(", ") }
+            ),
+            None => format!(
+                "{} images and no tag given; write oci:DIR:TAG with one of: {}",
+                manifests.len(),
+                tags.join(", ")
+            ),
         };
         return Err(ResolveError::BadBase { env: env.to_owned(), path: index_path, why });
     };
-    Digest::try_from(descriptor.digest()).map_err(|e| ResolveError::BadBase { env: env.to_owned(), path: index_path, why: e.to_string() })
+    Digest::try_from(descriptor.digest()).map_err(|e| ResolveError::BadBase {
+        env: env.to_owned(),
+        path: index_path,
+        why: e.to_string(),
+    })
 }

@@ -118,8 +118,7 @@ impl LayerGraph {
 
     /// Root nodes (bases) in key order.
     pub fn roots(&self) -> Vec<NodeIndex> {
-        let mut r: Vec<NodeIndex> =
-            self.graph.node_indices().filter(|i| self.parent(*i).is_none()).collect();
+        let mut r: Vec<NodeIndex> = self.graph.node_indices().filter(|i| self.parent(*i).is_none()).collect();
         r.sort_by_key(|i| self.graph[*i].key);
         r
     }

@@ -9,7 +9,7 @@ use super::{Store, StoreError};
 use crate::oci::Digest;
 
 /// One row of `berth images`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ImageSummary {
     /// Such as `app` or `localhost:5000/team/app`.
     pub repository: String,

@@ -113,6 +113,23 @@ impl Store {
         self.initialize()
     }
 
+    /// For read-only use: `Ok(true)` when a complete store is at the root,
+    /// `Ok(false)` when there is none yet (nothing is created), an error when
+    /// the root holds something that is not a store.
+    pub(super) fn probe_layout(&self) -> Result<bool, StoreError> {
+        match fs::metadata(&self.root) {
+            Ok(meta) if !meta.is_dir() => return Err(StoreError::RootNotDirectory { root: self.root.clone() }),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::io("inspect the store root", &self.root)(e)),
+        }
+        if self.read_layout_marker()? {
+            return Ok(true);
+        }
+        self.refuse_foreign_entries()?;
+        Ok(false)
+    }
+
     /// Creates the layout under an exclusive lock, so that concurrent first
     /// opens serialise: the second one finds the marker and accepts it.
     fn initialize(&self) -> Result<(), StoreError> {

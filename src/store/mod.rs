@@ -74,6 +74,13 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens the store at `root` only if one is there, creating nothing:
+    /// for verbs that only read, such as `plan` and `images`.
+    pub fn open_existing(root: &Path) -> Result<Option<Store>, StoreError> {
+        let store = Store { root: root.to_path_buf() };
+        Ok(store.probe_layout()?.then_some(store))
+    }
+
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root

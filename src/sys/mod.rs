@@ -3,3 +3,8 @@
 //! callers decide what to do, these functions only do it.
 
 pub mod lock;
+
+/// The effective user id of this process.
+pub fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
