@@ -7,9 +7,8 @@ use berth::store::Store;
 use super::output::table;
 
 /// List images in the store.
-///
-/// Example: berth images --json
 #[derive(clap::Args)]
+#[command(after_help = "Example: berth images --json")]
 pub struct Args {
     /// Print JSON
     #[arg(long)]

@@ -7,9 +7,8 @@ use anyhow::{Context as _, bail};
 use berth::manifest;
 
 /// Write a commented starter berth.toml in a project directory.
-///
-/// Example: cd my-project && berth init && berth plan
 #[derive(clap::Args)]
+#[command(after_help = "Example: berth init --project shop && berth plan")]
 pub struct Args {
     /// The project directory
     #[arg(default_value = ".")]

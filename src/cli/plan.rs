@@ -12,9 +12,8 @@ use super::output::Paint;
 ///
 /// Prints the layer graph of every env: each node's step, cache key and
 /// whether the store already has it (`=`) or it must be built (`+`).
-///
-/// Example: berth plan -f manifests/demo/berth.toml --json
 #[derive(clap::Args)]
+#[command(after_help = "Example: berth plan -f manifests/demo/berth.toml --json")]
 pub struct Args {
     /// The manifest [default: berth.toml here or in the nearest parent directory]
     #[arg(short = 'f', long = "file", value_name = "FILE")]

@@ -3,9 +3,8 @@
 use std::process::ExitCode;
 
 /// Show berth's version and the formats it speaks.
-///
-/// Example: berth version --json
 #[derive(clap::Args)]
+#[command(after_help = "Example: berth version --json")]
 pub struct Args {
     /// Print JSON
     #[arg(long)]

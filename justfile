@@ -1,0 +1,26 @@
+# Recipes for working on berth. `just --list` shows them.
+
+# Build the release binary.
+build:
+    cargo build --release
+
+# Run the whole test suite (as CI does, after fmt and clippy).
+test:
+    cargo test
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings
+
+# Everything CI runs.
+ci:
+    bash .ci/run
+
+# Benchmarks: berth's medians beside its peers', from the same run.
+bench:
+    for b in bench/*.sh; do bash "$b"; done
+
+# The main job on the demo project.
+demo:
+    cargo run --release -- plan -f manifests/demo/berth.toml
