@@ -23,7 +23,12 @@
 //!    meets through blake3 with a fixed 64 KiB buffer, so memory is bounded
 //!    by the thread count, not by file sizes. The file is opened without
 //!    following links and its size and mode are taken from the open file, so
-//!    size, mode and content describe the same inode.
+//!    size, mode and content describe the same inode. Measured on the
+//!    10,000-file, 500 MiB tree of `bench/hash.sh` (2 cores, warm cache):
+//!    this parallel walker and a sequential walk followed by rayon over the
+//!    entries were within noise (90 vs 92 ms), and blake3's
+//!    `update_mmap_rayon` for files over 1 MiB was slower (109 ms), so
+//!    there is one streaming path and no mmap (no SIGBUS if a file shrinks).
 //! 4. **Canonical stream.** The entries are sorted bytewise by their path
 //!    relative to `src` (`/`-separated, `src` itself is the empty path), then
 //!    fed to one hasher, every field length-prefixed (see [`TreeDigest`]).
