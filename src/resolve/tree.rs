@@ -80,39 +80,52 @@ pub struct TreeDigest {
 /// Why a copy source could not be hashed.
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
+    /// The project dir itself cannot be resolved.
     #[error("project dir {project_dir}: cannot open it: {source}")]
     ProjectDir { project_dir: PathBuf, source: io::Error },
+    /// `src` is absolute or climbs out with `..`.
     #[error(
         "copy source {src:?} must be a relative path inside the project dir {project_dir} \
          (no leading '/', no '..')"
     )]
     OutsideProject { src: PathBuf, project_dir: PathBuf },
+    /// `src`, or a directory on the way to it, does not exist.
     #[error(
         "copy source {src:?} does not exist in the project dir {project_dir} \
          (looked for {path}): {source}"
     )]
     NotFound { src: PathBuf, project_dir: PathBuf, path: PathBuf, source: io::Error },
+    /// A directory on the way to `src` is a symlink.
     #[error(
         "copy source {src:?} goes through the symlink {link}; berth does not follow symlinks \
          inside the project dir, so name the real path instead"
     )]
     SymlinkInPath { src: PathBuf, link: PathBuf },
+    /// `src`, or a directory above it, is excluded by a `.berthignore` rule.
     #[error(
         "copy source {src:?} is excluded by a {IGNORE_FILE} rule in the project dir \
          {project_dir}; remove the rule or copy another path"
     )]
     Ignored { src: PathBuf, project_dir: PathBuf },
-    #[error("{path}: cannot read it to hash the copy source: {source}")]
+    /// An entry that cannot be opened, read or stat'ed.
+    #[error(
+        "{path}: cannot read it to hash the copy source ({source}); make it readable or add it \
+         to {IGNORE_FILE}"
+    )]
     Read { path: PathBuf, source: io::Error },
+    /// A file that changed type or size between the walk and the read.
     #[error("{path}: changed while it was being hashed; hash again once it is written")]
     Changed { path: PathBuf },
+    /// A socket, fifo or device node inside `src`.
     #[error(
         "{path} is a {kind}; a copy source may hold only files, directories and symlinks, \
          so add it to {IGNORE_FILE}"
     )]
     Special { path: PathBuf, kind: &'static str },
+    /// A `.berthignore` that cannot be read or holds an invalid rule.
     #[error("{path}: {source}; fix the rule ({IGNORE_FILE} files use gitignore syntax)")]
     BadIgnoreFile { path: PathBuf, source: ignore::Error },
+    /// A directory that cannot be listed.
     #[error("{path}: cannot walk the copy source: {source}")]
     Walk { path: PathBuf, source: ignore::Error },
 }

@@ -176,6 +176,21 @@ fn root_rules_are_relative_to_the_project_root_when_src_is_a_subdir() {
 }
 
 #[test]
+fn rules_in_dirs_above_src_apply_when_src_is_deeper() {
+    let p = sample();
+    p.file("app/lib/tmp/x", "x").file("app/.berthignore", "lib/tmp/\n");
+    assert_eq!(p.hash("app/lib").files, 1, "util.py only");
+}
+
+#[test]
+fn siblings_sharing_a_name_prefix_stay_out() {
+    let p = sample();
+    let d = p.hash("app");
+    p.file("app2/x.py", "x").file("ap", "x");
+    assert_eq!(p.hash("app"), d);
+}
+
+#[test]
 fn nested_rules_apply_below_their_dir() {
     let p = sample();
     p.file("app/lib/.berthignore", "*.py\n");
