@@ -89,25 +89,24 @@ fn tree(plan: &Plan, node: &NodePlan, lead: &str, branch: &str, paint: &Paint, o
         NodeAction::Build(_) => (paint.green("+"), paint.green(node.step.kind())),
         NodeAction::Cached => (paint.dim("="), paint.dim(node.step.kind())),
     };
-    let pad = " ".repeat(8usize.saturating_sub(node.step.kind().len()));
-    let desc = shorten(&node.step.describe(), 56);
+    let desc = shorten(&node.step.describe(), 60);
     out.push_str(&format!(
-        "{lead}{branch}{sym} {kind}{pad} {}  {desc}  [{}]\n",
+        "{sym} {}  {lead}{branch}{kind} {desc}  {}\n",
         node.key.short(),
-        node.envs.join(", ")
+        paint.dim(&format!("[{}]", node.envs.join(", ")))
     ));
     let children: Vec<&NodePlan> = plan.nodes.iter().filter(|n| n.parent == Some(node.key)).collect();
     let child_lead = format!(
         "{lead}{}",
         match branch {
             "" => "",
-            "└─" => "  ",
-            _ => "│ ",
+            "└─ " => "   ",
+            _ => "│  ",
         }
     );
     for (i, child) in children.iter().enumerate() {
         let last = i + 1 == children.len();
-        tree(plan, child, &child_lead, if last { "└─" } else { "├─" }, paint, out);
+        tree(plan, child, &child_lead, if last { "└─ " } else { "├─ " }, paint, out);
     }
 }
 

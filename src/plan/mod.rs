@@ -33,6 +33,7 @@ pub enum NodeAction {
 pub struct NodePlan {
     pub key: CacheKey,
     pub parent: Option<CacheKey>,
+    #[serde(flatten)]
     pub step: Step,
     /// The envs whose images contain this node.
     pub envs: Vec<String>,
