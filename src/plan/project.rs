@@ -15,7 +15,7 @@ pub enum PlanError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error("{}: {source}", manifest.display())]
-    Resolve { manifest: PathBuf, source: ResolveError },
+    Resolve { manifest: PathBuf, source: Box<ResolveError> },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -27,7 +27,7 @@ pub fn plan_project(manifest_path: &Path, store_root: &Path) -> Result<(Manifest
     let manifest = manifest::load(manifest_path)?;
     let lock = Lock::read(&manifest.dir.join(LOCK_FILE))?;
     let resolution = resolve(&manifest, &lock)
-        .map_err(|source| PlanError::Resolve { manifest: manifest_path.to_owned(), source })?;
+        .map_err(|source| PlanError::Resolve { manifest: manifest_path.to_owned(), source: Box::new(source) })?;
     let mut cached = HashSet::new();
     if let Some(store) = Store::open_existing(store_root)? {
         let _shared = store.lock_shared()?;
