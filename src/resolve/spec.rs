@@ -105,3 +105,43 @@ fn absolute(dir: &std::path::Path, p: &std::path::Path) -> PathBuf {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::manifest::{self, Lock};
+    use crate::resolve::resolve;
+
+    #[test]
+    fn image_config_is_inherited_and_container_settings_are_not() {
+        let text = r#"
+            [env.base]
+            image = "scratch"
+            env = { A = "1", B = "base" }
+            workdir = "/srv"
+            cmd = ["serve"]
+            ports = ["8080:80"]
+            limits = { memory = "64MiB" }
+            volumes = ["./data:/data"]
+            [env.child]
+            from = "base"
+            env = { B = "child" }
+            user = "1000"
+        "#;
+        let m = manifest::parse(text, Path::new("berth.toml"), Path::new("/p")).unwrap();
+        let r = resolve(&m, &Lock::default()).unwrap();
+        let (base, child) = (&r.specs["base"], &r.specs["child"]);
+        assert_eq!(child.env_vars["A"], "1");
+        assert_eq!(child.env_vars["B"], "child");
+        assert_eq!(child.workdir, "/srv");
+        assert_eq!(child.cmd.as_deref(), Some(&["serve".to_owned()][..]));
+        assert!(child.ports.is_empty() && child.limits.memory.is_none() && child.volumes.is_empty());
+        assert_eq!(child.user.as_ref().unwrap().user, "1000");
+        assert!(base.user.is_none());
+        let crate::manifest::values::VolumeSource::Bind(p) = &base.volumes[0].source else { panic!() };
+        assert_eq!(p, Path::new("/p/data"));
+        assert_eq!(child.image, base.image, "no steps of its own: the same image");
+        assert_ne!(child.config_hash(), base.config_hash());
+    }
+}
