@@ -83,7 +83,8 @@ impl FromStr for Digest {
             "sha512" => Algorithm::Sha512,
             other => return Err(DigestError::UnsupportedAlgorithm(s.to_owned(), other.to_owned())),
         };
-        let valid = hex.len() == algorithm.hex_len() && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let valid =
+            hex.len() == algorithm.hex_len() && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !valid {
             return Err(DigestError::BadHex(s.to_owned(), algorithm.hex_len()));
         }

@@ -1,3 +1,4 @@
 //! Every raw system call and every `unsafe` block of berth, behind small safe
 //! functions. Each `unsafe` carries a `// SAFETY:` line. No policy lives here:
 //! callers decide what to do, these functions only do it.
+pub mod fs;
