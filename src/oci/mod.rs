@@ -13,6 +13,9 @@ mod tar_root;
 mod tar_unpack;
 pub mod tar_write;
 
+#[cfg(test)]
+mod tests;
+
 pub use digest::{Digest, DigestError};
 pub use tar_read::{UnpackError, UnpackOptions, UnpackStats, Whiteouts, unpack, unpack_compressed};
 pub use tar_write::{Compression, LayerDigests, LayerWriter, TarWriteError, source_date_epoch, write_tree};

@@ -98,10 +98,9 @@ impl EntryMeta {
         header.set_gid(self.gid);
         header.set_size(self.size);
         header.set_mtime(self.mtime);
-        if matches!(self.kind, EntryType::Char | EntryType::Block) {
-            header.set_device_major(self.device.0)?;
-            header.set_device_minor(self.device.1)?;
-        }
+        // Zero for all but devices, written as octal like the other fields.
+        header.set_device_major(self.device.0)?;
+        header.set_device_minor(self.device.1)?;
         header.set_cksum();
 
         if !records.is_empty() {
@@ -176,8 +175,8 @@ mod tests {
         let mut records = Vec::new();
         push_record(&mut records, "path", b"abc");
         assert_eq!(records[0].1, b"12 path=abc\n");
-        // 5 + 90 + 3 = 98 bytes before the length; "100" makes it 101, not 100.
-        push_record(&mut records, "path", &[b'x'; 90]);
+        // 4 + 91 + 3 = 98 bytes before the length; "100" makes it 101, not 100.
+        push_record(&mut records, "path", &[b'x'; 91]);
         assert_eq!(records[1].1.len(), 101);
         assert!(records[1].1.starts_with(b"101 path="));
     }

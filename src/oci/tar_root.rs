@@ -33,6 +33,16 @@ impl Root {
         }
     }
 
+    /// Like [`existing_dir`](Root::existing_dir), but a non-directory on
+    /// the way also gives `None`: for whiteouts, which have nothing to delete
+    /// below a file.
+    pub fn lower_dir(&self, rel: &Path) -> io::Result<Option<OwnedFd>> {
+        match self.existing_dir(rel) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(None),
+            other => other,
+        }
+    }
+
     /// The directory `rel` resolved inside the root, opened for reading (so
     /// its mode, times and xattrs can be set through the fd).
     pub fn open_dir(&self, rel: &Path) -> io::Result<OwnedFd> {

@@ -129,7 +129,12 @@ impl Unpacker {
             other => return Err(UnpackError::Unsupported { entry: shown, kind: other }),
         }
         if self.opts.whiteouts == Whiteouts::Apply {
-            self.written.insert(name.to_path());
+            // With its parents, which may have been created implicitly.
+            for path in name.to_path().ancestors().take_while(|p| !p.as_os_str().is_empty()) {
+                if !self.written.insert(path.to_owned()) {
+                    break;
+                }
+            }
         }
         Ok(())
     }
@@ -267,9 +272,14 @@ impl Unpacker {
             EntryType::Block => NodeKind::BlockDevice,
             _ => NodeKind::Fifo,
         };
-        let number = |n: io::Result<Option<u32>>| n.map(|n| u64::from(n.unwrap_or(0)));
-        let major = number(header.device_major()).map_err(io_err(shown, "read the device major number"))?;
-        let minor = number(header.device_minor()).map_err(io_err(shown, "read the device minor number"))?;
+        let (major, minor) = if kind == NodeKind::Fifo {
+            (0, 0)
+        } else {
+            let number = |n: io::Result<Option<u32>>| n.map(|n| u64::from(n.unwrap_or(0)));
+            let major = number(header.device_major()).map_err(io_err(shown, "read the device major number"))?;
+            let minor = number(header.device_minor()).map_err(io_err(shown, "read the device minor number"))?;
+            (major, minor)
+        };
         clear_slot(parent, file_name, false).map_err(io_err(shown, REPLACE_OP))?;
         sysfs::mknod_at(parent, file_name, kind, 0o600, major, minor)
             .map_err(io_err(shown, "create the device node"))?;
@@ -296,7 +306,7 @@ impl Unpacker {
     fn whiteout(&mut self, shown: &str, name: &CleanName<'_>, target: &OsStr, meta: &Meta) -> Result<(), UnpackError> {
         match self.opts.whiteouts {
             Whiteouts::Apply => {
-                let Some(parent) = self.root.existing_dir(&name.parent()).map_err(io_err(shown, PARENT_OP))? else {
+                let Some(parent) = self.root.lower_dir(&name.parent()).map_err(io_err(shown, PARENT_OP))? else {
                     return Ok(());
                 };
                 sysfs::remove_all_at(parent.as_fd(), target).map_err(io_err(shown, "delete the whited-out path"))?;
@@ -318,7 +328,7 @@ impl Unpacker {
     fn opaque(&mut self, shown: &str, dir: &Path) -> Result<(), UnpackError> {
         match self.opts.whiteouts {
             Whiteouts::Apply => {
-                let Some(fd) = self.root.existing_dir(dir).map_err(io_err(shown, "open the opaque directory"))? else {
+                let Some(fd) = self.root.lower_dir(dir).map_err(io_err(shown, "open the opaque directory"))? else {
                     return Ok(());
                 };
                 for child in sysfs::list_dir(fd.as_fd()).map_err(io_err(shown, "list the opaque directory"))? {

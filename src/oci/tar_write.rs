@@ -2,7 +2,9 @@
 //! out, with its diffID and digest computed in the same pass.
 //!
 //! Byte-identical input trees give byte-identical layers, on any machine:
-//! - [`write_tree`] adds entries sorted bytewise by path, with `./`-less
+//! - [`write_tree`] adds entries sorted by path, comparing component by
+//!   component, each bytewise (the order of `tar --sort=name`: a directory's
+//!   whole subtree follows it before its next sibling), with `./`-less
 //!   relative names and a trailing `/` on directories (the root itself gets
 //!   no entry);
 //! - each mtime is clamped to the epoch (`min(mtime, epoch)`; the epoch is
@@ -353,7 +355,8 @@ pub fn write_tree<W: Write>(
 ) -> Result<(W, LayerDigests), TarWriteError> {
     let mut paths = Vec::new();
     collect(root, Path::new(""), &mut paths)?;
-    paths.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
+    // `Path`'s order compares component by component, each bytewise.
+    paths.sort();
     let mut writer = LayerWriter::new(out, compression, epoch);
     for rel in &paths {
         writer.add(rel, &root.join(rel))?;
@@ -382,11 +385,37 @@ fn collect(root: &Path, rel: &Path, paths: &mut Vec<PathBuf>) -> Result<(), TarW
 /// it once at the edge (the CLI) and pass it down; a malformed value is an
 /// error, as reproducible-builds.org asks.
 pub fn source_date_epoch() -> Result<u64, TarWriteError> {
-    match std::env::var_os("SOURCE_DATE_EPOCH") {
-        None => Ok(0),
-        Some(value) => {
-            let text = value.to_string_lossy();
-            text.trim().parse().map_err(|_| TarWriteError::BadEpoch { value: text.into_owned() })
+    parse_epoch(std::env::var_os("SOURCE_DATE_EPOCH").as_deref())
+}
+
+/// Parses a `SOURCE_DATE_EPOCH` value; `None` (unset) is 0.
+fn parse_epoch(value: Option<&std::ffi::OsStr>) -> Result<u64, TarWriteError> {
+    let Some(value) = value else { return Ok(0) };
+    let text = value.to_string_lossy();
+    text.trim().parse().map_err(|_| TarWriteError::BadEpoch { value: text.into_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn source_date_epoch_parses_or_fails_loudly() {
+        assert_eq!(parse_epoch(None).unwrap(), 0);
+        assert_eq!(parse_epoch(Some(OsStr::new("1700000000"))).unwrap(), 1_700_000_000);
+        for bad in ["", "yesterday", "-5", "1.5"] {
+            let err = parse_epoch(Some(OsStr::new(bad))).unwrap_err();
+            assert!(matches!(err, TarWriteError::BadEpoch { .. }), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn entry_names_must_be_plain_relative_paths() {
+        assert_eq!(entry_name(Path::new("a/b/c")).unwrap(), b"a/b/c");
+        assert_eq!(entry_name(Path::new("a//b/")).unwrap(), b"a/b");
+        for bad in ["", "/a", "../a", "./a", "a/../b"] {
+            assert!(matches!(entry_name(Path::new(bad)), Err(TarWriteError::BadName { .. })), "{bad}");
         }
     }
 }
