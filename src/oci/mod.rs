@@ -6,6 +6,7 @@
 //! manifests or the store's layout.
 
 pub mod digest;
+mod layer_sink;
 mod tar_header;
 mod tar_name;
 pub mod tar_read;

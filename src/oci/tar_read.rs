@@ -45,7 +45,9 @@ use super::tar_unpack::Unpacker;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Whiteouts {
     /// Delete what they name: for flattening layers onto one tree. An opaque
-    /// marker deletes what the directory held before this archive.
+    /// marker deletes what the directory held before this archive (entries
+    /// of this archive, and the directories they needed, stay). A whiteout
+    /// for something absent is a no-op. AUFS `.wh..wh.*` files are skipped.
     Apply,
     /// Keep them as overlayfs does: a 0:0 character device for `.wh.NAME`,
     /// the xattr `trusted.overlay.opaque=y` for an opaque directory. For
@@ -58,7 +60,8 @@ pub enum Whiteouts {
 pub struct UnpackOptions {
     pub whiteouts: Whiteouts,
     /// Give entries the archive's numeric uid/gid (needs root); otherwise
-    /// they belong to the unpacking user.
+    /// they belong to the unpacking user. Modes, setuid/setgid included,
+    /// are applied either way.
     pub preserve_owners: bool,
 }
 

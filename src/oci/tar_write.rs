@@ -31,11 +31,10 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use flate2::write::GzEncoder;
-use sha2::Digest as _;
 use tar::EntryType;
 
 use super::digest::Digest;
+use super::layer_sink::{Hashing, Sink};
 use super::tar_header::EntryMeta;
 use super::tar_name::{OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::sys::fs::get_xattr_nofollow;
@@ -93,77 +92,6 @@ pub struct LayerDigests {
     /// Length of the blob as written, in bytes.
     pub size: u64,
     pub media_type: &'static str,
-}
-
-/// A writer that hashes and counts what passes through it.
-struct Hashing<W> {
-    inner: W,
-    hasher: sha2::Sha256,
-    count: u64,
-}
-
-impl<W: Write> Hashing<W> {
-    fn new(inner: W) -> Self {
-        Hashing { inner, hasher: sha2::Sha256::new(), count: 0 }
-    }
-
-    fn into_parts(self) -> (W, Digest, u64) {
-        (self.inner, Digest::from_sha256(self.hasher.finalize().into()), self.count)
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// The compressor between the tar stream and the output.
-enum Sink<W: Write> {
-    Plain(Hashing<W>),
-    Gzip(GzEncoder<Hashing<W>>),
-}
-
-impl<W: Write> Sink<W> {
-    fn new(out: W, compression: Compression) -> Self {
-        let out = Hashing::new(out);
-        match compression {
-            Compression::None => Sink::Plain(out),
-            Compression::Gzip => Sink::Gzip(
-                flate2::GzBuilder::new().mtime(0).operating_system(255).write(out, flate2::Compression::default()),
-            ),
-        }
-    }
-
-    fn finish(self) -> io::Result<Hashing<W>> {
-        match self {
-            Sink::Plain(w) => Ok(w),
-            Sink::Gzip(gz) => gz.finish(),
-        }
-    }
-}
-
-impl<W: Write> Write for Sink<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Sink::Plain(w) => w.write(buf),
-            Sink::Gzip(w) => w.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Sink::Plain(w) => w.flush(),
-            Sink::Gzip(w) => w.flush(),
-        }
-    }
 }
 
 /// Writes one layer: add entries in the order they should appear, then
