@@ -6,8 +6,19 @@
 //! manifests or the store's layout.
 
 pub mod digest;
-
+mod layer_sink;
 pub mod reference;
+mod tar_header;
+mod tar_name;
+pub mod tar_read;
+mod tar_root;
+mod tar_unpack;
+pub mod tar_write;
+
+#[cfg(test)]
+mod tests;
 
 pub use digest::{Digest, DigestError};
 pub use reference::{ImageRef, ReferenceError};
+pub use tar_read::{UnpackError, UnpackOptions, UnpackStats, Whiteouts, unpack, unpack_compressed};
+pub use tar_write::{Compression, LayerDigests, LayerWriter, TarWriteError, source_date_epoch, write_tree};

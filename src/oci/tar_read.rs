@@ -1,0 +1,145 @@
+//! The safe tar reader: unpacks a layer (or any tar) into a root directory
+//! without ever writing outside it.
+//!
+//! Safety comes from the kernel, not from string checks: the root is opened
+//! once as a directory fd, and every entry's *parent* directory is resolved
+//! with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so a symlink on
+//! the way (`-> /`, `-> ../..`, `-> /etc`) resolves inside the root, as it
+//! would inside the container. The final component is then created relative
+//! to that fd with `*at` calls that never follow it; whatever already has
+//! that name is removed first (unless a directory is re-declared as a
+//! directory) and never written through. Modes, owners and times are set
+//! through the new file's fd or with `AT_SYMLINK_NOFOLLOW`.
+//!
+//! Names (see `tar_name`) are *neutralised* when harmless — a leading `/`
+//! or `./` is dropped, so `/etc/passwd` lands at `root/etc/passwd` — and
+//! *rejected* with an error naming the entry when they have no safe
+//! meaning: a `..` component, a NUL byte, a non-directory that would replace
+//! the root itself (`.`, `/.`), a whiteout whose target is not one plain
+//! name, a hard link whose target is not already inside the root.
+//!
+//! Missing parent directories are created with mode 0755 (less the umask).
+//! Directory modes and mtimes are applied at the end, after their contents
+//! are written, so the result matches the archive.
+//!
+//! Only the `security.capability` xattr is applied from PAX
+//! `SCHILY.xattr.*` records; others are ignored, so an archive can never set
+//! `trusted.overlay.*` or security labels.
+//!
+//! The work per entry type is in `tar_unpack`, the in-root resolution in
+//! `tar_root`, the name rules in `tar_name`.
+//!
+//! The reader is meant to write into a fresh staging directory: on error it
+//! stops and returns the error, leaving a partial tree behind, and the
+//! caller removes the staging directory.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use tar::EntryType;
+
+use super::tar_root::Root;
+use super::tar_unpack::Unpacker;
+
+/// What to do with OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// Delete what they name: for flattening layers onto one tree. An opaque
+    /// marker deletes what the directory held before this archive (entries
+    /// of this archive, and the directories they needed, stay). A whiteout
+    /// for something absent is a no-op. AUFS `.wh..wh.*` files are skipped.
+    Apply,
+    /// Keep them as overlayfs does: a 0:0 character device for `.wh.NAME`,
+    /// the xattr `trusted.overlay.opaque=y` for an opaque directory. For
+    /// unpacked layers used as overlay lower directories.
+    Overlay,
+}
+
+/// How to unpack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnpackOptions {
+    pub whiteouts: Whiteouts,
+    /// Give entries the archive's numeric uid/gid (needs root); otherwise
+    /// they belong to the unpacking user. Modes, setuid/setgid included,
+    /// are applied either way.
+    pub preserve_owners: bool,
+}
+
+/// What an unpack did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnpackStats {
+    /// Entries handled, whiteouts included.
+    pub entries: u64,
+    /// Bytes of regular file contents written.
+    pub bytes: u64,
+}
+
+/// Why an unpack stopped. The root may hold a partial tree: remove it.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("cannot open unpack root {root}: {source}; expected an existing directory")]
+    OpenRoot { root: PathBuf, source: io::Error },
+    #[error("cannot read the tar stream after {entries} entries: {source}")]
+    Read { entries: u64, source: io::Error },
+    #[error("tar entry {entry:?} {reason}")]
+    BadName { entry: String, reason: &'static str },
+    #[error("tar entry {entry:?} {reason}")]
+    BadWhiteout { entry: String, reason: &'static str },
+    #[error("tar entry {entry:?} is a hard link to {target:?}, which {reason}")]
+    BadLinkTarget { entry: String, target: String, reason: &'static str },
+    #[error(
+        "tar entry {entry:?} has type {kind:?}, which berth cannot unpack; expected a file, directory, link, fifo or device"
+    )]
+    Unsupported { entry: String, kind: EntryType },
+    #[error("tar entry {entry:?}: cannot {op}: {source}")]
+    Io { entry: String, op: &'static str, source: io::Error },
+    #[error("cannot set mode and mtime of directory {dir:?} after unpacking: {source}")]
+    FinishDir { dir: PathBuf, source: io::Error },
+}
+
+/// Unpacks the uncompressed tar `reader` into the existing directory `root`
+/// (see the module page). Reads the stream to its end, so a hashing reader
+/// sees every byte.
+pub fn unpack<R: Read>(reader: R, root: &Path, opts: &UnpackOptions) -> Result<UnpackStats, UnpackError> {
+    let root = Root::open(root).map_err(|source| UnpackError::OpenRoot { root: root.to_owned(), source })?;
+    let mut unpacker = Unpacker::new(root, *opts);
+    let mut archive = tar::Archive::new(reader);
+    let read_err = |entries, source| UnpackError::Read { entries, source };
+    for entry in archive.entries().map_err(|e| read_err(0, e))? {
+        let mut entry = entry.map_err(|e| read_err(unpacker.entries(), e))?;
+        unpacker.entry(&mut entry)?;
+    }
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| read_err(unpacker.entries(), e))?;
+    unpacker.finish()
+}
+
+/// Like [`unpack`], but first looks at the stream's first bytes and
+/// decompresses gzip (`1f 8b`); anything else is read as a plain tar.
+pub fn unpack_compressed<R: Read>(
+    mut reader: R,
+    root: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackStats, UnpackError> {
+    let mut magic = [0u8; 2];
+    let mut seen = 0;
+    while seen < magic.len() {
+        match reader.read(&mut magic[seen..]) {
+            Ok(0) => break,
+            Ok(n) => seen += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(UnpackError::Read { entries: 0, source }),
+        }
+    }
+    let stream = io::Cursor::new(magic[..seen].to_vec()).chain(reader);
+    if magic[..seen] == [0x1f, 0x8b] {
+        unpack(flate2::read::MultiGzDecoder::new(stream), root, opts)
+    } else {
+        unpack(stream, root, opts)
+    }
+}
+
+/// Maps an I/O error on entry `shown` while doing `op`.
+pub(super) fn io_err(shown: &str, op: &'static str) -> impl FnOnce(io::Error) -> UnpackError {
+    let entry = shown.to_owned();
+    move |source| UnpackError::Io { entry, op, source }
+}

@@ -1,0 +1,349 @@
+//! The reproducible layer writer: filesystem objects in, an OCI layer blob
+//! out, with its diffID and digest computed in the same pass.
+//!
+//! Byte-identical input trees give byte-identical layers, on any machine:
+//! - [`write_tree`] adds entries sorted by path, comparing component by
+//!   component, each bytewise (the order of `tar --sort=name`: a directory's
+//!   whole subtree follows it before its next sibling), with `./`-less
+//!   relative names and a trailing `/` on directories (the root itself gets
+//!   no entry);
+//! - each mtime is clamped to the epoch (`min(mtime, epoch)`; the epoch is
+//!   `SOURCE_DATE_EPOCH` or 0, see [`source_date_epoch`]); there is no atime
+//!   or ctime;
+//! - owners are numeric uid/gid with empty uname/gname; the mode keeps the
+//!   permission bits with setuid, setgid and sticky;
+//! - a second path to an inode already added by the same writer becomes a
+//!   hard link entry to the first path;
+//! - the only xattr kept is `security.capability` (as a PAX
+//!   `SCHILY.xattr.` record): the other namespaces hold host-specific state
+//!   (SELinux labels, overlay internals) or user data we do not promise to
+//!   carry; sockets are skipped, as tar cannot hold them;
+//! - headers are ustar, with PAX records only for what ustar cannot hold
+//!   (see `tar_header`); the gzip header has no name and mtime 0.
+//!
+//! The stream is hashed twice as it is written: sha256 over the tar (the
+//! diffID) and sha256 over the compressed bytes (the blob digest).
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use tar::EntryType;
+
+use super::digest::Digest;
+use super::layer_sink::{Hashing, Sink};
+use super::tar_header::EntryMeta;
+use super::tar_name::{OPAQUE_MARKER, WHITEOUT_PREFIX};
+use crate::sys::fs::get_xattr_nofollow;
+
+/// The one xattr the writer carries (file capabilities).
+const CAPABILITY_XATTR: &str = "security.capability";
+
+/// Why a layer could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum TarWriteError {
+    #[error("cannot use {rel:?} as a layer entry name: {reason}")]
+    BadName { rel: PathBuf, reason: &'static str },
+    #[error("cannot read {path} for layer entry {rel:?}: {source}")]
+    Read { rel: PathBuf, path: PathBuf, source: io::Error },
+    #[error(
+        "{path} changed while it was added to the layer as {rel:?}; layers must be written from a tree nothing else writes to"
+    )]
+    Changed { rel: PathBuf, path: PathBuf },
+    #[error("cannot write layer entry {rel:?}: {source}")]
+    Write { rel: PathBuf, source: io::Error },
+    #[error("cannot finish the layer stream: {source}")]
+    Finish { source: io::Error },
+    #[error("cannot list {path} while writing it as a layer: {source}")]
+    Walk { path: PathBuf, source: io::Error },
+    #[error(
+        "SOURCE_DATE_EPOCH is {value:?}; expected a whole number of seconds since 1970-01-01 UTC, such as 1700000000"
+    )]
+    BadEpoch { value: String },
+}
+
+/// How the layer blob is compressed. (zstd will join these.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+impl Compression {
+    /// The OCI media type of a layer compressed this way.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+        }
+    }
+}
+
+/// What a finished layer is known by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerDigests {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// sha256 of the blob as written (compressed).
+    pub digest: Digest,
+    /// Length of the blob as written, in bytes.
+    pub size: u64,
+    pub media_type: &'static str,
+}
+
+/// Writes one layer: add entries in the order they should appear, then
+/// [`finish`](LayerWriter::finish). Entries are written as they are added;
+/// sorting is the caller's job ([`write_tree`] does it).
+pub struct LayerWriter<W: Write> {
+    builder: tar::Builder<Hashing<Sink<W>>>,
+    compression: Compression,
+    epoch: u64,
+    /// `(dev, ino)` of multiply-linked objects → the first name written.
+    inodes: HashMap<(u64, u64), Vec<u8>>,
+}
+
+impl<W: Write> LayerWriter<W> {
+    /// A writer into `out`, clamping mtimes to `epoch` (seconds).
+    pub fn new(out: W, compression: Compression, epoch: u64) -> Self {
+        let builder = tar::Builder::new(Hashing::new(Sink::new(out, compression)));
+        LayerWriter { builder, compression, epoch, inodes: HashMap::new() }
+    }
+
+    /// Adds the filesystem object at `source` (never following a symlink
+    /// there) as the entry `rel`: a file, directory, symlink, fifo or device,
+    /// or a hard link if its inode was already added. Sockets are skipped.
+    pub fn add(&mut self, rel: &Path, source: &Path) -> Result<(), TarWriteError> {
+        let mut name = entry_name(rel)?;
+        let meta = fs::symlink_metadata(source).map_err(|e| read_err_at(rel, source, e))?;
+        let ft = meta.file_type();
+        if ft.is_socket() {
+            return Ok(());
+        }
+        let mtime = u64::try_from(meta.mtime()).unwrap_or(0).min(self.epoch);
+        let mut entry = EntryMeta::new(Vec::new(), EntryType::Regular, meta.mode(), mtime);
+        entry.uid = meta.uid().into();
+        entry.gid = meta.gid().into();
+        if ft.is_dir() {
+            name.push(b'/');
+            entry.name = name;
+            entry.kind = EntryType::Directory;
+            return self.append(rel, &entry, io::empty());
+        }
+        if meta.nlink() > 1 {
+            if let Some(first) = self.inodes.get(&(meta.dev(), meta.ino())) {
+                entry.name = name;
+                entry.kind = EntryType::Link;
+                entry.link = first.clone();
+                return self.append(rel, &entry, io::empty());
+            }
+            self.inodes.insert((meta.dev(), meta.ino()), name.clone());
+        }
+        entry.name = name;
+        if ft.is_file() {
+            let file = open_unchanged(rel, source, &meta)?;
+            entry.size = meta.len();
+            if let Some(cap) = get_xattr_nofollow(source, CAPABILITY_XATTR).map_err(|e| read_err_at(rel, source, e))? {
+                entry.xattrs.push((CAPABILITY_XATTR.to_owned(), cap));
+            }
+            return self.append(rel, &entry, Exact { inner: file, left: meta.len() });
+        }
+        if ft.is_symlink() {
+            entry.kind = EntryType::Symlink;
+            entry.link = fs::read_link(source).map_err(|e| read_err_at(rel, source, e))?.into_os_string().into_vec();
+        } else if ft.is_fifo() {
+            entry.kind = EntryType::Fifo;
+        } else {
+            entry.kind = if ft.is_char_device() { EntryType::Char } else { EntryType::Block };
+            let rdev = meta.rdev();
+            let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
+            entry.device = (major as u32, minor as u32);
+        }
+        self.append(rel, &entry, io::empty())
+    }
+
+    /// Adds the OCI whiteout `dir/.wh.name` for `rel` = `dir/name`: the
+    /// layer deletes `rel` from the layers below it.
+    pub fn add_whiteout(&mut self, rel: &Path) -> Result<(), TarWriteError> {
+        let name = entry_name(rel)?;
+        let split = name.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+        let mut marker = name[..split].to_vec();
+        marker.extend_from_slice(WHITEOUT_PREFIX.as_bytes());
+        marker.extend_from_slice(&name[split..]);
+        self.append_marker(rel, marker)
+    }
+
+    /// Adds the OCI opaque marker `dir/.wh..wh..opq`: the layer hides
+    /// everything the layers below have in `dir_rel` (empty: the root).
+    pub fn add_opaque(&mut self, dir_rel: &Path) -> Result<(), TarWriteError> {
+        let mut marker = if dir_rel.as_os_str().is_empty() { Vec::new() } else { entry_name(dir_rel)? };
+        if !marker.is_empty() {
+            marker.push(b'/');
+        }
+        marker.extend_from_slice(OPAQUE_MARKER.as_bytes());
+        self.append_marker(dir_rel, marker)
+    }
+
+    /// Writes the end of the archive, flushes the compressor and `out`, and
+    /// returns `out` with the layer's digests.
+    pub fn finish(self) -> Result<(W, LayerDigests), TarWriteError> {
+        let finish = |source| TarWriteError::Finish { source };
+        let tar = self.builder.into_inner().map_err(finish)?;
+        let (sink, diff_id, _) = tar.into_parts();
+        let (mut out, digest, size) = sink.finish().map_err(finish)?.into_parts();
+        out.flush().map_err(finish)?;
+        Ok((out, LayerDigests { diff_id, digest, size, media_type: self.compression.media_type() }))
+    }
+
+    /// A whiteout or opaque marker: an empty regular file, mode 0644, owned
+    /// by 0:0, with the epoch as its mtime.
+    fn append_marker(&mut self, rel: &Path, name: Vec<u8>) -> Result<(), TarWriteError> {
+        let entry = EntryMeta::new(name, EntryType::Regular, 0o644, self.epoch);
+        self.append(rel, &entry, io::empty())
+    }
+
+    fn append(&mut self, rel: &Path, entry: &EntryMeta, data: impl Read) -> Result<(), TarWriteError> {
+        entry.append(&mut self.builder, data).map_err(|source| TarWriteError::Write { rel: rel.to_owned(), source })
+    }
+}
+
+fn read_err_at(rel: &Path, path: &Path, source: io::Error) -> TarWriteError {
+    TarWriteError::Read { rel: rel.to_owned(), path: path.to_owned(), source }
+}
+
+/// The entry name for `rel`: its plain components joined by `/`.
+fn entry_name(rel: &Path) -> Result<Vec<u8>, TarWriteError> {
+    let bad = |reason| TarWriteError::BadName { rel: rel.to_owned(), reason };
+    let mut name = Vec::new();
+    for component in rel.components() {
+        match component {
+            Component::Normal(part) => {
+                if !name.is_empty() {
+                    name.push(b'/');
+                }
+                name.extend_from_slice(part.as_bytes());
+            }
+            _ => {
+                return Err(bad("expected a relative path of plain components, without `/`, `.` or `..` at the front"));
+            }
+        }
+    }
+    if name.is_empty() {
+        return Err(bad("the name is empty; the layer root has no entry of its own"));
+    }
+    Ok(name)
+}
+
+/// Opens the regular file `source` without following symlinks or blocking,
+/// and checks it is still the object `meta` describes.
+fn open_unchanged(rel: &Path, source: &Path, meta: &fs::Metadata) -> Result<File, TarWriteError> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(source)
+        .map_err(|e| read_err_at(rel, source, e))?;
+    let now = file.metadata().map_err(|e| read_err_at(rel, source, e))?;
+    if (now.dev(), now.ino(), now.len()) != (meta.dev(), meta.ino(), meta.len()) {
+        return Err(TarWriteError::Changed { rel: rel.to_owned(), path: source.to_owned() });
+    }
+    Ok(file)
+}
+
+/// Reads exactly `left` bytes from `inner`: stops there if the file grew and
+/// fails if it shrank, so the header's size is always right.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was being read"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Writes the directory `root` as one layer (see the module page) and
+/// returns `out` with the layer's digests.
+pub fn write_tree<W: Write>(
+    root: &Path,
+    out: W,
+    compression: Compression,
+    epoch: u64,
+) -> Result<(W, LayerDigests), TarWriteError> {
+    let mut paths = Vec::new();
+    collect(root, Path::new(""), &mut paths)?;
+    // `Path`'s order compares component by component, each bytewise.
+    paths.sort();
+    let mut writer = LayerWriter::new(out, compression, epoch);
+    for rel in &paths {
+        writer.add(rel, &root.join(rel))?;
+    }
+    writer.finish()
+}
+
+/// Appends every path below `root.join(rel)` to `paths`, relative to `root`,
+/// descending into directories but not into symlinks.
+fn collect(root: &Path, rel: &Path, paths: &mut Vec<PathBuf>) -> Result<(), TarWriteError> {
+    let dir = root.join(rel);
+    let walk = |source| TarWriteError::Walk { path: dir.clone(), source };
+    for entry in fs::read_dir(&dir).map_err(walk)? {
+        let entry = entry.map_err(walk)?;
+        let child = rel.join(entry.file_name());
+        let is_dir = entry.file_type().map_err(walk)?.is_dir();
+        paths.push(child.clone());
+        if is_dir {
+            collect(root, &child, paths)?;
+        }
+    }
+    Ok(())
+}
+
+/// The epoch to clamp mtimes to: `SOURCE_DATE_EPOCH` if set, else 0. Read
+/// it once at the edge (the CLI) and pass it down; a malformed value is an
+/// error, as reproducible-builds.org asks.
+pub fn source_date_epoch() -> Result<u64, TarWriteError> {
+    parse_epoch(std::env::var_os("SOURCE_DATE_EPOCH").as_deref())
+}
+
+/// Parses a `SOURCE_DATE_EPOCH` value; `None` (unset) is 0.
+fn parse_epoch(value: Option<&std::ffi::OsStr>) -> Result<u64, TarWriteError> {
+    let Some(value) = value else { return Ok(0) };
+    let text = value.to_string_lossy();
+    text.trim().parse().map_err(|_| TarWriteError::BadEpoch { value: text.into_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn source_date_epoch_parses_or_fails_loudly() {
+        assert_eq!(parse_epoch(None).unwrap(), 0);
+        assert_eq!(parse_epoch(Some(OsStr::new("1700000000"))).unwrap(), 1_700_000_000);
+        for bad in ["", "yesterday", "-5", "1.5"] {
+            let err = parse_epoch(Some(OsStr::new(bad))).unwrap_err();
+            assert!(matches!(err, TarWriteError::BadEpoch { .. }), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn entry_names_must_be_plain_relative_paths() {
+        assert_eq!(entry_name(Path::new("a/b/c")).unwrap(), b"a/b/c");
+        assert_eq!(entry_name(Path::new("a//b/")).unwrap(), b"a/b");
+        for bad in ["", "/a", "../a", "./a", "a/../b"] {
+            assert!(matches!(entry_name(Path::new(bad)), Err(TarWriteError::BadName { .. })), "{bad}");
+        }
+    }
+}
