@@ -13,5 +13,6 @@ pub mod manifest;
 pub mod oci;
 pub mod plan;
 pub mod resolve;
+pub mod runtime;
 pub mod store;
 pub mod sys;

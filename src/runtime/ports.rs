@@ -1,0 +1,1 @@
+//! (runtime::ports: being written.)

@@ -1,0 +1,1 @@
+//! (runtime::restart: being written.)
