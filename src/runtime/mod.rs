@@ -22,4 +22,5 @@ pub mod ports;
 pub mod process;
 pub mod restart;
 pub mod rootfs;
+pub mod spec;
 pub mod state;
