@@ -41,7 +41,7 @@ invalid! {
     no_base: ["berth: {file}:2:1: env \"api\" has no base; set one of `image` (as in image = \"debian:bookworm\"), `bootstrap` or `from`"];
     copy_outside: ["berth: {file}:4:17: copy source \"../../../Cargo.toml\" is outside the project directory"];
     copy_missing: ["berth: {file}:4:17: copy source \"no-such-dir\" does not exist in the project directory"];
-    bad_restart: ["berth: {file}:4:11: bad restart policy \"sometimes\": expected \"no\", \"on-failure\", \"on-failure:N\", \"always\" or \"unless-stopped\""];
+    bad_restart: ["berth: {file}:4:11: bad restart policy \"sometimes\": expected \"no\", \"on-failure\", \"on-failure:N\" (N at least 1), \"always\" or \"unless-stopped\""];
     bad_image_ref: ["berth: {file}:3:9: bad image reference \"Debian:12\": the name part \"Debian\" must be lower-case letters and digits"];
     toml_syntax: ["berth: {file}:3:17: invalid basic string"];
     depends_on_self: ["berth: {file}:4:15: env \"api\" depends on itself; name another env"];
@@ -56,4 +56,9 @@ invalid! {
         "berth: {file}:6:29: bad pids limit",
     ];
     no_envs: ["berth: {file}:1:1: no environments declared"];
+    decimal_mode: ["berth: {file}:4:58: bad mode 644: expected octal permission bits, as in mode = 0o644"];
+    ports_on_host_network: ["berth: {file}:5:10: ports have no effect with network = \"host\""];
+    zero_interval: ["berth: {file}:4:37: health interval must be longer than 0"];
+    env_name_underscore: ["berth: {file}:2:6: bad env name \"my_api\": env names become host names"];
+    three_bases: ["berth: {file}:8:8: env \"api\" sets both `image`, `bootstrap` and `from`; keep one"];
 }

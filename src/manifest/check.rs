@@ -16,7 +16,7 @@ use super::error::{Diagnostic, ManifestError, SourceMap};
 use super::model::{Base, Bootstrap, Copy, DEFAULT_MIRROR, Env, Health, ImageSource, Limits, Manifest};
 use super::raw::{RawBootstrap, RawCopy, RawEnv, RawHealth, RawLimits, RawManifest, S};
 use super::suggest::did_you_mean;
-use super::values::{Duration, Network, PortMapping, RestartPolicy, User, Volume, is_name};
+use super::values::{Duration, Network, PortMapping, RestartPolicy, User, Volume, is_env_name, is_name};
 use super::xref;
 use crate::oci::ImageRef;
 
@@ -30,11 +30,13 @@ pub fn check(text: &str, file: &Path, dir: &Path) -> Result<Manifest, ManifestEr
     })?;
     let mut checker = Checker { map, dir, diags: Vec::new() };
     let manifest = checker.manifest(raw);
-    if checker.diags.is_empty() { Ok(manifest) } else { Err(ManifestError::Invalid(checker.diags)) }
+    let mut diags = checker.diags;
+    diags.sort_by_key(|d| (d.line, d.col));
+    if diags.is_empty() { Ok(manifest) } else { Err(ManifestError::Invalid(diags)) }
 }
 
 /// Rewrites serde's wording for unknown and missing keys into berth's.
-fn toml_message(msg: &str) -> String {
+pub(super) fn toml_message(msg: &str) -> String {
     let quoted: Vec<&str> = msg.split('`').skip(1).step_by(2).collect();
     if msg.starts_with("unknown field") && !quoted.is_empty() {
         let (key, allowed) = (quoted[0], &quoted[1..]);
@@ -95,8 +97,8 @@ impl Checker<'_> {
         let mut envs = BTreeMap::new();
         let mut spans = BTreeMap::new();
         for (name, env) in raw.env {
-            if !is_name(name.get_ref()) {
-                let msg = format!("bad env name {:?}: {NAME_RULE}", name.get_ref());
+            if !is_env_name(name.get_ref()) {
+                let msg = format!("bad env name {:?}: {ENV_NAME_RULE}", name.get_ref());
                 self.error(&name.span(), msg);
             }
             let checked = self.env(name.get_ref(), env.get_ref(), &env.span());
@@ -150,11 +152,13 @@ impl Checker<'_> {
             .flatten()
             .max_by_key(|s| s.start)
             .unwrap_or(span.clone());
+            let named: Vec<String> = set.iter().map(|k| format!("`{k}`")).collect();
+            let (last, rest) = named.split_last().expect("more than one base is set");
             self.error(
                 &at,
                 format!(
-                    "env \"{name}\" sets both `{}` and `{}`; keep one of `image`, `bootstrap` or `from` as its base",
-                    set[0], set[1]
+                    "env \"{name}\" sets both {} and {last}; keep one of `image`, `bootstrap` or `from` as its base",
+                    rest.join(", ")
                 ),
             );
         } else if set.is_empty() {
@@ -323,26 +327,39 @@ impl Checker<'_> {
             self.error(&src.span(), msg);
             return None;
         };
-        let full = self.dir.join(&rel);
-        match (full.canonicalize(), self.dir.canonicalize()) {
-            (Ok(real), Ok(root)) if real.starts_with(&root) => Some(rel),
-            (Ok(_), Ok(_)) => {
-                let msg = format!("{} (it resolves through a symlink)", outside());
-                self.error(&src.span(), msg);
-                None
-            }
-            _ => {
-                let msg =
-                    format!("copy source {text:?} does not exist in the project directory {}", self.dir.display());
-                self.error(&src.span(), msg);
-                None
+        // Every directory on the way must be a real directory inside the
+        // project; the source itself may be a symlink (it is copied as one).
+        let mut at = self.dir.to_path_buf();
+        let parts: Vec<_> = rel.components().collect();
+        for (i, part) in parts.iter().enumerate() {
+            at.push(part);
+            let is_last = i + 1 == parts.len();
+            match std::fs::symlink_metadata(&at) {
+                Ok(meta) if meta.file_type().is_symlink() && !is_last => {
+                    let msg = format!(
+                        "copy source {text:?} passes through the symlink {}; name the real path instead",
+                        at.strip_prefix(self.dir).unwrap_or(&at).display()
+                    );
+                    self.error(&src.span(), msg);
+                    return None;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let msg =
+                        format!("copy source {text:?} does not exist in the project directory {}", self.dir.display());
+                    self.error(&src.span(), msg);
+                    return None;
+                }
             }
         }
+        Some(rel)
     }
 
     fn mode(&mut self, m: &S<Value>) -> Option<u32> {
+        let written = self.map.text(&m.span());
         let parsed = match m.get_ref() {
-            Value::Integer(i) => u32::try_from(*i).ok(),
+            // TOML has already turned `0o644` into 420; a decimal literal is refused.
+            Value::Integer(i) if written.starts_with("0o") => u32::try_from(*i).ok(),
             Value::String(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8).ok(),
             _ => None,
         };
@@ -351,7 +368,9 @@ impl Checker<'_> {
             None => {
                 self.error(
                     &m.span(),
-                    "bad mode: expected octal permission bits, as in mode = 0o644 or mode = \"0755\"",
+                    format!(
+                        "bad mode {written}: expected octal permission bits, as in mode = 0o644 or mode = \"0755\""
+                    ),
                 );
                 None
             }
@@ -432,12 +451,21 @@ impl Checker<'_> {
 
     fn health(&mut self, raw: &RawHealth) -> Option<Health> {
         let cmd = self.command(&raw.cmd, "health cmd");
-        let mut duration = |d: &Option<S<String>>, default: u64| match d {
-            Some(d) => self.parse::<Duration>(d),
+        let mut duration = |d: &Option<S<String>>, what: &str, default: u64, zero_ok: bool| match d {
+            Some(d) => match self.parse::<Duration>(d) {
+                Some(v) if v.0.is_zero() && !zero_ok => {
+                    self.error(&d.span(), format!("health {what} must be longer than 0, as in \"1s\""));
+                    None
+                }
+                other => other,
+            },
             None => Some(Duration(std::time::Duration::from_secs(default))),
         };
-        let (interval, timeout, start_period) =
-            (duration(&raw.interval, 30), duration(&raw.timeout, 30), duration(&raw.start_period, 0));
+        let (interval, timeout, start_period) = (
+            duration(&raw.interval, "interval", 30, false),
+            duration(&raw.timeout, "timeout", 30, false),
+            duration(&raw.start_period, "start_period", 0, true),
+        );
         let retries = match &raw.retries {
             Some(r) => match u32::try_from(*r.get_ref()) {
                 Ok(n) if n > 0 => Some(n),
@@ -458,6 +486,8 @@ impl Checker<'_> {
     }
 }
 
+const ENV_NAME_RULE: &str =
+    "env names become host names: use lower-case letters, digits and '-', starting with a letter or digit (at most 63)";
 const NAME_RULE: &str = "use lower-case letters, digits, '_', '.' or '-', starting with a letter or digit (at most 63)";
 
 /// The project name when the manifest gives none: the directory's name,
@@ -502,6 +532,25 @@ mod tests {
         assert_eq!(normalise_inside(dir, Path::new("../etc")), None);
         assert_eq!(normalise_inside(dir, Path::new("a/../../etc")), None);
         assert_eq!(normalise_inside(dir, Path::new("/etc/passwd")), None);
+    }
+
+    #[test]
+    fn copy_sources_may_be_symlinks_but_not_pass_through_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir(p.join("real")).unwrap();
+        std::fs::write(p.join("real/f"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc", p.join("out")).unwrap();
+        std::os::unix::fs::symlink("real", p.join("alias")).unwrap();
+        let manifest =
+            |src: &str| format!("[env.a]\nimage = \"scratch\"\ncopy = [{{ src = \"{src}\", dest = \"/x\" }}]\n");
+        let check = |src: &str| super::check(&manifest(src), Path::new("berth.toml"), p);
+        assert!(check("out").is_ok(), "a symlink is copied as a link, wherever it points");
+        assert!(check("real/f").is_ok());
+        let err = check("alias/f").unwrap_err().to_string();
+        assert!(err.contains("passes through the symlink alias"), "{err}");
+        let err = check("nope").unwrap_err().to_string();
+        assert!(err.contains("does not exist in the project directory"), "{err}");
     }
 
     #[test]

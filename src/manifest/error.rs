@@ -58,6 +58,11 @@ impl<'a> SourceMap<'a> {
         SourceMap { file, text }
     }
 
+    /// The text a span covers (empty when out of range).
+    pub fn text(&self, span: &Range<usize>) -> &'a str {
+        self.text.get(span.clone()).unwrap_or("")
+    }
+
     /// A diagnostic at the start of `span`.
     pub fn at(&self, span: &Range<usize>, message: impl Into<String>) -> Diagnostic {
         let offset = span.start.min(self.text.len());

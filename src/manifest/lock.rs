@@ -13,6 +13,9 @@ use super::error::SourceMap;
 /// The lock file's name beside `berth.toml`.
 pub const LOCK_FILE: &str = "berth.lock";
 
+/// The lock format this berth reads and writes.
+pub const LOCK_VERSION: u32 = 1;
+
 const HEADER: &str = "# berth.lock: written by `berth lock` and `berth build`; commit it, do not edit it.\n";
 
 /// The whole lock file.
@@ -41,14 +44,28 @@ impl Lock {
     pub fn read(path: &Path) -> Result<Lock, ManifestError> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lock { version: 1, ..Lock::default() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Lock { version: LOCK_VERSION, ..Lock::default() });
+            }
             Err(source) => return Err(ManifestError::Read { path: path.to_owned(), source }),
         };
-        toml::from_str(&text).map_err(|e| {
-            let map = SourceMap::new(path, &text);
-            let msg = format!("{}; delete the file and run `berth lock` to write it anew", e.message());
+        let map = SourceMap::new(path, &text);
+        let lock: Lock = toml::from_str(&text).map_err(|e| {
+            let msg = format!(
+                "{}; berth writes this file, so fix the edit or delete the file",
+                super::check::toml_message(e.message())
+            );
             ManifestError::Invalid(vec![map.at(&e.span().unwrap_or(0..0), msg)])
-        })
+        })?;
+        if lock.version != LOCK_VERSION {
+            let at = text.find("version").map_or(0..0, |i| i..i + 1);
+            let msg = format!(
+                "lock format version {} is not one this berth reads (it reads {LOCK_VERSION}); upgrade berth or delete the file",
+                lock.version
+            );
+            return Err(ManifestError::Invalid(vec![map.at(&at, msg)]));
+        }
+        Ok(lock)
     }
 
     /// The lock as file text.
@@ -89,6 +106,8 @@ mod tests {
         assert!(Lock::read(&path).unwrap().env.is_empty());
         std::fs::write(&path, "version = 1\n[env.api]\nbse = 'x'\n").unwrap();
         let err = Lock::read(&path).unwrap_err().to_string();
-        assert!(err.contains("berth.lock:3:1:") && err.contains("berth lock"), "{err}");
+        assert!(err.contains("berth.lock:3:1: unknown key \"bse\" (did you mean \"base\"?)"), "{err}");
+        std::fs::write(&path, "version = 7\n").unwrap();
+        assert!(Lock::read(&path).unwrap_err().to_string().contains("berth.lock:1:1: lock format version 7"));
     }
 }

@@ -230,7 +230,7 @@ impl FromStr for RestartPolicy {
     fn from_str(s: &str) -> Result<Self, ValueError> {
         let err = || {
             bad(format!(
-                "bad restart policy {s:?}: expected \"no\", \"on-failure\", \"on-failure:N\", \"always\" or \"unless-stopped\""
+                "bad restart policy {s:?}: expected \"no\", \"on-failure\", \"on-failure:N\" (N at least 1), \"always\" or \"unless-stopped\""
             ))
         };
         Ok(match s {
@@ -239,7 +239,10 @@ impl FromStr for RestartPolicy {
             "unless-stopped" => RestartPolicy::UnlessStopped,
             "on-failure" => RestartPolicy::OnFailure { max_retries: None },
             _ => match s.strip_prefix("on-failure:") {
-                Some(n) => RestartPolicy::OnFailure { max_retries: Some(n.parse().map_err(|_| err())?) },
+                Some(n) => match n.parse::<u32>() {
+                    Ok(max) if max > 0 => RestartPolicy::OnFailure { max_retries: Some(max) },
+                    _ => return Err(err()),
+                },
                 None => return Err(err()),
             },
         })
@@ -313,14 +316,20 @@ impl FromStr for Volume {
             VolumeSource::Named(source.to_owned())
         } else {
             return Err(err(&format!(
-                "{source:?} is neither a path (start it with / or ./) nor a volume name (letters, digits, '_', '.', '-')"
+                "{source:?} is neither a path (start it with / or ./) nor a volume name (lower-case letters, digits, '_', '.', '-')"
             )));
         };
         Ok(Volume { source, target: target.to_owned(), read_only })
     }
 }
 
-/// A name usable for projects, envs and volumes: starts with a lower-case
+/// An env name: it becomes the container's host name, so lower-case
+/// letters, digits and `-`, starting with a letter or digit, at most 63.
+pub fn is_env_name(s: &str) -> bool {
+    is_name(s) && !s.contains(['_', '.'])
+}
+
+/// A name usable for projects and volumes: starts with a lower-case
 /// letter or digit, then lower-case letters, digits, `_`, `.` or `-`; at most
 /// 63 characters (it becomes a host name).
 pub fn is_name(s: &str) -> bool {

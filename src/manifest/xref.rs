@@ -105,8 +105,14 @@ fn cycles(c: &mut Checker<'_>, envs: &BTreeMap<String, Env>, key: &str, edges: E
     }
 }
 
+/// Whether two host addresses conflict on one port: the same address, or a
+/// wildcard (`0.0.0.0` and `::` both take the port on a dual-stack host).
 fn overlaps(a: IpAddr, b: IpAddr) -> bool {
-    a == b || (a.is_ipv4() == b.is_ipv4() && (a.is_unspecified() || b.is_unspecified()))
+    a == b || a.is_unspecified() || b.is_unspecified()
+}
+
+fn show(addr: IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(addr, port).to_string()
 }
 
 fn ports(c: &mut Checker<'_>, spans: &Spans) {
@@ -116,21 +122,39 @@ fn ports(c: &mut Checker<'_>, spans: &Spans) {
     let mut in_order: Vec<(&String, &(Range<usize>, RawEnv))> = spans.iter().collect();
     in_order.sort_by_key(|(_, (span, _))| span.start);
     for (name, (_, raw)) in in_order {
-        let shared = raw.network.as_ref().is_none_or(|n| n.get_ref().parse::<Network>() == Ok(Network::Project));
+        let network = raw.network.as_ref().and_then(|n| n.get_ref().parse::<Network>().ok()).unwrap_or_default();
+        if network != Network::Project
+            && let Some(first) = raw.ports.first()
+        {
+            let why = match network {
+                Network::Host => "the env listens on the host's own network, so its ports need no publishing",
+                _ => "the env has no network to publish from",
+            };
+            c.error(
+                &first.span(),
+                format!(
+                    "ports have no effect with network = \"{}\": {why}; remove `ports`",
+                    if network == Network::Host { "host" } else { "none" }
+                ),
+            );
+            continue;
+        }
         for p in &raw.ports {
             let Ok(port) = p.get_ref().parse::<PortMapping>() else { continue };
             let line = c.map.at(&p.span(), "").line;
             if let Some((_, other, other_line)) = host.iter().find(|(q, _, _)| {
                 q.host_port == port.host_port && q.protocol == port.protocol && overlaps(q.host_addr, port.host_addr)
             }) {
+                let by = if *other == name.as_str() { "this env".to_owned() } else { format!("env \"{other}\"") };
                 let msg = format!(
-                    "host port {}:{} is already published by env \"{other}\" on line {other_line}; choose another host port",
-                    port.host_addr, port.host_port
+                    "host port {} is already published by {by} on line {other_line}; choose another host port",
+                    show(port.host_addr, port.host_port)
                 );
                 c.error(&p.span(), msg);
-            } else if let Some((_, other, other_line)) = inner.iter().find(|(q, o, _)| {
-                shared && *o != name && q.container_port == port.container_port && q.protocol == port.protocol
-            }) {
+            } else if let Some((_, other, other_line)) = inner
+                .iter()
+                .find(|(q, o, _)| *o != name && q.container_port == port.container_port && q.protocol == port.protocol)
+            {
                 let msg = format!(
                     "container port {} is also published by env \"{other}\" on line {other_line}; all envs of a project share one network namespace, so only one of them can listen on it",
                     port.container_port
@@ -138,9 +162,7 @@ fn ports(c: &mut Checker<'_>, spans: &Spans) {
                 c.error(&p.span(), msg);
             }
             host.push((port, name, line));
-            if shared {
-                inner.push((port, name, line));
-            }
+            inner.push((port, name, line));
         }
     }
 }

@@ -100,7 +100,13 @@ impl FromStr for ImageRef {
                 if !registry_ok(first) {
                     return Err(fail(&format!("{first:?} is not a registry host[:port]")));
                 }
-                (first.to_owned(), path.to_owned())
+                // Docker Hub's legacy names mean Docker Hub.
+                let registry = if first == "index.docker.io" || first == "registry-1.docker.io" {
+                    DEFAULT_REGISTRY
+                } else {
+                    first
+                };
+                (registry.to_owned(), path.to_owned())
             }
             _ => (DEFAULT_REGISTRY.to_owned(), name.to_owned()),
         };
@@ -148,6 +154,7 @@ mod tests {
         assert_eq!(parse("team/api:1.2"), "docker.io/team/api:1.2");
         assert_eq!(parse("localhost:5000/ns/app:v1"), "localhost:5000/ns/app:v1");
         assert_eq!(parse("ghcr.io/a/b"), "ghcr.io/a/b:latest");
+        assert_eq!(parse("index.docker.io/debian"), "docker.io/library/debian:latest");
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         assert_eq!(parse(&format!("alpine@{d}")), format!("docker.io/library/alpine@{d}"));
     }

@@ -108,7 +108,7 @@ pub fn resolve(manifest: &Manifest, lock: &Lock) -> Result<Resolution, ResolveEr
                 .field(owner.clone().unwrap_or_default().as_bytes())
                 .field(&input.hash);
             let step = Step::Copy {
-                src: copy.src.display().to_string(),
+                src: if copy.src.as_os_str().is_empty() { ".".to_owned() } else { copy.src.display().to_string() },
                 dest: copy.dest.clone(),
                 mode: copy.mode,
                 owner,

@@ -79,7 +79,7 @@ pub fn container_spec(manifest: &Manifest, env: &Env, image: CacheKey) -> Contai
         workdir: lineage.iter().rev().find_map(|e| e.workdir.clone()).unwrap_or_else(|| "/".to_owned()),
         user: lineage.iter().rev().find_map(|e| e.user.clone()),
         entrypoint: inherited(&|e| e.entrypoint.clone()),
-        cmd: inherited(&|e| e.cmd.clone()),
+        cmd: inherited_cmd(&lineage),
         labels,
         ports: env.ports.clone(),
         limits: env.limits.clone(),
@@ -89,6 +89,20 @@ pub fn container_spec(manifest: &Manifest, env: &Env, image: CacheKey) -> Contai
         health: env.health.clone(),
         network: env.network,
     }
+}
+
+/// `cmd` as Docker inherits it: the nearest env that sets `cmd` wins, but an
+/// env that sets `entrypoint` without `cmd` resets the inherited `cmd`.
+fn inherited_cmd(lineage: &[&Env]) -> Option<Vec<String>> {
+    for e in lineage.iter().rev() {
+        if e.cmd.is_some() {
+            return e.cmd.clone();
+        }
+        if e.entrypoint.is_some() {
+            return None;
+        }
+    }
+    None
 }
 
 fn absolute(dir: &std::path::Path, p: &std::path::Path) -> PathBuf {
@@ -143,5 +157,28 @@ mod tests {
         assert_eq!(p, Path::new("/p/data"));
         assert_eq!(child.image, base.image, "no steps of its own: the same image");
         assert_ne!(child.config_hash(), base.config_hash());
+    }
+
+    #[test]
+    fn an_entrypoint_resets_the_inherited_cmd() {
+        let text = r#"
+            [env.base]
+            image = "scratch"
+            cmd = ["serve"]
+            [env.tool]
+            from = "base"
+            entrypoint = ["/bin/tool"]
+            [env.both]
+            from = "base"
+            entrypoint = ["/bin/tool"]
+            cmd = ["--help"]
+            [env.plain]
+            from = "base"
+        "#;
+        let m = manifest::parse(text, Path::new("berth.toml"), Path::new("/p")).unwrap();
+        let r = resolve(&m, &Lock::default()).unwrap();
+        assert_eq!(r.specs["tool"].cmd, None);
+        assert_eq!(r.specs["both"].cmd.as_deref(), Some(&["--help".to_owned()][..]));
+        assert_eq!(r.specs["plain"].cmd.as_deref(), Some(&["serve".to_owned()][..]));
     }
 }
