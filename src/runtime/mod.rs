@@ -15,6 +15,7 @@
 //! completed as the pieces land.)
 
 pub mod cgroup;
+pub mod container;
 pub mod init;
 pub mod logs;
 pub mod mounts;

@@ -1,0 +1,91 @@
+//! What a container is, as written once when it is created:
+//! `containers/<id>/container.json`. Its changing state lives beside it in
+//! `state.json` (see [`crate::runtime::state`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::id::ContainerId;
+use crate::oci::Digest;
+
+/// The file a container's record is kept in.
+pub const RECORD_FILE: &str = "container.json";
+/// The OCI runtime spec the container runs from.
+pub const SPEC_FILE: &str = "config.json";
+/// The container's log.
+pub const LOG_FILE: &str = "container.log";
+
+/// A container as created: its identity, image and how to run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: ContainerId,
+    pub name: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// The image's manifest digest.
+    pub image_digest: Digest,
+    /// RFC 3339.
+    pub created: String,
+    /// The full command line (entrypoint + cmd), for listings.
+    pub command: Vec<String>,
+    /// Unpacked image layers, top first: the overlay's lower dirs.
+    pub lowers: Vec<PathBuf>,
+    /// Published ports as `[ADDR:]HOST:CONTAINER/PROTO`.
+    pub ports: Vec<String>,
+    /// Restart policy as written (`no`, `on-failure[:N]`, `always`, `unless-stopped`).
+    pub restart: String,
+    /// Remove the container when it exits (`--rm`).
+    pub auto_remove: bool,
+    pub tty: bool,
+    pub interactive: bool,
+    /// The cgroup path relative to each hierarchy root.
+    pub cgroup: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Paths inside one container's directory.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub dir: PathBuf,
+}
+
+impl Paths {
+    pub fn new(dir: &Path) -> Paths {
+        Paths { dir: dir.to_path_buf() }
+    }
+
+    pub fn record(&self) -> PathBuf {
+        self.dir.join(RECORD_FILE)
+    }
+
+    pub fn spec(&self) -> PathBuf {
+        self.dir.join(SPEC_FILE)
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.dir.join(LOG_FILE)
+    }
+
+    /// The overlay's upper dir: everything the container wrote.
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+
+    /// Where the root filesystem is mounted, inside the container's own
+    /// mount namespace only.
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    /// `hosts`, `hostname` and `resolv.conf` bind-mounted into `/etc`.
+    pub fn etc(&self) -> PathBuf {
+        self.dir.join("etc")
+    }
+}
