@@ -60,5 +60,5 @@ invalid! {
     ports_on_host_network: ["berth: {file}:5:10: ports have no effect with network = \"host\""];
     zero_interval: ["berth: {file}:4:37: health interval must be longer than 0"];
     env_name_underscore: ["berth: {file}:2:6: bad env name \"my_api\": env names become host names"];
-    three_bases: ["berth: {file}:8:8: env \"api\" sets both `image`, `bootstrap` and `from`; keep one"];
+    three_bases: ["berth: {file}:8:8: env \"api\" sets `image`, `bootstrap` and `from`; keep one"];
 }

@@ -53,7 +53,8 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
 fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
     let mut out = format!("{} (project \"{}\")\n\n", paint.bold(file), plan.project);
     let shared = plan.nodes.iter().filter(|n| n.envs.len() > 1).count();
-    out += &format!("Layer graph: {} nodes, {shared} shared by more than one env\n", plan.nodes.len());
+    let n = plan.nodes.len();
+    out += &format!("Layer graph: {n} node{}, {shared} shared by more than one env\n", if n == 1 { "" } else { "s" });
     let roots: Vec<&NodePlan> = plan.nodes.iter().filter(|n| n.parent.is_none()).collect();
     for root in roots {
         tree(plan, root, "", "", paint, &mut out);
@@ -63,8 +64,18 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
         let spec = &env.spec;
         let mut parts = vec![format!("image {}", spec.image.short())];
         if !spec.ports.is_empty() {
-            let ports: Vec<String> =
-                spec.ports.iter().map(|p| format!("{}:{}->{}", p.host_addr, p.host_port, p.container_port)).collect();
+            let ports: Vec<String> = spec
+                .ports
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}->{}/{}",
+                        std::net::SocketAddr::new(p.host_addr, p.host_port),
+                        p.container_port,
+                        proto(p.protocol)
+                    )
+                })
+                .collect();
             parts.push(format!("ports {}", ports.join(",")));
         }
         if let Some(cmd) = &spec.cmd {
@@ -107,6 +118,13 @@ fn tree(plan: &Plan, node: &NodePlan, lead: &str, branch: &str, paint: &Paint, o
     for (i, child) in children.iter().enumerate() {
         let last = i + 1 == children.len();
         tree(plan, child, &child_lead, if last { "└─ " } else { "├─ " }, paint, out);
+    }
+}
+
+fn proto(p: berth::manifest::values::Protocol) -> &'static str {
+    match p {
+        berth::manifest::values::Protocol::Tcp => "tcp",
+        berth::manifest::values::Protocol::Udp => "udp",
     }
 }
 

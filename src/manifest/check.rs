@@ -154,13 +154,12 @@ impl Checker<'_> {
             .unwrap_or(span.clone());
             let named: Vec<String> = set.iter().map(|k| format!("`{k}`")).collect();
             let (last, rest) = named.split_last().expect("more than one base is set");
-            self.error(
-                &at,
-                format!(
-                    "env \"{name}\" sets both {} and {last}; keep one of `image`, `bootstrap` or `from` as its base",
-                    rest.join(", ")
-                ),
+            let both = if rest.len() == 1 { "both " } else { "" };
+            let msg = format!(
+                "env \"{name}\" sets {both}{} and {last}; keep one of `image`, `bootstrap` or `from` as its base",
+                rest.join(", ")
             );
+            self.error(&at, msg);
         } else if set.is_empty() {
             self.error(span, format!("env \"{name}\" has no base; set one of `image` (as in image = \"debian:bookworm\"), `bootstrap` or `from`"));
         }

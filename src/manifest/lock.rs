@@ -58,7 +58,16 @@ impl Lock {
             ManifestError::Invalid(vec![map.at(&e.span().unwrap_or(0..0), msg)])
         })?;
         if lock.version != LOCK_VERSION {
-            let at = text.find("version").map_or(0..0, |i| i..i + 1);
+            let mut offset = 0;
+            let mut at = 0..0;
+            for line in text.split_inclusive('\n') {
+                if line.trim_start().starts_with("version") {
+                    let start = offset + line.len() - line.trim_start().len();
+                    at = start..start + 1;
+                    break;
+                }
+                offset += line.len();
+            }
             let msg = format!(
                 "lock format version {} is not one this berth reads (it reads {LOCK_VERSION}); upgrade berth or delete the file",
                 lock.version

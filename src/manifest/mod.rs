@@ -42,7 +42,8 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Manifest, ManifestEr
 /// The absolute directory holding the manifest at `path`.
 fn project_dir(path: &Path) -> std::io::Result<PathBuf> {
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::path::absolute(parent)
+    // Resolves `..` and symlinks, so the project is named after the real directory.
+    parent.canonicalize()
 }
 
 /// A commented starter manifest for a project named `project`.
