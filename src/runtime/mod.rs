@@ -25,3 +25,4 @@ pub mod restart;
 pub mod rootfs;
 pub mod spec;
 pub mod state;
+pub mod tty;
