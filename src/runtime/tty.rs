@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::thread;
 
 use signal_hook::consts::SIGWINCH;
@@ -75,9 +75,4 @@ fn copy_until_hangup(mut from: &File, to: &mut impl Write) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-}
-
-/// Whether `fd` is a terminal.
-pub fn is_terminal(fd: impl AsFd) -> bool {
-    nix::unistd::isatty(fd).unwrap_or(false)
 }
