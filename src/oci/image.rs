@@ -138,8 +138,8 @@ pub fn image_manifest(config: Descriptor, layers: Vec<Descriptor>) -> ImageManif
 }
 
 /// A descriptor of `media_type` for a blob of `size` bytes with `digest`.
-pub fn descriptor(media_type: &str, size: u64, digest: &Digest) -> Descriptor {
-    Descriptor::new(MediaType::from(media_type), size, digest)
+pub fn descriptor(media_type: MediaType, size: u64, digest: &Digest) -> Descriptor {
+    Descriptor::new(media_type, size, digest)
 }
 
 /// `value` as compact JSON with object keys sorted, so that equal values
@@ -214,8 +214,8 @@ mod tests {
 
     #[test]
     fn manifest_names_config_and_layers() {
-        let config = descriptor(MediaType::ImageConfig.to_string().as_str(), 10, &Digest::sha256(b"c"));
-        let layer = descriptor("application/vnd.oci.image.layer.v1.tar+gzip", 20, &Digest::sha256(b"l"));
+        let config = descriptor(MediaType::ImageConfig, 10, &Digest::sha256(b"c"));
+        let layer = descriptor(MediaType::ImageLayerGzip, 20, &Digest::sha256(b"l"));
         let manifest = image_manifest(config, vec![layer]);
         let bytes = canonical_json(&manifest).unwrap();
         let parsed = ImageManifest::from_reader(&bytes[..]).unwrap();
