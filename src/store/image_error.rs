@@ -15,7 +15,7 @@ pub enum ImageError {
     Store(#[from] StoreError),
 
     #[error(
-        "the rootfs tar cannot be imported: {source}; expected a plain or gzip-compressed tar of a filesystem tree"
+        "the input is not a readable filesystem tar: {source}; expected a plain or gzip-compressed tar of a filesystem tree"
     )]
     ImportTar { source: UnpackError },
 
