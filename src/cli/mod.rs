@@ -6,6 +6,7 @@
 //! or (with `plan --exit-code`) changes pending.
 
 mod images;
+mod import;
 mod init;
 mod output;
 mod plan;
@@ -86,7 +87,7 @@ enum Command {
     /// Write a container's filesystem as a tar
     Export(unbuilt::Args),
     /// Make an image from a filesystem tar
-    Import(unbuilt::Args),
+    Import(import::Args),
     /// Write images to an OCI or Docker archive
     Save(unbuilt::Args),
     /// Read images from an OCI or Docker archive
@@ -131,7 +132,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => unbuilt::run("inspect", 3, a),
         Command::Commit(a) => unbuilt::run("commit", 6, a),
         Command::Export(a) => unbuilt::run("export", 6, a),
-        Command::Import(a) => unbuilt::run("import", 6, a),
+        Command::Import(a) => import::run(&ctx, a),
         Command::Save(a) => unbuilt::run("save", 6, a),
         Command::Load(a) => unbuilt::run("load", 6, a),
         Command::Pull(a) => unbuilt::run("pull", 7, a),

@@ -6,6 +6,7 @@
 //! manifests or the store's layout.
 
 pub mod digest;
+pub mod image;
 mod layer_sink;
 pub mod reference;
 mod tar_header;
@@ -19,6 +20,7 @@ pub mod tar_write;
 mod tests;
 
 pub use digest::{Digest, DigestError};
+pub use image::{ChangeError, ImageConfigInput};
 pub use reference::{ImageRef, ReferenceError};
 pub use tar_read::{UnpackError, UnpackOptions, UnpackStats, Whiteouts, unpack, unpack_compressed};
 pub use tar_write::{Compression, LayerDigests, LayerWriter, TarWriteError, source_date_epoch, write_tree};

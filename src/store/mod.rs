@@ -37,12 +37,18 @@ pub mod atomic;
 mod blobs;
 mod cache;
 mod error;
+mod image;
+mod image_error;
+#[cfg(test)]
+mod image_tests;
 mod images;
+mod import;
 mod layers;
 pub mod layout;
 mod lock;
 mod refs;
 pub mod time;
+mod unpack;
 
 use std::path::{Path, PathBuf};
 
@@ -50,7 +56,10 @@ pub use atomic::atomic_write;
 pub use blobs::BlobWriter;
 pub use cache::{CacheEntry, LayerRecord};
 pub use error::StoreError;
+pub use image::{Image, MIN_ID_PREFIX};
+pub use image_error::ImageError;
 pub use images::ImageSummary;
+pub use import::ImportedImage;
 pub use layers::StagingDir;
 pub use layout::{LAYOUT_VERSION, default_root};
 pub use lock::StoreLock;

@@ -1,0 +1,126 @@
+//! Test images without a registry, and the peer tools that check them.
+//!
+//! - [`busybox_tar`]: the busybox rootfs tar from `fixtures/images/busybox.sh`,
+//!   built once per test run into `target/tmp/fixtures/` (rebuilt when
+//!   missing or older than the script), under a file lock so that parallel
+//!   tests and test binaries never build it twice at once.
+//! - [`import_busybox`]: `berth --root ROOT import TAR busybox:latest` with
+//!   the built binary; returns the tag.
+//! - [`require_tool`]: a peer tool (`umoci`, `skopeo`, …), installed with
+//!   apt-get when missing; panics with the reason if that fails, so an
+//!   interop test never passes by skipping.
+//!
+//! Use it from a test file either through the shared support module,
+//!
+//! ```ignore
+//! mod support;
+//! use support::image::{busybox_tar, import_busybox};
+//! ```
+//!
+//! or on its own (it depends on nothing else in `support/`):
+//!
+//! ```ignore
+//! #[path = "support/image.rs"]
+//! mod image;
+//! ```
+
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+/// The tag [`import_busybox`] gives the image.
+pub const BUSYBOX: &str = "busybox:latest";
+
+/// The busybox rootfs tar, built on first use in this test run (see the
+/// module page).
+pub fn busybox_tar() -> PathBuf {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(build_busybox_tar).clone()
+}
+
+fn build_busybox_tar() -> PathBuf {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/images/busybox.sh");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures");
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let tar = dir.join("busybox.tar");
+    let lock = File::create(dir.join("busybox.lock")).expect("create the fixture lock file");
+    lock.lock().expect("lock the fixture lock file"); // released when `lock` is dropped
+
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(built), Some(written)) = (modified(&tar), modified(&script))
+        && built >= written
+    {
+        return tar;
+    }
+    let partial = dir.join(format!("busybox.tar.{}", std::process::id()));
+    let output = Command::new("bash").arg(&script).arg(&partial).output().expect("run bash");
+    assert_succeeded(&format!("{} {}", script.display(), partial.display()), &output);
+    fs::rename(&partial, &tar).expect("move the built fixture into place");
+    tar
+}
+
+/// Imports the busybox fixture into the store at `berth_cli_root` (the
+/// `--root` given to berth) as [`BUSYBOX`], and returns that tag.
+pub fn import_busybox(berth_cli_root: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(berth_cli_root)
+        .arg("import")
+        .arg(busybox_tar())
+        .arg(BUSYBOX)
+        .output()
+        .expect("run berth import");
+    assert_succeeded("berth import busybox.tar busybox:latest", &output);
+    BUSYBOX.to_owned()
+}
+
+/// The path of `command`, installing the Debian package `package` with
+/// apt-get first if the command is missing. Panics, saying why, when it
+/// cannot be installed.
+pub fn require_tool(command: &str, package: &str) -> PathBuf {
+    static APT: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = APT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = find_in_path(command) {
+        return path;
+    }
+    if berth::sys::euid() != 0 {
+        panic!("{command} is not installed and only root can install it; run: apt-get install -y {package}");
+    }
+    let install = || {
+        Command::new("apt-get")
+            .args(["-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .expect("run apt-get install")
+    };
+    let mut output = install();
+    if !output.status.success() {
+        let update = Command::new("apt-get")
+            .args(["-o", "DPkg::Lock::Timeout=300", "update", "-q"])
+            .output()
+            .expect("run apt-get update");
+        assert_succeeded("apt-get update", &update);
+        output = install();
+    }
+    assert_succeeded(&format!("apt-get install -y {package} (for {command})"), &output);
+    find_in_path(command).unwrap_or_else(|| panic!("{package} is installed but {command} is still not on PATH"))
+}
+
+fn find_in_path(command: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(command)).find(|p| p.is_file())
+}
+
+#[track_caller]
+fn assert_succeeded(what: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({})\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
