@@ -16,6 +16,7 @@
 
 pub mod cgroup;
 pub mod container;
+pub mod diff;
 pub mod init;
 pub mod logs;
 pub mod mounts;
