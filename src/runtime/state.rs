@@ -43,7 +43,7 @@ pub enum StateError {
     Encode { id: String, source: serde_json::Error },
 
     #[error("cannot write container state {}: {source}", path.display())]
-    Write { path: PathBuf, source: StoreError },
+    Write { path: PathBuf, source: Box<StoreError> },
 
     #[error("cannot read the start time of process {pid} from {}: {reason}", path.display())]
     ProcStat { pid: i32, path: PathBuf, reason: String },
@@ -157,7 +157,7 @@ pub fn write_state(container_dir: &Path, state: &State) -> Result<(), StateError
         serde_json::to_vec_pretty(state).map_err(|source| StateError::Encode { id: state.id.clone(), source })?;
     bytes.push(b'\n');
     let path = container_dir.join(STATE_FILE);
-    atomic_write(container_dir, &path, &bytes).map_err(|source| StateError::Write { path, source })
+    atomic_write(container_dir, &path, &bytes).map_err(|source| StateError::Write { path, source: Box::new(source) })
 }
 
 /// The start time of process `pid` (field 22 of `/proc/PID/stat`), to record

@@ -133,6 +133,9 @@ fn a_zombie_is_not_alive() {
     assert!(matches!(process_start_time(pid), Err(StateError::ProcStat { .. })));
 }
 
+/// A recorded state, the (pid, start) pairs alive, the status and reason to see.
+type Case<'a> = (&'a State, &'a [(i32, u64)], Status, Option<Stale>);
+
 #[test]
 fn observes_a_dead_shim() {
     let state = running("web");
@@ -140,7 +143,7 @@ fn observes_a_dead_shim() {
     let exited = State { status: Status::Exited, exit_code: Some(0), ..running("web") };
     let shim_gone = Some(Stale::ShimGone { shim_pid: 4200, recorded: Status::Running });
     #[rustfmt::skip]
-    let cases: [(&State, &[(i32, u64)], Status, Option<Stale>); 8] = [
+    let cases: [Case<'_>; 8] = [
         (&state, &[(4200, 700), (4242, 777)], Status::Running, None),
         (&state, &[(4200, 700)], Status::Running, None),
         (&state, &[(4242, 777)], Status::Dead, Some(Stale::Orphaned { shim_pid: 4200, pid: 4242 })),
