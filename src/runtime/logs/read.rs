@@ -227,27 +227,27 @@ fn start(path: &Path, query: &LogQuery, printer: &mut Printer<'_, '_, '_>) -> Re
 }
 
 /// Opens `PATH` and, if it exists, `PATH.1`, retrying if a rotation happened
-/// in between (which would make both name the same file).
+/// in between (which would make both name the same file). If only `PATH.1`
+/// exists (the writer is between its rename and create, or died there), it
+/// is returned as the current file.
 fn open_pair(path: &Path, rotated: &Path) -> io::Result<Option<(File, Option<File>)>> {
-    for _ in 0..10 {
-        let current = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => match File::open(rotated) {
-                // Between the writer's rename and create, or no log yet.
-                Ok(_) => {
+    let open = |p: &Path| match File::open(p) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    };
+    for attempt in 0..10 {
+        let Some(current) = open(path)? else {
+            return match open(rotated)? {
+                Some(_) if attempt < 9 => {
                     thread::sleep(Duration::from_millis(5));
                     continue;
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e),
-            },
-            Err(e) => return Err(e),
+                Some(old) => Ok(Some((old, None))),
+                None => Ok(None),
+            };
         };
-        let old = match File::open(rotated) {
-            Ok(f) => Some(f),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
-        };
+        let old = open(rotated)?;
         let same = match &old {
             Some(old) => old.metadata()?.ino() == current.metadata()?.ino(),
             None => false,
@@ -256,7 +256,7 @@ fn open_pair(path: &Path, rotated: &Path) -> io::Result<Option<(File, Option<Fil
             return Ok(Some((current, old)));
         }
     }
-    Err(io::Error::other("the log rotated ten times while being opened"))
+    Err(io::Error::other("the log kept rotating while being opened"))
 }
 
 /// If `PATH` is no longer the file the cursor reads (it was rotated, or has
