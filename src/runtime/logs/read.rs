@@ -7,7 +7,7 @@
 //! its `F` arrives. A line's time, for filtering and for `-t`, is its `F`
 //! record's. Malformed records are skipped and counted.
 //!
-//! `--tail N` reads backwards in blocks ([`super::tail`]) from the end of
+//! `--tail N` reads backwards in blocks (module `tail`) from the end of
 //! `PATH` into `PATH.1`, keeping only the last N lines that pass the filters
 //! (and their `P` pieces). Records being in time order, a backwards scan
 //! stops at the first line older than `--since`.

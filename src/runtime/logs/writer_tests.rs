@@ -180,3 +180,33 @@ fn a_read_error_is_reported_after_draining() {
     let texts: Vec<_> = records(&path).into_iter().map(|(_, _, t)| t).collect();
     assert_eq!(texts, [b"hello".to_vec(), b"par".to_vec()]);
 }
+
+#[test]
+fn pumps_a_real_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("log");
+    let writer = Arc::new(LogWriter::open(&path).expect("open"));
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "echo out; echo err >&2; sleep 0.05; echo more; printf 'no newline'"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let out = pump(child.stdout.take().expect("stdout"), Stream::Stdout, Arc::clone(&writer)).expect("spawn");
+    let err = pump(child.stderr.take().expect("stderr"), Stream::Stderr, writer).expect("spawn");
+    child.wait().expect("wait");
+    assert_eq!(out.join().expect("join").expect("pump").records, 3);
+    assert_eq!(err.join().expect("join").expect("pump").records, 1);
+    let mut got: Vec<_> =
+        records(&path).into_iter().map(|(s, p, t)| (s, p, String::from_utf8_lossy(&t).into_owned())).collect();
+    got.sort_by_key(|(s, _, _)| *s == Stream::Stderr);
+    assert_eq!(
+        got,
+        [
+            (Stream::Stdout, false, "out".to_owned()),
+            (Stream::Stdout, false, "more".to_owned()),
+            (Stream::Stdout, false, "no newline".to_owned()),
+            (Stream::Stderr, false, "err".to_owned()),
+        ]
+    );
+}

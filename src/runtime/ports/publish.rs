@@ -18,7 +18,7 @@ pub enum Protocol {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Publish {
     /// Where the shim listens. Port 0 takes any free port
-    /// (see [`ProxySet::local_addrs`](super::ProxySet::local_addrs)).
+    /// (see [`ProxySet::published`](super::ProxySet::published)).
     pub host: SocketAddr,
     /// The port inside the container; never 0.
     pub container_port: u16,
