@@ -4,6 +4,7 @@
 
 pub mod fs;
 pub mod lock;
+pub mod netns;
 pub mod tty;
 
 /// The effective user id of this process.

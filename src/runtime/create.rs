@@ -1,0 +1,195 @@
+//! Creating a container: image from the store, its config merged with what
+//! the user asked for (Docker's rules), an OCI runtime spec written to
+//! `config.json`, and the container's directory with its record.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use oci_spec::image::Config;
+
+use super::container::{self, Container, ContainerError, ContainerId, EtcFiles, Record};
+use super::spec::{self, BindMount, NetworkMode, Resources, SpecError, SpecRequest};
+use crate::store::{ImageError, Store, StoreError};
+
+/// What `berth run` (and later `berth up`) asks for.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The image, as `berth images` names it or by id.
+    pub image: String,
+    pub name: Option<String>,
+    /// Replaces the image's `Cmd` when not empty.
+    pub command: Vec<String>,
+    /// Replaces the image's `Entrypoint` (and drops its `Cmd`, as Docker does).
+    pub entrypoint: Option<Vec<String>>,
+    /// `KEY=VALUE`, added to and overriding the image's environment.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    /// Published ports, `ADDR:HOST:CONTAINER/PROTO`.
+    pub ports: Vec<String>,
+    pub resources: Resources,
+    pub network: NetworkMode,
+    pub hostname: Option<String>,
+    /// Host names that resolve to 127.0.0.1 inside (the project's envs).
+    pub aliases: Vec<String>,
+    pub restart: String,
+    pub auto_remove: bool,
+    pub tty: bool,
+    pub interactive: bool,
+    pub volumes: Vec<BindMount>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Why a container could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    User(#[from] SpecError),
+    #[error(
+        "image {0} has no command to run; give one after the image name, as in `berth run {0} sh`, or set --entrypoint"
+    )]
+    NoCommand(String),
+    #[error("cannot write the spec {}: {source}", path.display())]
+    WriteSpec { path: PathBuf, source: oci_spec::OciSpecError },
+    #[error("cannot create a container id: {0}")]
+    Random(std::io::Error),
+}
+
+/// Creates a container from `opts` in `store`. The caller holds the store's
+/// exclusive lock.
+pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Result<Container, CreateError> {
+    let image = store.resolve_image(&opts.image)?;
+    let mut lowers = store.unpacked_layers(&image)?;
+    lowers.reverse(); // overlayfs wants the top layer first
+    let config = image.config.config().clone().unwrap_or_default();
+    let args = command(&config, opts).ok_or_else(|| CreateError::NoCommand(opts.image.clone()))?;
+    let user_text = opts.user.clone().or_else(|| config.user().clone().filter(|u| !u.is_empty()));
+    let user = match &user_text {
+        Some(u) => spec::resolve_user_in_layers(&lowers, u)?,
+        None => spec::ResolvedUser::default(),
+    };
+
+    let id = ContainerId::random().map_err(CreateError::Random)?;
+    let containers = store.containers_dir();
+    let name = container::choose_name(&containers, &id, opts.name.as_deref())?;
+    let hostname = opts.hostname.clone().unwrap_or_else(|| id.short().to_owned());
+    let record = Record {
+        id: id.clone(),
+        name,
+        image: opts.image.clone(),
+        image_digest: image.manifest_digest.clone(),
+        created: crate::store::rfc3339(std::time::SystemTime::now()),
+        command: args.clone(),
+        lowers,
+        ports: opts.ports.clone(),
+        restart: opts.restart.clone(),
+        auto_remove: opts.auto_remove,
+        tty: opts.tty,
+        interactive: opts.interactive,
+        cgroup: format!("berth/{id}"),
+        labels: opts.labels.clone(),
+    };
+    let etc = EtcFiles::new(&hostname, &opts.aliases, host_resolv_conf);
+    let created = container::create(&containers, &record, &etc)?;
+
+    let request = SpecRequest {
+        args,
+        env: environment(&config, &opts.env),
+        cwd: opts.workdir.clone().or_else(|| config.working_dir().clone().filter(|w| !w.is_empty())).map(PathBuf::from),
+        user,
+        hostname: Some(hostname),
+        terminal: opts.tty,
+        network: opts.network.clone(),
+        resources: opts.resources.clone(),
+        etc: spec::EtcFiles {
+            hosts: Some(created.paths.etc().join("hosts")),
+            hostname: Some(created.paths.etc().join("hostname")),
+            resolv_conf: Some(created.paths.etc().join("resolv.conf")),
+        },
+        mounts: opts.volumes.clone(),
+        rlimits: Vec::new(),
+        readonly_rootfs: false,
+    };
+    let mut oci = spec::default_spec(&request);
+    oci.set_root(Some(
+        oci_spec::runtime::RootBuilder::default().path(created.paths.rootfs()).readonly(false).build().expect("a root"),
+    ));
+    let path = created.paths.spec();
+    if let Err(source) = oci.save(&path) {
+        let _ = container::remove_dir(&created);
+        return Err(CreateError::WriteSpec { path, source });
+    }
+    Ok(created)
+}
+
+/// The command line: Docker's rules for `Entrypoint` and `Cmd`.
+fn command(config: &Config, opts: &RunOptions) -> Option<Vec<String>> {
+    let entrypoint = match &opts.entrypoint {
+        Some(e) => e.clone(),
+        None => config.entrypoint().clone().unwrap_or_default(),
+    };
+    let cmd = if !opts.command.is_empty() {
+        opts.command.clone()
+    } else if opts.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        config.cmd().clone().unwrap_or_default()
+    };
+    let all: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    (!all.is_empty()).then_some(all)
+}
+
+/// The image's environment with the user's entries added or replaced.
+fn environment(config: &Config, extra: &[String]) -> Vec<String> {
+    let mut env: Vec<String> = config.env().clone().unwrap_or_default();
+    for entry in extra {
+        let key = entry.split('=').next().unwrap_or(entry);
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(entry.clone());
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(entrypoint: &[&str], cmd: &[&str]) -> Config {
+        let mut c = Config::default();
+        let v = |xs: &[&str]| (!xs.is_empty()).then(|| xs.iter().map(|s| s.to_string()).collect());
+        c.set_entrypoint(v(entrypoint));
+        c.set_cmd(v(cmd));
+        c.set_env(Some(vec!["PATH=/bin".into(), "A=1".into()]));
+        c
+    }
+
+    fn opts(command: &[&str], entrypoint: Option<&[&str]>) -> RunOptions {
+        RunOptions {
+            command: command.iter().map(|s| s.to_string()).collect(),
+            entrypoint: entrypoint.map(|e| e.iter().map(|s| s.to_string()).collect()),
+            ..RunOptions::default()
+        }
+    }
+
+    #[test]
+    fn commands_follow_dockers_rules() {
+        let c = config(&["/init"], &["serve"]);
+        assert_eq!(command(&c, &opts(&[], None)).unwrap(), ["/init", "serve"]);
+        assert_eq!(command(&c, &opts(&["sh"], None)).unwrap(), ["/init", "sh"]);
+        assert_eq!(command(&c, &opts(&[], Some(&["/bin/sh"]))).unwrap(), ["/bin/sh"]);
+        assert_eq!(command(&c, &opts(&["-c", "true"], Some(&["/bin/sh"]))).unwrap(), ["/bin/sh", "-c", "true"]);
+        assert!(command(&config(&[], &[]), &opts(&[], None)).is_none());
+    }
+
+    #[test]
+    fn user_env_overrides_the_images() {
+        let env = environment(&config(&[], &[]), &["A=2".into(), "B=3".into()]);
+        assert_eq!(env, ["PATH=/bin", "A=2", "B=3"]);
+    }
+}

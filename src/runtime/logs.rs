@@ -1,1 +1,0 @@
-//! (runtime::logs: being written.)

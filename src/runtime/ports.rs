@@ -1,1 +1,0 @@
-//! (runtime::ports: being written.)

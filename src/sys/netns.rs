@@ -1,0 +1,80 @@
+//! Network namespaces and the few socket calls std lacks, for the port
+//! proxy (`runtime::ports`).
+//!
+//! A socket belongs to the network namespace of the thread that created it,
+//! for its whole life, whichever thread uses it later. So the proxy keeps one
+//! thread that has entered the container's namespace ([`enter_net_ns`]) and
+//! creates sockets there ([`stream_socket`]); any other thread then connects
+//! them ([`connect`]). [`wake_listener`] makes a thread blocked in `accept`
+//! return, which std cannot do without closing the listener under it.
+
+use std::fs::File;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sched::{CloneFlags, setns};
+use nix::sys::socket::{
+    self, AddressFamily, Shutdown, SockFlag, SockType, SockaddrIn, SockaddrIn6, setsockopt, sockopt,
+};
+use nix::sys::time::{TimeVal, TimeValLike};
+
+/// Moves the calling thread (only it) into the network namespace `ns`, an
+/// open `/proc/PID/ns/net` or bind mount of one. Fails with `EINVAL` if `ns`
+/// is not a network namespace, `EPERM` without `CAP_SYS_ADMIN`.
+pub fn enter_net_ns(ns: &File) -> io::Result<()> {
+    setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+}
+
+/// A new TCP socket for `addr`'s family, in the calling thread's network
+/// namespace, close-on-exec.
+pub fn stream_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(io::Error::from)
+}
+
+/// Connects `fd` (from [`stream_socket`]) to `addr`, giving up after
+/// `timeout` (`ErrorKind::TimedOut`).
+pub fn connect(fd: OwnedFd, addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    // Linux bounds a blocking connect(2) by the send timeout; it is cleared
+    // again afterwards so that later writes block as usual.
+    let millis = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX).max(1);
+    setsockopt(&fd, sockopt::SendTimeout, &TimeVal::milliseconds(millis)).map_err(io::Error::from)?;
+    let deadline = Instant::now() + timeout;
+    let mut first = true;
+    loop {
+        let result = match addr {
+            SocketAddr::V4(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn::from(a)),
+            SocketAddr::V6(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn6::from(a)),
+        };
+        match result {
+            Ok(()) => break,
+            // A retry after EINTR finds the first attempt finished.
+            Err(Errno::EISCONN) if !first => break,
+            // Interrupted by a signal: the attempt goes on in the background.
+            Err(Errno::EINTR | Errno::EALREADY) if Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(Errno::EINPROGRESS | Errno::EALREADY | Errno::EINTR) => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {timeout:?}")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        first = false;
+    }
+    setsockopt(&fd, sockopt::SendTimeout, &TimeVal::zero()).map_err(io::Error::from)?;
+    Ok(TcpStream::from(fd))
+}
+
+/// Shuts a listening socket down: threads blocked in `accept` on it return
+/// an error (`EINVAL`), later connections are refused, and the port is free
+/// once the listener is dropped.
+pub fn wake_listener(listener: &TcpListener) -> io::Result<()> {
+    socket::shutdown(listener.as_raw_fd(), Shutdown::Both).map_err(io::Error::from)
+}
