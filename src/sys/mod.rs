@@ -4,6 +4,7 @@
 
 pub mod fs;
 pub mod lock;
+pub mod signal;
 
 /// The effective user id of this process.
 pub fn euid() -> u32 {
