@@ -42,7 +42,9 @@
 
 mod error;
 mod fsio;
+mod join;
 mod mountinfo;
+mod path;
 mod resources;
 mod v1;
 mod v2;
@@ -52,14 +54,14 @@ mod tests_fake;
 #[cfg(test)]
 mod tests_kernel;
 
-use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs::OpenOptions;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::CgroupError;
+pub use join::Joiner;
 pub use mountinfo::{Hierarchy, detect, detect_from};
+pub use path::CgroupPath;
 pub use resources::{CpuList, CpuMax, DEFAULT_CPU_PERIOD_US, MIN_MEMORY, Resources};
 
 use crate::sys;
@@ -71,67 +73,6 @@ const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long [`Cgroup::kill_all`] waits for the last process to disappear.
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A cgroup's name below each hierarchy root, such as `berth/3f2a…`: one or
-/// more components of ASCII letters, digits, `-`, `_` and `.`.
-///
-/// Every directory the path names belongs to berth: [`Cgroup::remove`]
-/// deletes the leaf and then each named parent that has become empty.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CgroupPath {
-    components: Vec<String>,
-}
-
-impl CgroupPath {
-    /// Checks and splits `path` (`a/b/c`).
-    pub fn new(path: &str) -> Result<CgroupPath, CgroupError> {
-        let bad = |reason| CgroupError::InvalidPath { path: path.to_owned(), reason };
-        if path.starts_with('/') {
-            return Err(bad("it is absolute"));
-        }
-        let mut components = Vec::new();
-        for part in path.split('/') {
-            if part.is_empty() {
-                return Err(bad("it has an empty component"));
-            }
-            if part == "." || part == ".." {
-                return Err(bad("it has a \".\" or \"..\" component"));
-            }
-            if part.len() > 255 {
-                return Err(bad("a component is longer than 255 bytes"));
-            }
-            let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
-            if !part.bytes().all(allowed) {
-                return Err(bad("it has a character other than a letter, digit, '-', '_' or '.'"));
-            }
-            components.push(part.to_owned());
-        }
-        Ok(CgroupPath { components })
-    }
-
-    /// The components, outermost first.
-    pub fn components(&self) -> &[String] {
-        &self.components
-    }
-
-    /// This cgroup's directory in the hierarchy mounted at `mount`.
-    fn under(&self, mount: &Path) -> PathBuf {
-        let mut dir = mount.to_path_buf();
-        dir.extend(&self.components);
-        dir
-    }
-
-    /// The proper prefixes (`a`, `a/b` for `a/b/c`), shortest first.
-    fn parents(&self) -> Vec<CgroupPath> {
-        (1..self.components.len()).map(|n| CgroupPath { components: self.components[..n].to_vec() }).collect()
-    }
-}
-
-impl fmt::Display for CgroupPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.components.join("/"))
-    }
-}
-
 /// Usage and limits for `ps` and `top`. A field is `None` when its
 /// controller is not used for this cgroup (or, for limits, when there is no
 /// limit).
@@ -141,9 +82,6 @@ pub struct Stats {
     pub memory_usage: Option<u64>,
     /// The memory limit in bytes.
     pub memory_limit: Option<u64>,
-    /// How often usage hit the limit (v1 `memory.failcnt`, v2 `max` in
-    /// `memory.events`). Not a count of kills: the kernel usually reclaims.
-    pub memory_limit_hits: Option<u64>,
     /// Processes killed by the OOM killer inside the cgroup.
     pub oom_kills: Option<u64>,
     /// Tasks (processes and threads) in the cgroup.
@@ -413,43 +351,7 @@ impl Cgroup {
     }
 }
 
-/// The cgroup's `cgroup.procs` files, opened ahead of time so that a child
-/// process can join between `fork` and `exec`, where allocating is unsafe.
-#[derive(Debug)]
-pub struct Joiner {
-    files: Vec<File>,
-}
-
-impl Joiner {
-    /// Moves process `pid` into the cgroup; 0 means the calling process.
-    /// Neither allocates nor takes locks.
-    pub fn join(&self, pid: i32) -> std::io::Result<()> {
-        let mut buffer = [0u8; 12];
-        let text = format_pid(pid, &mut buffer);
-        for mut file in &self.files {
-            file.write_all(text)?;
-        }
-        Ok(())
-    }
-}
-
 /// This process's id, as cgroup files list it.
 fn own_pid() -> i32 {
     i32::try_from(std::process::id()).unwrap_or(i32::MAX)
-}
-
-/// Writes the decimal form of a non-negative `pid` into `buffer` without
-/// allocating (negative ids, which the kernel refuses anyway, become 0).
-fn format_pid(pid: i32, buffer: &mut [u8; 12]) -> &[u8] {
-    let mut value = u32::try_from(pid).unwrap_or(0);
-    let mut start = buffer.len();
-    loop {
-        start -= 1;
-        buffer[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    &buffer[start..]
 }

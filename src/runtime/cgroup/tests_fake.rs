@@ -187,8 +187,9 @@ fn oom_kill_counters() {
     let memory = tmp.path().join("memory/c1");
     files(&memory, &[("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")]);
     assert_eq!(Cgroup::open(&h1, &p).unwrap().oom_kills().unwrap(), 2);
-    // Before Linux 4.13 there is no counter; failcnt counts reclaim, not
-    // kills, so it is no substitute and the absence is an error.
+    // Before Linux 4.13 there is no counter, and memory.failcnt is no
+    // substitute: it counts failed charges, not kills, and Linux 6.18 left
+    // it at 0 through a real OOM kill. So the absence is an error.
     files(&memory, &[("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\n")]);
     let err = Cgroup::open(&h1, &p).unwrap().oom_kills().unwrap_err();
     assert!(matches!(err, CgroupError::Parse { .. }), "{err}");
@@ -207,11 +208,7 @@ fn stats_read_what_is_there() {
     let t = tmp.path();
     files(
         &t.join("memory/c1"),
-        &[
-            ("memory.usage_in_bytes", "4096\n"),
-            ("memory.limit_in_bytes", "9223372036854771712\n"),
-            ("memory.failcnt", "3\n"),
-        ],
+        &[("memory.usage_in_bytes", "4096\n"), ("memory.limit_in_bytes", "9223372036854771712\n")],
     );
     files(&t.join("pids/c1"), &[("pids.current", "2\n"), ("pids.max", "20\n")]);
     files(&t.join("cpuacct/c1"), &[("cpuacct.usage", "5000000\n")]);
@@ -219,7 +216,6 @@ fn stats_read_what_is_there() {
     let want = Stats {
         memory_usage: Some(4096),
         memory_limit: None,
-        memory_limit_hits: Some(3),
         pids_current: Some(2),
         pids_limit: Some(20),
         cpu_usage_us: Some(5_000),
@@ -236,7 +232,6 @@ fn stats_read_what_is_there() {
     let stats = Cgroup::open(&Hierarchy::V2 { root }, &path("c1")).unwrap().stats().unwrap();
     let want = Stats {
         memory_usage: Some(8192),
-        memory_limit_hits: Some(4),
         oom_kills: Some(1),
         cpu_usage_us: Some(777),
         cpu_throttled_periods: Some(4),
@@ -278,24 +273,4 @@ fn remove_is_idempotent_and_keeps_a_shared_parent_in_use() {
         assert!(tmp.path().join(c).is_dir(), "hierarchy root removed");
     }
     assert!(matches!(Cgroup::open(&h, &path("berth/a")), Err(CgroupError::NotFound { .. })));
-}
-
-#[test]
-fn cgroup_paths() {
-    assert_eq!(path("berth/abc-1_x.2").components(), ["berth", "abc-1_x.2"]);
-    assert_eq!(path("berth/abc").to_string(), "berth/abc");
-    for bad in ["", "/berth/x", "berth//x", "berth/../x", "berth/.", "berth/a b", "berth/x/"] {
-        assert!(CgroupPath::new(bad).is_err(), "{bad:?} accepted");
-    }
-    assert_eq!(path("a/b/c").parents(), [path("a"), path("a/b")]);
-}
-
-#[test]
-fn pids_format_without_allocating() {
-    let mut buffer = [0u8; 12];
-    assert_eq!(format_pid(0, &mut buffer), b"0");
-    assert_eq!(format_pid(7, &mut buffer), b"7");
-    assert_eq!(format_pid(4_194_304, &mut buffer), b"4194304");
-    assert_eq!(format_pid(i32::MAX, &mut buffer), b"2147483647");
-    assert_eq!(format_pid(-5, &mut buffer), b"0");
 }

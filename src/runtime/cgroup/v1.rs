@@ -235,7 +235,6 @@ pub(super) fn stats(path: &CgroupPath, dirs: &[Dir]) -> Result<Stats, CgroupErro
     if let Some(dir) = dir_of(path, dirs, "memory") {
         stats.memory_usage = fsio::number_opt(&dir.join("memory.usage_in_bytes"))?;
         stats.memory_limit = fsio::limit_opt(&dir.join("memory.limit_in_bytes"))?;
-        stats.memory_limit_hits = fsio::number_opt(&dir.join("memory.failcnt"))?;
         stats.oom_kills = fsio::keyed_opt(&dir.join("memory.oom_control"), "oom_kill")?;
     }
     if let Some(dir) = dir_of(path, dirs, "pids") {

@@ -145,7 +145,6 @@ pub(super) fn stats(dir: &Path) -> Result<Stats, CgroupError> {
     Ok(Stats {
         memory_usage: fsio::number_opt(&dir.join("memory.current"))?,
         memory_limit: fsio::limit_opt(&dir.join("memory.max"))?,
-        memory_limit_hits: fsio::keyed_opt(&events, "max")?,
         oom_kills: fsio::keyed_opt(&events, "oom_kill")?,
         pids_current: fsio::number_opt(&dir.join("pids.current"))?,
         pids_limit: fsio::limit_opt(&dir.join("pids.max"))?,
