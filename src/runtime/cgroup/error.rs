@@ -32,9 +32,12 @@ pub enum CgroupError {
     InvalidResource { what: &'static str, value: String, expected: &'static str },
 
     #[error(
-        "the {controller} controller is needed for {purpose} but is not available ({where_}); enable it or drop the limit"
+        "the {controller} controller is needed for {purpose} but is not available ({detail}); enable it or drop the limit"
     )]
-    ControllerMissing { controller: &'static str, purpose: &'static str, where_: String },
+    ControllerMissing { controller: &'static str, purpose: &'static str, detail: String },
+
+    #[error("cannot move process {pid} into a cgroup: process ids are positive")]
+    InvalidPid { pid: i32 },
 
     #[error("cgroup {} already exists (left over from an earlier run?); remove it before creating it again", path.display())]
     AlreadyExists { path: PathBuf },
@@ -47,6 +50,9 @@ pub enum CgroupError {
 
     #[error("cannot write {value:?} to {}: {source}", path.display())]
     Write { path: PathBuf, value: String, source: io::Error },
+
+    #[error("cannot open {} for writing: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
 
     #[error("cannot read {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },

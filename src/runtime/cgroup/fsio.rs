@@ -102,10 +102,11 @@ pub(super) fn keyed_opt(path: &Path, key: &str) -> Result<Option<u64>, CgroupErr
     Ok(read_opt(path)?.map(|text| keyed(path, &text, key)).transpose()?.flatten())
 }
 
-/// The process ids in a `cgroup.procs` file. Zeros (processes outside the
+/// The process ids in a `cgroup.procs` file; none when the file is gone
+/// (its cgroup was removed meanwhile). Zeros (processes outside the
 /// reader's pid namespace) are left out.
 pub(super) fn read_pids(path: &Path) -> Result<Vec<i32>, CgroupError> {
-    let text = read(path)?;
+    let text = read_opt(path)?.unwrap_or_default();
     let mut pids = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let pid: i32 = line.trim().parse().map_err(|_| CgroupError::Parse {
@@ -299,5 +300,6 @@ mod tests {
         assert_eq!(read_pids(&procs).unwrap(), [12, 345]);
         fs::write(&procs, "12\nabc\n").unwrap();
         assert!(read_pids(&procs).is_err());
+        assert_eq!(read_pids(&tmp.path().join("gone")).unwrap(), Vec::<i32>::new());
     }
 }

@@ -161,11 +161,7 @@ impl Cgroup {
     /// Moves process `pid` (all its threads) into the cgroup.
     pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
         if pid <= 0 {
-            return Err(CgroupError::InvalidResource {
-                what: "the process id to add",
-                value: pid.to_string(),
-                expected: "a positive process id",
-            });
+            return Err(CgroupError::InvalidPid { pid });
         }
         for dir in self.paths() {
             fsio::write(&dir.join("cgroup.procs"), &pid.to_string())?;
@@ -178,11 +174,8 @@ impl Cgroup {
         let mut files = Vec::new();
         for dir in self.paths() {
             let path = dir.join("cgroup.procs");
-            let file = OpenOptions::new().write(true).open(&path).map_err(|source| CgroupError::Write {
-                path,
-                value: "(open)".into(),
-                source,
-            })?;
+            let file =
+                OpenOptions::new().write(true).open(&path).map_err(|source| CgroupError::Open { path, source })?;
             files.push(file);
         }
         Ok(Joiner { files })
@@ -193,13 +186,9 @@ impl Cgroup {
         let mut pids = Vec::new();
         for dir in self.paths() {
             for sub in fsio::tree(&dir)? {
-                let procs = sub.join("cgroup.procs");
-                if let Some(text) = fsio::read_opt(&procs)? {
-                    pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-                }
+                pids.extend(fsio::read_pids(&sub.join("cgroup.procs"))?);
             }
         }
-        pids.retain(|&p| p > 0);
         pids.sort_unstable();
         pids.dedup();
         Ok(pids)
@@ -255,6 +244,9 @@ impl Cgroup {
     /// possible), kills every listed process and thaws.
     fn wait_empty(&self, signal: bool) -> Result<(), CgroupError> {
         let mut left = Vec::new();
+        // Freezing is given up for good once it sticks (a task in state D),
+        // so that a stuck freeze does not eat the whole timeout every round.
+        let mut freezer = self.has_freezer();
         let emptied = fsio::poll_until(KILL_TIMEOUT, || {
             left = self.procs()?;
             left.retain(|&p| p != own_pid());
@@ -262,7 +254,7 @@ impl Cgroup {
                 return Ok(true);
             }
             if signal {
-                self.signal_round()?;
+                freezer = self.signal_round(freezer)?;
             }
             Ok(false)
         })?;
@@ -276,12 +268,13 @@ impl Cgroup {
         })
     }
 
-    /// One round of freeze, SIGKILL to everyone listed, thaw.
-    fn signal_round(&self) -> Result<(), CgroupError> {
-        // Without a freezer (or if freezing sticks) the kill still goes out;
-        // later rounds catch processes forked meanwhile.
-        let frozen = self.has_freezer() && self.freeze().is_ok();
-        let mut result = Ok(());
+    /// One round of freeze (with `freezer`), SIGKILL to everyone listed,
+    /// thaw. Returns whether freezing worked, for the next round.
+    fn signal_round(&self, freezer: bool) -> Result<bool, CgroupError> {
+        // Without a freezer the kill still goes out; later rounds catch
+        // processes forked meanwhile.
+        let frozen = freezer && self.freeze().is_ok();
+        let mut result = Ok(frozen);
         for pid in self.procs()? {
             if pid == own_pid() {
                 continue;

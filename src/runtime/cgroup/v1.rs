@@ -75,7 +75,7 @@ fn need(
     dir_of(path, dirs, controller).ok_or_else(|| CgroupError::ControllerMissing {
         controller,
         purpose,
-        where_: format!("cgroup {path} has no v1 {controller} directory"),
+        detail: format!("cgroup {path} has no v1 {controller} directory"),
     })
 }
 
@@ -104,7 +104,7 @@ pub(super) fn create(
             return Err(CgroupError::ControllerMissing {
                 controller,
                 purpose,
-                where_: "no cgroup v1 hierarchy has it mounted".into(),
+                detail: "no cgroup v1 hierarchy has it mounted".into(),
             });
         }
     }

@@ -31,7 +31,7 @@ pub(super) fn create(root: &Path, path: &CgroupPath, resources: &Resources) -> R
             return Err(CgroupError::ControllerMissing {
                 controller,
                 purpose,
-                where_: format!("{} does not list it", offered_file.display()),
+                detail: format!("{} does not list it", offered_file.display()),
             });
         }
     }
@@ -92,7 +92,7 @@ pub(super) fn oom_kills(dir: &Path) -> Result<u64, CgroupError> {
         return Err(CgroupError::ControllerMissing {
             controller: "memory",
             purpose: "counting OOM kills",
-            where_: format!("{} is missing", file.display()),
+            detail: format!("{} is missing", file.display()),
         });
     };
     fsio::keyed(&file, &text, "oom_kill")?.ok_or(CgroupError::Parse {
