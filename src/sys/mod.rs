@@ -7,6 +7,7 @@ pub mod fs;
 pub mod lock;
 pub mod netns;
 pub mod tty;
+pub mod signal;
 
 /// The effective user id of this process.
 pub fn euid() -> u32 {

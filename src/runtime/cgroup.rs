@@ -1,1 +1,0 @@
-//! (runtime::cgroup: being written.)
