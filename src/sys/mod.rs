@@ -6,8 +6,8 @@ pub mod daemon;
 pub mod fs;
 pub mod lock;
 pub mod netns;
-pub mod tty;
 pub mod signal;
+pub mod tty;
 
 /// The effective user id of this process.
 pub fn euid() -> u32 {
