@@ -2,8 +2,15 @@
 //! functions. Each `unsafe` carries a `// SAFETY:` line. No policy lives here:
 //! callers decide what to do, these functions only do it.
 
+pub mod caps;
+pub mod exec;
 pub mod fs;
 pub mod lock;
+pub mod mount;
+pub mod ns;
+pub mod proc;
+pub mod pty;
+pub mod scoped;
 
 /// The effective user id of this process.
 pub fn euid() -> u32 {
