@@ -24,3 +24,6 @@ pub mod restart;
 pub mod rootfs;
 pub mod spec;
 pub mod state;
+
+#[cfg(test)]
+mod tests;

@@ -152,12 +152,20 @@ pub fn borrow_raw(fd: RawFd) -> BorrowedFd<'static> {
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
+/// Takes ownership of fd number `fd`, which no Rust object owns (one
+/// inherited across exec), so that dropping the result closes it.
+pub fn take_raw(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass an fd that is open and owned by nothing else in
+    // this process.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
 const MFD_EXEC: u32 = 0x10;
 
 /// A sealed in-memory copy of the file at `path` (`memfd_create` +
 /// `copy_file_range`/`sendfile` + `F_SEAL_SEAL|SHRINK|GROW|WRITE`), which
-/// nobody can ever write to again; close-on-exec.
-pub fn sealed_copy(path: &Path, name: &CStr) -> io::Result<OwnedFd> {
+/// nobody can ever write to again; close-on-exec. Returns it and its size.
+pub fn sealed_copy(path: &Path, name: &CStr) -> io::Result<(OwnedFd, u64)> {
     let src = File::open(path)?;
     let len = src.metadata()?.len();
     let base = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
@@ -171,7 +179,17 @@ pub fn sealed_copy(path: &Path, name: &CStr) -> io::Result<OwnedFd> {
     copy_all(src.as_fd(), mem.as_fd(), len)?;
     let seals = SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;
     fcntl::fcntl(&mem, FcntlArg::F_ADD_SEALS(seals))?;
-    Ok(mem)
+    Ok((mem, len))
+}
+
+/// A memfd holding `bytes`, read from its start; close-on-exec.
+pub fn memfd_with(name: &CStr, bytes: &[u8]) -> io::Result<OwnedFd> {
+    use std::io::{Seek, Write};
+    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC)?;
+    let mut file = File::from(fd);
+    file.write_all(bytes)?;
+    file.rewind()?;
+    Ok(file.into())
 }
 
 fn copy_all(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64) -> io::Result<()> {

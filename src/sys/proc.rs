@@ -193,3 +193,25 @@ pub fn setsid() -> io::Result<()> {
 pub fn new_process_group() -> io::Result<()> {
     Ok(unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?)
 }
+
+/// `chdir(path)`.
+pub fn chdir(path: &std::path::Path) -> io::Result<()> {
+    Ok(unistd::chdir(path)?)
+}
+
+/// `fchdir(fd)`: makes the directory `fd` refers to the working directory.
+pub fn fchdir(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    Ok(unistd::fchdir(fd)?)
+}
+
+/// `PR_SET_CHILD_SUBREAPER`: orphaned descendants are re-parented to this
+/// process instead of to PID 1.
+pub fn set_child_subreaper() -> io::Result<()> {
+    Ok(nix::sys::prctl::set_child_subreaper(true)?)
+}
+
+/// True if `fd` is open (`fcntl(F_GETFD)` succeeds).
+pub fn fd_is_open(fd: std::os::fd::RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the fd's flags; a closed fd gives EBADF.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}

@@ -29,3 +29,11 @@ pub fn open_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     Ok((pair.master, pair.slave))
 }
+
+/// True if `fd` is the controlling terminal of a session this process
+/// leads (`isatty` and `tcgetsid(fd) == getpid()`).
+pub fn leads_session_on(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: tcgetsid only queries the terminal; -1 means "not one".
+    let sid = unsafe { libc::tcgetsid(fd.as_raw_fd()) };
+    sid > 0 && sid == unistd::getpid().as_raw()
+}
