@@ -37,42 +37,55 @@ pub fn open_path(root: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
     Ok(fcntl::openat2(root, relative(rel), how(OFlag::O_PATH))?)
 }
 
-fn normal_components(rel: &Path) -> io::Result<Vec<&std::ffi::OsStr>> {
-    rel.components()
-        .filter_map(|c| match c {
-            Component::Normal(name) => Some(Ok(name)),
-            Component::RootDir | Component::CurDir => None,
-            Component::ParentDir | Component::Prefix(_) => {
-                Some(Err(io::Error::new(io::ErrorKind::InvalidInput, "path must not contain `..`")))
+/// The components of `rel` with `.` dropped and `..` applied lexically,
+/// never above the root (as `RESOLVE_IN_ROOT` treats `..` at the root).
+fn clamped_components(rel: &Path) -> Vec<std::ffi::OsString> {
+    let mut out: Vec<std::ffi::OsString> = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(name) => out.push(name.to_os_string()),
+            Component::ParentDir => {
+                out.pop();
             }
-        })
-        .collect()
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
 }
 
 /// Makes sure the directory `rel` exists inside `root`, creating missing
-/// components with `perm`, and returns an `O_PATH` fd for it. Existing
-/// symlinks along the way are followed inside the root.
+/// components with `perm`, and returns an `O_PATH` fd for it. Symlinks
+/// along the way are followed inside the root, dangling ones included:
+/// their target is created (inside the root), as runc does.
 pub fn mkdir_all(root: BorrowedFd<'_>, rel: &Path, perm: u32) -> io::Result<OwnedFd> {
-    let parts = normal_components(rel)?;
+    mkdir_all_depth(root, rel, perm, 0)
+}
+
+fn mkdir_all_depth(root: BorrowedFd<'_>, rel: &Path, perm: u32, depth: u32) -> io::Result<OwnedFd> {
+    if depth > 40 {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
+    let parts = clamped_components(rel);
     let mut prefix = PathBuf::new();
     let mut dir = fs::resolve_dir_in_root(root, Path::new(""))?;
-    for name in parts {
+    for (i, name) in parts.iter().enumerate() {
+        let parent = prefix.clone();
         prefix.push(name);
         dir = match fs::resolve_dir_in_root(root, &prefix) {
             Ok(fd) => fd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                match fs::mkdir_at(dir.as_fd(), name, perm) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::AlreadyExists,
-                            format!("{} is a dangling symlink", prefix.display()),
-                        ));
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::mkdir_at(dir.as_fd(), name, perm) {
+                Ok(()) => fs::resolve_dir_in_root(root, &prefix)?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    // A dangling symlink: create its target instead.
+                    let target = PathBuf::from(fcntl::readlinkat(dir.as_fd(), name.as_os_str())?);
+                    let mut next = if target.is_absolute() { target } else { parent.join(target) };
+                    for rest in &parts[i + 1..] {
+                        next.push(rest);
                     }
-                    Err(e) => return Err(e),
+                    return mkdir_all_depth(root, &next, perm, depth + 1);
                 }
-                fs::resolve_dir_in_root(root, &prefix)?
-            }
+                Err(e) => return Err(e),
+            },
             Err(e) => return Err(e),
         };
     }

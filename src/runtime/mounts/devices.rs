@@ -130,6 +130,10 @@ pub(super) fn default_links(root: BorrowedFd<'_>) -> Result<(), MountError> {
 pub(super) fn console(root: BorrowedFd<'_>, console: BorrowedFd<'_>) -> Result<(), MountError> {
     let path = Path::new("/dev/console");
     let target = scoped::ensure_file(root, path, 0o600).map_err(step("creating", path))?;
-    sysmount::mount(Some(&fd_path(console)), &fd_path(target.as_fd()), None, MsFlags::MS_BIND, None)
-        .map_err(step("bind-mounting the terminal at", path))
+    // The fd's mount belongs to the mount namespace it was opened in, which
+    // a bind mount may not take from: bind its path (e.g. /dev/pts/3) in
+    // this namespace's copy of the host's mounts instead.
+    let tty = std::fs::read_link(fd_path(console)).map_err(step("finding the terminal's name for", path))?;
+    sysmount::mount(Some(&tty), &fd_path(target.as_fd()), None, MsFlags::MS_BIND, None)
+        .map_err(step(format!("bind-mounting the terminal {} at", tty.display()), path))
 }

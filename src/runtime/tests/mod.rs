@@ -4,3 +4,4 @@
 
 mod fixture;
 mod launch;
+mod more;
