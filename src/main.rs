@@ -1,8 +1,15 @@
 //! The `berth` binary: parses the command line, calls the library, prints
 //! the result and sets the exit code. All logic lives in the `berth` library.
+//!
+//! One hidden entry point comes before the command line: `berth __init …`
+//! is the init of a container (PID 1, executed by berth itself from a
+//! sealed copy of this binary), see `berth::runtime::init`.
 
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    if std::env::args_os().nth(1).as_deref() == Some("__init".as_ref()) {
+        berth::runtime::init::main()
+    }
     cli::main()
 }

@@ -27,3 +27,6 @@ pub mod rootfs;
 pub mod spec;
 pub mod state;
 pub mod tty;
+
+#[cfg(test)]
+mod tests;

@@ -2,10 +2,17 @@
 //! functions. Each `unsafe` carries a `// SAFETY:` line. No policy lives here:
 //! callers decide what to do, these functions only do it.
 
+pub mod caps;
 pub mod daemon;
+pub mod exec;
 pub mod fs;
 pub mod lock;
+pub mod mount;
 pub mod netns;
+pub mod ns;
+pub mod proc;
+pub mod pty;
+pub mod scoped;
 pub mod signal;
 pub mod tty;
 

@@ -1,1 +1,0 @@
-//! (runtime::mounts: being written.)

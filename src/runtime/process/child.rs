@@ -1,0 +1,279 @@
+//! The child side of a container start. It runs in berth's init binary,
+//! freshly executed from the sealed memfd (see the overview in
+//! `runtime::process`), with this fd contract:
+//! 0–2 the container's stdio, 3 the error pipe ([`wire`]), 4 the sync pipe
+//! (one byte arrives once the parent ran `before_start`), 5 the
+//! [`Config`] as JSON.
+//!
+//! [`create`] and [`exec`] run in the first process (the "stage"): they
+//! join what must be joined before a clone, clone the container's process
+//! as a sibling (a child of berth's parent process), report its pid and
+//! exit. The sibling then sets up the container and ends up in init's
+//! reaper ([`create`]) or in the user's command ([`exec`]). Failures are
+//! written to the error pipe with the step's name, and the process exits.
+
+use std::convert::Infallible;
+use std::fmt::Display;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{Process, Spec};
+
+use super::plan::{ContainerPlan, Join, ProcessPlan, open_ns};
+use super::wire;
+use crate::runtime::rootfs::Rootfs;
+use crate::sys::exec::{self, exit_now};
+use crate::sys::mount::{self as sysmount, MsFlags};
+use crate::sys::ns::{self, Forked};
+use crate::sys::proc as sysproc;
+use crate::sys::{caps, fs as sysfs, pty, scoped};
+
+/// fd of the error pipe in the stage and the container's process.
+pub(crate) const ERR_FD: RawFd = wire::INIT_ERROR_FD;
+/// fd of the sync pipe's read end.
+pub(crate) const SYNC_FD: RawFd = 4;
+/// fd of the configuration memfd.
+pub(crate) const CONFIG_FD: RawFd = 5;
+
+/// What the stage is to do, sent by the parent as JSON on [`CONFIG_FD`].
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) enum Config {
+    Create { spec: Box<Spec>, rootfs: Rootfs },
+    Exec { target: i32, process: Box<Process> },
+}
+
+/// A failed step, as it will be reported.
+pub(crate) struct Failure {
+    step: String,
+    errno: i32,
+    message: String,
+}
+
+/// Errors that know their errno.
+pub(crate) trait Errno: Display {
+    fn errno(&self) -> Option<i32>;
+}
+
+impl Errno for std::io::Error {
+    fn errno(&self) -> Option<i32> {
+        self.raw_os_error()
+    }
+}
+impl Errno for crate::runtime::mounts::MountError {
+    fn errno(&self) -> Option<i32> {
+        self.raw_os_error()
+    }
+}
+impl Errno for crate::runtime::rootfs::RootfsError {
+    fn errno(&self) -> Option<i32> {
+        self.raw_os_error()
+    }
+}
+impl Errno for super::ProcessError {
+    fn errno(&self) -> Option<i32> {
+        None
+    }
+}
+
+pub(crate) fn at<E: Errno>(step: impl Into<String>) -> impl FnOnce(E) -> Failure {
+    let step = step.into();
+    move |e| Failure { step, errno: e.errno().unwrap_or(0), message: e.to_string() }
+}
+
+/// Reports `f` on the error pipe and exits.
+pub(crate) fn fail(f: Failure) -> ! {
+    wire::send_setup_failure(ERR_FD, &f.step, f.errno, &f.message);
+    exit_now(1)
+}
+
+/// Reads the configuration from [`CONFIG_FD`], if there is one.
+pub(crate) fn read_config() -> Option<Config> {
+    if !sysproc::fd_is_open(CONFIG_FD) {
+        return None;
+    }
+    let mut file = std::fs::File::from(exec::take_raw(CONFIG_FD));
+    let mut text = Vec::new();
+    if let Err(e) = file.read_to_end(&mut text) {
+        fail(at("reading the container's configuration")(e));
+    }
+    match serde_json::from_slice(&text) {
+        Ok(config) => Some(config),
+        Err(e) => fail(at("parsing the container's configuration")(std::io::Error::other(e))),
+    }
+}
+
+fn wait_for_go() {
+    let mut file = std::fs::File::from(exec::take_raw(SYNC_FD));
+    let mut byte = [0u8; 1];
+    // End of file: the parent gave up (before_start failed, or it died).
+    if !matches!(file.read(&mut byte), Ok(1)) {
+        exit_now(1);
+    }
+}
+
+fn clone_and_report(flags: CloneFlags) -> bool {
+    match ns::clone_sibling(flags) {
+        Ok(Forked::Parent(pid)) => {
+            wire::send_pid(ERR_FD, pid.as_raw());
+            exit_now(0)
+        }
+        Ok(Forked::Child) => true,
+        Err(e) => fail(at(format!("clone3({flags:?})"))(e)),
+    }
+}
+
+/// `launch`'s stage: joins a PID namespace if asked, clones the container's
+/// first process, which sets the container up and becomes its init.
+pub(crate) fn create(spec: &Spec, rootfs: &Rootfs) -> ! {
+    let plan = ContainerPlan::new(spec).unwrap_or_else(|e| fail(at("checking the spec")(e)));
+    if let Some(j) = &plan.pid_join {
+        ns::setns(j.fd.as_fd(), j.flag)
+            .unwrap_or_else(|e| fail(at(format!("joining the PID namespace {}", j.path.display()))(e)));
+    }
+    clone_and_report(if plan.new_pid { CloneFlags::CLONE_NEWPID } else { CloneFlags::empty() });
+    wait_for_go();
+    match container(&plan, rootfs) {
+        Ok(()) => crate::runtime::init::reap(&plan.process.argv, Some(ERR_FD)),
+        Err(f) => fail(f),
+    }
+}
+
+fn container(plan: &ContainerPlan, rootfs: &Rootfs) -> Result<(), Failure> {
+    sysproc::set_dumpable(false).map_err(at("prctl(PR_SET_DUMPABLE)"))?;
+    for j in &plan.joins {
+        ns::setns(j.fd.as_fd(), j.flag).map_err(at(format!("joining the namespace {}", j.path.display())))?;
+    }
+    ns::unshare(plan.unshare).map_err(at(format!("unshare({:?})", plan.unshare)))?;
+    if plan.new_net() {
+        ns::loopback_up().map_err(at("bringing up lo in the new network namespace"))?;
+    }
+    sysmount::set_propagation(Path::new("/"), MsFlags::MS_REC | MsFlags::MS_PRIVATE)
+        .map_err(at("making all mounts private (MS_REC|MS_PRIVATE on /)"))?;
+    rootfs.mount().map_err(at("mounting the root filesystem"))?;
+    let console = plan.process.terminal.then(|| exec::borrow_raw(0));
+    plan.mounts.apply_in_root(&rootfs.target, console).map_err(at("mounting"))?;
+    sysproc::chdir(&rootfs.target).map_err(at(format!("chdir to the new root {}", rootfs.target.display())))?;
+    sysmount::pivot_root_here().map_err(at("pivot_root"))?;
+    sysproc::chdir(Path::new("/")).map_err(at("chdir / after pivot_root"))?;
+    plan.mounts.apply_after_pivot().map_err(at("masking paths"))?;
+    if plan.readonly_root {
+        let keep = sysmount::mount_flags_of(Path::new("/")).map_err(at("reading the root's mount flags"))?;
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep;
+        sysmount::mount(None, Path::new("/"), None, flags, None).map_err(at("remounting the root read-only"))?;
+    }
+    if let Some(name) = &plan.hostname {
+        sysproc::set_hostname(name).map_err(at(format!("sethostname({name:?})")))?;
+    }
+    let root = sysfs::open_dir(Path::new("/")).map_err(at("opening /"))?;
+    scoped::mkdir_all(root.as_fd(), &plan.process.cwd, 0o755)
+        .map_err(at(format!("creating the working directory {}", plan.process.cwd.display())))?;
+    process(&plan.process, root)
+}
+
+/// Turns this process into the configured one: new session (and the
+/// terminal as its controlling terminal), resource limits, capability
+/// bounding set, uid/gid/groups, capability sets, no_new_privs, working
+/// directory resolved inside the root, every fd above 3 close-on-exec.
+fn process(p: &ProcessPlan, root: OwnedFd) -> Result<(), Failure> {
+    sysproc::setsid().map_err(at("setsid"))?;
+    if p.terminal {
+        pty::set_controlling_terminal(exec::borrow_raw(0)).map_err(at("ioctl(TIOCSCTTY) on the terminal"))?;
+    }
+    for &(res, soft, hard) in &p.rlimits {
+        sysproc::set_rlimit(res, soft, hard).map_err(at(format!("setrlimit({res:?}, {soft}, {hard})")))?;
+    }
+    caps::limit_bounding(p.caps.bounding).map_err(at("dropping capabilities from the bounding set"))?;
+    caps::set_keepcaps(true).map_err(at("prctl(PR_SET_KEEPCAPS)"))?;
+    sysproc::set_ids(p.uid, p.gid, &p.groups)
+        .map_err(at(format!("setting uid {} gid {} groups {:?}", p.uid, p.gid, p.groups)))?;
+    caps::set_sets(p.caps.effective, p.caps.inheritable, p.caps.permitted).map_err(at("capset"))?;
+    caps::set_ambient(p.caps.ambient).map_err(at("setting ambient capabilities"))?;
+    if p.no_new_privs {
+        sysproc::set_no_new_privs().map_err(at("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    }
+    let cwd = sysfs::resolve_dir_in_root(root.as_fd(), &p.cwd)
+        .map_err(at(format!("resolving the working directory {} in the container", p.cwd.display())))?;
+    sysproc::fchdir(cwd.as_fd()).map_err(at(format!("chdir {}", p.cwd.display())))?;
+    drop((cwd, root));
+    exec::cloexec_from(ERR_FD + 1).map_err(at("close_range(4.., CLOSE_RANGE_CLOEXEC)"))?;
+    exec::set_cloexec(exec::borrow_raw(ERR_FD), true).map_err(at("fcntl(FD_CLOEXEC) on the error pipe"))
+}
+
+/// `exec_in`'s stage: joins every namespace of `target` (the mount
+/// namespace last: it changes `/`), clones the new process into the PID
+/// namespace, which takes on the process's credentials and executes the
+/// command directly (keeping its pid, which the parent waits for).
+pub(crate) fn exec(target: i32, process_spec: &Process) -> ! {
+    let plan = ProcessPlan::new(process_spec, true).unwrap_or_else(|e| fail(at("checking the process")(e)));
+    let joins = target_namespaces(target).unwrap_or_else(|e| fail(at("opening the container's namespaces")(e)));
+    for j in &joins {
+        ns::setns(j.fd.as_fd(), j.flag)
+            .unwrap_or_else(|e| fail(at(format!("joining the namespace {}", j.path.display()))(e)));
+    }
+    drop(joins);
+    clone_and_report(CloneFlags::empty());
+    wait_for_go();
+    let run = || -> Result<Infallible, Failure> {
+        let root = sysfs::open_dir(Path::new("/")).map_err(at("opening the container's /"))?;
+        process(&plan, root)?;
+        crate::runtime::init::exec_command(&plan.argv, Some(ERR_FD))
+    };
+    match run() {
+        Ok(never) => match never {},
+        Err(f) => fail(f),
+    }
+}
+
+/// Opens `/proc/TARGET/ns/*` in the order they are joined.
+pub(super) fn target_namespaces(target: i32) -> Result<Vec<Join>, super::ProcessError> {
+    let mut joins = Vec::new();
+    for (name, flag) in [
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+    ] {
+        joins.push(open_ns(Path::new(&format!("/proc/{target}/ns/{name}")), flag)?);
+    }
+    Ok(joins)
+}
+
+/// In the forked process, before anything else: puts the stdio fds on
+/// 0–2, the error pipe on 3, the sync pipe on 4, the configuration on 5,
+/// marks everything else close-on-exec and executes berth's init from the
+/// sealed memfd.
+pub(super) fn exec_stage(
+    fds: [BorrowedFd<'_>; 6],
+    init: BorrowedFd<'_>,
+    argv: &exec::CStrArray,
+    envp: &exec::CStrArray,
+) -> ! {
+    let err_now = std::os::fd::AsRawFd::as_raw_fd(&fds[3]);
+    let report = |step: &str, e: std::io::Error| -> ! {
+        wire::send_setup_failure(err_now, step, e.raw_os_error().unwrap_or(0), &e.to_string());
+        exit_now(1)
+    };
+    // Copy every fd above the numbers about to be filled, so that no dup3
+    // onto 0..=5 can close a source.
+    let mut high: [Option<OwnedFd>; 7] = Default::default();
+    for (slot, fd) in high.iter_mut().zip(fds.iter().chain([&init])) {
+        *slot = Some(exec::dup_above(*fd, 10).unwrap_or_else(|e| report("duplicating fds", e)));
+    }
+    for (n, fd) in high[..6].iter().flatten().enumerate() {
+        exec::dup_onto(fd.as_fd(), n as RawFd).unwrap_or_else(|e| report("dup3 onto fds 0-5", e));
+    }
+    exec::cloexec_from(6).unwrap_or_else(|e| report("close_range(6.., CLOSE_RANGE_CLOEXEC)", e));
+    let Some(init) = &high[6] else { exit_now(1) };
+    let e = exec::exec_fd(init.as_fd(), argv, envp);
+    wire::send_setup_failure(
+        ERR_FD,
+        "executing berth's init (sealed memfd)",
+        e.raw_os_error().unwrap_or(0),
+        &e.to_string(),
+    );
+    exit_now(1)
+}

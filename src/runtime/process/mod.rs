@@ -1,0 +1,242 @@
+//! Starting processes in containers: [`launch`] creates a container and
+//! runs its command under berth's init as PID 1; [`exec_in`] runs another
+//! command inside a running container.
+//!
+//! # How a process is started
+//!
+//! The parent (a shim, or the CLI for a foreground run) plans everything
+//! first ([`plan`]): spec mistakes, missing bind sources and namespace files
+//! are errors before any process exists. Then:
+//!
+//! 1. **fork** (glibc's): an intermediate process. The parent may have
+//!    threads; glibc's fork resets the allocator's locks in the child, so
+//!    the intermediate can allocate. It joins a PID namespace if asked.
+//! 2. **clone3(CLONE_PARENT [| CLONE_NEWPID])** from the single-threaded
+//!    intermediate: the container's first process, a *sibling*, i.e. a
+//!    direct child of the parent, which can `waitpid` it. The intermediate
+//!    sends its pid over the error pipe and exits.
+//! 3. The parent runs `before_start(pid)` (put it in its cgroups) while the
+//!    child blocks on the sync pipe, then releases it. Namespaces other
+//!    than PID are created only now, so the cgroup namespace is rooted at
+//!    the container's cgroup.
+//! 4. The child sets up the container (see `runtime`'s overview), then
+//!    executes berth's init from a sealed memfd ([`InitExe`]) with the
+//!    error pipe as fd 3. Init forks and executes the user's command; on
+//!    failure it reports `exec "CMD": …` on the pipe.
+//! 5. The parent reads the pipe to end of file: nothing means the command
+//!    was executed (the last write end closed with that exec); a record
+//!    means a failure, and the parent kills and reaps the child and returns
+//!    the error ([`ProcessError::Setup`] naming the step, or
+//!    [`ProcessError::Exec`] with exit code 127 or 126).
+//!
+//! Every pipe is close-on-exec; only the stdio fds and the error pipe reach
+//! init, and init passes on only 0, 1 and 2.
+
+pub(crate) mod child;
+mod init_exe;
+mod plan;
+pub(crate) mod wire;
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::unistd::Pid;
+use oci_spec::runtime::{Process, Spec};
+
+pub use init_exe::InitExe;
+
+use self::child::Config;
+use self::plan::{ContainerPlan, ProcessPlan};
+use crate::runtime::mounts::MountError;
+use crate::runtime::rootfs::Rootfs;
+use crate::sys::exec;
+use crate::sys::ns::{self, Forked};
+use crate::sys::proc as sysproc;
+
+/// Why a container process could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("invalid spec: {what}: {reason}")]
+    Spec { what: String, reason: String },
+    #[error("{what} is not supported: {hint}")]
+    Unsupported { what: String, hint: String },
+    #[error(transparent)]
+    Mounts(#[from] MountError),
+    #[error("opening the namespace {path} to join: {source} (give a /proc/PID/ns/* file or a bind mount of one)")]
+    Namespace { path: PathBuf, source: io::Error },
+    #[error("copying berth's binary {path} into a sealed memfd: {source}")]
+    InitExe { path: PathBuf, source: io::Error },
+    #[error("{step}: {source}")]
+    Io { step: &'static str, source: io::Error },
+    #[error("preparing container process {pid} (before_start): {message}")]
+    BeforeStart { pid: i32, message: String },
+    #[error("starting the container: {step}: {message}")]
+    Setup { step: String, message: String, errno: i32 },
+    #[error("exec {command:?}: {reason}")]
+    Exec { command: String, reason: String, errno: i32, code: i32 },
+    #[error("the container's first process did not report back: {detail}")]
+    Protocol { detail: String },
+    #[error("{first}; cleaning up the half-started process {pid} also failed: {cleanup}")]
+    Cleanup { first: Box<ProcessError>, pid: i32, cleanup: io::Error },
+}
+
+impl ProcessError {
+    /// The exit code a shell would give: 127 (not found) or 126 (not
+    /// executable) when the command could not be executed.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            ProcessError::Exec { code, .. } => Some(*code),
+            ProcessError::Cleanup { first, .. } => first.exit_code(),
+            _ => None,
+        }
+    }
+}
+
+/// The container's standard streams. For a terminal, all three are the pty
+/// slave and `spec.process.terminal` is true (the child then makes it its
+/// controlling terminal).
+#[derive(Debug)]
+pub struct Stdio {
+    /// `None` is `/dev/null`.
+    pub stdin: Option<OwnedFd>,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+impl Stdio {
+    /// All three streams on the terminal `slave`.
+    pub fn terminal(slave: OwnedFd) -> io::Result<Stdio> {
+        Ok(Stdio { stdin: Some(slave.try_clone()?), stdout: slave.try_clone()?, stderr: slave })
+    }
+}
+
+/// What [`launch`] needs.
+pub struct Launch<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Rootfs,
+    pub stdio: Stdio,
+    pub init: &'a InitExe,
+    /// Runs in the parent while the child waits, before any namespace but
+    /// PID exists, with the child's host pid (e.g. to put it in its
+    /// cgroups). An error aborts the start.
+    pub before_start: &'a dyn Fn(Pid) -> Result<(), String>,
+}
+
+/// Creates a container per `l.spec` and starts its command under berth's
+/// init. Returns the host pid of the container's PID 1 (a child of the
+/// caller, to be waited for) once the command has been executed.
+pub fn launch(l: Launch<'_>) -> Result<Pid, ProcessError> {
+    let plan = ContainerPlan::new(l.spec)?;
+    let config = Config::Create { spec: Box::new(l.spec.clone()), rootfs: l.rootfs.clone() };
+    start(l.stdio, l.before_start, l.init, &plan.process, &config)
+}
+
+/// Runs `process` inside the running container whose PID 1 (or any
+/// member) is `target`: joins its cgroup, IPC, UTS, network, PID and mount
+/// namespaces, applies the process's rlimits, uid/gid/groups, capabilities,
+/// no_new_privs and working directory, and executes its command. Returns
+/// the new process's host pid, a child of the caller, once the command has
+/// been executed.
+pub fn exec_in(
+    target: Pid,
+    process: &Process,
+    stdio: Stdio,
+    init: &InitExe,
+    before_start: &dyn Fn(Pid) -> Result<(), String>,
+) -> Result<Pid, ProcessError> {
+    let plan = ProcessPlan::new(process, true)?;
+    // Opened here too, so that a target that is gone is reported as such.
+    drop(child::target_namespaces(target.as_raw())?);
+    let config = Config::Exec { target: target.as_raw(), process: Box::new(process.clone()) };
+    start(stdio, before_start, init, &plan, &config)
+}
+
+fn io_err(step: &'static str) -> impl FnOnce(io::Error) -> ProcessError {
+    move |source| ProcessError::Io { step, source }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), ProcessError> {
+    let (r, w) = io::pipe().map_err(io_err("creating a pipe"))?;
+    Ok((r.into(), w.into()))
+}
+
+/// The parent's side of the protocol in the module overview.
+fn start(
+    stdio: Stdio,
+    before_start: &dyn Fn(Pid) -> Result<(), String>,
+    init: &InitExe,
+    plan: &ProcessPlan,
+    config: &Config,
+) -> Result<Pid, ProcessError> {
+    let json = serde_json::to_vec(config).map_err(|e| ProcessError::Io {
+        step: "encoding the container's configuration",
+        source: io::Error::other(e),
+    })?;
+    let config = exec::memfd_with(c"berth-config", &json).map_err(io_err("writing the configuration to a memfd"))?;
+    let (sync_r, sync_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let stdin = match stdio.stdin {
+        Some(fd) => fd,
+        None => File::open("/dev/null").map_err(io_err("opening /dev/null for stdin"))?.into(),
+    };
+    let mid = match ns::fork().map_err(io_err("fork"))? {
+        Forked::Child => {
+            let fds = [
+                stdin.as_fd(),
+                stdio.stdout.as_fd(),
+                stdio.stderr.as_fd(),
+                err_w.as_fd(),
+                sync_r.as_fd(),
+                config.as_fd(),
+            ];
+            child::exec_stage(fds, init.fd(), &plan.init_argv, &plan.envp)
+        }
+        Forked::Parent(mid) => mid,
+    };
+    drop((stdin, stdio.stdout, stdio.stderr, err_w, sync_r, config));
+    let mut err_r = File::from(err_r);
+    let first = wire::read_pid(&mut err_r);
+    // The stage exits right after reporting; reap it.
+    let _ = sysproc::wait_exit(mid);
+    let pid = match first {
+        Ok(Ok(pid)) => Pid::from_raw(pid),
+        Ok(Err(report)) => return Err(report_error(report)),
+        Err(e) => return Err(ProcessError::Protocol { detail: e.to_string() }),
+    };
+    if let Err(message) = before_start(pid) {
+        return Err(abort(pid, ProcessError::BeforeStart { pid: pid.as_raw(), message }));
+    }
+    let mut sync_w = File::from(sync_w);
+    if let Err(e) = sync_w.write_all(b"G") {
+        return Err(abort(pid, ProcessError::Protocol { detail: format!("releasing the child: {e}") }));
+    }
+    drop(sync_w);
+    match wire::read_outcome(&mut err_r) {
+        Ok(None) => Ok(pid),
+        Ok(Some(report)) => Err(abort(pid, report_error(report))),
+        Err(e) => Err(abort(pid, ProcessError::Protocol { detail: e.to_string() })),
+    }
+}
+
+/// Kills and reaps a half-started child, keeping both errors if that fails.
+fn abort(pid: Pid, first: ProcessError) -> ProcessError {
+    let cleanup = sysproc::kill(pid, nix::sys::signal::Signal::SIGKILL).and_then(|()| sysproc::wait_exit(pid));
+    match cleanup {
+        Ok(_) => first,
+        Err(cleanup) => ProcessError::Cleanup { first: Box::new(first), pid: pid.as_raw(), cleanup },
+    }
+}
+
+fn report_error(r: wire::Report) -> ProcessError {
+    match r {
+        wire::Report::Setup { step, errno, message } => ProcessError::Setup { step, message, errno },
+        wire::Report::Exec { errno, command } => ProcessError::Exec {
+            reason: crate::runtime::init::exec_failure_reason(errno, command.as_bytes()).to_string(),
+            command,
+            errno,
+            code: crate::runtime::init::exec_exit_code(errno),
+        },
+    }
+}

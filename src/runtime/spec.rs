@@ -1,1 +1,0 @@
-//! (runtime::spec: being written.)

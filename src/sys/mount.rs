@@ -1,0 +1,166 @@
+//! Mounting: classic `mount(2)`/`umount2(2)`, `pivot_root(2)`, and the new
+//! mount API (`fsopen`, `fsconfig`, `fsmount`, `move_mount`) that the overlay
+//! root uses to pass any number of lower layers.
+//!
+//! Targets are usually given as an fd opened inside a container's root
+//! (`RESOLVE_IN_ROOT`) and named through its `/proc/self/fd/N` magic link
+//! ([`fd_path`]), so a mount lands exactly on the directory that was
+//! resolved, whatever symlinks the image holds.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub use nix::mount::MsFlags;
+use nix::mount::{self, MntFlags};
+
+/// `/proc/self/fd/N` for an open fd: a path that the kernel resolves to the
+/// very file the fd refers to. Valid only while `/proc` is a procfs whose
+/// `self` is this process.
+pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// `mount(source, target, fstype, flags, data)`.
+pub fn mount(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> io::Result<()> {
+    Ok(mount::mount(source, target, fstype, flags, data)?)
+}
+
+/// Changes the propagation type of `target` (one of `MS_PRIVATE`,
+/// `MS_SLAVE`, `MS_SHARED`, `MS_UNBINDABLE`, optionally with `MS_REC`).
+pub fn set_propagation(target: &Path, flags: MsFlags) -> io::Result<()> {
+    Ok(mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)?)
+}
+
+/// `umount2(target, MNT_DETACH)`.
+pub fn umount_detach(target: &Path) -> io::Result<()> {
+    Ok(mount::umount2(target, MntFlags::MNT_DETACH)?)
+}
+
+/// Makes the current directory the root of this mount namespace and
+/// detaches the old root: `pivot_root(".", ".")` stacks the old root on top
+/// of the new one, and `umount2(".", MNT_DETACH)` removes it, so no
+/// directory for the old root is needed inside the new one.
+pub fn pivot_root_here() -> io::Result<()> {
+    nix::unistd::pivot_root(".", ".")?;
+    mount::umount2(".", MntFlags::MNT_DETACH)?;
+    Ok(())
+}
+
+const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+fn cstring(s: &[u8]) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
+}
+
+fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
+}
+
+/// A filesystem context from `fsopen(2)`, being configured.
+pub struct FsContext {
+    fd: OwnedFd,
+}
+
+impl FsContext {
+    /// `fsopen(fstype, FSOPEN_CLOEXEC)`. Fails with `ENOSYS` on kernels
+    /// before 5.2.
+    pub fn open(fstype: &str) -> io::Result<FsContext> {
+        let name = cstring(fstype.as_bytes())?;
+        // SAFETY: fsopen reads a NUL-terminated string that outlives the call
+        // and returns a new fd or -1.
+        let fd = check(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) })?;
+        // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+        Ok(FsContext { fd: unsafe { OwnedFd::from_raw_fd(fd as i32) } })
+    }
+
+    fn config(&self, cmd: libc::c_uint, key: Option<&CString>, value: Option<&CString>) -> io::Result<()> {
+        let key = key.map_or(std::ptr::null(), |k| k.as_ptr());
+        let value = value.map_or(std::ptr::null(), |v| v.as_ptr());
+        // SAFETY: key and value are NUL-terminated strings (or null, as the
+        // command allows) that outlive the call; the fd is ours and open.
+        check(unsafe { libc::syscall(libc::SYS_fsconfig, self.fd.as_raw_fd(), cmd, key, value, 0) })?;
+        Ok(())
+    }
+
+    /// `fsconfig(FSCONFIG_SET_STRING, key, value)`.
+    pub fn set_string(&self, key: &str, value: &[u8]) -> io::Result<()> {
+        self.config(FSCONFIG_SET_STRING, Some(&cstring(key.as_bytes())?), Some(&cstring(value)?))
+    }
+
+    /// `fsconfig(FSCONFIG_SET_STRING, key, path)`.
+    pub fn set_path(&self, key: &str, path: &Path) -> io::Result<()> {
+        self.set_string(key, path.as_os_str().as_bytes())
+    }
+
+    /// `fsconfig(FSCONFIG_SET_FLAG, key)`.
+    pub fn set_flag(&self, key: &str) -> io::Result<()> {
+        self.config(FSCONFIG_SET_FLAG, Some(&cstring(key.as_bytes())?), None)
+    }
+
+    /// `fsconfig(FSCONFIG_CMD_CREATE)` then `fsmount(FSMOUNT_CLOEXEC)`:
+    /// the detached mount, ready for [`move_mount_to`].
+    pub fn create_mount(self) -> io::Result<OwnedFd> {
+        self.config(FSCONFIG_CMD_CREATE, None, None)?;
+        // SAFETY: fsmount takes our open context fd and returns a new fd or -1.
+        let fd = check(unsafe { libc::syscall(libc::SYS_fsmount, self.fd.as_raw_fd(), FSMOUNT_CLOEXEC, 0) })?;
+        // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    }
+}
+
+/// `move_mount(mount_fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)`:
+/// attaches a detached mount at `target`.
+pub fn move_mount_to(mount_fd: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
+    let empty = cstring(b"")?;
+    let target = cstring(target.as_os_str().as_bytes())?;
+    // SAFETY: both strings are NUL-terminated and outlive the call; the fd is
+    // borrowed, hence open.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mount_fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })?;
+    Ok(())
+}
+
+/// The mount flags of the filesystem at `path` that a bind remount must
+/// keep (`statvfs` `f_flag`, as `MS_*`): `MS_RDONLY`, `MS_NOSUID`,
+/// `MS_NODEV`, `MS_NOEXEC`, and the atime flags.
+pub fn mount_flags_of(path: &Path) -> io::Result<MsFlags> {
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    let f = statvfs(path)?.flags();
+    let mut out = MsFlags::empty();
+    for (from, to) in [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(from) {
+            out |= to;
+        }
+    }
+    Ok(out)
+}
