@@ -35,7 +35,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
                 i.repository.clone(),
                 i.tag.clone(),
                 id,
-                i.created.clone().unwrap_or_else(|| "-".to_owned()),
+                i.created.as_deref().map_or_else(|| "-".to_owned(), super::output::ago),
                 berth::manifest::values::ByteSize(i.size.max(1)).to_string(),
             ]
         })

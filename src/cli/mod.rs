@@ -5,11 +5,20 @@
 //! Exit codes: 0 success, 1 error, 2 a verb that is not built yet, bad usage,
 //! or (with `plan --exit-code`) changes pending.
 
+mod containers;
+mod diff;
+mod exec;
 mod images;
 mod import;
 mod init;
+mod inspect;
+mod lifecycle;
+mod logs;
 mod output;
 mod plan;
+mod ps;
+mod run;
+mod top;
 mod unbuilt;
 mod version;
 
@@ -45,13 +54,13 @@ enum Command {
     /// Stop and remove the project's containers
     Down(unbuilt::Args),
     /// List the project's envs and their state
-    Ps(unbuilt::Args),
+    Ps(ps::Args),
     /// Show the logs of the project's envs
-    Logs(unbuilt::Args),
+    Logs(logs::Args),
     /// Run a command in a running env
-    Exec(unbuilt::Args),
+    Exec(exec::Args),
     /// Show files changed in an env's container
-    Diff(unbuilt::Args),
+    Diff(diff::Args),
     /// Freeze a running env into an image
     Snapshot(unbuilt::Args),
     /// Resolve packages and base digests into berth.lock
@@ -61,15 +70,19 @@ enum Command {
 
     // Imperative, Docker's verbs.
     /// Run a command in a new container
-    Run(unbuilt::Args),
+    Run(Box<run::Args>),
     /// Start stopped containers
-    Start(unbuilt::Args),
+    Start(lifecycle::StartArgs),
     /// Stop running containers
-    Stop(unbuilt::Args),
+    Stop(lifecycle::StopArgs),
     /// Restart containers
-    Restart(unbuilt::Args),
+    Restart(lifecycle::RestartArgs),
     /// Remove containers
-    Rm(unbuilt::Args),
+    Rm(lifecycle::RmArgs),
+    /// Send a signal to running containers
+    Kill(lifecycle::KillArgs),
+    /// Show the processes running in a container
+    Top(top::Args),
     /// Attach to a running container's input and output
     Attach(unbuilt::Args),
     /// List images in the store
@@ -81,7 +94,7 @@ enum Command {
     /// Show the layers of an image and the steps that made them
     History(unbuilt::Args),
     /// Show details of an image, container or image archive
-    Inspect(unbuilt::Args),
+    Inspect(inspect::Args),
     /// Make an image from a container's changes
     Commit(unbuilt::Args),
     /// Write a container's filesystem as a tar
@@ -113,23 +126,25 @@ pub fn main() -> ExitCode {
         Command::Version(a) => version::run(&ctx, a),
         Command::Up(a) => unbuilt::run("up", 5, a),
         Command::Down(a) => unbuilt::run("down", 5, a),
-        Command::Ps(a) => unbuilt::run("ps", 5, a),
-        Command::Logs(a) => unbuilt::run("logs", 5, a),
-        Command::Exec(a) => unbuilt::run("exec", 5, a),
-        Command::Diff(a) => unbuilt::run("diff", 5, a),
+        Command::Ps(a) => ps::run(&ctx, a),
+        Command::Logs(a) => logs::run(&ctx, a),
+        Command::Exec(a) => exec::run(&ctx, a),
+        Command::Diff(a) => diff::run(&ctx, a),
         Command::Snapshot(a) => unbuilt::run("snapshot", 6, a),
         Command::Lock(a) => unbuilt::run("lock", 4, a),
         Command::Build(a) => unbuilt::run("build", 4, a),
-        Command::Run(a) => unbuilt::run("run", 3, a),
-        Command::Start(a) => unbuilt::run("start", 3, a),
-        Command::Stop(a) => unbuilt::run("stop", 3, a),
-        Command::Restart(a) => unbuilt::run("restart", 3, a),
-        Command::Rm(a) => unbuilt::run("rm", 3, a),
+        Command::Run(a) => run::run(&ctx, *a),
+        Command::Start(a) => lifecycle::start(&ctx, a),
+        Command::Stop(a) => lifecycle::stop(&ctx, a),
+        Command::Restart(a) => lifecycle::restart(&ctx, a),
+        Command::Rm(a) => lifecycle::rm(&ctx, a),
+        Command::Kill(a) => lifecycle::kill(&ctx, a),
+        Command::Top(a) => top::run(&ctx, a),
         Command::Attach(a) => unbuilt::run("attach", 3, a),
         Command::Tag(a) => unbuilt::run("tag", 7, a),
         Command::Rmi(a) => unbuilt::run("rmi", 6, a),
         Command::History(a) => unbuilt::run("history", 4, a),
-        Command::Inspect(a) => unbuilt::run("inspect", 3, a),
+        Command::Inspect(a) => inspect::run(&ctx, a),
         Command::Commit(a) => unbuilt::run("commit", 6, a),
         Command::Export(a) => unbuilt::run("export", 6, a),
         Command::Import(a) => import::run(&ctx, a),

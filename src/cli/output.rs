@@ -65,3 +65,25 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     }
     out
 }
+
+/// "3 seconds", "5 minutes", "2 hours", "4 days": how Docker words ages.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = match s {
+        0 => return "Less than a second".to_owned(),
+        1..=59 => (s, "second"),
+        60..=3599 => (s / 60, "minute"),
+        3600..=86399 => (s / 3600, "hour"),
+        _ => (s / 86400, "day"),
+    };
+    if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") }
+}
+
+/// How long ago an RFC 3339 time was, in words ("2 minutes ago").
+pub fn ago(rfc3339: &str) -> String {
+    match berth::runtime::logs::parse_rfc3339(rfc3339).and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+    {
+        Some(d) => format!("{} ago", human_duration(d)),
+        None => rfc3339.to_owned(),
+    }
+}

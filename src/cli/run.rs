@@ -2,7 +2,10 @@
 
 use std::process::ExitCode;
 
+use anyhow::{anyhow, bail};
 use berth::manifest::values::{ByteSize, PortMapping};
+use berth::runtime::create::RunOptions;
+use berth::runtime::spec::{BindMount, NetworkMode, Resources};
 
 /// Run a command in a new container.
 ///
@@ -10,7 +13,9 @@ use berth::manifest::values::{ByteSize, PortMapping};
 /// exits with its status; with -d a shim process owns it and berth prints its
 /// id. -it gives the command a terminal.
 #[derive(clap::Args)]
-#[command(after_help = "Example: berth run --rm -it busybox sh\n         berth run -d --name web -p 8080:80 busybox httpd -f -p 80")]
+#[command(
+    after_help = "Example: berth run --rm -it busybox sh\n         berth run -d --name web -p 8080:80 busybox httpd -f -p 80"
+)]
 pub struct Args {
     /// Run in the background and print the container's id
     #[arg(short, long)]
@@ -78,6 +83,109 @@ fn parse_size(s: &str) -> Result<ByteSize, String> {
     s.parse().map_err(|e: berth::manifest::values::ValueError| e.to_string())
 }
 
-pub fn run(_ctx: &super::Context, _args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`berth run` is being wired to the runtime")
+pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
+    if args.rm && args.restart != "no" {
+        bail!("--rm and --restart {} conflict: a container removed on exit cannot be restarted", args.restart);
+    }
+    if !args.detach && args.restart != "no" {
+        bail!("--restart needs -d: restarts are applied by the container's shim, which only detached containers have");
+    }
+    let restart: berth::runtime::restart::Policy = args.restart.parse()?;
+    let network = match args.network.as_str() {
+        "none" | "bridge" | "default" => NetworkMode::None,
+        "host" => NetworkMode::Host,
+        other => bail!("--network {other:?}: expected none (a private network with only loopback) or host"),
+    };
+    let mut resources =
+        Resources { memory_bytes: args.memory.map(|m| m.0 as i64), pids: args.pids_limit, ..Resources::default() };
+    if let Some(cpus) = args.cpus {
+        if !(cpus > 0.0 && cpus.is_finite()) {
+            bail!("--cpus {cpus}: expected a number of CPUs above 0, as in 0.5");
+        }
+        resources.cpu_period = Some(100_000);
+        resources.cpu_quota = Some((cpus * 100_000.0).round() as i64);
+    }
+    let env = args
+        .env
+        .iter()
+        .map(|e| match e.split_once('=') {
+            Some(_) => Ok(e.clone()),
+            None => std::env::var(e)
+                .map(|v| format!("{e}={v}"))
+                .map_err(|_| anyhow!("-e {e}: no such variable in berth's environment; write {e}=VALUE")),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let volumes = args.volume.iter().map(|v| parse_volume(v)).collect::<anyhow::Result<Vec<_>>>()?;
+    let opts = RunOptions {
+        image: args.image.clone(),
+        name: args.name,
+        command: args.command,
+        entrypoint: args.entrypoint.map(|e| vec![e]),
+        env,
+        workdir: args.workdir,
+        user: args.user,
+        ports: args.publish.iter().map(ToString::to_string).collect(),
+        resources,
+        network,
+        hostname: args.hostname,
+        aliases: Vec::new(),
+        restart: restart.to_string(),
+        auto_remove: args.rm,
+        tty: args.tty,
+        interactive: args.interactive,
+        volumes,
+        labels: Default::default(),
+    };
+    let store = super::containers::store(ctx)?;
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let container = {
+        let _lock = store.lock_exclusive()?;
+        berth::runtime::create::create(&store, &opts, &resolv)?
+    };
+    if args.detach {
+        return match berth::runtime::shim::spawn(&container.paths.dir) {
+            Ok(()) => {
+                println!("{}", container.record.id);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("berth: {e}");
+                Ok(exit_code(e.exit_code().unwrap_or(CANNOT_RUN)))
+            }
+        };
+    }
+    match berth::runtime::foreground::run(&container) {
+        Ok(code) => Ok(exit_code(code)),
+        // The container's init has already said why the command did not run.
+        Err(e) if e.exit_code().is_some() => Ok(exit_code(e.exit_code().unwrap_or(CANNOT_RUN))),
+        Err(e) => {
+            eprintln!("berth: {e}");
+            Ok(exit_code(CANNOT_RUN))
+        }
+    }
+}
+
+/// Docker's exit status when the container could not be run at all.
+const CANNOT_RUN: i32 = 125;
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(255))
+}
+
+fn parse_volume(v: &str) -> anyhow::Result<BindMount> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, dst, readonly) = match parts.as_slice() {
+        [s, d] => (*s, *d, false),
+        [s, d, "ro"] => (*s, *d, true),
+        [s, d, "rw"] => (*s, *d, false),
+        _ => bail!("-v {v:?}: expected SRC:DEST[:ro]"),
+    };
+    if !dst.starts_with('/') {
+        bail!("-v {v:?}: the destination {dst:?} must be an absolute path in the container");
+    }
+    let source = std::path::absolute(src)?;
+    if !source.exists() {
+        bail!("-v {v:?}: {} does not exist", source.display());
+    }
+    Ok(BindMount { source, destination: dst.into(), readonly })
 }

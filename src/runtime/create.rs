@@ -44,7 +44,7 @@ pub struct RunOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
     #[error(transparent)]
-    Image(#[from] ImageError),
+    Image(#[from] Box<ImageError>),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -64,8 +64,8 @@ pub enum CreateError {
 /// Creates a container from `opts` in `store`. The caller holds the store's
 /// exclusive lock.
 pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Result<Container, CreateError> {
-    let image = store.resolve_image(&opts.image)?;
-    let mut lowers = store.unpacked_layers(&image)?;
+    let image = store.resolve_image(&opts.image).map_err(Box::new)?;
+    let mut lowers = store.unpacked_layers(&image).map_err(Box::new)?;
     lowers.reverse(); // overlayfs wants the top layer first
     let config = image.config.config().clone().unwrap_or_default();
     let args = command(&config, opts).ok_or_else(|| CreateError::NoCommand(opts.image.clone()))?;

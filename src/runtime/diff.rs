@@ -41,37 +41,57 @@ impl ChangeKind {
     }
 }
 
-/// The changes in `upper` over the image layers `lowers` (any order), sorted
-/// by path.
-pub fn changes(upper: &Path, lowers: &[PathBuf]) -> std::io::Result<Vec<Change>> {
+/// The changes in `upper` over the image layers `lowers` (top first), sorted
+/// by path. Paths in `hide` (the mount points berth made for `/etc/hosts`
+/// and the like) are left out, as Docker leaves them out.
+pub fn changes(upper: &Path, lowers: &[PathBuf], hide: &[PathBuf]) -> std::io::Result<Vec<Change>> {
     let mut out = Vec::new();
-    walk(upper, Path::new("/"), lowers, &mut out)?;
+    walk(upper, Path::new("/"), &Ctx { lowers, hide }, &mut out)?;
     out.sort();
     Ok(out)
 }
 
-fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
-    let rel = rel.strip_prefix("/").unwrap_or(rel);
-    lowers.iter().any(|l| std::fs::symlink_metadata(l.join(rel)).is_ok())
+struct Ctx<'a> {
+    lowers: &'a [PathBuf],
+    hide: &'a [PathBuf],
 }
 
-fn walk(dir: &Path, at: &Path, lowers: &[PathBuf], out: &mut Vec<Change>) -> std::io::Result<()> {
+/// The metadata of `rel` in the topmost lower layer that has it.
+fn in_lowers(lowers: &[PathBuf], rel: &Path) -> Option<std::fs::Metadata> {
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    lowers.iter().find_map(|l| std::fs::symlink_metadata(l.join(rel)).ok())
+}
+
+fn walk(dir: &Path, at: &Path, ctx: &Ctx<'_>, out: &mut Vec<Change>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let meta = entry.metadata()?;
         let path = at.join(entry.file_name());
+        if ctx.hide.contains(&path) {
+            continue;
+        }
+        let below = in_lowers(ctx.lowers, &path);
         let kind = if meta.file_type().is_char_device() && meta.rdev() == 0 {
             ChangeKind::Deleted
-        } else if in_lowers(lowers, &path) {
+        } else if below.is_some() {
             ChangeKind::Changed
         } else {
             ChangeKind::Added
         };
-        if kind == ChangeKind::Changed && meta.is_dir() && !is_opaque(&entry.path()) {
-            // A directory copied up only because something below changed.
-            out.push(Change { path: path.clone(), kind });
-            walk(&entry.path(), &path, lowers, out)?;
+        if let (ChangeKind::Changed, Some(lower)) = (kind, &below)
+            && meta.is_dir()
+            && !is_opaque(&entry.path())
+        {
+            // Copied up because something below changed: shown only if it
+            // changed itself or something below it is shown.
+            let mut inner = Vec::new();
+            walk(&entry.path(), &path, ctx, &mut inner)?;
+            let same = (meta.mode(), meta.uid(), meta.gid()) == (lower.mode(), lower.uid(), lower.gid());
+            if !inner.is_empty() || !same {
+                out.push(Change { path: path.clone(), kind });
+                out.append(&mut inner);
+            }
             continue;
         }
         out.push(Change { path: path.clone(), kind });
@@ -127,7 +147,10 @@ mod tests {
             0,
         )
         .unwrap();
-        let got: Vec<String> = changes(&upper, &[lower])
+        std::fs::create_dir_all(upper.join("var")).unwrap();
+        std::fs::create_dir_all(lower.join("var")).unwrap();
+        std::fs::write(upper.join("etc/hosts"), "").unwrap();
+        let got: Vec<String> = changes(&upper, &[lower], &["/etc/hosts".into()])
             .unwrap()
             .iter()
             .map(|c| format!("{} {}", c.kind.letter(), c.path.display()))

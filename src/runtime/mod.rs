@@ -16,7 +16,11 @@
 
 pub mod cgroup;
 pub mod container;
+pub mod control;
+pub mod create;
 pub mod diff;
+pub mod exec;
+pub mod foreground;
 pub mod init;
 pub mod logs;
 pub mod mounts;
@@ -24,8 +28,11 @@ pub mod ports;
 pub mod process;
 pub mod restart;
 pub mod rootfs;
+pub mod shim;
 pub mod spec;
 pub mod state;
+pub mod supervise;
+pub mod top;
 pub mod tty;
 
 #[cfg(test)]

@@ -1,0 +1,36 @@
+//! Shared helpers of the container verbs: opening the store and finding
+//! containers by name or id.
+
+use berth::runtime::container::{self, Container};
+use berth::store::Store;
+
+/// The store, created on first use.
+pub fn store(ctx: &super::Context) -> anyhow::Result<Store> {
+    Ok(Store::open(&ctx.store_root()?)?)
+}
+
+/// The container named or with the id (prefix) `query`.
+pub fn find(store: &Store, query: &str) -> anyhow::Result<Container> {
+    let _shared = store.lock_shared()?;
+    Ok(container::find(&store.containers_dir(), query)?)
+}
+
+/// Runs `each` for every container in `names`, printing the name on success
+/// as Docker does; reports every failure and fails if any did.
+pub fn for_each(
+    store: &Store,
+    names: &[String],
+    mut each: impl FnMut(&Container) -> anyhow::Result<()>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let mut failed = false;
+    for name in names {
+        match find(store, name).and_then(|c| each(&c)) {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                super::output::error(&e);
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS })
+}

@@ -1,0 +1,57 @@
+//! `berth inspect`: everything about a container, or an image, as JSON.
+
+use std::process::ExitCode;
+
+use berth::runtime::{control, state};
+use serde_json::json;
+
+/// Show details of a container or an image, as JSON.
+#[derive(clap::Args)]
+#[command(after_help = "Example: berth inspect web")]
+pub struct Args {
+    /// Container or image names or ids
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
+    let store = super::containers::store(ctx)?;
+    let mut out = Vec::new();
+    for name in &args.names {
+        if let Ok(c) = super::containers::find(&store, name) {
+            let st = control::current_state(&c)?;
+            let observed = st.as_ref().map(state::observed_status);
+            let spec = oci_spec::runtime::Spec::load(c.paths.spec()).ok();
+            let process = spec.as_ref().and_then(|s| s.process().clone());
+            out.push(json!({
+                "Id": c.record.id, "Name": c.record.name, "Created": c.record.created,
+                "Image": c.record.image, "ImageDigest": c.record.image_digest,
+                "State": st, "ObservedStatus": observed.as_ref().map(|o| o.status.as_str()),
+                "Stale": observed.as_ref().and_then(|o| o.stale.as_ref()).map(ToString::to_string),
+                "Config": {
+                    "Cmd": c.record.command,
+                    "Env": process.as_ref().and_then(|p| p.env().clone()),
+                    "WorkingDir": process.as_ref().map(|p| p.cwd().clone()),
+                    "User": process.as_ref().map(|p| json!({"uid": p.user().uid(), "gid": p.user().gid()})),
+                    "Hostname": spec.as_ref().and_then(|s| s.hostname().clone()),
+                    "Tty": c.record.tty,
+                },
+                "Ports": c.record.ports, "RestartPolicy": c.record.restart, "AutoRemove": c.record.auto_remove,
+                "Cgroup": c.record.cgroup, "Labels": c.record.labels,
+                "GraphDriver": { "Name": "overlay", "UpperDir": c.paths.upper(), "LowerDirs": c.record.lowers },
+                "LogPath": c.paths.log(),
+            }));
+            continue;
+        }
+        let image = {
+            let _shared = store.lock_shared()?;
+            store.resolve_image(name)?
+        };
+        out.push(json!({
+            "Id": image.manifest_digest, "Name": image.name,
+            "Config": image.config, "Manifest": image.manifest,
+        }));
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}

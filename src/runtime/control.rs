@@ -1,0 +1,158 @@
+//! Stopping, killing, starting and removing containers from the CLI: only
+//! through signals and the files in the container's directory, never by
+//! talking to a shim.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::cgroup::{self, Cgroup, CgroupPath};
+use super::container::{self, Container, ContainerError};
+use super::shim::{self, STOP_REQUESTED, ShimError};
+use super::state::{self, State, StateError, Status};
+use nix::unistd::Pid;
+
+/// Why a container could not be controlled.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("container {0} is running; stop it first, or remove it with -f")]
+    Running(String),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("container {name}: cannot signal pid {pid}: {source}")]
+    Signal { name: String, pid: i32, source: std::io::Error },
+    #[error("container {name}: {source}")]
+    State { name: String, source: StateError },
+    #[error("container {name}: cannot write {file}: {source}")]
+    Marker { name: String, file: &'static str, source: std::io::Error },
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Shim(#[from] ShimError),
+    #[error("container {name}: {source}")]
+    Cgroup { name: String, source: cgroup::CgroupError },
+}
+
+/// The container's recorded state, `None` if it never started.
+pub fn current_state(c: &Container) -> Result<Option<State>, ControlError> {
+    match state::read_state(&c.paths.dir) {
+        Ok(s) => Ok(Some(s)),
+        Err(StateError::Missing { .. }) => Ok(None),
+        Err(source) => Err(ControlError::State { name: c.record.name.clone(), source }),
+    }
+}
+
+/// The container's init, if it is alive.
+fn live_pid(st: &State) -> Option<Pid> {
+    match (st.pid, st.pid_start) {
+        (Some(pid), Some(start)) if state::process_alive(pid, start) => Some(Pid::from_raw(pid)),
+        _ => None,
+    }
+}
+
+/// Whether the container's process runs now.
+pub fn is_running(c: &Container) -> Result<bool, ControlError> {
+    Ok(current_state(c)?.as_ref().and_then(live_pid).is_some())
+}
+
+fn mark_stop(c: &Container) -> Result<(), ControlError> {
+    std::fs::write(c.paths.dir.join(STOP_REQUESTED), b"").map_err(|source| ControlError::Marker {
+        name: c.record.name.clone(),
+        file: STOP_REQUESTED,
+        source,
+    })
+}
+
+/// Sends `signal` to the container's init (which forwards it to the command).
+pub fn kill(c: &Container, signal: Signal) -> Result<(), ControlError> {
+    let st = current_state(c)?;
+    let pid = st.as_ref().and_then(live_pid).ok_or_else(|| ControlError::NotRunning(c.record.name.clone()))?;
+    crate::sys::proc::kill(pid, signal).map_err(|source| ControlError::Signal {
+        name: c.record.name.clone(),
+        pid: pid.as_raw(),
+        source,
+    })
+}
+
+/// Stops the container: SIGTERM, then SIGKILL after `timeout`; no restart
+/// follows. Returns whether it was running. Waits until its supervisor has
+/// recorded the exit.
+pub fn stop(c: &Container, timeout: Duration) -> Result<bool, ControlError> {
+    let Some(st) = current_state(c)? else { return Ok(false) };
+    let pid = live_pid(&st);
+    if pid.is_none() && st.status != Status::Restarting {
+        return Ok(false);
+    }
+    mark_stop(c)?;
+    if let Some(pid) = pid {
+        let _ = crate::sys::proc::kill(pid, Signal::SIGTERM);
+        let start = st.pid_start.unwrap_or(0);
+        if !wait_until(timeout, || !state::process_alive(pid.as_raw(), start)) {
+            let _ = crate::sys::proc::kill(pid, Signal::SIGKILL);
+            wait_until(Duration::from_secs(10), || !state::process_alive(pid.as_raw(), start));
+        }
+    }
+    wait_for_supervisor(c, &st);
+    Ok(true)
+}
+
+/// Waits (bounded) until the supervisor that owned `st` has recorded an end
+/// or is gone.
+fn wait_for_supervisor(c: &Container, st: &State) {
+    let shim = (st.shim_pid, st.shim_start);
+    wait_until(Duration::from_secs(10), || {
+        let done = state::read_state(&c.paths.dir).map(|s| s.status == Status::Exited).unwrap_or(true);
+        done || !state::process_alive(shim.0, shim.1)
+    });
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Starts a stopped container again under a new shim.
+pub fn start(c: &Container) -> Result<(), ControlError> {
+    if is_running(c)? {
+        return Err(ControlError::AlreadyRunning(c.record.name.clone()));
+    }
+    let _ = std::fs::remove_file(c.paths.dir.join(STOP_REQUESTED));
+    shim::spawn(&c.paths.dir)?;
+    Ok(())
+}
+
+/// Removes the container: with `force`, a running one is killed first.
+/// Also cleans what a dead shim left: processes in the cgroup, the cgroup.
+pub fn remove(c: &Container, force: bool) -> Result<(), ControlError> {
+    let st = current_state(c)?;
+    if let Some(st) = &st
+        && live_pid(st).is_some()
+    {
+        if !force {
+            return Err(ControlError::Running(c.record.name.clone()));
+        }
+        mark_stop(c)?;
+        kill(c, Signal::SIGKILL)?;
+        wait_for_supervisor(c, st);
+    }
+    let cg = |source| ControlError::Cgroup { name: c.record.name.clone(), source };
+    let path = CgroupPath::new(&c.record.cgroup).map_err(cg)?;
+    let hierarchy = cgroup::detect().map_err(cg)?;
+    if let Ok(group) = Cgroup::open(&hierarchy, &path) {
+        group.destroy().map_err(cg)?;
+    }
+    container::remove_dir(c)?;
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! `berth exec`: another command in a running container — every namespace
+//! of its init joined, its cgroup joined, the same capabilities and
+//! `no_new_privs` as the container's command — supervised by the CLI, which
+//! exits with the command's status.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use oci_spec::runtime::Spec;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::iterator::Signals;
+
+use super::cgroup::{self, Cgroup, CgroupPath};
+use super::container::Container;
+use super::control::{self, ControlError};
+use super::process::{self, InitExe, Stdio};
+use super::spec::{self, ResolvedUser};
+use super::tty;
+use nix::unistd::Pid;
+
+/// What `berth exec` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub args: Vec<String>,
+    /// `KEY=VALUE`, added to the container's environment.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub tty: bool,
+    pub interactive: bool,
+}
+
+/// Why a command could not be run in a container.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("container {name}: cannot read its spec {}: {source}", path.display())]
+    Spec { name: String, path: PathBuf, source: oci_spec::OciSpecError },
+    #[error("container {name}: {source}")]
+    User { name: String, source: spec::SpecError },
+    #[error("container {name}: {source}")]
+    Cgroup { name: String, source: cgroup::CgroupError },
+    #[error("container {name}: {source}")]
+    Start { name: String, source: process::ProcessError },
+    #[error("container {name}: {what}: {source}")]
+    Io { name: String, what: &'static str, source: std::io::Error },
+}
+
+/// Runs `opts.args` in the running container `c`; returns its exit code.
+pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
+    let name = c.record.name.clone();
+    let io = |what: &'static str| {
+        let name = name.clone();
+        move |source| ExecError::Io { name, what, source }
+    };
+    let st = control::current_state(c)?.ok_or_else(|| ControlError::NotRunning(name.clone()))?;
+    let target = match (st.pid, st.pid_start) {
+        (Some(pid), Some(start)) if super::state::process_alive(pid, start) => Pid::from_raw(pid),
+        _ => return Err(ControlError::NotRunning(name.clone()).into()),
+    };
+    let path = c.paths.spec();
+    let spec = Spec::load(&path).map_err(|source| ExecError::Spec { name: name.clone(), path, source })?;
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_args(Some(opts.args.clone()));
+    let mut env = process.env().clone().unwrap_or_default();
+    for entry in &opts.env {
+        let key = entry.split('=').next().unwrap_or(entry);
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(entry.clone());
+    }
+    if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".to_owned());
+    }
+    process.set_env(Some(env));
+    if let Some(dir) = &opts.workdir {
+        process.set_cwd(PathBuf::from(dir));
+    }
+    if let Some(user) = &opts.user {
+        let root = PathBuf::from(format!("/proc/{}/root", target.as_raw()));
+        let resolved: ResolvedUser =
+            spec::resolve_user(&root, user).map_err(|source| ExecError::User { name: name.clone(), source })?;
+        let mut u = process.user().clone();
+        u.set_uid(resolved.uid);
+        u.set_gid(resolved.gid);
+        u.set_additional_gids(Some(resolved.additional_gids));
+        process.set_user(u);
+    }
+    process.set_terminal(Some(opts.tty));
+
+    let cg = |source| ExecError::Cgroup { name: name.clone(), source };
+    let hierarchy = cgroup::detect().map_err(cg)?;
+    let group = Cgroup::open(&hierarchy, &CgroupPath::new(&c.record.cgroup).map_err(cg)?).map_err(cg)?;
+    let joiner = group.joiner().map_err(cg)?;
+    let before_start = |pid: Pid| joiner.join(pid.as_raw()).map_err(|e| format!("join the container's cgroup: {e}"));
+    let init = InitExe::current().map_err(|source| ExecError::Start { name: name.clone(), source })?;
+
+    let dup = |fd: i32| -> std::io::Result<OwnedFd> { crate::sys::exec::borrow_raw(fd).try_clone_to_owned() };
+    let mut master = None;
+    let stdio = if opts.tty {
+        let (m, slave) = crate::sys::pty::open_pair().map_err(io("open a pseudo-terminal"))?;
+        master = Some(m);
+        Stdio::terminal(slave).map_err(io("duplicate the terminal"))?
+    } else {
+        let stdin = if opts.interactive { Some(dup(0).map_err(io("duplicate stdin"))?) } else { None };
+        Stdio {
+            stdin,
+            stdout: dup(1).map_err(io("duplicate stdout"))?,
+            stderr: dup(2).map_err(io("duplicate stderr"))?,
+        }
+    };
+    let pid = process::exec_in(target, &process, stdio, &init, &before_start)
+        .map_err(|source| ExecError::Start { name: name.clone(), source })?;
+
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]).map_err(io("catch signals"))?;
+    let handle = signals.handle();
+    let forwarder = std::thread::spawn(move || {
+        for sig in signals.forever() {
+            let _ = crate::sys::proc::kill_raw(pid, sig);
+        }
+    });
+    let relay = master.map(|m| {
+        let interactive = opts.interactive;
+        std::thread::spawn(move || {
+            let _raw = crate::sys::tty::RawMode::enter(std::io::stdin()).ok();
+            let _ = tty::relay(m, interactive);
+        })
+    });
+    let exit = crate::sys::proc::wait_exit(pid).map_err(io("wait for the command"));
+    handle.close();
+    let _ = forwarder.join();
+    if let Some(r) = relay {
+        let _ = r.join();
+    }
+    Ok(exit?.code())
+}

@@ -1,0 +1,168 @@
+//! A foreground `berth run`: the CLI process supervises the container
+//! itself, with no shim. Its output goes straight to the user's terminal
+//! (and to the log unless the container is removed on exit); signals the CLI
+//! gets are passed on to the container; with `-t` the user's terminal is
+//! relayed to a pty.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::iterator::Signals;
+
+use super::container::{self, Container};
+use super::logs::{LogWriter, Stream, Timestamp};
+use super::process::{InitExe, Stdio};
+use super::state::{self, State, Status};
+use super::supervise::Prepared;
+use super::tty;
+
+/// Why a foreground run failed before its command could run.
+#[derive(Debug, thiserror::Error)]
+pub enum ForegroundError {
+    #[error(transparent)]
+    Supervise(#[from] super::supervise::SuperviseError),
+    #[error("container {name}: {what}: {source}")]
+    Io { name: String, what: &'static str, source: std::io::Error },
+    #[error("container {name}: {source}")]
+    Other { name: String, source: Box<dyn std::error::Error + Send + Sync> },
+}
+
+impl ForegroundError {
+    /// 127 or 126 when the command itself could not be executed.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            ForegroundError::Supervise(e) => e.exit_code(),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `c` to completion in this process and returns its exit code.
+pub fn run(c: &Container) -> Result<i32, ForegroundError> {
+    let name = c.record.name.clone();
+    let io = |what| {
+        let name = name.clone();
+        move |source| ForegroundError::Io { name, what, source }
+    };
+    let other = |e: Box<dyn std::error::Error + Send + Sync>| ForegroundError::Other { name: name.clone(), source: e };
+    let prepared = Prepared::new(c)?;
+    let init = InitExe::current().map_err(|e| other(Box::new(e)))?;
+    let me = crate::sys::proc::pid().as_raw();
+    let mut st = State::created(c.record.id.as_str(), me, state::process_start_time(me).unwrap_or(0));
+    state::write_state(&c.paths.dir, &st).map_err(|e| other(Box::new(e)))?;
+
+    // Keep a log unless the container goes away at exit anyway.
+    let log = if c.record.auto_remove {
+        None
+    } else {
+        Some(Arc::new(LogWriter::open(&c.paths.log()).map_err(|e| other(Box::new(e)))?))
+    };
+    let stdin: Option<OwnedFd> =
+        if c.record.interactive { Some(dup_stdio(0).map_err(io("duplicate stdin"))?) } else { None };
+    let mut master = None;
+    let mut tees: Vec<JoinHandle<()>> = Vec::new();
+    let stdio = if c.record.tty {
+        let (m, slave) = crate::sys::pty::open_pair().map_err(io("open a pseudo-terminal"))?;
+        master = Some(m);
+        Stdio::terminal(slave).map_err(io("duplicate the terminal"))?
+    } else if let Some(log) = &log {
+        let (out_r, out_w) = nix::unistd::pipe().map_err(|e| io("make a pipe")(e.into()))?;
+        let (err_r, err_w) = nix::unistd::pipe().map_err(|e| io("make a pipe")(e.into()))?;
+        tees.push(tee(out_r, Stream::Stdout, log.clone()));
+        tees.push(tee(err_r, Stream::Stderr, log.clone()));
+        Stdio { stdin, stdout: out_w, stderr: err_w }
+    } else {
+        Stdio {
+            stdin,
+            stdout: dup_stdio(1).map_err(io("duplicate stdout"))?,
+            stderr: dup_stdio(2).map_err(io("duplicate stderr"))?,
+        }
+    };
+
+    let running = match prepared.start(&init, stdio) {
+        Ok(r) => r,
+        Err(e) => {
+            st.status = Status::Exited;
+            st.exit_code = Some(e.exit_code().unwrap_or(125));
+            st.error = Some(e.to_string());
+            st.finished_at = Some(Timestamp::now());
+            if c.record.auto_remove {
+                let _ = container::remove_dir(c);
+            } else {
+                let _ = state::write_state(&c.paths.dir, &st);
+            }
+            return Err(e.into());
+        }
+    };
+    let pid = running.pid;
+    st.status = Status::Running;
+    st.pid = Some(pid.as_raw());
+    st.pid_start = Some(running.pid_start);
+    st.started_at = Some(Timestamp::now());
+    state::write_state(&c.paths.dir, &st).map_err(|e| other(Box::new(e)))?;
+
+    // Signals to berth go to the container's init, which passes them on.
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]).map_err(io("catch signals"))?;
+    let handle = signals.handle();
+    let forwarder = std::thread::spawn(move || {
+        for sig in signals.forever() {
+            let _ = crate::sys::proc::kill_raw(pid, sig);
+        }
+    });
+    let relay = master.map(|m| {
+        let interactive = c.record.interactive;
+        std::thread::spawn(move || {
+            let _raw = crate::sys::tty::RawMode::enter(std::io::stdin()).ok();
+            let _ = tty::relay(m, interactive);
+        })
+    });
+
+    let exit = prepared.wait(running);
+    handle.close();
+    let _ = forwarder.join();
+    if let Some(r) = relay {
+        let _ = r.join();
+    }
+    for t in tees {
+        let _ = t.join();
+    }
+    let exit = exit?;
+    st.status = Status::Exited;
+    st.exit_code = Some(exit.code);
+    st.oom_killed = exit.oom_killed;
+    st.finished_at = Some(Timestamp::now());
+    if c.record.auto_remove {
+        let _ = container::remove_dir(c);
+    } else {
+        state::write_state(&c.paths.dir, &st).map_err(|e| other(Box::new(e)))?;
+    }
+    Ok(exit.code)
+}
+
+fn dup_stdio(fd: i32) -> std::io::Result<OwnedFd> {
+    crate::sys::exec::borrow_raw(fd).try_clone_to_owned()
+}
+
+/// Copies the container's `stream` to the user's matching stream and to the log.
+fn tee(from: OwnedFd, stream: Stream, log: Arc<LogWriter>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut from = File::from(from);
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let _ = match stream {
+                Stream::Stdout => std::io::stdout().write_all(&buf[..n]).and_then(|()| std::io::stdout().flush()),
+                Stream::Stderr => std::io::stderr().write_all(&buf[..n]),
+            };
+            let _ = log.write_lines(stream, &buf[..n]);
+        }
+    })
+}

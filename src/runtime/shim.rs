@@ -1,0 +1,246 @@
+//! The shim: one small process per detached container that owns it after
+//! the CLI has gone.
+//!
+//! `berth run -d` starts `berth __shim DIR FD` ([`spawn`]); the shim forks
+//! once more into a new session (so it is no child of the CLI and has no
+//! terminal), reports on FD whether the container started, then supervises
+//! it: its stdout and stderr go to the log with timestamps, `state.json`
+//! says what it is doing, published ports are served, and the restart
+//! policy is applied after each exit. A `stop-requested` file, written by
+//! `berth stop` before it signals the container, tells the shim not to
+//! restart. The CLI never talks to a shim except through these files and
+//! signals.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio as StdStdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::container::{self, Container, ContainerError};
+use super::logs::{LogWriter, Stream, pump};
+use super::process::{InitExe, Stdio};
+use super::restart::{self, Decision, ExitInfo, History, Policy};
+use super::state::{self, State, Status};
+use super::supervise::Prepared;
+use crate::sys;
+
+/// The file `berth stop` writes before signalling, so no restart follows.
+pub const STOP_REQUESTED: &str = "stop-requested";
+
+/// Why a shim could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    #[error("cannot start the shim for {}: {source}", dir.display())]
+    Spawn { dir: PathBuf, source: std::io::Error },
+    #[error("{message}")]
+    Failed { code: Option<i32>, message: String },
+    #[error("the shim for {} exited without saying whether the container started; see `berth logs`", dir.display())]
+    Silent { dir: PathBuf },
+}
+
+/// Starts a shim for the container in `dir` and waits until it reports that
+/// the container runs (or why it does not).
+pub fn spawn(dir: &Path) -> Result<(), ShimError> {
+    let err = |source| ShimError::Spawn { dir: dir.to_path_buf(), source };
+    let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| err(e.into()))?;
+    sys::exec::set_cloexec(ready_w.as_fd(), false).map_err(err)?;
+    let exe = std::env::current_exe().map_err(err)?;
+    let status = Command::new(exe)
+        .arg("__shim")
+        .arg(dir)
+        .arg(ready_w.as_raw_fd().to_string())
+        .stdin(StdStdio::null())
+        .stdout(StdStdio::null())
+        .stderr(StdStdio::null())
+        .status()
+        .map_err(err)?;
+    drop(ready_w);
+    if !status.success() {
+        let message = format!("the shim for {} failed to start ({status})", dir.display());
+        return Err(ShimError::Failed { code: None, message });
+    }
+    let mut answer = String::new();
+    std::fs::File::from(ready_r).read_to_string(&mut answer).map_err(err)?;
+    match answer.trim_end().split_once(' ') {
+        None if answer.trim_end() == "ok" => Ok(()),
+        Some(("fail", rest)) => {
+            let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
+            Err(ShimError::Failed { code: code.parse().ok().filter(|c| *c > 0), message: message.to_owned() })
+        }
+        _ if answer.is_empty() => Err(ShimError::Silent { dir: dir.to_path_buf() }),
+        _ => Err(ShimError::Failed { code: None, message: answer.trim_end().to_owned() }),
+    }
+}
+
+impl ShimError {
+    /// 127 or 126 when the command itself could not be executed.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            ShimError::Failed { code, .. } => *code,
+            _ => None,
+        }
+    }
+}
+
+/// The shim's entry point (`berth __shim DIR FD`). Never returns.
+pub fn main(args: &[String]) -> ! {
+    let (Some(dir), Some(fd)) = (args.first(), args.get(1).and_then(|f| f.parse::<i32>().ok())) else {
+        eprintln!("berth: __shim is internal: berth __shim DIR FD");
+        std::process::exit(2);
+    };
+    if sys::daemon::detach().is_err() {
+        std::process::exit(1);
+    }
+    let ready = sys::exec::take_raw(fd);
+    let code = match supervise(Path::new(dir), ready) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    };
+    std::process::exit(code)
+}
+
+fn load(dir: &Path) -> Result<Container, ContainerError> {
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    container::find(parent, &id)
+}
+
+/// Reports to the CLI once, then never again.
+struct Ready(Option<OwnedFd>);
+
+impl Ready {
+    fn say(&mut self, text: &str) {
+        if let Some(fd) = self.0.take() {
+            let _ = std::fs::File::from(fd).write_all(format!("{text}\n").as_bytes());
+        }
+    }
+
+    fn fail(&mut self, code: Option<i32>, why: &str) {
+        self.say(&format!("fail {} {}", code.unwrap_or(0), why.replace('\n', " ")));
+    }
+}
+
+fn supervise(dir: &Path, ready: OwnedFd) -> Result<(), String> {
+    let mut ready = Ready(Some(ready));
+    let fail = |ready: &mut Ready, why: String| {
+        ready.fail(None, &why);
+        why
+    };
+    let container = load(dir).map_err(|e| fail(&mut ready, e.to_string()))?;
+    let me = sys::proc::pid().as_raw();
+    let mut st = State::created(container.record.id.as_str(), me, state::process_start_time(me).unwrap_or(0));
+    let record = |st: &State| state::write_state(dir, st).map_err(|e| e.to_string());
+    record(&st).map_err(|e| fail(&mut ready, e))?;
+    let setup = (|| -> Result<_, String> {
+        let prepared = Prepared::new(&container).map_err(|e| e.to_string())?;
+        let init = InitExe::current().map_err(|e| e.to_string())?;
+        let log = Arc::new(LogWriter::open(&container.paths.log()).map_err(|e| e.to_string())?);
+        let policy: Policy = container.record.restart.parse().map_err(|e: restart::PolicyError| e.to_string())?;
+        Ok((prepared, init, log, policy))
+    })();
+    let (prepared, init, log, policy) = match setup {
+        Ok(s) => s,
+        Err(why) => {
+            st.status = Status::Exited;
+            st.error = Some(why.clone());
+            let _ = record(&st);
+            return Err(fail(&mut ready, why));
+        }
+    };
+    let mut history = History::default();
+    loop {
+        let started = Instant::now();
+        let outcome = run_once(&prepared, &init, &log, &mut st, dir, &mut ready);
+        let exit = match outcome {
+            Ok(exit) => exit,
+            Err((code, why)) => {
+                st.status = Status::Exited;
+                st.error = Some(why.clone());
+                st.exit_code = Some(code.unwrap_or(125));
+                st.finished_at = Some(super::logs::Timestamp::now());
+                let _ = record(&st);
+                let _ = log.write_lines(Stream::Stderr, format!("berth: {why}\n").as_bytes());
+                ready.fail(code, &why);
+                break;
+            }
+        };
+        history.stop_requested = dir.join(STOP_REQUESTED).exists();
+        history.ran_for = started.elapsed();
+        st.stop_requested = history.stop_requested;
+        match restart::decide(policy, ExitInfo { code: exit.code, oom_killed: exit.oom_killed }, history) {
+            Decision::Restart { after } => {
+                st.status = Status::Restarting;
+                record(&st)?;
+                if wait_unless_stopped(dir, after) {
+                    st.status = Status::Exited;
+                    st.stop_requested = true;
+                    record(&st)?;
+                    break;
+                }
+                history.previous_delay = after;
+                history.restart_count += 1;
+                st.restart_count = history.restart_count;
+            }
+            Decision::Stay => break,
+        }
+    }
+    if container.record.auto_remove {
+        let _ = container::remove_dir(&container);
+    }
+    Ok(())
+}
+
+/// One start-to-exit of the container; records running and exited states.
+fn run_once(
+    prepared: &Prepared,
+    init: &InitExe,
+    log: &Arc<LogWriter>,
+    st: &mut State,
+    dir: &Path,
+    ready: &mut Ready,
+) -> Result<super::supervise::Exit, (Option<i32>, String)> {
+    let io = |e: std::io::Error| (None, format!("cannot make the output pipes: {e}"));
+    let (out_r, out_w) = nix::unistd::pipe().map_err(|e| io(e.into()))?;
+    let (err_r, err_w) = nix::unistd::pipe().map_err(|e| io(e.into()))?;
+    let stdin = std::fs::File::open("/dev/null").map_err(io)?;
+    let stdio = Stdio { stdin: Some(stdin.into()), stdout: out_w, stderr: err_w };
+    let pumps = [
+        pump(std::fs::File::from(out_r), Stream::Stdout, log.clone()).map_err(|e| (None, e.to_string()))?,
+        pump(std::fs::File::from(err_r), Stream::Stderr, log.clone()).map_err(|e| (None, e.to_string()))?,
+    ];
+    let running = prepared.start(init, stdio).map_err(|e| (e.exit_code(), e.to_string()))?;
+    st.status = Status::Running;
+    st.pid = Some(running.pid.as_raw());
+    st.pid_start = Some(running.pid_start);
+    st.started_at = Some(super::logs::Timestamp::now());
+    st.finished_at = None;
+    st.exit_code = None;
+    st.oom_killed = false;
+    st.error = None;
+    state::write_state(dir, st).map_err(|e| (None, e.to_string()))?;
+    ready.say("ok");
+    let exit = prepared.wait(running).map_err(|e| (None, e.to_string()))?;
+    for p in pumps {
+        let _ = p.join();
+    }
+    st.status = Status::Exited;
+    st.exit_code = Some(exit.code);
+    st.oom_killed = exit.oom_killed;
+    st.finished_at = Some(super::logs::Timestamp::now());
+    state::write_state(dir, st).map_err(|e| (None, e.to_string()))?;
+    Ok(exit)
+}
+
+/// Sleeps `delay`, waking early when a stop is requested; true if it was.
+fn wait_unless_stopped(dir: &Path, delay: Duration) -> bool {
+    let until = Instant::now() + delay;
+    while Instant::now() < until {
+        if dir.join(STOP_REQUESTED).exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+    }
+    dir.join(STOP_REQUESTED).exists()
+}
