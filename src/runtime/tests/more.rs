@@ -55,6 +55,7 @@ fn exec_in_joins_the_containers_namespaces() {
     let fx = Fixture::busybox();
     let s = spec_with(&["sleep", "60"], |r| r.cwd = Some("/tmp".into()));
     let (pid, out, err) = start(&s, &fx).unwrap();
+    let _guard = super::fixture::KillOnDrop(pid);
     let names = ["mnt", "pid", "uts", "ipc", "net", "cgroup"];
     let want: Vec<String> = names
         .iter()
@@ -195,6 +196,7 @@ fn containers_can_share_a_network_namespace() {
     }
     let fx = Fixture::busybox();
     let (pid, out, err) = start(&spec(&["sleep", "60"]), &fx).unwrap();
+    let _guard = super::fixture::KillOnDrop(pid);
     let netns = format!("/proc/{pid}/ns/net");
     let want = std::fs::read_link(&netns).unwrap().to_string_lossy().into_owned();
     let fx2 = Fixture::busybox();
@@ -299,6 +301,7 @@ fn measure_start_costs() {
     for _ in 0..30 {
         let t = std::time::Instant::now();
         let (pid, out, err) = start(&s, &fx).unwrap();
+        let _guard = super::fixture::KillOnDrop(pid);
         launched.push(t.elapsed().as_secs_f64() * 1e3);
         finish(pid, out, err);
         total.push(t.elapsed().as_secs_f64() * 1e3);
