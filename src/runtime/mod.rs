@@ -3,16 +3,74 @@
 //!
 //! Everything berth runs is first turned into an OCI runtime spec
 //! (`config.json`, [`spec`]); the core ([`process`]) consumes that spec:
-//! it clones a process into new namespaces, mounts the root filesystem
+//! it starts a process in new namespaces, mounts the root filesystem
 //! (overlayfs over the image's unpacked layers, [`rootfs`]), sets up `/proc`,
 //! `/dev` and the rest ([`mounts`]), pivots into it, drops privileges and
-//! executes berth's own reaping init ([`init`]) as PID 1, which runs the
+//! runs berth's own reaping init ([`init`]) as PID 1, which runs the
 //! command. Limits come from cgroups v1 or v2 ([`cgroup`]). A shim process
-//! per detached container ([`shim`]) owns it: logs ([`logs`]), state
-//! ([`state`]), restart policy and published ports ([`ports`]).
+//! per detached container owns it: logs ([`logs`]), state ([`state`]),
+//! restart policy and published ports ([`ports`]).
 //!
-//! (The overview of start-up order and of what each step guards against is
-//! completed as the pieces land.)
+//! # Start-up order, and what each step guards against
+//!
+//! In the parent (shim or CLI), before any process exists:
+//! 1. **Plan** the spec (`process::plan`, `MountPlan::new`): bad args, cwd,
+//!    capabilities, bind sources, namespace files fail here, with names.
+//! 2. **Sealed init binary** (`InitExe`, once per parent): a memfd copy of
+//!    berth sealed against writes. No container process can ever reach the
+//!    host's berth binary through `/proc/PID/exe` (CVE-2019-5736).
+//!
+//! In the container's processes:
+//! 3. **fork** (glibc's; safe from a threaded parent), put stdio on 0–2, the
+//!    error pipe on 3, the sync pipe on 4, the config on 5, everything else
+//!    close-on-exec, and **exec the sealed init** while the host's root (and
+//!    its dynamic loader) is still visible. From here on only the memfd
+//!    image runs: fresh, single-threaded, holding none of the parent's
+//!    memory or fds.
+//! 4. **clone3(CLONE_PARENT|CLONE_NEWPID)**: PID 1 of a new PID namespace,
+//!    a direct child of the parent (waitable); the stage reports its pid
+//!    and exits. `exec_in` joins the target's namespaces here instead.
+//! 5. **Wait on the sync pipe** while the parent runs `before_start` (puts
+//!    the pid in its cgroups), so the process never runs unlimited.
+//! 6. **Non-dumpable**: `/proc/1/*` (exe, fds, memory) closed to the
+//!    container, which has no `CAP_SYS_PTRACE`.
+//! 7. **Join namespaces by path** (a shared network namespace), then
+//!    **unshare** mount, UTS, IPC, network and cgroup: the cgroup namespace
+//!    is created after step 5, so its root is the container's own cgroup.
+//!    A new network namespace gets `lo` up, nothing else.
+//! 8. **`MS_REC|MS_PRIVATE` on `/`**: nothing mounted from here propagates
+//!    to the host, and host mounts do not propagate in.
+//! 9. **Overlay root** at the target (`lowerdir+` per layer: any number of
+//!    layers), in the container's mount namespace: never in the host's
+//!    mount table, gone with the namespace.
+//! 10. **Spec mounts, device nodes, `/dev` symlinks, `/dev/console`**, each
+//!     target resolved with `openat2(RESOLVE_IN_ROOT)` and mounted through
+//!     `/proc/self/fd/N`: a symlink in the image cannot send a mount or a
+//!     device node outside the root.
+//! 11. **pivot_root** (never chroot, which can be escaped) and detach the
+//!     old root: the host's file tree is unreachable.
+//! 12. **Masked paths** (empty read-only tmpfs or `/dev/null`) and
+//!     **read-only paths** over the container's `/proc` and `/sys`: no
+//!     kernel knobs or host information through them; optional read-only
+//!     root.
+//! 13. **Hostname**, **rlimits** (clamped to the parent's hard limits:
+//!     never raised), **setsid** (+ `TIOCSCTTY` for a terminal).
+//! 14. **Capabilities**: bounding set cut to the spec's first (it limits
+//!     what any later exec can regain), then uid/gid/groups with
+//!     `PR_SET_KEEPCAPS`, then effective/permitted/inheritable, ambient
+//!     cleared; **no_new_privs**: setuid binaries and file capabilities
+//!     grant nothing.
+//! 15. **Working directory** resolved inside the new root as the user (a
+//!     leaked host fd or `/proc/self/fd/N` cannot be the cwd,
+//!     CVE-2024-21626), then every fd above 3 close-on-exec.
+//! 16. **Init** (same process, no exec needed: it already is the memfd
+//!     image): forks the command, which executes with the spec's env and
+//!     only fds 0–2; init reaps every process and forwards signals.
+//!
+//! Costs on the test machine (2 cores, kernel 6.18, release build): the
+//! sealed copy of a 6.6 MiB berth takes about 2 ms once per parent; a
+//! container running `true` is executing its command 4.3 ms after
+//! `launch` is called and has exited and been reaped at 5.1 ms.
 
 pub mod cgroup;
 pub mod container;

@@ -215,3 +215,10 @@ pub fn fd_is_open(fd: std::os::fd::RawFd) -> bool {
     // SAFETY: F_GETFD only reads the fd's flags; a closed fd gives EBADF.
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
+
+/// True while `pid` is a child of this process that has not been reaped
+/// (alive or a zombie): its pid cannot have been reused.
+pub fn is_unreaped_child(pid: Pid) -> bool {
+    let flags = WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT | WaitPidFlag::WEXITED;
+    wait::waitid(wait::Id::Pid(pid), flags).is_ok()
+}

@@ -5,32 +5,37 @@
 //! # How a process is started
 //!
 //! The parent (a shim, or the CLI for a foreground run) plans everything
-//! first ([`plan`]): spec mistakes, missing bind sources and namespace files
+//! first (`plan`): spec mistakes, missing bind sources and namespace files
 //! are errors before any process exists. Then:
 //!
-//! 1. **fork** (glibc's): an intermediate process. The parent may have
-//!    threads; glibc's fork resets the allocator's locks in the child, so
-//!    the intermediate can allocate. It joins a PID namespace if asked.
-//! 2. **clone3(CLONE_PARENT [| CLONE_NEWPID])** from the single-threaded
-//!    intermediate: the container's first process, a *sibling*, i.e. a
-//!    direct child of the parent, which can `waitpid` it. The intermediate
-//!    sends its pid over the error pipe and exits.
+//! 1. **fork** (glibc's, so the allocator works in the child of a threaded
+//!    parent). The child only moves fds into place (0–2 stdio, 3 error
+//!    pipe, 4 sync pipe, 5 the `child::Config` JSON in a memfd), marks
+//!    the rest close-on-exec and **executes berth's init from the sealed
+//!    memfd** ([`InitExe`]) — while the host's root, and so the dynamic
+//!    loader a non-static berth needs, is still visible.
+//! 2. In that fresh image (the "stage"): join a PID namespace given by path
+//!    (`exec_in`: all of the target's namespaces), then
+//!    **clone3(CLONE_PARENT [| CLONE_NEWPID])**: the container's process, a
+//!    *sibling*, i.e. a direct child of the parent, which can `waitpid` it.
+//!    The stage sends its pid on the error pipe and exits.
 //! 3. The parent runs `before_start(pid)` (put it in its cgroups) while the
 //!    child blocks on the sync pipe, then releases it. Namespaces other
 //!    than PID are created only now, so the cgroup namespace is rooted at
 //!    the container's cgroup.
-//! 4. The child sets up the container (see `runtime`'s overview), then
-//!    executes berth's init from a sealed memfd ([`InitExe`]) with the
-//!    error pipe as fd 3. Init forks and executes the user's command; on
-//!    failure it reports `exec "CMD": …` on the pipe.
-//! 5. The parent reads the pipe to end of file: nothing means the command
-//!    was executed (the last write end closed with that exec); a record
-//!    means a failure, and the parent kills and reaps the child and returns
-//!    the error ([`ProcessError::Setup`] naming the step, or
+//! 4. The child sets up the container (see `runtime`'s overview) and turns
+//!    into init ([`crate::runtime::init`]), which forks and executes the
+//!    user's command; `exec_in`'s child executes the command itself.
+//! 5. The parent reads the error pipe to end of file: nothing means the
+//!    command was executed (the last write end closed with that exec); a
+//!    record means a failure, and the parent kills and reaps the child and
+//!    returns the error ([`ProcessError::Setup`] naming the step, or
 //!    [`ProcessError::Exec`] with exit code 127 or 126).
 //!
-//! Every pipe is close-on-exec; only the stdio fds and the error pipe reach
-//! init, and init passes on only 0, 1 and 2.
+//! Why not exec init at the end, after `pivot_root`? berth is dynamically
+//! linked: the container's root has no (or another) `ld.so` and glibc.
+//! Executing first also means no process holding a copy of the parent's
+//! memory, fds or threads' locks ever enters the container.
 
 pub(crate) mod child;
 mod init_exe;

@@ -158,3 +158,17 @@ pub fn sh(args: &[&str]) -> Output {
     let fx = Fixture::busybox();
     run(&spec(args), &fx).unwrap_or_else(|e| panic!("launch {args:?}: {e}"))
 }
+
+/// Kills and reaps a container whose test failed before it did, so that no
+/// process outlives a test. Harmless after [`finish`]: a reaped pid is
+/// never signalled.
+pub struct KillOnDrop(pub Pid);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if sysproc::is_unreaped_child(self.0) {
+            let _ = sysproc::kill(self.0, nix::sys::signal::Signal::SIGKILL);
+            let _ = sysproc::wait_exit(self.0);
+        }
+    }
+}

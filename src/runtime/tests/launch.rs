@@ -154,6 +154,7 @@ fn only_stdio_fds_reach_the_command() {
     // And init (not dumpable: looked at from the host) holds only its stdio.
     let fx = Fixture::busybox();
     let (pid, out, err) = super::fixture::start(&spec(&["sleep", "60"]), &fx).unwrap();
+    let _guard = super::fixture::KillOnDrop(pid);
     let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -181,6 +182,7 @@ fn init_binary_is_a_sealed_memfd_nobody_can_write() {
     // refuses writes: it is sealed (and being executed).
     let fx = Fixture::busybox();
     let (pid, out, err) = super::fixture::start(&spec(&["sleep", "60"]), &fx).unwrap();
+    let _guard = super::fixture::KillOnDrop(pid);
     let opened = std::fs::OpenOptions::new().append(true).open(format!("/proc/{pid}/exe"));
     let wrote = opened.map(|mut f| std::io::Write::write_all(&mut f, b"x"));
     crate::sys::proc::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
@@ -217,6 +219,7 @@ fn killed_from_outside_is_128_plus_9() {
     }
     let fx = Fixture::busybox();
     let (pid, out, err) = super::fixture::start(&spec(&["sleep", "60"]), &fx).unwrap();
+    let _guard = super::fixture::KillOnDrop(pid);
     crate::sys::proc::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     assert_eq!(super::fixture::finish(pid, out, err).code, 137);
     assert_eq!(fx.host_mounts(), Vec::<String>::new());
@@ -230,6 +233,7 @@ fn term_is_forwarded_to_the_command() {
     let fx = Fixture::busybox();
     let script = "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done";
     let (pid, mut out, err) = super::fixture::start(&spec(&["sh", "-c", script]), &fx).unwrap();
+    let _guard = super::fixture::KillOnDrop(pid);
     let mut line = [0u8; 6];
     std::io::Read::read_exact(&mut out, &mut line).unwrap();
     assert_eq!(&line, b"ready\n");

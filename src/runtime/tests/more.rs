@@ -55,6 +55,7 @@ fn exec_in_joins_the_containers_namespaces() {
     let fx = Fixture::busybox();
     let s = spec_with(&["sleep", "60"], |r| r.cwd = Some("/tmp".into()));
     let (pid, out, err) = start(&s, &fx).unwrap();
+    let _guard = super::fixture::KillOnDrop(pid);
     let names = ["mnt", "pid", "uts", "ipc", "net", "cgroup"];
     let want: Vec<String> = names
         .iter()
@@ -195,6 +196,7 @@ fn containers_can_share_a_network_namespace() {
     }
     let fx = Fixture::busybox();
     let (pid, out, err) = start(&spec(&["sleep", "60"]), &fx).unwrap();
+    let _guard = super::fixture::KillOnDrop(pid);
     let netns = format!("/proc/{pid}/ns/net");
     let want = std::fs::read_link(&netns).unwrap().to_string_lossy().into_owned();
     let fx2 = Fixture::busybox();
@@ -268,4 +270,46 @@ fn cgroup_filesystem_shows_the_containers_own_cgroup() {
     }
     assert!(out.stdout.lines().count() >= 4, "{out:?}");
     assert!(out.stderr.contains("Read-only file system"), "{out:?}");
+}
+
+/// Not a timed test: prints what a start costs here. Run with
+/// `cargo test --release --lib runtime::tests::more::measure -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_start_costs() {
+    if skip() {
+        return;
+    }
+    let mut paths = vec![std::path::PathBuf::from("/proc/self/exe")];
+    if let Ok(p) = std::env::var("BERTH_BIN") {
+        paths.push(p.into());
+    }
+    for p in paths {
+        let mut times: Vec<f64> = (0..10)
+            .map(|_| crate::runtime::process::InitExe::from_path(&p).unwrap())
+            .map(|i| (i.creation_time().as_secs_f64() * 1e3, i.len()).0)
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let len = crate::runtime::process::InitExe::from_path(&p).unwrap().len();
+        eprintln!("sealed memfd of {} ({} MiB): median {:.2} ms", p.display(), len >> 20, times[5]);
+    }
+    let fx = Fixture::busybox();
+    let s = spec(&["true"]);
+    let _ = run(&s, &fx).unwrap();
+    let mut launched = Vec::new();
+    let mut total = Vec::new();
+    for _ in 0..30 {
+        let t = std::time::Instant::now();
+        let (pid, out, err) = start(&s, &fx).unwrap();
+        let _guard = super::fixture::KillOnDrop(pid);
+        launched.push(t.elapsed().as_secs_f64() * 1e3);
+        finish(pid, out, err);
+        total.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    launched.sort_by(f64::total_cmp);
+    total.sort_by(f64::total_cmp);
+    eprintln!(
+        "launch `true`: exec'd after median {:.2} ms, exited and reaped after median {:.2} ms",
+        launched[15], total[15]
+    );
 }
