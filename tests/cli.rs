@@ -8,7 +8,7 @@ use support::Berth;
 const VERBS: &[&str] = &[
     "init", "plan", "up", "down", "ps", "logs", "exec", "diff", "snapshot", "lock", "run", "start", "stop", "restart",
     "rm", "attach", "images", "tag", "rmi", "history", "inspect", "commit", "export", "import", "save", "load", "pull",
-    "push", "gc", "version",
+    "push", "gc", "version", "kill", "top",
 ];
 
 #[test]
@@ -25,7 +25,10 @@ fn help_lists_every_verb_with_a_summary() {
 
 #[test]
 fn built_verbs_have_an_example_in_their_help() {
-    for verb in ["init", "plan", "images", "version"] {
+    for verb in [
+        "init", "plan", "images", "version", "run", "ps", "stop", "start", "restart", "kill", "rm", "logs", "exec",
+        "inspect", "diff", "top", "import",
+    ] {
         let help = Berth::new().run(&[verb, "--help"]).ok().to_owned();
         assert!(help.contains("Example: berth"), "{verb} --help has no example:\n{help}");
     }
@@ -34,7 +37,7 @@ fn built_verbs_have_an_example_in_their_help() {
 #[test]
 fn unbuilt_verbs_say_so_and_exit_2() {
     let berth = Berth::new();
-    for verb in ["up", "run", "build", "pull", "save", "gc"] {
+    for verb in ["up", "attach", "build", "pull", "save", "gc"] {
         let run = berth.run(&[verb, "-d", "x"]);
         let err = run.fails_with(2);
         assert!(err.contains(&format!("`berth {verb}` is not built yet")) && err.contains("nothing was done"), "{err}");

@@ -38,9 +38,30 @@ pub struct Fixture {
     pub rootfs: Rootfs,
 }
 
+/// Debian's static busybox, installed with apt the first time it is missing.
 fn busybox() -> &'static Path {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
     let path = Path::new("/bin/busybox");
-    assert!(path.exists(), "the runtime tests need /bin/busybox: apt-get install -y busybox-static");
+    INSTALLED.get_or_init(|| {
+        if !path.exists() {
+            let apt = |args: &[&str]| {
+                std::process::Command::new("apt-get")
+                    .args(args)
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            let install = ["install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=300", "busybox-static"];
+            if !apt(&install) {
+                apt(&["update", "-qq"]);
+                apt(&install);
+            }
+        }
+    });
+    assert!(
+        path.exists(),
+        "the runtime tests need /bin/busybox and could not install it: apt-get install -y busybox-static"
+    );
     path
 }
 
