@@ -45,6 +45,35 @@ impl Berth {
     pub fn store_root(&self) -> PathBuf {
         self.store.path().join("store")
     }
+
+    /// A fresh store holding the busybox test image as `busybox:latest`.
+    pub fn with_busybox() -> Berth {
+        let berth = Berth::new();
+        image::import_busybox(&berth.store_root());
+        berth
+    }
+
+    /// `berth run -d ARGS…`; returns the container id.
+    #[track_caller]
+    pub fn detach(&self, args: &[&str]) -> String {
+        let mut all = vec!["run", "-d"];
+        all.extend_from_slice(args);
+        self.run(&all).ok().trim().to_owned()
+    }
+}
+
+/// Removes every container the test left, also when it failed: no process,
+/// mount or cgroup of a test outlives it.
+impl Drop for Berth {
+    fn drop(&mut self) {
+        if !self.store_root().join("containers").exists() {
+            return;
+        }
+        let ids = self.run(&["ps", "-aq"]).stdout;
+        for id in ids.split_whitespace() {
+            let _ = self.run(&["rm", "-f", id]);
+        }
+    }
 }
 
 /// What one berth invocation did.

@@ -1,0 +1,146 @@
+//! What a container sees, asserted from inside it with the real binary:
+//! namespaces, PID 1, /proc, /dev, /sys, capabilities, user, fds, limits and
+//! the protections against overwriting berth from inside.
+
+mod support;
+
+use support::Berth;
+
+fn inside(berth: &Berth, args: &[&str], script: &str) -> String {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["busybox", "sh", "-c", script]);
+    berth.run(&all).ok().to_owned()
+}
+
+#[test]
+fn every_namespace_is_new() {
+    let berth = Berth::with_busybox();
+    let kinds = ["mnt", "pid", "uts", "ipc", "net", "cgroup"];
+    let script: String = kinds.iter().map(|k| format!("readlink /proc/self/ns/{k}; ")).collect();
+    let out = inside(&berth, &[], &script);
+    let theirs: Vec<&str> = out.lines().collect();
+    for (kind, line) in kinds.iter().zip(&theirs) {
+        let ours = std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
+        assert_ne!(ours.to_string_lossy(), *line, "{kind} namespace is shared with the host");
+    }
+    assert_eq!(theirs.len(), kinds.len(), "{out}");
+}
+
+#[test]
+fn the_command_runs_under_a_reaping_init_as_pid_1() {
+    let berth = Berth::with_busybox();
+    let out = inside(
+        &berth,
+        &[],
+        "echo $PPID; ps -o pid,args | grep '^ *1 '; (sleep 0 &) ; sleep 0.2; ps -o stat | grep -c Z || true",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1");
+    assert!(lines[1].contains("__init"), "{out}");
+    assert_eq!(lines[2], "0", "orphans are reaped: {out}");
+}
+
+#[test]
+fn hostname_and_etc_files_are_provided() {
+    let berth = Berth::with_busybox();
+    let out = inside(
+        &berth,
+        &["--hostname", "box1"],
+        "hostname; cat /etc/hostname; grep box1 /etc/hosts; test -s /etc/resolv.conf && echo resolv",
+    );
+    assert_eq!(out, "box1\nbox1\n127.0.0.1\tlocalhost box1\nresolv\n");
+}
+
+#[test]
+fn dev_holds_only_the_standard_nodes() {
+    let berth = Berth::with_busybox();
+    let out = inside(
+        &berth,
+        &[],
+        "ls /dev | tr '\\n' ' '; mount | grep -E ' /dev/(pts|shm|mqueue) ' | cut -d' ' -f3,5 | tr '\\n' ' '",
+    );
+    assert_eq!(
+        out,
+        "fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero /dev/pts devpts /dev/shm tmpfs /dev/mqueue mqueue "
+    );
+}
+
+#[test]
+fn proc_and_sys_are_masked_and_read_only() {
+    let berth = Berth::with_busybox();
+    let script = "for p in /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug; do \
+        [ -e $p ] && printf '%s:%s ' $p $(wc -c < $p); done; echo; \
+        ls /sys/firmware | wc -l; \
+        echo x > /proc/sys/kernel/domainname 2>/dev/null && echo proc-sys-writable; \
+        echo x > /proc/sysrq-trigger 2>/dev/null && echo sysrq-writable; \
+        touch /sys/x 2>/dev/null && echo sys-writable; echo done";
+    let out = inside(&berth, &[], script);
+    let lines: Vec<&str> = out.lines().collect();
+    for masked in lines[0].split_whitespace() {
+        assert!(masked.ends_with(":0"), "masked path readable: {masked}");
+    }
+    assert_eq!(&lines[1..], ["0", "done"], "{out}");
+}
+
+#[test]
+fn capabilities_are_dockers_default_set_with_no_new_privs() {
+    let berth = Berth::with_busybox();
+    let out = inside(&berth, &[], "grep -E '^(CapEff|CapBnd|CapInh|CapAmb|NoNewPrivs)' /proc/self/status");
+    assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("CapBnd:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("CapInh:\t0000000000000000") && out.contains("CapAmb:\t0000000000000000"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+}
+
+#[test]
+fn user_and_group_come_from_user() {
+    let berth = Berth::with_busybox();
+    assert_eq!(inside(&berth, &["-u", "1000"], "id"), "uid=1000(user) gid=1000(user)\n");
+    assert_eq!(inside(&berth, &["-u", "nobody"], "id -u"), "65534\n");
+    let err = berth.run(&["run", "--rm", "-u", "ghost", "busybox", "true"]).fails_with(1).to_owned();
+    assert!(err.contains("ghost") && err.contains("/etc/passwd"), "{err}");
+}
+
+#[test]
+fn only_stdio_reaches_the_command_and_berth_cannot_be_overwritten() {
+    let berth = Berth::with_busybox();
+    let out = inside(
+        &berth,
+        &[],
+        "ls /proc/$$/fd | tr '\\n' ' '; echo; echo x > /proc/1/exe 2>/dev/null && echo WROTE; readlink /proc/1/exe 2>/dev/null || echo hidden",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0 1 2 ", "{out}");
+    assert!(!out.contains("WROTE"), "{out}");
+    // init is not dumpable: its exe cannot even be named from inside; when it
+    // can (a future kernel), it must be the sealed memfd, not the host's file.
+    assert!(lines[1] == "hidden" || lines[1].contains("memfd:"), "{out}");
+}
+
+#[test]
+fn rlimits_stay_under_the_callers_hard_limit() {
+    let berth = Berth::with_busybox();
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap().1;
+    let out = inside(&berth, &[], "ulimit -Hn");
+    assert!(out.trim().parse::<u64>().unwrap() <= hard, "{out} > {hard}");
+}
+
+#[test]
+fn workdir_env_and_exit_codes() {
+    let berth = Berth::with_busybox();
+    assert_eq!(inside(&berth, &["-w", "/tmp", "-e", "GREETING=hi"], "pwd; echo $GREETING"), "/tmp\nhi\n");
+    berth.run(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]).fails_with(3);
+    let err = berth.run(&["run", "--rm", "busybox", "no-such-command"]).fails_with(127).to_owned();
+    assert!(err.contains("exec \"no-such-command\""), "{err}");
+    berth.run(&["run", "--rm", "busybox", "sh", "-c", "kill -9 $$"]).fails_with(137);
+    assert_eq!(berth.run(&["ps", "-aq"]).ok(), "", "--rm removed them all, even the failed one");
+}
+
+#[test]
+fn network_none_has_only_loopback_and_host_shares_the_hosts() {
+    let berth = Berth::with_busybox();
+    assert_eq!(inside(&berth, &[], "ls /sys/class/net | tr '\\n' ' '"), "lo ");
+    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_eq!(inside(&berth, &["--network", "host"], "readlink /proc/self/ns/net").trim(), host_ns.to_string_lossy());
+}
