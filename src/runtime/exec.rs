@@ -99,6 +99,10 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
     let mut master = None;
     let stdio = if opts.tty {
         let (m, slave) = crate::sys::pty::open_pair().map_err(io("open a pseudo-terminal"))?;
+        // The size first, so the command sees it from its first instruction.
+        if let Some(ws) = crate::sys::tty::window_size(std::io::stdout()) {
+            let _ = crate::sys::tty::set_window_size(&m, &ws);
+        }
         master = Some(m);
         Stdio::terminal(slave).map_err(io("duplicate the terminal"))?
     } else {

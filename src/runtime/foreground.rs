@@ -67,6 +67,10 @@ pub fn run(c: &Container) -> Result<i32, ForegroundError> {
     let mut tees: Vec<JoinHandle<()>> = Vec::new();
     let stdio = if c.record.tty {
         let (m, slave) = crate::sys::pty::open_pair().map_err(io("open a pseudo-terminal"))?;
+        // The size first, so the command sees it from its first instruction.
+        if let Some(ws) = crate::sys::tty::window_size(std::io::stdout()) {
+            let _ = crate::sys::tty::set_window_size(&m, &ws);
+        }
         master = Some(m);
         Stdio::terminal(slave).map_err(io("duplicate the terminal"))?
     } else if let Some(log) = &log {
