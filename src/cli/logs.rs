@@ -42,7 +42,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     let mut outputs = Outputs::split(&mut out, &mut err);
     let path = c.paths.log();
-    if args.follow {
+    let result = if args.follow {
         let dir = c.paths.dir.clone();
         let exited = move || match state::read_state(&dir) {
             Ok(st) => {
@@ -51,9 +51,25 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
             }
             Err(_) => !dir.exists(),
         };
-        follow_logs(&path, &query, &mut outputs, &exited)?;
+        follow_logs(&path, &query, &mut outputs, &exited)
     } else {
-        read_logs(&path, &query, &mut outputs)?;
+        read_logs(&path, &query, &mut outputs)
+    };
+    match result {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        // The reader went away (`berth logs web | head`): not an error.
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }

@@ -221,6 +221,9 @@ fn run_once(
     st.error = None;
     state::write_state(dir, st).map_err(|e| (None, e.to_string()))?;
     ready.say("ok");
+    // From here on the shim only waits and copies output: give back the
+    // code pages that starting the container touched.
+    let _ = sys::mem::release_executable_pages();
     let exit = prepared.wait(running).map_err(|e| (None, e.to_string()))?;
     for p in pumps {
         let _ = p.join();

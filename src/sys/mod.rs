@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod exec;
 pub mod fs;
 pub mod lock;
+pub mod mem;
 pub mod mount;
 pub mod netns;
 pub mod ns;

@@ -164,3 +164,53 @@ pub fn mount_flags_of(path: &Path) -> io::Result<MsFlags> {
     }
     Ok(out)
 }
+
+/// Opens `file` through a detached, read-only overlayfs of its directory
+/// (no upper layer, attached nowhere): a view that shares the file's page
+/// cache but that no one can write through, whatever their capabilities.
+/// The mount lives as long as the returned fd.
+pub fn read_only_view(file: &Path) -> io::Result<OwnedFd> {
+    let dir = file.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file has a directory"))?;
+    let name = file.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file has a name"))?;
+    let ctx = FsContext::open("overlay")?;
+    // Without an upper layer overlayfs wants two lower layers: the file's
+    // directory over an empty one, removed again once the mount holds it.
+    let empty = tempfile::Builder::new().prefix(".berth-empty").tempdir()?;
+    ctx.set_path("lowerdir+", dir)?;
+    ctx.set_path("lowerdir+", empty.path())?;
+    let mnt = ctx.create_mount()?;
+    drop(empty);
+    let name = cstring(name.as_bytes())?;
+    // SAFETY: openat reads a NUL-terminated name that outlives the call,
+    // relative to the mount fd we own; it returns a new fd or -1.
+    let fd = unsafe { libc::openat(mnt.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod view_tests {
+    use std::io::{Read, Write};
+
+    #[test]
+    fn the_view_reads_the_file_and_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prog");
+        std::fs::write(&path, b"#!/bin/sh\necho hi\n").unwrap();
+        let fd = super::read_only_view(&path).unwrap();
+        let mut text = String::new();
+        std::fs::File::from(fd.try_clone().unwrap()).read_to_string(&mut text).unwrap();
+        assert_eq!(text, "#!/bin/sh\necho hi\n");
+        let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+        let err = std::fs::OpenOptions::new().write(true).open(&proc_path).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+        let mut f = std::fs::File::open(&path).unwrap();
+        let mut again = String::new();
+        f.read_to_string(&mut again).unwrap();
+        assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&*dir.path().to_string_lossy()));
+        let _ = std::io::stdout().flush();
+    }
+}
