@@ -9,6 +9,7 @@
 //! The library never prints and never exits: the `berth` binary (`src/main.rs`
 //! and `src/cli/`) parses arguments, calls in here, and formats the results.
 
+pub mod build;
 pub mod manifest;
 pub mod oci;
 pub mod plan;

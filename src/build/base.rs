@@ -1,0 +1,1 @@
+//! Base sources (being written).

@@ -1,0 +1,1 @@
+//! Layers from a step's upper dir (being written).
