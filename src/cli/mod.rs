@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 1 error, 2 a verb that is not built yet, bad usage,
 //! or (with `plan --exit-code`) changes pending.
 
+mod attach;
 mod containers;
 mod diff;
 mod exec;
@@ -84,7 +85,7 @@ enum Command {
     /// Show the processes running in a container
     Top(top::Args),
     /// Attach to a running container's input and output
-    Attach(unbuilt::Args),
+    Attach(attach::Args),
     /// List images in the store
     Images(images::Args),
     /// Give an image another name
@@ -140,7 +141,7 @@ pub fn main() -> ExitCode {
         Command::Rm(a) => lifecycle::rm(&ctx, a),
         Command::Kill(a) => lifecycle::kill(&ctx, a),
         Command::Top(a) => top::run(&ctx, a),
-        Command::Attach(a) => unbuilt::run("attach", 3, a),
+        Command::Attach(a) => attach::run(&ctx, a),
         Command::Tag(a) => unbuilt::run("tag", 7, a),
         Command::Rmi(a) => unbuilt::run("rmi", 6, a),
         Command::History(a) => unbuilt::run("history", 4, a),

@@ -72,6 +72,7 @@
 //! container running `true` is executing its command 4.3 ms after
 //! `launch` is called and has exited and been reaped at 5.1 ms.
 
+pub mod attach;
 pub mod cgroup;
 pub mod container;
 pub mod control;

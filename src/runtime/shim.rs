@@ -15,9 +15,10 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio as StdStdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::attach::{self, Clients, Input, Tee};
 use super::container::{self, Container, ContainerError};
 use super::logs::{LogWriter, Stream, pump};
 use super::process::{InitExe, Stdio};
@@ -149,10 +150,14 @@ fn supervise(dir: &Path, ready: OwnedFd) -> Result<(), String> {
             return Err(fail(&mut ready, why));
         }
     };
+    let attached = Attached { clients: Clients::default(), input: Arc::new(Mutex::new(Input::None)) };
+    if let Err(e) = attach::serve(dir, attached.clients.clone(), attached.input.clone()) {
+        let _ = log.write_lines(Stream::Stderr, format!("berth: attach is unavailable: {e}\n").as_bytes());
+    }
     let mut history = History::default();
     loop {
         let started = Instant::now();
-        let outcome = run_once(&prepared, &init, &log, &mut st, dir, &mut ready);
+        let outcome = run_once(&prepared, &init, &log, &attached, &mut st, dir, &mut ready);
         let exit = match outcome {
             Ok(exit) => exit,
             Err((code, why)) => {
@@ -193,23 +198,44 @@ fn supervise(dir: &Path, ready: OwnedFd) -> Result<(), String> {
 }
 
 /// One start-to-exit of the container; records running and exited states.
+/// The attach server's side of a container: its clients and where their
+/// input goes.
+struct Attached {
+    clients: Clients,
+    input: Arc<Mutex<Input>>,
+}
+
 fn run_once(
     prepared: &Prepared,
     init: &InitExe,
     log: &Arc<LogWriter>,
+    attached: &Attached,
     st: &mut State,
     dir: &Path,
     ready: &mut Ready,
 ) -> Result<super::supervise::Exit, (Option<i32>, String)> {
-    let io = |e: std::io::Error| (None, format!("cannot make the output pipes: {e}"));
-    let (out_r, out_w) = nix::unistd::pipe().map_err(|e| io(e.into()))?;
-    let (err_r, err_w) = nix::unistd::pipe().map_err(|e| io(e.into()))?;
-    let stdin = std::fs::File::open("/dev/null").map_err(io)?;
-    let stdio = Stdio { stdin: Some(stdin.into()), stdout: out_w, stderr: err_w };
-    let pumps = [
-        pump(std::fs::File::from(out_r), Stream::Stdout, log.clone()).map_err(|e| (None, e.to_string()))?,
-        pump(std::fs::File::from(err_r), Stream::Stderr, log.clone()).map_err(|e| (None, e.to_string()))?,
-    ];
+    let io = |e: std::io::Error| (None, format!("cannot make the container's stdio: {e}"));
+    let record = &prepared.container.record;
+    let tee = |r: OwnedFd| Tee { inner: std::fs::File::from(r), clients: attached.clients.clone() };
+    let spawn = |r, stream| pump(tee(r), stream, log.clone()).map_err(|e| (None, e.to_string()));
+    let (stdio, pumps, input) = if record.tty {
+        let (master, slave) = crate::sys::pty::open_pair().map_err(io)?;
+        let output = master.try_clone().map_err(io)?;
+        let stdio = Stdio::terminal(slave).map_err(io)?;
+        (stdio, vec![spawn(output, Stream::Stdout)?], Input::Terminal(Arc::new(master.into())))
+    } else {
+        let (out_r, out_w) = nix::unistd::pipe().map_err(|e| io(e.into()))?;
+        let (err_r, err_w) = nix::unistd::pipe().map_err(|e| io(e.into()))?;
+        let (stdin, input) = if record.interactive {
+            let (r, w) = nix::unistd::pipe().map_err(|e| io(e.into()))?;
+            (r, Input::Pipe(Arc::new(Mutex::new(w.into()))))
+        } else {
+            (std::fs::File::open("/dev/null").map_err(io)?.into(), Input::None)
+        };
+        let stdio = Stdio { stdin: Some(stdin), stdout: out_w, stderr: err_w };
+        (stdio, vec![spawn(out_r, Stream::Stdout)?, spawn(err_r, Stream::Stderr)?], input)
+    };
+    *attached.input.lock().unwrap_or_else(|e| e.into_inner()) = input;
     let running = prepared.start(init, stdio).map_err(|e| (e.exit_code(), e.to_string()))?;
     st.status = Status::Running;
     st.pid = Some(running.pid.as_raw());
@@ -224,10 +250,14 @@ fn run_once(
     // From here on the shim only waits and copies output: give back the
     // code pages that starting the container touched.
     let _ = sys::mem::release_executable_pages();
-    let exit = prepared.wait(running).map_err(|e| (None, e.to_string()))?;
+    let exit = prepared.wait(running).map_err(|e| (None, e.to_string()));
+    // The pty master (or stdin pipe) goes, so the output ends for the pumps.
+    *attached.input.lock().unwrap_or_else(|e| e.into_inner()) = Input::None;
     for p in pumps {
         let _ = p.join();
     }
+    attached.clients.close_all();
+    let exit = exit?;
     st.status = Status::Exited;
     st.exit_code = Some(exit.code);
     st.oom_killed = exit.oom_killed;
