@@ -14,7 +14,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 
 use super::container::{self, Container};
-use super::logs::{LogWriter, Stream, Timestamp};
+use super::logs::{LogError, LogWriter, Stream, Timestamp};
 use super::process::{InitExe, Stdio};
 use super::state::{self, State, Status};
 use super::supervise::Prepared;
@@ -64,7 +64,7 @@ pub fn run(c: &Container) -> Result<i32, ForegroundError> {
     let stdin: Option<OwnedFd> =
         if c.record.interactive { Some(dup_stdio(0).map_err(io("duplicate stdin"))?) } else { None };
     let mut master = None;
-    let mut tees: Vec<JoinHandle<()>> = Vec::new();
+    let mut tees: Vec<Pump> = Vec::new();
     let stdio = if c.record.tty {
         let (m, slave) = crate::sys::pty::open_pair().map_err(io("open a pseudo-terminal"))?;
         // The size first, so the command sees it from its first instruction.
@@ -76,8 +76,8 @@ pub fn run(c: &Container) -> Result<i32, ForegroundError> {
     } else if let Some(log) = &log {
         let (out_r, out_w) = nix::unistd::pipe().map_err(|e| io("make a pipe")(e.into()))?;
         let (err_r, err_w) = nix::unistd::pipe().map_err(|e| io("make a pipe")(e.into()))?;
-        tees.push(tee(out_r, Stream::Stdout, log.clone()));
-        tees.push(tee(err_r, Stream::Stderr, log.clone()));
+        tees.push(tee(out_r, Stream::Stdout, log.clone()).map_err(|e| other(Box::new(e)))?);
+        tees.push(tee(err_r, Stream::Stderr, log.clone()).map_err(|e| other(Box::new(e)))?);
         Stdio { stdin, stdout: out_w, stderr: err_w }
     } else {
         Stdio {
@@ -152,21 +152,27 @@ fn dup_stdio(fd: i32) -> std::io::Result<OwnedFd> {
     crate::sys::exec::borrow_raw(fd).try_clone_to_owned()
 }
 
-/// Copies the container's `stream` to the user's matching stream and to the log.
-fn tee(from: OwnedFd, stream: Stream, log: Arc<LogWriter>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut from = File::from(from);
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            let n = match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            let _ = match stream {
-                Stream::Stdout => std::io::stdout().write_all(&buf[..n]).and_then(|()| std::io::stdout().flush()),
-                Stream::Stderr => std::io::stderr().write_all(&buf[..n]),
-            };
-            let _ = log.write_lines(stream, &buf[..n]);
-        }
-    })
+/// The container's output as read, also copied to the user's matching
+/// stream, so the log pump sees the same bytes the user does.
+struct Echo {
+    from: File,
+    stream: Stream,
 }
+
+impl Read for Echo {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.from.read(buf)?;
+        let _ = match self.stream {
+            Stream::Stdout => std::io::stdout().write_all(&buf[..n]).and_then(|()| std::io::stdout().flush()),
+            Stream::Stderr => std::io::stderr().write_all(&buf[..n]),
+        };
+        Ok(n)
+    }
+}
+
+/// Copies the container's `stream` to the user and, line by line, to the log.
+fn tee(from: OwnedFd, stream: Stream, log: Arc<LogWriter>) -> Result<Pump, LogError> {
+    super::logs::pump(Echo { from: File::from(from), stream }, stream, log)
+}
+
+type Pump = JoinHandle<Result<super::logs::PumpStats, LogError>>;
