@@ -146,3 +146,51 @@ fn network_none_has_only_loopback_and_host_shares_the_hosts() {
     let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
     assert_eq!(inside(&berth, &["--network", "host"], "readlink /proc/self/ns/net").trim(), host_ns.to_string_lossy());
 }
+
+/// Builds, through the store's own code, an image of `count` layers on top
+/// of busybox: layer N adds the file /layers/N.
+fn many_layers(berth: &Berth, count: usize) -> String {
+    use berth::oci::image::{
+        ImageConfigInput, canonical_json, descriptor, history_entry, image_config, image_manifest,
+    };
+    use oci_spec::image::MediaType;
+    let store = berth::store::Store::open(&berth.store_root()).unwrap();
+    let _lock = store.lock_exclusive().unwrap();
+    let base = store.resolve_image("busybox").unwrap();
+    let mut layers: Vec<oci_spec::image::Descriptor> = base.manifest.layers().clone();
+    let mut diff_ids: Vec<berth::oci::Digest> = base.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let work = tempfile::tempdir().unwrap();
+    for n in 0..count {
+        let dir = work.path().join(n.to_string());
+        std::fs::create_dir_all(dir.join("layers")).unwrap();
+        std::fs::write(dir.join("layers").join(n.to_string()), n.to_string()).unwrap();
+        let mut blob = store.blob_writer().unwrap();
+        let (_, digests) = berth::oci::write_tree(&dir, &mut blob, berth::oci::Compression::Gzip, 0).unwrap();
+        blob.commit(Some(&digests.digest)).unwrap();
+        layers.push(descriptor(MediaType::ImageLayerGzip, digests.size, &digests.digest));
+        diff_ids.push(digests.diff_id);
+    }
+    let history = vec![history_entry("1970-01-01T00:00:00Z", "test layers", false); diff_ids.len()];
+    let config = image_config(&ImageConfigInput::default(), &diff_ids, "1970-01-01T00:00:00Z", history);
+    let config_bytes = canonical_json(&config).unwrap();
+    let config_digest = store.put_blob(&config_bytes).unwrap();
+    let manifest =
+        image_manifest(descriptor(MediaType::ImageConfig, config_bytes.len() as u64, &config_digest), layers);
+    let manifest_bytes = canonical_json(&manifest).unwrap();
+    let manifest_digest = store.put_blob(&manifest_bytes).unwrap();
+    store
+        .set_tag("layered:latest", descriptor(MediaType::ImageManifest, manifest_bytes.len() as u64, &manifest_digest))
+        .unwrap();
+    "layered".to_owned()
+}
+
+#[test]
+fn an_image_of_more_than_127_layers_runs() {
+    let berth = Berth::with_busybox();
+    let image = many_layers(&berth, 200);
+    let out = berth
+        .run(&["run", "--rm", &image, "sh", "-c", "ls /layers | wc -l; cat /layers/0 /layers/199"])
+        .ok()
+        .to_owned();
+    assert_eq!(out, "200\n0199", "{out}");
+}
