@@ -29,6 +29,12 @@ pub fn set_dumpable(on: bool) -> io::Result<()> {
     Ok(nix::sys::prctl::set_dumpable(on)?)
 }
 
+/// `PR_SET_PDEATHSIG(SIGKILL)`: this process is killed when the thread
+/// that created it exits.
+pub fn die_with_parent() -> io::Result<()> {
+    Ok(nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?)
+}
+
 /// `getrlimit(resource)` as `(soft, hard)`.
 pub fn get_rlimit(res: Resource) -> io::Result<(u64, u64)> {
     Ok(resource::getrlimit(res)?)

@@ -133,6 +133,10 @@ pub(crate) fn create(spec: &Spec, rootfs: &Rootfs) -> ! {
             .unwrap_or_else(|e| fail(at(format!("joining the PID namespace {}", j.path.display()))(e)));
     }
     clone_and_report(if plan.new_pid { CloneFlags::CLONE_NEWPID } else { CloneFlags::empty() });
+    // A container never outlives its supervisor (shim or foreground berth):
+    // nobody would keep its logs, status or restart policy. Set before the
+    // go-ahead, so a supervisor that died earlier shows as end of file there.
+    sysproc::die_with_parent().unwrap_or_else(|e| fail(at("prctl(PR_SET_PDEATHSIG)")(e)));
     wait_for_go();
     match container(&plan, rootfs) {
         Ok(()) => crate::runtime::init::reap(&plan.process.argv, Some(ERR_FD)),
