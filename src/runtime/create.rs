@@ -117,6 +117,9 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
         readonly_rootfs: false,
     };
     let mut oci = spec::default_spec(&request);
+    if !devices_enforced() {
+        drop_mknod(&mut oci);
+    }
     oci.set_root(Some(
         oci_spec::runtime::RootBuilder::default().path(created.paths.rootfs()).readonly(false).build().expect("a root"),
     ));
@@ -126,6 +129,35 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
         return Err(CreateError::WriteSpec { path, source });
     }
     Ok(created)
+}
+
+/// Whether this host's cgroups can keep a container from opening device
+/// nodes it makes (the v1 `devices` controller; v2 would need a BPF program,
+/// which berth does not load).
+fn devices_enforced() -> bool {
+    matches!(super::cgroup::detect(), Ok(super::cgroup::Hierarchy::V1 { controllers }) if controllers.contains_key("devices"))
+}
+
+/// Removes `CAP_MKNOD`: without a device cgroup, a node made inside could
+/// reach the host's disks.
+fn drop_mknod(spec: &mut oci_spec::runtime::Spec) {
+    use oci_spec::runtime::Capability;
+    let Some(mut process) = spec.process().clone() else { return };
+    if let Some(mut caps) = process.capabilities().clone() {
+        let without = |set: &Option<oci_spec::runtime::Capabilities>| {
+            set.clone().map(|mut s| {
+                s.remove(&Capability::Mknod);
+                s
+            })
+        };
+        caps.set_bounding(without(caps.bounding()));
+        caps.set_effective(without(caps.effective()));
+        caps.set_permitted(without(caps.permitted()));
+        caps.set_inheritable(without(caps.inheritable()));
+        caps.set_ambient(without(caps.ambient()));
+        process.set_capabilities(Some(caps));
+        spec.set_process(Some(process));
+    }
 }
 
 /// The command line: Docker's rules for `Entrypoint` and `Cmd`.
@@ -185,6 +217,20 @@ mod tests {
         assert_eq!(command(&c, &opts(&[], Some(&["/bin/sh"]))).unwrap(), ["/bin/sh"]);
         assert_eq!(command(&c, &opts(&["-c", "true"], Some(&["/bin/sh"]))).unwrap(), ["/bin/sh", "-c", "true"]);
         assert!(command(&config(&[], &[]), &opts(&[], None)).is_none());
+    }
+
+    #[test]
+    fn mknod_is_dropped_from_every_set() {
+        let mut spec = spec::default_spec(&SpecRequest { args: vec!["true".into()], ..SpecRequest::default() });
+        let has_mknod = |spec: &oci_spec::runtime::Spec| {
+            let caps = spec.process().as_ref().unwrap().capabilities().clone().unwrap();
+            [caps.bounding(), caps.effective(), caps.permitted()]
+                .iter()
+                .any(|set| set.as_ref().is_some_and(|s| s.contains(&oci_spec::runtime::Capability::Mknod)))
+        };
+        assert!(has_mknod(&spec), "Docker's default set has CAP_MKNOD");
+        drop_mknod(&mut spec);
+        assert!(!has_mknod(&spec));
     }
 
     #[test]
