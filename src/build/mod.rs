@@ -4,3 +4,4 @@
 
 pub mod base;
 pub mod layer;
+pub mod step;

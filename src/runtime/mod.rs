@@ -95,4 +95,4 @@ pub mod top;
 pub mod tty;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

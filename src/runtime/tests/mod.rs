@@ -2,6 +2,6 @@
 //! launches real containers from a busybox image in a temp dir (root
 //! needed; skipped with a message otherwise) and cleans up after itself.
 
-mod fixture;
+pub(crate) mod fixture;
 mod launch;
 mod more;

@@ -1,0 +1,174 @@
+//! Running one build step — a `run` command or a package install — in a
+//! throwaway build container: the parent node's layers as overlay lowers, a
+//! fresh upper dir that becomes the step's layer, the host's network (so
+//! package managers can fetch), and the output kept for the error message
+//! when the command fails.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use crate::runtime::process::{self, InitExe, Launch, ProcessError, Stdio};
+use crate::runtime::rootfs::Rootfs;
+use crate::runtime::spec::{self, EtcFiles, NetworkMode, ResolvedUser, SpecError, SpecRequest};
+
+/// How many lines of a failed step's output its error shows.
+pub const TAIL_LINES: usize = 20;
+
+/// Why a step could not run or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("step `{command}` exited with {code}; its last lines:\n{tail}")]
+    Failed { command: String, code: i32, tail: String },
+    #[error("step `{command}`: {source}")]
+    Start { command: String, source: ProcessError },
+    #[error("step `{command}`: {source}")]
+    User { command: String, source: SpecError },
+    #[error("step `{command}`: cannot {what}: {source}")]
+    Io { command: String, what: &'static str, source: std::io::Error },
+}
+
+/// A command to run in a build container.
+pub struct StepCommand<'a> {
+    /// The argv, e.g. `["/bin/sh", "-c", "make"]`.
+    pub argv: Vec<String>,
+    /// How to show it in messages.
+    pub shown: &'a str,
+    pub env: Vec<String>,
+    pub workdir: Option<&'a str>,
+    pub user: Option<&'a str>,
+}
+
+/// Runs `cmd` on `lowers` (top first) with `work` as its scratch space
+/// (`work/upper`, `work/work`, `work/rootfs`). On success the step's changes
+/// are in `work/upper`; returns the combined output.
+pub fn run(lowers: &[PathBuf], work: &Path, cmd: &StepCommand<'_>, init: &InitExe) -> Result<Vec<u8>, StepError> {
+    let shown = cmd.shown.to_owned();
+    let io = |what: &'static str| {
+        let command = shown.clone();
+        move |source| StepError::Io { command, what, source }
+    };
+    let rootfs = Rootfs {
+        lowers: lowers.to_vec(),
+        upper: work.join("upper"),
+        work: work.join("work"),
+        target: work.join("rootfs"),
+    };
+    for d in [&rootfs.upper, &rootfs.work, &rootfs.target] {
+        std::fs::create_dir_all(d).map_err(io("make the build container's directories"))?;
+    }
+    let user = match cmd.user {
+        Some(u) => spec::resolve_user_in_layers(lowers, u)
+            .map_err(|source| StepError::User { command: shown.clone(), source })?,
+        None => ResolvedUser::default(),
+    };
+    let request = SpecRequest {
+        args: cmd.argv.clone(),
+        env: cmd.env.clone(),
+        cwd: cmd.workdir.map(PathBuf::from),
+        user,
+        hostname: Some("berth-build".to_owned()),
+        network: NetworkMode::Host,
+        etc: EtcFiles {
+            hosts: Some(PathBuf::from("/etc/hosts")).filter(|p| p.exists()),
+            hostname: None,
+            resolv_conf: Some(PathBuf::from("/etc/resolv.conf")).filter(|p| p.exists()),
+        },
+        ..SpecRequest::default()
+    };
+    let mut oci = spec::default_spec(&request);
+    let mut root = oci.root().clone().unwrap_or_default();
+    root.set_path(rootfs.target.clone());
+    oci.set_root(Some(root));
+
+    let (out_r, out_w) = std::io::pipe().map_err(io("make the output pipe"))?;
+    let out_w: OwnedFd = out_w.into();
+    let err_w = out_w.try_clone().map_err(io("make the output pipe"))?;
+    let stdio = Stdio { stdin: None, stdout: out_w, stderr: err_w };
+    let no_cgroup = |_| Ok(());
+    let pid = process::launch(Launch { spec: &oci, rootfs: &rootfs, stdio, init, before_start: &no_cgroup })
+        .map_err(|source| StepError::Start { command: shown.clone(), source })?;
+    let mut output = Vec::new();
+    let mut reader = out_r;
+    let _ = reader.read_to_end(&mut output);
+    let code = crate::sys::proc::wait_exit(pid).map_err(io("wait for the step"))?.code();
+    if code != 0 {
+        return Err(StepError::Failed { command: shown, code, tail: tail(&output, TAIL_LINES) });
+    }
+    Ok(output)
+}
+
+/// The last `n` lines of `output`, indented.
+pub fn tail(output: &[u8], n: usize) -> String {
+    let text = String::from_utf8_lossy(output);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(super::tail(b"a\nb\nc\n", 2), "  | b\n  | c");
+        assert_eq!(super::tail(b"", 2), "");
+    }
+}
+
+#[cfg(test)]
+mod kernel_tests {
+    use super::*;
+    use crate::runtime::tests::fixture;
+
+    fn command<'a>(script: &str, shown: &'a str) -> StepCommand<'a> {
+        StepCommand {
+            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            shown,
+            env: vec![],
+            workdir: None,
+            user: None,
+        }
+    }
+
+    #[test]
+    fn a_step_writes_its_changes_to_the_upper_dir() {
+        if fixture::skip() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("image");
+        fixture::write_busybox_image(&image);
+        let work = dir.path().join("step");
+        let out = run(
+            &[image.clone()],
+            &work,
+            &command("echo built > /built; rm /bin/vi; echo done", "make"),
+            fixture::init(),
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out), "done\n");
+        assert_eq!(std::fs::read_to_string(work.join("upper/built")).unwrap(), "built\n");
+        let vi = std::fs::symlink_metadata(work.join("upper/bin/vi")).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(&vi.file_type()), "a whiteout for the deletion");
+        assert!(image.join("bin/vi").exists() || image.join("bin/busybox").exists(), "the lower is untouched");
+    }
+
+    #[test]
+    fn a_failing_step_shows_its_command_code_and_last_lines() {
+        if fixture::skip() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("image");
+        fixture::write_busybox_image(&image);
+        let err = run(
+            &[image],
+            &dir.path().join("step"),
+            &command("echo one; echo two >&2; exit 3", "false-ish"),
+            fixture::init(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("step `false-ish` exited with 3"), "{err}");
+        assert!(err.contains("  | one") && err.contains("  | two"), "{err}");
+    }
+}
