@@ -139,7 +139,7 @@ mod kernel_tests {
         fixture::write_busybox_image(&image);
         let work = dir.path().join("step");
         let out = run(
-            &[image.clone()],
+            std::slice::from_ref(&image),
             &work,
             &command("echo built > /built; rm /bin/vi; echo done", "make"),
             fixture::init(),
