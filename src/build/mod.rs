@@ -3,5 +3,6 @@
 //! decides *whether* to build; the plan does.
 
 pub mod base;
+pub mod copy;
 pub mod layer;
 pub mod step;

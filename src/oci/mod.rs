@@ -23,4 +23,4 @@ pub use digest::{Digest, DigestError};
 pub use image::{ChangeError, ImageConfigInput};
 pub use reference::{ImageRef, ReferenceError};
 pub use tar_read::{UnpackError, UnpackOptions, UnpackStats, Whiteouts, unpack, unpack_compressed};
-pub use tar_write::{Compression, LayerDigests, LayerWriter, TarWriteError, source_date_epoch, write_tree};
+pub use tar_write::{Compression, LayerDigests, LayerWriter, Overrides, TarWriteError, source_date_epoch, write_tree};

@@ -94,6 +94,15 @@ pub struct LayerDigests {
     pub media_type: &'static str,
 }
 
+/// What [`LayerWriter::add_as`] replaces in an entry's metadata.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `(uid, gid)` instead of the source's.
+    pub owner: Option<(u32, u32)>,
+    /// Permission bits instead of the source's.
+    pub mode: Option<u32>,
+}
+
 /// Writes one layer: add entries in the order they should appear, then
 /// [`finish`](LayerWriter::finish). Entries are written as they are added;
 /// sorting is the caller's job ([`write_tree`] does it).
@@ -116,6 +125,13 @@ impl<W: Write> LayerWriter<W> {
     /// there) as the entry `rel`: a file, directory, symlink, fifo or device,
     /// or a hard link if its inode was already added. Sockets are skipped.
     pub fn add(&mut self, rel: &Path, source: &Path) -> Result<(), TarWriteError> {
+        self.add_as(rel, source, &Overrides::default())
+    }
+
+    /// [`LayerWriter::add`] with the owner and permission bits replaced as
+    /// `overrides` says (a copy step's `owner` and `mode`); a symlink keeps
+    /// its own mode.
+    pub fn add_as(&mut self, rel: &Path, source: &Path, overrides: &Overrides) -> Result<(), TarWriteError> {
         let mut name = entry_name(rel)?;
         let meta = fs::symlink_metadata(source).map_err(|e| read_err_at(rel, source, e))?;
         let ft = meta.file_type();
@@ -123,9 +139,14 @@ impl<W: Write> LayerWriter<W> {
             return Ok(());
         }
         let mtime = u64::try_from(meta.mtime()).unwrap_or(0).min(self.epoch);
-        let mut entry = EntryMeta::new(Vec::new(), EntryType::Regular, meta.mode(), mtime);
-        entry.uid = meta.uid().into();
-        entry.gid = meta.gid().into();
+        let mode = match overrides.mode {
+            Some(perm) if !ft.is_symlink() => (meta.mode() & !0o7777) | (perm & 0o7777),
+            _ => meta.mode(),
+        };
+        let mut entry = EntryMeta::new(Vec::new(), EntryType::Regular, mode, mtime);
+        let (uid, gid) = overrides.owner.unwrap_or((meta.uid(), meta.gid()));
+        entry.uid = uid.into();
+        entry.gid = gid.into();
         if ft.is_dir() {
             name.push(b'/');
             entry.name = name;
@@ -161,6 +182,17 @@ impl<W: Write> LayerWriter<W> {
             let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
             entry.device = (major as u32, minor as u32);
         }
+        self.append(rel, &entry, io::empty())
+    }
+
+    /// Adds a directory entry that exists in no source tree (the parents of
+    /// a copy destination): `mode`, owner 0:0, mtime = the epoch.
+    pub fn add_dir(&mut self, rel: &Path, mode: u32) -> Result<(), TarWriteError> {
+        let mut name = entry_name(rel)?;
+        name.push(b'/');
+        let mut entry = EntryMeta::new(name, EntryType::Directory, mode & 0o7777, self.epoch);
+        entry.uid = 0;
+        entry.gid = 0;
         self.append(rel, &entry, io::empty())
     }
 

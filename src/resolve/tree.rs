@@ -146,6 +146,35 @@ pub fn hash_tree(project_dir: &Path, src: &Path) -> Result<TreeDigest, TreeError
     Ok(digest(&entries))
 }
 
+/// One entry of a copy source, as a copy step writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyEntry {
+    /// Relative to `src`; empty for `src` itself.
+    pub rel: PathBuf,
+    /// Where it is on disk.
+    pub source: PathBuf,
+}
+
+/// What a copy step copies: the same entries [`hash_tree`] hashes (so the
+/// layer holds exactly what the cache key covers), in path order.
+pub fn copy_entries(project_dir: &Path, src: &Path) -> Result<Vec<CopyEntry>, TreeError> {
+    use std::os::unix::ffi::OsStrExt;
+    let root = Root::locate(project_dir, src)?;
+    let mut entries = walk::collect(&root)?;
+    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    if entries.first().is_none_or(|e| !e.path.is_empty()) {
+        return Err(TreeError::Ignored { src: root.src, project_dir: root.project_dir });
+    }
+    Ok(entries
+        .into_iter()
+        .map(|e| {
+            let rel = PathBuf::from(std::ffi::OsStr::from_bytes(&e.path));
+            let source = if rel.as_os_str().is_empty() { root.abs_src.clone() } else { root.abs_src.join(&rel) };
+            CopyEntry { rel, source }
+        })
+        .collect())
+}
+
 /// A located copy source: where it is, as the caller named it and on disk.
 struct Root {
     /// The project dir as the caller gave it, for messages.

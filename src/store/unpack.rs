@@ -55,7 +55,9 @@ impl Store {
         image.layers.iter().map(|layer| self.unpacked_layer(&image.name, layer)).collect()
     }
 
-    fn unpacked_layer(&self, image: &str, layer: &LayerRecord) -> Result<PathBuf, ImageError> {
+    /// The unpacked directory of one layer, unpacked from its blob first if
+    /// it is missing; `image` names what it belongs to in errors.
+    pub fn unpacked_layer(&self, image: &str, layer: &LayerRecord) -> Result<PathBuf, ImageError> {
         let dir = self.layer_dir(&layer.diff_id);
         if dir.is_dir() {
             return Ok(dir);

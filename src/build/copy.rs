@@ -1,0 +1,144 @@
+//! A `copy` step's layer, written straight from the project directory —
+//! no build container needed: the entries the cache key hashed (honouring
+//! `.berthignore`), placed at the destination as Docker's `COPY` places
+//! them, owned by root (or `owner`) and with `mode` when given, mtimes
+//! clamped to the epoch, plus the destination's parent directories.
+
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+use crate::manifest::Copy;
+use crate::oci::{Compression, LayerDigests, LayerWriter, Overrides, TarWriteError};
+use crate::resolve::tree::{self, TreeError};
+
+/// Why a copy layer could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("copy {src} -> {dest}: {source}")]
+    Source { src: String, dest: String, source: TreeError },
+    #[error("copy {src} -> {dest}: {source}")]
+    Write { src: String, dest: String, source: TarWriteError },
+}
+
+/// Where each copied entry lands: Docker's rules. A directory's *contents*
+/// go into `dest`; a file (or symlink) becomes `dest`, or `dest/NAME` when
+/// `dest` ends with `/`.
+fn destination(copy: &Copy, src_is_dir: bool) -> PathBuf {
+    let dest = Path::new(copy.dest.trim_start_matches('/'));
+    if !src_is_dir && copy.dest.ends_with('/') {
+        dest.join(copy.src.file_name().unwrap_or_default())
+    } else {
+        dest.to_path_buf()
+    }
+}
+
+/// Writes the layer of `copy` (sources under `project_dir`) into `out`.
+/// `owner` is the resolved `(uid, gid)` of `copy.owner`, root when `None`.
+pub fn write_layer<W: Write>(
+    project_dir: &Path,
+    copy: &Copy,
+    owner: Option<(u32, u32)>,
+    out: W,
+    epoch: u64,
+) -> Result<(W, LayerDigests), CopyError> {
+    let src = copy.src.display().to_string();
+    let werr = |source| CopyError::Write { src: src.clone(), dest: copy.dest.clone(), source };
+    let mut entries = tree::copy_entries(project_dir, &copy.src).map_err(|source| CopyError::Source {
+        src: src.clone(),
+        dest: copy.dest.clone(),
+        source,
+    })?;
+    entries.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let src_is_dir = std::fs::symlink_metadata(&entries[0].source).is_ok_and(|m| m.is_dir());
+    let dest = destination(copy, src_is_dir);
+    let mut writer = LayerWriter::new(out, Compression::Gzip, epoch);
+    // The destination's parents, as Docker makes them: 0755, root.
+    let mut parent = PathBuf::new();
+    let parents: Vec<Component> = dest.components().collect();
+    for c in &parents[..parents.len().saturating_sub(1)] {
+        parent.push(c);
+        writer.add_dir(&parent, 0o755).map_err(werr)?;
+    }
+    let overrides = Overrides { owner: Some(owner.unwrap_or((0, 0))), mode: copy.mode };
+    for e in &entries {
+        let at = if e.rel.as_os_str().is_empty() { dest.clone() } else { dest.join(&e.rel) };
+        writer.add_as(&at, &e.source, &overrides).map_err(werr)?;
+    }
+    writer.finish().map_err(werr)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    fn entries(copy: &Copy, project: &Path) -> Vec<(String, u32, u64)> {
+        let (bytes, _) = write_layer(project, copy, None, Vec::new(), 0).unwrap();
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        tar.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (String::from_utf8_lossy(&e.path_bytes()).into_owned(), h.mode().unwrap(), h.uid().unwrap())
+            })
+            .collect()
+    }
+
+    fn project() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("app/lib")).unwrap();
+        std::fs::write(dir.path().join("app/main.py"), "print()").unwrap();
+        std::fs::write(dir.path().join("app/lib/util.py"), "x = 1").unwrap();
+        std::fs::write(dir.path().join("app/secret.env"), "k=v").unwrap();
+        std::fs::write(dir.path().join(".berthignore"), "*.env\n").unwrap();
+        dir
+    }
+
+    fn copy(src: &str, dest: &str, mode: Option<u32>) -> Copy {
+        Copy { src: src.into(), dest: dest.into(), mode, owner: None }
+    }
+
+    #[test]
+    fn a_directory_lands_inside_dest_with_parents_and_without_ignored_files() {
+        let p = project();
+        let got: Vec<String> = entries(&copy("app", "/srv/app", None), p.path()).into_iter().map(|e| e.0).collect();
+        assert_eq!(got, ["srv/", "srv/app/", "srv/app/lib/", "srv/app/lib/util.py", "srv/app/main.py"]);
+    }
+
+    #[test]
+    fn a_file_becomes_dest_or_goes_into_a_dest_dir() {
+        let p = project();
+        let names = |c: Copy| entries(&c, p.path()).into_iter().map(|e| e.0).collect::<Vec<_>>();
+        assert_eq!(names(copy("app/main.py", "/srv/run.py", None)), ["srv/", "srv/run.py"]);
+        assert_eq!(names(copy("app/main.py", "/srv/", None)), ["srv/", "srv/main.py"]);
+    }
+
+    #[test]
+    fn mode_and_owner_apply_and_the_layer_is_reproducible() {
+        let p = project();
+        for (name, mode, uid) in entries(&copy("app", "/srv", Some(0o700)), p.path()) {
+            assert_eq!(uid, 0, "{name}");
+            if name != "srv/" {
+                assert_eq!(mode & 0o7777, 0o700, "{name}");
+            }
+        }
+        let a = write_layer(p.path(), &copy("app", "/srv", None), None, Vec::new(), 0).unwrap().1;
+        let other = project();
+        let b = write_layer(other.path(), &copy("app", "/srv", None), None, Vec::new(), 0).unwrap().1;
+        assert_eq!(a.diff_id, b.diff_id, "same files, other directory, other mtimes");
+        let mut text = String::new();
+        let (bytes, _) =
+            write_layer(p.path(), &copy("app/main.py", "/x", None), Some((1000, 1000)), Vec::new(), 0).unwrap();
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        for e in tar.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path_bytes().as_ref() == b"x" {
+                assert_eq!(e.header().uid().unwrap(), 1000);
+                e.read_to_string(&mut text).unwrap();
+            }
+        }
+        assert_eq!(text, "print()");
+    }
+}
