@@ -15,7 +15,7 @@ use crate::resolve::tree::{self, TreeError};
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
     #[error("copy {src} -> {dest}: {source}")]
-    Source { src: String, dest: String, source: TreeError },
+    Source { src: String, dest: String, source: Box<TreeError> },
     #[error("copy {src} -> {dest}: {source}")]
     Write { src: String, dest: String, source: TarWriteError },
 }
