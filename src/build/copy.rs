@@ -46,7 +46,7 @@ pub fn write_layer<W: Write>(
     let mut entries = tree::copy_entries(project_dir, &copy.src).map_err(|source| CopyError::Source {
         src: src.clone(),
         dest: copy.dest.clone(),
-        source,
+        source: Box::new(source),
     })?;
     entries.sort_by(|a, b| a.rel.cmp(&b.rel));
     let src_is_dir = std::fs::symlink_metadata(&entries[0].source).is_ok_and(|m| m.is_dir());
