@@ -5,4 +5,5 @@
 pub mod base;
 pub mod copy;
 pub mod layer;
+pub mod packages;
 pub mod step;
