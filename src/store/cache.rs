@@ -25,12 +25,16 @@ pub struct CacheEntry {
     pub layers: Vec<LayerRecord>,
     /// When the entry was made, RFC 3339 UTC.
     pub created: String,
+    /// For a base node: the digest of the base image's config blob (its
+    /// env, cmd, history), which the images built on it start from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Digest>,
 }
 
 impl CacheEntry {
     /// An entry for `layers` made at `created`.
     pub fn new(layers: Vec<LayerRecord>, created: SystemTime) -> CacheEntry {
-        CacheEntry { layers, created: rfc3339(created) }
+        CacheEntry { layers, created: rfc3339(created), config: None }
     }
 }
 
