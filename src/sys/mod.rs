@@ -16,6 +16,7 @@ pub mod pty;
 pub mod scoped;
 pub mod signal;
 pub mod tty;
+pub mod xattr;
 
 /// The effective user id of this process.
 pub fn euid() -> u32 {

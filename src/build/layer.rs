@@ -1,1 +1,0 @@
-//! Layers from a step's upper dir (being written).

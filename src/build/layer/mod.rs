@@ -1,0 +1,190 @@
+//! Layers from a step's upper dir: [`layer_from_upper`] turns what a build
+//! step changed (the overlay upper dir) into an OCI layer blob and the same
+//! layer unpacked in the store, in one pass.
+//!
+//! # What goes in
+//!
+//! The layer is the diff of the upper dir against the lower layers it was
+//! mounted on: added and changed files, OCI whiteouts for deletions, opaque
+//! markers for replaced directories. The upper dir is read without
+//! following symlinks; for each entry:
+//!
+//! - an overlayfs whiteout (0:0 character device) becomes `.wh.NAME`, except
+//!   under a new or opaque directory, where it hides nothing and is dropped;
+//! - a directory marked opaque (`trusted.overlay.opaque=y`, or
+//!   `user.overlay.opaque=y` under `userxattr`) becomes its entry plus
+//!   `.wh..wh..opq`, and everything in it is new;
+//! - a non-directory the lowers do not have is added. One they have (looked
+//!   up as overlayfs does: whiteouts, opaque directories and files in upper
+//!   layers hide what is below; see `lower`) is left out when it is the
+//!   same: type, mode, owner, device number, size, mtime to the nanosecond,
+//!   `security.capability`, symlink target and contents (streamed byte
+//!   comparison, only when all the rest is equal). overlayfs copies a file up
+//!   on open-for-write, chmod, chown and touch, so such copies are common;
+//! - **a touch is a change**: an mtime that differs makes the file changed
+//!   even if the bytes are the same, as in Docker (`docker diff` and its
+//!   layers compare mtimes, not contents). A rewrite with identical bytes
+//!   that also restores the mtime — what `dpkg` does when it reinstalls a
+//!   package — is left out;
+//! - a directory goes in if it is new, opaque, its own mode or owner changed
+//!   (its mtime is ignored, as Docker ignores it), **or anything below it
+//!   goes in**. OCI lets a layer omit parent directories, but an unpacker
+//!   then makes them with mode 0755 and owner root, and in overlay form the
+//!   layer's copy of the directory decides the merged directory's metadata:
+//!   a new file in `/tmp` would make `/tmp` 0755. So parents are always
+//!   written, as Docker's overlay driver does;
+//! - all names of a hard-linked file go in if any of them does, so they stay
+//!   one file (the writer makes the later names hard link entries);
+//! - a name that starts with `.wh.` cannot be held by an OCI layer: error;
+//! - overlayfs redirects and metacopy (`*.overlay.redirect`,
+//!   `*.overlay.metacopy`) are **refused** with an error naming the path:
+//!   berth mounts without `redirect_dir` and `metacopy` (renaming a lower
+//!   directory then copies it, and a chmod copies data), so these only
+//!   appear in an upper dir that another mount wrote, and following them
+//!   would mean merging trees from other paths of the lowers.
+//!
+//! The root of the upper dir gets no entry (a layer tar has none). No
+//! overlay xattr reaches the layer: the writer carries only
+//! `security.capability`.
+//!
+//! # How it is written
+//!
+//! [`plan::scan`] decides the entries first (nothing is written), sorted as
+//! the writer needs. Then one pass: the writer reads each upper file once
+//! and its tar stream goes to two threads (`pipe`), one gzipping it into a
+//! store blob, one unpacking it with overlay whiteouts (0:0 devices, the
+//! opaque xattr) into a staging directory, which [`Store::commit_layer`]
+//! renames to `layers/<diffid>`. The unpacked layer is thus exactly what
+//! unpacking the blob gives, as for a pulled image. mtimes are clamped to
+//! `epoch`, so the same upper dir gives the same diffID and digest.
+//!
+//! The caller holds the store's exclusive lock and keeps the upper dir
+//! unmounted and unchanged while this runs.
+
+mod lower;
+pub mod plan;
+mod pipe;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::oci::{Compression, LayerWriter, TarWriteError, UnpackError, UnpackOptions, Whiteouts};
+use crate::store::{LayerRecord, Store, StoreError};
+
+pub use plan::{Entry, Plan};
+
+/// A layer made from an upper dir.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerOutput {
+    /// The blob, as the image manifest and the cache record it.
+    pub record: LayerRecord,
+    /// The unpacked layer in the store (`layers/<diffid>`), in overlay form.
+    pub unpacked: PathBuf,
+    /// The step changed nothing: the layer has no entries. The blob and the
+    /// (empty) unpacked layer exist anyway; the caller decides whether to
+    /// use it or record the step as an `empty_layer` in the history.
+    pub empty: bool,
+}
+
+/// Why a layer could not be made from an upper dir.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("cannot read {} in the step's upper dir: {source}", path.display())]
+    ReadUpper { path: PathBuf, source: io::Error },
+    #[error("cannot read {} in the lower layers: {source}", path.display())]
+    ReadLower { path: PathBuf, source: io::Error },
+    #[error(
+        "{}: overlayfs metacopy ({xattr}): only the metadata of this file was copied up, its data is still in a lower layer; berth mounts overlays without metacopy and cannot make a layer of this upper dir; redo the step on an overlay mounted with metacopy=off (the default)",
+        path.display()
+    )]
+    Metacopy { path: PathBuf, xattr: String },
+    #[error(
+        "{}: overlayfs redirect ({xattr} = {target:?}): this directory was renamed and its contents merge from another path; berth mounts overlays without redirect_dir and cannot make a layer of this upper dir; redo the step on an overlay mounted with redirect_dir=off (the default)",
+        path.display()
+    )]
+    Redirect { path: PathBuf, xattr: String, target: String },
+    #[error(
+        "{}: the name starts with \".wh.\", which OCI layers reserve for whiteouts, so no layer can hold it; rename it in the step",
+        path.display()
+    )]
+    ReservedName { path: PathBuf },
+    #[error("writing the layer of {}: {source}", upper.display())]
+    Write { upper: PathBuf, source: TarWriteError },
+    #[error("compressing the layer of {} into the store: {source}", upper.display())]
+    Compress { upper: PathBuf, source: io::Error },
+    #[error("unpacking the layer of {} into the store: {source}", upper.display())]
+    Stage { upper: PathBuf, source: UnpackError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Makes the layer of the upper dir `upper` of a step whose overlay had the
+/// lower layers `lowers` (top first), with mtimes clamped to `epoch`: the
+/// blob (gzip) and the unpacked layer go into `store`. See the module page.
+pub fn layer_from_upper(
+    store: &Store,
+    upper: &Path,
+    lowers: &[PathBuf],
+    epoch: u64,
+) -> Result<LayerOutput, LayerError> {
+    let plan = plan::scan(upper, lowers)?;
+    let blob = store.blob_writer()?;
+    let staging = store.staging_dir()?;
+    set_layer_root_mode(staging.path())?;
+    let opts = UnpackOptions { whiteouts: Whiteouts::Overlay, preserve_owners: crate::sys::euid() == 0 };
+    let gone = AtomicBool::new(false);
+    let (written, compressed, staged) = std::thread::scope(|s| {
+        let (gz_tx, gz_rx) = pipe::channel();
+        let (stage_tx, stage_rx) = pipe::channel();
+        let compressing = s.spawn(move || pipe::compress(gz_rx, blob));
+        let staging_path = staging.path();
+        let staging = s.spawn(move || pipe::stage(stage_rx, staging_path, &opts));
+        let written = write(&plan, upper, epoch, pipe::Tee::new(vec![gz_tx, stage_tx], &gone));
+        let compressed = compressing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (written, compressed, staging.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    let compress_err = |source| LayerError::Compress { upper: upper.to_owned(), source };
+    let stage_err = |source| LayerError::Stage { upper: upper.to_owned(), source };
+    let diff_id = match written {
+        Ok(diff_id) => diff_id,
+        Err(write_err) if gone.load(Ordering::Relaxed) => {
+            // A consumer stopped first; its error is the cause.
+            compressed.map_err(compress_err)?;
+            staged.map_err(stage_err)?;
+            return Err(write_err);
+        }
+        Err(write_err) => return Err(write_err),
+    };
+    let blob = compressed.map_err(compress_err)?;
+    staged.map_err(stage_err)?;
+    let (digest, size) = blob.commit(None)?;
+    let unpacked = store.commit_layer(staging, &diff_id)?;
+    let media_type = Compression::Gzip.media_type().to_owned();
+    Ok(LayerOutput { record: LayerRecord { digest, diff_id, size, media_type }, unpacked, empty: plan.entries.is_empty() })
+}
+
+/// Writes the plan's entries as an uncompressed tar into `out`; returns the
+/// tar's digest (the diffID).
+fn write(plan: &Plan, upper: &Path, epoch: u64, out: pipe::Tee<'_>) -> Result<crate::oci::Digest, LayerError> {
+    let fail = |source| LayerError::Write { upper: upper.to_owned(), source };
+    let mut writer = LayerWriter::new(out, Compression::None, epoch);
+    for entry in &plan.entries {
+        match entry {
+            Entry::Add(rel) => writer.add(rel, &upper.join(rel)),
+            Entry::Whiteout(rel) => writer.add_whiteout(rel),
+            Entry::Opaque(dir) => writer.add_opaque(dir),
+        }
+        .map_err(fail)?;
+    }
+    let (_, digests) = writer.finish().map_err(fail)?;
+    Ok(digests.diff_id)
+}
+
+/// The staging directory becomes the layer's root directory: 0755 whatever
+/// the umask, as for unpacked pulled layers.
+fn set_layer_root_mode(path: &Path) -> Result<(), LayerError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| StoreError::Io { action: "set the mode of staging directory", path: path.to_owned(), source: e }.into())
+}
