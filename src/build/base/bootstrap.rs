@@ -1,0 +1,324 @@
+//! `bootstrap = { suite, mirror, variant, components }`: a Debian root
+//! built from the archive, with no registry at all.
+//!
+//! The root is built by `mmdebstrap` (preferred) or `debootstrap` into a
+//! staging directory in the store's `tmp/`. When neither is installed and
+//! berth runs as root, `apt-get install mmdebstrap` installs it first. The
+//! tool runs with `SOURCE_DATE_EPOCH` set to the epoch, which mmdebstrap,
+//! dpkg and the maintainer scripts that honour it use for every time they
+//! write. The root is then normalised (`normalise`: logs, apt caches and
+//! lists, ldconfig's aux-cache, the machine-id, host files) and written by
+//! the reproducible layer writer with mtimes clamped to the epoch.
+//!
+//! Both tools mount `/proc`, `/sys` and `/dev` inside the new root while
+//! they run. Before anything is removed, berth checks `/proc/self/mountinfo`
+//! for mounts still below the staging directory and detaches them; if one
+//! stays, the staging directory is left in place rather than deleted through
+//! a mount into the host.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use super::error::{Context, io_err};
+use super::normalise::normalise;
+use super::rootfs::tree_layer;
+use super::{BaseError, BaseImage, single_layer};
+use crate::manifest::Bootstrap;
+use crate::store::Store;
+
+/// Lines of the tool's output kept for an error message.
+const TAIL_LINES: usize = 30;
+
+/// Builds the Debian root `b` and makes it a one-layer base.
+pub(super) fn materialise(store: &Store, base: &str, b: &Bootstrap, epoch: u64) -> Result<BaseImage, BaseError> {
+    let tool = Tool::find_or_install(base)?;
+    let staging = store.staging_dir().in_base(base)?;
+    let target = staging.path().join("root");
+    let mut command = Command::new(tool.path());
+    command
+        .args(arguments(tool.kind(), b, &target))
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null());
+    let ran = command.output();
+    if let Err(stuck) = release_mounts(base, staging.path()) {
+        staging.keep(); // never delete through a mount into the host
+        return Err(stuck);
+    }
+    let tool_name = tool.kind().name();
+    let output = ran.map_err(io_err(base, "run", tool.path()))?;
+    if !output.status.success() {
+        return Err(BaseError::BootstrapFailed {
+            base: base.to_owned(),
+            tool: tool_name.to_owned(),
+            status: output.status.to_string(),
+            tail: tail(&output),
+        });
+    }
+    normalise(&target).map_err(|(rel, source)| BaseError::Io {
+        base: base.to_owned(),
+        op: "normalise",
+        path: target.join(rel),
+        source,
+    })?;
+    let layer = tree_layer(store, base, &target, epoch)?;
+    drop(staging);
+    single_layer(store, base, layer, epoch)
+}
+
+/// Which bootstrapper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ToolKind {
+    Mmdebstrap,
+    Debootstrap,
+}
+
+impl ToolKind {
+    fn name(self) -> &'static str {
+        match self {
+            ToolKind::Mmdebstrap => "mmdebstrap",
+            ToolKind::Debootstrap => "debootstrap",
+        }
+    }
+}
+
+/// A bootstrapper found on this machine.
+#[derive(Debug)]
+struct Tool {
+    kind: ToolKind,
+    path: PathBuf,
+}
+
+impl Tool {
+    fn kind(&self) -> ToolKind {
+        self.kind
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// mmdebstrap if installed or installable (as root), else debootstrap
+    /// if installed; otherwise an error saying how to install one.
+    fn find_or_install(base: &str) -> Result<Tool, BaseError> {
+        let found = |kind: ToolKind| find_program(kind.name()).map(|path| Tool { kind, path });
+        if let Some(tool) = found(ToolKind::Mmdebstrap) {
+            return Ok(tool);
+        }
+        let install_problem = if crate::sys::euid() == 0 {
+            match apt_install("mmdebstrap") {
+                Ok(()) => match found(ToolKind::Mmdebstrap) {
+                    Some(tool) => return Ok(tool),
+                    None => "mmdebstrap was installed but is not on PATH".to_owned(),
+                },
+                Err(why) => why,
+            }
+        } else {
+            "only root can install it".to_owned()
+        };
+        if let Some(tool) = found(ToolKind::Debootstrap) {
+            return Ok(tool);
+        }
+        let why = format!(
+            "a bootstrap base needs mmdebstrap or debootstrap, and neither is installed ({install_problem}); install one as root: apt-get install mmdebstrap"
+        );
+        Err(BaseError::Tool { base: base.to_owned(), why })
+    }
+}
+
+/// The arguments that build `b` into `target` with `kind`.
+fn arguments(kind: ToolKind, b: &Bootstrap, target: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    match (kind, b.variant.as_str()) {
+        // mmdebstrap's name for debootstrap's default set.
+        (ToolKind::Mmdebstrap, "-") => args.push("--variant=debootstrap".into()),
+        // debootstrap's fakechroot variant is a mode in mmdebstrap.
+        (ToolKind::Mmdebstrap, "fakechroot") => {
+            args.push("--mode=fakechroot".into());
+            args.push("--variant=debootstrap".into());
+        }
+        (ToolKind::Debootstrap, "-") => {}
+        (_, variant) => args.push(format!("--variant={variant}").into()),
+    }
+    args.push(format!("--components={}", b.components.join(",")).into());
+    if kind == ToolKind::Mmdebstrap {
+        args.push("--format=directory".into());
+    }
+    args.push(b.suite.clone().into());
+    args.push(target.as_os_str().to_owned());
+    args.push(b.mirror.clone().into());
+    args
+}
+
+/// `program` on PATH or in the sbin directories (debootstrap lives in
+/// /usr/sbin, which a user's PATH may lack).
+fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// `apt-get install` `package`, updating the package lists and retrying
+/// once if the first attempt fails. Returns why it failed.
+fn apt_install(package: &str) -> Result<(), String> {
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(["-o", "DPkg::Lock::Timeout=300", "-q"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .output()
+    };
+    let install = ["install", "-y", "--no-install-recommends", package];
+    let first = apt(&install).map_err(|e| format!("cannot run apt-get: {e}"))?;
+    if first.status.success() {
+        return Ok(());
+    }
+    let update = apt(&["update"]).map_err(|e| format!("cannot run apt-get: {e}"))?;
+    let second = apt(&install).map_err(|e| format!("cannot run apt-get: {e}"))?;
+    if second.status.success() {
+        return Ok(());
+    }
+    let failed = if update.status.success() { &second } else { &update };
+    Err(format!("apt-get install {package} failed: {}", tail(failed).replace('\n', "; ")))
+}
+
+/// The last lines of what `output` printed, stderr before stdout.
+fn tail(output: &Output) -> String {
+    let text = [&output.stdout, &output.stderr].map(|b| String::from_utf8_lossy(b).into_owned()).join("\n");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+}
+
+/// Detaches every mount at or below `dir`; an error names those that stay.
+fn release_mounts(base: &str, dir: &Path) -> Result<(), BaseError> {
+    let dir = dir.canonicalize().map_err(io_err(base, "find", dir))?;
+    let below = || -> Result<Vec<PathBuf>, BaseError> {
+        let info =
+            std::fs::read_to_string("/proc/self/mountinfo").map_err(io_err(base, "read", "/proc/self/mountinfo"))?;
+        Ok(mounts_below(&info, &dir))
+    };
+    let mut mounts = below()?;
+    // Deepest first, and a second round for mounts that were stacked.
+    for _ in 0..2 {
+        if mounts.is_empty() {
+            return Ok(());
+        }
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+        for mount in &mounts {
+            let _ = crate::sys::mount::umount_detach(mount); // checked below
+        }
+        mounts = below()?;
+    }
+    if mounts.is_empty() {
+        return Ok(());
+    }
+    let mounts = mounts.iter().map(|m| m.display().to_string()).collect();
+    Err(BaseError::StuckMounts { base: base.to_owned(), root: dir, mounts })
+}
+
+/// The mount points in `mountinfo` (the text of `/proc/self/mountinfo`)
+/// that are `dir` or below it.
+fn mounts_below(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|point| PathBuf::from(unescape_mountinfo(point)))
+        .filter(|point| point.starts_with(dir))
+        .collect()
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, and so on).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (bytes[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bookworm(variant: &str) -> Bootstrap {
+        Bootstrap {
+            suite: "bookworm".to_owned(),
+            mirror: "http://deb.debian.org/debian".to_owned(),
+            variant: variant.to_owned(),
+            components: vec!["main".to_owned(), "contrib".to_owned()],
+        }
+    }
+
+    fn strings(args: Vec<OsString>) -> Vec<String> {
+        args.into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn mmdebstrap_arguments() {
+        let args = strings(arguments(ToolKind::Mmdebstrap, &bookworm("minbase"), Path::new("/s/root")));
+        assert_eq!(
+            args,
+            [
+                "--variant=minbase",
+                "--components=main,contrib",
+                "--format=directory",
+                "bookworm",
+                "/s/root",
+                "http://deb.debian.org/debian"
+            ]
+        );
+        let args = strings(arguments(ToolKind::Mmdebstrap, &bookworm("-"), Path::new("/s/root")));
+        assert_eq!(args[0], "--variant=debootstrap");
+        let args = strings(arguments(ToolKind::Mmdebstrap, &bookworm("fakechroot"), Path::new("/s/root")));
+        assert_eq!(&args[..2], ["--mode=fakechroot", "--variant=debootstrap"]);
+    }
+
+    #[test]
+    fn debootstrap_arguments() {
+        let args = strings(arguments(ToolKind::Debootstrap, &bookworm("buildd"), Path::new("/s/root")));
+        assert_eq!(
+            args,
+            ["--variant=buildd", "--components=main,contrib", "bookworm", "/s/root", "http://deb.debian.org/debian"]
+        );
+        let args = strings(arguments(ToolKind::Debootstrap, &bookworm("-"), Path::new("/s/root")));
+        assert_eq!(args[0], "--components=main,contrib");
+    }
+
+    #[test]
+    fn mounts_below_a_directory() {
+        let info = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+40 22 0:5 / /store/tmp/stage-1/root/proc rw - proc proc rw
+41 22 0:6 / /store/tmp/stage-1/root/dev/pts rw - devpts devpts rw
+42 22 0:7 / /store/tmp/stage-10/root/sys rw - sysfs sysfs rw
+43 22 0:8 / /store/tmp/stage-1/with\\040space rw - tmpfs tmpfs rw
+";
+        let found = mounts_below(info, Path::new("/store/tmp/stage-1"));
+        assert_eq!(
+            found,
+            [
+                PathBuf::from("/store/tmp/stage-1/root/proc"),
+                PathBuf::from("/store/tmp/stage-1/root/dev/pts"),
+                PathBuf::from("/store/tmp/stage-1/with space"),
+            ]
+        );
+        assert_eq!(unescape_mountinfo(r"a\134b\011c\12"), "a\\b\tc\\12");
+    }
+}
