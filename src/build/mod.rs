@@ -4,6 +4,7 @@
 
 pub mod base;
 pub mod copy;
+pub mod engine;
 pub mod image;
 pub mod layer;
 pub mod packages;

@@ -1,0 +1,361 @@
+//! Executing a layer graph: every node an env needs, parents before
+//! children, independent nodes of one depth side by side (at most `jobs` at
+//! a time). A node whose cache key the store has is not built. Each built
+//! node's layers go into the store and its cache entry is written last, so
+//! an interrupted build leaves no entry that points at nothing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use petgraph::graph::NodeIndex;
+
+use super::base::{self, BaseError};
+use super::copy::{self, CopyError};
+use super::image::{self, BuiltImage, Part};
+use super::layer::{self, LayerError};
+use super::packages::{self, Manager};
+use super::step::{self, StepCommand, StepError};
+use crate::manifest::{EnvLock, Lock, Manifest};
+use crate::oci::Digest;
+use crate::resolve::{CacheKey, Resolution, Step};
+use crate::runtime::process::{InitExe, ProcessError};
+use crate::store::{CacheEntry, ImageError, LayerRecord, Store, StoreError};
+
+/// What `berth build` asked for.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Envs to build; all when empty.
+    pub envs: Vec<String>,
+    /// Install exactly the versions in `berth.lock`; fail if one is missing.
+    pub locked: bool,
+    /// Build every node, even those the store has.
+    pub no_cache: bool,
+    /// mtimes in the layers berth writes are clamped to this.
+    pub epoch: u64,
+    /// Nodes built at once.
+    pub jobs: usize,
+}
+
+/// What happened to one node, for progress output.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Cached { key: CacheKey, step: Step },
+    Started { key: CacheKey, step: Step },
+    Built { key: CacheKey, step: Step, took: Duration, bytes: u64 },
+    Failed { key: CacheKey, step: Step },
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("no env named {0:?} in the manifest")]
+    UnknownEnv(String),
+    #[error("env \"{env}\": {source}")]
+    Base { env: String, source: Box<BaseError> },
+    #[error("env \"{env}\": {source}")]
+    Step { env: String, source: Box<StepError> },
+    #[error("env \"{env}\": {source}")]
+    Copy { env: String, source: Box<CopyError> },
+    #[error("env \"{env}\": {source}")]
+    Layer { env: String, source: Box<LayerError> },
+    #[error("env \"{env}\": no package manager (apt, apk, dnf, microdnf) in its base to install {packages}")]
+    NoPackageManager { env: String, packages: String },
+    #[error("env \"{env}\": --locked, but berth.lock has no version for {missing}; run `berth lock` (or build without --locked)")]
+    NotLocked { env: String, missing: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Image(#[from] Box<ImageError>),
+    #[error("cannot start build containers: {0}")]
+    Init(#[from] ProcessError),
+    #[error("cannot make a build directory under {}: {source}", path.display())]
+    Scratch { path: PathBuf, source: std::io::Error },
+}
+
+/// What a build did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub built: usize,
+    pub cached: usize,
+    pub images: BTreeMap<String, BuiltImage>,
+}
+
+/// Builds the envs of `manifest` resolved as `resolution` into `store`,
+/// recording package versions and base digests in `lock`. The caller holds
+/// the store's exclusive lock.
+pub fn build(
+    store: &Store,
+    manifest: &Manifest,
+    resolution: &Resolution,
+    lock: &mut Lock,
+    opts: &BuildOptions,
+    progress: &(dyn Fn(Event) + Sync),
+) -> Result<Outcome, BuildError> {
+    let graph = &resolution.graph;
+    let envs: Vec<String> = if opts.envs.is_empty() { manifest.envs.keys().cloned().collect() } else { opts.envs.clone() };
+    for e in &envs {
+        if !manifest.envs.contains_key(e) {
+            return Err(BuildError::UnknownEnv(e.clone()));
+        }
+    }
+    // The nodes needed, grouped by depth: a node depends only on its parent.
+    let mut needed: HashSet<NodeIndex> = HashSet::new();
+    for e in &envs {
+        needed.extend(graph.chain(e));
+    }
+    let mut waves: BTreeMap<usize, Vec<NodeIndex>> = BTreeMap::new();
+    for i in graph.topological() {
+        if needed.contains(&i) {
+            waves.entry(graph.chain_from(i).len()).or_default().push(i);
+        }
+    }
+    let init = InitExe::current()?;
+    let entries: Mutex<HashMap<CacheKey, CacheEntry>> = Mutex::new(HashMap::new());
+    let versions: Mutex<Vec<(String, BTreeMap<String, String>)>> = Mutex::new(Vec::new());
+    let bases: Mutex<Vec<(String, Digest)>> = Mutex::new(Vec::new());
+    let counts = Mutex::new((0usize, 0usize));
+    let ctx = Ctx { store, manifest, opts, init: &init, lock, entries: &entries, versions: &versions, bases: &bases };
+    for wave in waves.values() {
+        for chunk in wave.chunks(opts.jobs.max(1)) {
+            let results: Vec<Result<(), BuildError>> = std::thread::scope(|s| {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|&i| {
+                        let ctx = &ctx;
+                        let counts = &counts;
+                        s.spawn(move || {
+                            let node = graph.node(i);
+                            let cached = if opts.no_cache { None } else { store.cache_get(&node.key)? };
+                            if let Some(entry) = cached {
+                                progress(Event::Cached { key: node.key, step: node.step.clone() });
+                                lock_mut(ctx.entries).insert(node.key, entry);
+                                lock_mut(counts).1 += 1;
+                                return Ok(());
+                            }
+                            progress(Event::Started { key: node.key, step: node.step.clone() });
+                            let start = Instant::now();
+                            match ctx.node(graph, i) {
+                                Ok(entry) => {
+                                    let bytes = entry.layers.iter().map(|l| l.size).sum();
+                                    store.cache_put(&node.key, &entry)?;
+                                    lock_mut(ctx.entries).insert(node.key, entry);
+                                    lock_mut(counts).0 += 1;
+                                    let took = start.elapsed();
+                                    progress(Event::Built { key: node.key, step: node.step.clone(), took, bytes });
+                                    Ok(())
+                                }
+                                Err(e) => {
+                                    progress(Event::Failed { key: node.key, step: node.step.clone() });
+                                    Err(e)
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+            });
+            for r in results {
+                r?;
+            }
+        }
+    }
+    // The lock: versions of what was installed, digests of image bases.
+    let mut lock_out = lock.clone();
+    for (env, found) in lock_mut(&versions).drain(..) {
+        lock_out.env.entry(env).or_insert_with(EnvLock::default).packages.extend(found);
+    }
+    for (env, digest) in lock_mut(&bases).drain(..) {
+        lock_out.env.entry(env).or_insert_with(EnvLock::default).base = Some(digest);
+    }
+    lock_out.version = crate::manifest::lock::LOCK_VERSION;
+    *lock = lock_out;
+
+    let (built, cached) = *lock_mut(&counts);
+    let mut outcome = Outcome { built, cached, images: BTreeMap::new() };
+    let entries = lock_mut(&entries);
+    let created = crate::store::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(opts.epoch));
+    for env in &envs {
+        let chain = graph.chain(env);
+        let base_entry = &entries[&graph.node(chain[0]).key];
+        let base_config = match &base_entry.config {
+            Some(d) => serde_json::from_slice(&store.read_blob(d)?).unwrap_or_default(),
+            None => oci_spec::image::ImageConfiguration::default(),
+        };
+        let parts: Vec<Part<'_>> =
+            chain.iter().map(|i| Part { step: &graph.node(*i).step, layers: &entries[&graph.node(*i).key].layers }).collect();
+        let manifest_file = manifest.file.display().to_string();
+        let img = image::write(store, &resolution.specs[env], &manifest_file, &base_config, &parts, &created)?;
+        outcome.images.insert(env.clone(), img);
+    }
+    Ok(outcome)
+}
+
+fn lock_mut<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What every node build reads.
+struct Ctx<'a> {
+    store: &'a Store,
+    manifest: &'a Manifest,
+    opts: &'a BuildOptions,
+    init: &'a InitExe,
+    lock: &'a Lock,
+    entries: &'a Mutex<HashMap<CacheKey, CacheEntry>>,
+    versions: &'a Mutex<Vec<(String, BTreeMap<String, String>)>>,
+    bases: &'a Mutex<Vec<(String, Digest)>>,
+}
+
+impl Ctx<'_> {
+    /// The unpacked layers below node `i`, top first.
+    fn lowers(&self, graph: &crate::resolve::LayerGraph, i: NodeIndex) -> Result<Vec<PathBuf>, BuildError> {
+        let entries = lock_mut(self.entries);
+        let mut dirs = Vec::new();
+        for a in graph.chain_from(i) {
+            if a == i {
+                break;
+            }
+            for l in &entries[&graph.node(a).key].layers {
+                dirs.push(self.store.unpacked_layer("the build", l).map_err(Box::new)?);
+            }
+        }
+        dirs.reverse();
+        Ok(dirs)
+    }
+
+    /// The env a node is reported under: the first that declares its step.
+    fn owner_env(&self, graph: &crate::resolve::LayerGraph, i: NodeIndex) -> String {
+        let node = graph.node(i);
+        node.envs
+            .iter()
+            .find(|e| match (&node.step, &self.manifest.envs[*e].base) {
+                (Step::Base { .. }, b) => !matches!(b, crate::manifest::Base::Env(_)),
+                (Step::Packages { names, .. }, _) => {
+                    let mut own = self.manifest.envs[*e].packages.clone();
+                    own.sort();
+                    own.dedup();
+                    &own == names
+                }
+                _ => true,
+            })
+            .or(node.envs.first())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn scratch(&self) -> Result<tempfile::TempDir, BuildError> {
+        let tmp = self.store.tmp_dir();
+        tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(&tmp)
+            .map_err(|source| BuildError::Scratch { path: tmp, source })
+    }
+
+    fn node(&self, graph: &crate::resolve::LayerGraph, i: NodeIndex) -> Result<CacheEntry, BuildError> {
+        let env = self.owner_env(graph, i);
+        let mut entry = CacheEntry::new(Vec::new(), std::time::SystemTime::now());
+        match &graph.node(i).step {
+            Step::Base { .. } => {
+                let source = &self.manifest.envs[&env].base;
+                let img = base::materialise(self.store, &self.manifest.dir, source, self.opts.epoch)
+                    .map_err(|e| BuildError::Base { env: env.clone(), source: Box::new(e) })?;
+                let config = crate::oci::image::canonical_json(&img.config).expect("a config always serialises");
+                entry.config = Some(self.store.put_blob(&config)?);
+                entry.layers = img.layers;
+                if let Some(d) = img.digest {
+                    for e in &graph.node(i).envs {
+                        lock_mut(self.bases).push((e.clone(), d.clone()));
+                    }
+                }
+            }
+            Step::Packages { names, locked } => {
+                let lowers = self.lowers(graph, i)?;
+                let manager = Manager::detect(&lowers)
+                    .ok_or_else(|| BuildError::NoPackageManager { env: env.clone(), packages: names.join(" ") })?;
+                let pins = if self.opts.locked { self.locked_versions(&env, names)? } else { locked.clone() };
+                let script = format!(
+                    "{}\necho '{MARK}'\n{}",
+                    manager.install_script(names, &pins),
+                    manager.version_query(names)
+                );
+                let shown = format!("{} install {}", manager.name(), names.join(" "));
+                let output = self.run_step(&env, &lowers, &script, &shown, |layer| entry.layers.push(layer))?;
+                let text = String::from_utf8_lossy(&output);
+                let after = text.rsplit_once(MARK).map_or("", |(_, v)| v);
+                lock_mut(self.versions).push((env.clone(), packages::parse_versions(after)));
+            }
+            Step::Copy { src, dest, .. } => {
+                let copy = self.manifest.envs[&env]
+                    .copy
+                    .iter()
+                    .find(|c| (c.src.display().to_string() == *src || (src == "." && c.src.as_os_str().is_empty())) && c.dest == *dest)
+                    .cloned()
+                    .expect("a copy node comes from a copy entry of its env");
+                let owner = match &copy.owner {
+                    Some(u) => {
+                        let lowers = self.lowers(graph, i)?;
+                        let r = crate::runtime::spec::resolve_user_in_layers(&lowers, &u.to_string())
+                            .map_err(|e| BuildError::Step { env: env.clone(), source: Box::new(StepError::User { command: format!("copy {src}"), source: e }) })?;
+                        Some((r.uid, r.gid))
+                    }
+                    None => None,
+                };
+                let mut blob = self.store.blob_writer()?;
+                let (_, digests) = copy::write_layer(&self.manifest.dir, &copy, owner, &mut blob, self.opts.epoch)
+                    .map_err(|e| BuildError::Copy { env: env.clone(), source: Box::new(e) })?;
+                let (digest, size) = blob.commit(Some(&digests.digest))?;
+                let record = LayerRecord { digest, diff_id: digests.diff_id, size, media_type: digests.media_type.to_owned() };
+                self.store.unpacked_layer(&format!("env {env}"), &record).map_err(Box::new)?;
+                entry.layers.push(record);
+            }
+            Step::Run { command } => {
+                let lowers = self.lowers(graph, i)?;
+                self.run_step(&env, &lowers, command, command, |layer| entry.layers.push(layer))?;
+            }
+        }
+        Ok(entry)
+    }
+
+    /// Runs `script` in a build container over `lowers` and turns its upper
+    /// dir into a layer (none when the step changed nothing).
+    fn run_step(
+        &self,
+        env: &str,
+        lowers: &[PathBuf],
+        script: &str,
+        shown: &str,
+        mut keep: impl FnMut(LayerRecord),
+    ) -> Result<Vec<u8>, BuildError> {
+        let scratch = self.scratch()?;
+        let cmd = StepCommand {
+            argv: vec!["/bin/sh".to_owned(), "-c".to_owned(), script.to_owned()],
+            shown,
+            env: Vec::new(),
+            workdir: None,
+            user: None,
+        };
+        let output = step::run(lowers, scratch.path(), &cmd, self.init)
+            .map_err(|e| BuildError::Step { env: env.to_owned(), source: Box::new(e) })?;
+        let upper = scratch.path().join("upper");
+        let out = layer::layer_from_upper(self.store, &upper, lowers, self.opts.epoch)
+            .map_err(|e| BuildError::Layer { env: env.to_owned(), source: Box::new(e) })?;
+        if !out.empty {
+            keep(out.record);
+        }
+        Ok(output)
+    }
+
+    fn locked_versions(&self, env: &str, names: &[String]) -> Result<BTreeMap<String, String>, BuildError> {
+        let have = self.lock.env(env).map(|l| l.packages.clone()).unwrap_or_default();
+        let missing: Vec<&str> = names.iter().filter(|n| !have.contains_key(*n)).map(String::as_str).collect();
+        if !missing.is_empty() {
+            return Err(BuildError::NotLocked { env: env.to_owned(), missing: missing.join(", ") });
+        }
+        Ok(have)
+    }
+}
+
+/// Separates a package step's install output from its version list.
+const MARK: &str = "--- berth: installed versions ---";
