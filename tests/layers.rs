@@ -530,6 +530,9 @@ fn time_50_mib_in_500_files() {
         let out = fx.layer(&[fx.path("lower")]).unwrap();
         let took = start.elapsed();
         let kind = if text { "text" } else { "random" };
-        println!("layer_from_upper, 50 MiB in 500 {kind} files + 3 deletions: {took:.3?} (blob {} bytes)", out.record.size);
+        println!(
+            "layer_from_upper, 50 MiB in 500 {kind} files + 3 deletions: {took:.3?} (blob {} bytes)",
+            out.record.size
+        );
     }
 }

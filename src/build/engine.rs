@@ -17,7 +17,7 @@ use super::image::{self, BuiltImage, Part};
 use super::layer::{self, LayerError};
 use super::packages::{self, Manager};
 use super::step::{self, StepCommand, StepError};
-use crate::manifest::{EnvLock, Lock, Manifest};
+use crate::manifest::{Lock, Manifest};
 use crate::oci::Digest;
 use crate::resolve::{CacheKey, Resolution, Step};
 use crate::runtime::process::{InitExe, ProcessError};
@@ -62,7 +62,9 @@ pub enum BuildError {
     Layer { env: String, source: Box<LayerError> },
     #[error("env \"{env}\": no package manager (apt, apk, dnf, microdnf) in its base to install {packages}")]
     NoPackageManager { env: String, packages: String },
-    #[error("env \"{env}\": --locked, but berth.lock has no version for {missing}; run `berth lock` (or build without --locked)")]
+    #[error(
+        "env \"{env}\": --locked, but berth.lock has no version for {missing}; run `berth lock` (or build without --locked)"
+    )]
     NotLocked { env: String, missing: String },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -94,7 +96,8 @@ pub fn build(
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<Outcome, BuildError> {
     let graph = &resolution.graph;
-    let envs: Vec<String> = if opts.envs.is_empty() { manifest.envs.keys().cloned().collect() } else { opts.envs.clone() };
+    let envs: Vec<String> =
+        if opts.envs.is_empty() { manifest.envs.keys().cloned().collect() } else { opts.envs.clone() };
     for e in &envs {
         if !manifest.envs.contains_key(e) {
             return Err(BuildError::UnknownEnv(e.clone()));
@@ -164,10 +167,10 @@ pub fn build(
     // The lock: versions of what was installed, digests of image bases.
     let mut lock_out = lock.clone();
     for (env, found) in lock_mut(&versions).drain(..) {
-        lock_out.env.entry(env).or_insert_with(EnvLock::default).packages.extend(found);
+        lock_out.env.entry(env).or_default().packages.extend(found);
     }
     for (env, digest) in lock_mut(&bases).drain(..) {
-        lock_out.env.entry(env).or_insert_with(EnvLock::default).base = Some(digest);
+        lock_out.env.entry(env).or_default().base = Some(digest);
     }
     lock_out.version = crate::manifest::lock::LOCK_VERSION;
     *lock = lock_out;
@@ -183,8 +186,10 @@ pub fn build(
             Some(d) => serde_json::from_slice(&store.read_blob(d)?).unwrap_or_default(),
             None => oci_spec::image::ImageConfiguration::default(),
         };
-        let parts: Vec<Part<'_>> =
-            chain.iter().map(|i| Part { step: &graph.node(*i).step, layers: &entries[&graph.node(*i).key].layers }).collect();
+        let parts: Vec<Part<'_>> = chain
+            .iter()
+            .map(|i| Part { step: &graph.node(*i).step, layers: &entries[&graph.node(*i).key].layers })
+            .collect();
         let manifest_file = manifest.file.display().to_string();
         let img = image::write(store, &resolution.specs[env], &manifest_file, &base_config, &parts, &created)?;
         outcome.images.insert(env.clone(), img);
@@ -290,14 +295,21 @@ impl Ctx<'_> {
                 let copy = self.manifest.envs[&env]
                     .copy
                     .iter()
-                    .find(|c| (c.src.display().to_string() == *src || (src == "." && c.src.as_os_str().is_empty())) && c.dest == *dest)
+                    .find(|c| {
+                        (c.src.display().to_string() == *src || (src == "." && c.src.as_os_str().is_empty()))
+                            && c.dest == *dest
+                    })
                     .cloned()
                     .expect("a copy node comes from a copy entry of its env");
                 let owner = match &copy.owner {
                     Some(u) => {
                         let lowers = self.lowers(graph, i)?;
-                        let r = crate::runtime::spec::resolve_user_in_layers(&lowers, &u.to_string())
-                            .map_err(|e| BuildError::Step { env: env.clone(), source: Box::new(StepError::User { command: format!("copy {src}"), source: e }) })?;
+                        let r = crate::runtime::spec::resolve_user_in_layers(&lowers, &u.to_string()).map_err(|e| {
+                            BuildError::Step {
+                                env: env.clone(),
+                                source: Box::new(StepError::User { command: format!("copy {src}"), source: e }),
+                            }
+                        })?;
                         Some((r.uid, r.gid))
                     }
                     None => None,
@@ -306,7 +318,8 @@ impl Ctx<'_> {
                 let (_, digests) = copy::write_layer(&self.manifest.dir, &copy, owner, &mut blob, self.opts.epoch)
                     .map_err(|e| BuildError::Copy { env: env.clone(), source: Box::new(e) })?;
                 let (digest, size) = blob.commit(Some(&digests.digest))?;
-                let record = LayerRecord { digest, diff_id: digests.diff_id, size, media_type: digests.media_type.to_owned() };
+                let record =
+                    LayerRecord { digest, diff_id: digests.diff_id, size, media_type: digests.media_type.to_owned() };
                 self.store.unpacked_layer(&format!("env {env}"), &record).map_err(Box::new)?;
                 entry.layers.push(record);
             }

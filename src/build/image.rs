@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use oci_spec::image::{History, ImageConfiguration, MediaType};
 
-use crate::oci::image::{ImageConfigInput, canonical_json, descriptor, history_entry, image_config, image_manifest};
 use crate::oci::Digest;
+use crate::oci::image::{ImageConfigInput, canonical_json, descriptor, history_entry, image_config, image_manifest};
 use crate::resolve::{ContainerSpec, Step};
 use crate::store::{LayerRecord, Store, StoreError};
 
@@ -84,11 +84,12 @@ pub fn write(
     let config = image_config(&input, &diff_ids, created, history);
     let config_bytes = canonical_json(&config).expect("an image config always serialises");
     let config_digest = store.put_blob(&config_bytes)?;
-    let layer_descriptors = layers
-        .iter()
-        .map(|l| descriptor(MediaType::from(l.media_type.as_str()), l.size, &l.digest))
-        .collect();
-    let manifest = image_manifest(descriptor(MediaType::ImageConfig, config_bytes.len() as u64, &config_digest), layer_descriptors);
+    let layer_descriptors =
+        layers.iter().map(|l| descriptor(MediaType::from(l.media_type.as_str()), l.size, &l.digest)).collect();
+    let manifest = image_manifest(
+        descriptor(MediaType::ImageConfig, config_bytes.len() as u64, &config_digest),
+        layer_descriptors,
+    );
     let manifest_bytes = canonical_json(&manifest).expect("a manifest always serialises");
     let digest = store.put_blob(&manifest_bytes)?;
     let tag = tag_for(&spec.project, &spec.env);

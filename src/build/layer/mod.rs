@@ -62,8 +62,8 @@
 //! unmounted and unchanged while this runs.
 
 mod lower;
-pub mod plan;
 mod pipe;
+pub mod plan;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -161,7 +161,11 @@ pub fn layer_from_upper(
     let (digest, size) = blob.commit(None)?;
     let unpacked = store.commit_layer(staging, &diff_id)?;
     let media_type = Compression::Gzip.media_type().to_owned();
-    Ok(LayerOutput { record: LayerRecord { digest, diff_id, size, media_type }, unpacked, empty: plan.entries.is_empty() })
+    Ok(LayerOutput {
+        record: LayerRecord { digest, diff_id, size, media_type },
+        unpacked,
+        empty: plan.entries.is_empty(),
+    })
 }
 
 /// Writes the plan's entries as an uncompressed tar into `out`; returns the
@@ -185,6 +189,7 @@ fn write(plan: &Plan, upper: &Path, epoch: u64, out: pipe::Tee<'_>) -> Result<cr
 /// the umask, as for unpacked pulled layers.
 fn set_layer_root_mode(path: &Path) -> Result<(), LayerError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| StoreError::Io { action: "set the mode of staging directory", path: path.to_owned(), source: e }.into())
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| {
+        StoreError::Io { action: "set the mode of staging directory", path: path.to_owned(), source: e }.into()
+    })
 }
