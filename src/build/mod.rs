@@ -9,3 +9,74 @@ pub mod image;
 pub mod layer;
 pub mod packages;
 pub mod step;
+
+use std::path::Path;
+
+use crate::manifest::{self, LOCK_FILE, Lock, ManifestError};
+use crate::resolve::{ResolveError, resolve};
+use crate::store::{Store, StoreError};
+
+pub use engine::{BuildError, BuildOptions, Event, Outcome};
+
+/// Why a project could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectBuildError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("{}: {source}", manifest.display())]
+    Resolve { manifest: std::path::PathBuf, source: Box<ResolveError> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("cannot write {}: {source}", path.display())]
+    WriteLock { path: std::path::PathBuf, source: std::io::Error },
+}
+
+/// Builds the project whose manifest is `manifest_path` into the store at
+/// `store_root`, and rewrites `berth.lock` when what was installed changed
+/// it. Holds the store's exclusive lock while building.
+pub fn build_project(
+    manifest_path: &Path,
+    store_root: &Path,
+    opts: &BuildOptions,
+    progress: &(dyn Fn(Event) + Sync),
+) -> Result<(Outcome, bool), ProjectBuildError> {
+    let manifest = manifest::load(manifest_path)?;
+    let lock_path = manifest.dir.join(LOCK_FILE);
+    let mut lock = Lock::read(&lock_path)?;
+    let resolution = resolve(&manifest, &lock).map_err(|source| ProjectBuildError::Resolve {
+        manifest: manifest_path.to_owned(),
+        source: Box::new(source),
+    })?;
+    let store = Store::open(store_root)?;
+    let _exclusive = store.lock_exclusive()?;
+    let before = lock.clone();
+    let outcome = engine::build(&store, &manifest, &resolution, &mut lock, opts, progress)?;
+    let changed = lock.env != before.env;
+    if changed {
+        // The lock pins what was just installed, which changes the keys of
+        // the package nodes and all below them; the layers are the same, so
+        // the cache learns the new keys too and the next build does nothing.
+        let pinned = resolve(&manifest, &lock).map_err(|source| ProjectBuildError::Resolve {
+            manifest: manifest_path.to_owned(),
+            source: Box::new(source),
+        })?;
+        for env in manifest.envs.keys() {
+            let old = resolution.graph.chain(env);
+            let new = pinned.graph.chain(env);
+            for (o, n) in old.iter().zip(&new) {
+                let (ok, nk) = (resolution.graph.node(*o).key, pinned.graph.node(*n).key);
+                if ok != nk
+                    && let Some(entry) = store.cache_get(&ok)?
+                {
+                    store.cache_put(&nk, &entry)?;
+                }
+            }
+        }
+        crate::store::atomic_write(&manifest.dir, &lock_path, lock.to_text().as_bytes()).map_err(|e| {
+            ProjectBuildError::WriteLock { path: lock_path.clone(), source: std::io::Error::other(e.to_string()) }
+        })?;
+    }
+    Ok((outcome, changed))
+}

@@ -6,6 +6,7 @@
 //! or (with `plan --exit-code`) changes pending.
 
 mod attach;
+mod build;
 mod containers;
 mod diff;
 mod exec;
@@ -67,7 +68,7 @@ enum Command {
     /// Resolve packages and base digests into berth.lock
     Lock(unbuilt::Args),
     /// Build the project's images without starting containers
-    Build(unbuilt::Args),
+    Build(build::Args),
 
     // Imperative, Docker's verbs.
     /// Run a command in a new container
@@ -133,7 +134,7 @@ pub fn main() -> ExitCode {
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Snapshot(a) => unbuilt::run("snapshot", 6, a),
         Command::Lock(a) => unbuilt::run("lock", 4, a),
-        Command::Build(a) => unbuilt::run("build", 4, a),
+        Command::Build(a) => build::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, *a),
         Command::Start(a) => lifecycle::start(&ctx, a),
         Command::Stop(a) => lifecycle::stop(&ctx, a),

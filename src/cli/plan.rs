@@ -27,18 +27,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
-    let file = match args.file {
-        Some(f) => f,
-        None => {
-            let here = std::env::current_dir().context("cannot read the current directory")?;
-            berth::manifest::find(&here).ok_or_else(|| {
-                anyhow!(
-                    "no berth.toml in {} or any parent directory; run `berth init` to write one, or pass -f FILE",
-                    here.display()
-                )
-            })?
-        }
-    };
+    let file = manifest_path(args.file)?;
     let (manifest, plan) = berth::plan::plan_project(&file, &ctx.store_root()?)?;
     if args.json {
         let mut value = serde_json::to_value(&plan)?;
@@ -48,6 +37,21 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         print!("{}", render(&plan, &manifest.file.display().to_string(), &Paint::stdout()));
     }
     Ok(if args.exit_code && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// The manifest to use: `-f FILE`, or `berth.toml` here or in the nearest
+/// parent directory.
+pub fn manifest_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(f) = given {
+        return Ok(f);
+    }
+    let here = std::env::current_dir().context("cannot read the current directory")?;
+    berth::manifest::find(&here).ok_or_else(|| {
+        anyhow!(
+            "no berth.toml in {} or any parent directory; run `berth init` to write one, or pass -f FILE",
+            here.display()
+        )
+    })
 }
 
 fn render(plan: &Plan, file: &str, paint: &Paint) -> String {

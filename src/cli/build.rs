@@ -1,0 +1,75 @@
+//! `berth build`: build the project's images without starting containers.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use berth::build::{BuildOptions, Event};
+
+/// Build the project's images (all envs, or those named) without starting
+/// containers. Nodes the store has are not rebuilt.
+#[derive(clap::Args)]
+#[command(after_help = "Example: berth build -f manifests/demo/berth.toml api")]
+pub struct Args {
+    /// The manifest [default: berth.toml here or in the nearest parent directory]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Install exactly the package versions in berth.lock
+    #[arg(long)]
+    locked: bool,
+    /// Build every step, even those in the cache
+    #[arg(long)]
+    no_cache: bool,
+    /// Print only the images built
+    #[arg(short, long)]
+    quiet: bool,
+    /// Envs to build [default: all]
+    envs: Vec<String>,
+}
+
+pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
+    let file = super::plan::manifest_path(args.file)?;
+    let opts = BuildOptions {
+        envs: args.envs,
+        locked: args.locked,
+        no_cache: args.no_cache,
+        epoch: berth::oci::source_date_epoch()?,
+        jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    let quiet = args.quiet;
+    let stamp = !std::io::stderr().is_terminal();
+    let progress = move |e: Event| {
+        if quiet {
+            return;
+        }
+        let (key, step, what) = match &e {
+            Event::Cached { key, step } => (key, step, "cached".to_owned()),
+            Event::Started { key, step } => (key, step, "building".to_owned()),
+            Event::Built { key, step, took, bytes } => (
+                key,
+                step,
+                format!("done in {:.1}s, {}", took.as_secs_f64(), berth::manifest::values::ByteSize((*bytes).max(1))),
+            ),
+            Event::Failed { key, step } => (key, step, "FAILED".to_owned()),
+        };
+        let when = if stamp { format!("{} ", berth::store::rfc3339(SystemTime::now())) } else { String::new() };
+        let desc: String = step.describe().chars().take(60).collect();
+        eprintln!("{when}{} {:<8} {desc}: {what}", key.short(), step.kind());
+    };
+    let (outcome, lock_changed) = berth::build::build_project(&file, &ctx.store_root()?, &opts, &progress)?;
+    if !quiet {
+        if outcome.built == 0 {
+            eprintln!("nothing to build: all {} steps are cached", outcome.cached);
+        } else {
+            eprintln!("built {} steps, {} cached", outcome.built, outcome.cached);
+        }
+        if lock_changed {
+            eprintln!("berth.lock updated with the installed versions");
+        }
+    }
+    for (env, img) in &outcome.images {
+        println!("{env}\t{}\t{}", img.tag, img.digest);
+    }
+    Ok(ExitCode::SUCCESS)
+}
