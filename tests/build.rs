@@ -126,3 +126,23 @@ fn a_registry_base_says_pulling_is_not_built_yet() {
     let err = build(&berth, dir.path(), &[]).fails_with(1).to_owned();
     assert!(err.contains("registry pull is not available yet"), "{err}");
 }
+
+#[test]
+fn history_tag_and_rmi() {
+    let berth = Berth::new();
+    let dir = project(MANIFEST);
+    build(&berth, dir.path(), &["-q"]).ok();
+    let history = berth.run(&["history", "t/web"]).ok().to_owned();
+    let lines: Vec<&str> = history.lines().collect();
+    assert!(lines[0].contains("CREATED BY"), "{history}");
+    assert!(lines[1].contains("RUN ls /www > /www.list") && lines[2].contains("COPY app /www"), "{history}");
+    assert!(lines[3].contains("RUN echo built"), "{history}");
+    berth.run(&["tag", "t/web", "shop/web:1.0"]).ok();
+    assert!(berth.run(&["images"]).ok().contains("shop/web"));
+    berth.run(&["run", "--name", "user", "shop/web:1.0", "true"]).ok();
+    let err = berth.run(&["rmi", "shop/web:1.0"]).fails_with(1).to_owned();
+    assert!(err.contains("is used by container user"), "{err}");
+    berth.run(&["rm", "user"]).ok();
+    assert_eq!(berth.run(&["rmi", "shop/web:1.0"]).ok(), "Untagged: shop/web:1.0\n");
+    assert!(!berth.run(&["images"]).ok().contains("shop/web"));
+}

@@ -20,6 +20,7 @@ mod output;
 mod plan;
 mod ps;
 mod run;
+mod tags;
 mod top;
 mod unbuilt;
 mod version;
@@ -90,11 +91,11 @@ enum Command {
     /// List images in the store
     Images(images::Args),
     /// Give an image another name
-    Tag(unbuilt::Args),
+    Tag(tags::TagArgs),
     /// Remove images
-    Rmi(unbuilt::Args),
+    Rmi(tags::RmiArgs),
     /// Show the layers of an image and the steps that made them
-    History(unbuilt::Args),
+    History(tags::HistoryArgs),
     /// Show details of an image, container or image archive
     Inspect(inspect::Args),
     /// Make an image from a container's changes
@@ -143,9 +144,9 @@ pub fn main() -> ExitCode {
         Command::Kill(a) => lifecycle::kill(&ctx, a),
         Command::Top(a) => top::run(&ctx, a),
         Command::Attach(a) => attach::run(&ctx, a),
-        Command::Tag(a) => unbuilt::run("tag", 7, a),
-        Command::Rmi(a) => unbuilt::run("rmi", 6, a),
-        Command::History(a) => unbuilt::run("history", 4, a),
+        Command::Tag(a) => tags::tag(&ctx, a),
+        Command::Rmi(a) => tags::rmi(&ctx, a),
+        Command::History(a) => tags::history(&ctx, a),
         Command::Inspect(a) => inspect::run(&ctx, a),
         Command::Commit(a) => unbuilt::run("commit", 6, a),
         Command::Export(a) => unbuilt::run("export", 6, a),

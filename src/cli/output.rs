@@ -74,7 +74,10 @@ pub fn human_duration(d: std::time::Duration) -> String {
         1..=59 => (s, "second"),
         60..=3599 => (s / 60, "minute"),
         3600..=86399 => (s / 3600, "hour"),
-        _ => (s / 86400, "day"),
+        86400..=1_209_599 => (s / 86400, "day"),
+        1_209_600..=5_183_999 => (s / 604_800, "week"),
+        5_184_000..=31_535_999 => (s / 2_592_000, "month"),
+        _ => (s / 31_536_000, "year"),
     };
     if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") }
 }
