@@ -32,6 +32,9 @@ pub struct BuildOptions {
     pub locked: bool,
     /// Build every node, even those the store has.
     pub no_cache: bool,
+    /// Install packages afresh (ignoring cached package nodes and the
+    /// lock's pins) to learn today's versions: `berth lock`.
+    pub refresh_packages: bool,
     /// mtimes in the layers berth writes are clamped to this.
     pub epoch: u64,
     /// Nodes built at once.
@@ -130,7 +133,9 @@ pub fn build(
                         let counts = &counts;
                         s.spawn(move || {
                             let node = graph.node(i);
-                            let cached = if opts.no_cache { None } else { store.cache_get(&node.key)? };
+                            let fresh =
+                                opts.no_cache || (opts.refresh_packages && matches!(node.step, Step::Packages { .. }));
+                            let cached = if fresh { None } else { store.cache_get(&node.key)? };
                             if let Some(entry) = cached {
                                 progress(Event::Cached { key: node.key, step: node.step.clone() });
                                 lock_mut(ctx.entries).insert(node.key, entry);

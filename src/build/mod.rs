@@ -44,16 +44,16 @@ pub fn build_project(
 ) -> Result<(Outcome, bool), ProjectBuildError> {
     let manifest = manifest::load(manifest_path)?;
     let lock_path = manifest.dir.join(LOCK_FILE);
-    let mut lock = Lock::read(&lock_path)?;
+    let on_disk = Lock::read(&lock_path)?;
+    let mut lock = if opts.refresh_packages { Lock::default() } else { on_disk.clone() };
     let resolution = resolve(&manifest, &lock).map_err(|source| ProjectBuildError::Resolve {
         manifest: manifest_path.to_owned(),
         source: Box::new(source),
     })?;
     let store = Store::open(store_root)?;
     let _exclusive = store.lock_exclusive()?;
-    let before = lock.clone();
     let outcome = engine::build(&store, &manifest, &resolution, &mut lock, opts, progress)?;
-    let changed = lock.env != before.env;
+    let changed = lock.env != on_disk.env;
     if changed {
         // The lock pins what was just installed, which changes the keys of
         // the package nodes and all below them; the layers are the same, so

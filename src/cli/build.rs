@@ -29,11 +29,34 @@ pub struct Args {
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
+    build(ctx, args, false)
+}
+
+/// Resolve packages and base digests into berth.lock: installs each env's
+/// packages afresh in a build container to learn today's versions.
+#[derive(clap::Args)]
+#[command(after_help = "Example: berth lock -f manifests/demo/berth.toml")]
+pub struct LockArgs {
+    /// The manifest [default: berth.toml here or in the nearest parent directory]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Print only the images built
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub fn lock(ctx: &super::Context, args: LockArgs) -> anyhow::Result<ExitCode> {
+    let build_args = Args { file: args.file, locked: false, no_cache: false, quiet: args.quiet, envs: Vec::new() };
+    build(ctx, build_args, true)
+}
+
+fn build(ctx: &super::Context, args: Args, refresh: bool) -> anyhow::Result<ExitCode> {
     let file = super::plan::manifest_path(args.file)?;
     let opts = BuildOptions {
         envs: args.envs,
         locked: args.locked,
         no_cache: args.no_cache,
+        refresh_packages: refresh,
         epoch: berth::oci::source_date_epoch()?,
         jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
     };

@@ -67,7 +67,7 @@ enum Command {
     /// Freeze a running env into an image
     Snapshot(unbuilt::Args),
     /// Resolve packages and base digests into berth.lock
-    Lock(unbuilt::Args),
+    Lock(build::LockArgs),
     /// Build the project's images without starting containers
     Build(build::Args),
 
@@ -134,7 +134,7 @@ pub fn main() -> ExitCode {
         Command::Exec(a) => exec::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Snapshot(a) => unbuilt::run("snapshot", 6, a),
-        Command::Lock(a) => unbuilt::run("lock", 4, a),
+        Command::Lock(a) => build::lock(&ctx, a),
         Command::Build(a) => build::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, *a),
         Command::Start(a) => lifecycle::start(&ctx, a),
