@@ -146,3 +146,24 @@ fn history_tag_and_rmi() {
     assert_eq!(berth.run(&["rmi", "shop/web:1.0"]).ok(), "Untagged: shop/web:1.0\n");
     assert!(!berth.run(&["images"]).ok().contains("shop/web"));
 }
+
+#[test]
+fn on_a_terminal_progress_is_a_live_view_and_quiet_is_quiet() {
+    let berth = Berth::new();
+    let dir = project(MANIFEST);
+    let cmd = format!(
+        "cd {} && {} --root {} build",
+        dir.path().display(),
+        env!("CARGO_BIN_EXE_berth"),
+        berth.store_root().display()
+    );
+    let out = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\x1b[2K") && text.contains("\x1b["), "redrawn in place: {text:?}");
+    assert!(text.contains("copy     app -> /www: done in"), "{text:?}");
+    let quiet = build(&berth, dir.path(), &["-q"]);
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
+    // Not a terminal: plain timestamped lines.
+    let plain = build(&berth, dir.path(), &[]);
+    assert!(plain.stderr.lines().next().unwrap().starts_with("20"), "{}", plain.stderr);
+}

@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 use berth::build::{BuildOptions, Event};
 
@@ -61,26 +60,17 @@ fn build(ctx: &super::Context, args: Args, refresh: bool) -> anyhow::Result<Exit
         jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
     };
     let quiet = args.quiet;
-    let stamp = !std::io::stderr().is_terminal();
-    let progress = move |e: Event| {
-        if quiet {
-            return;
+    let progress = super::progress::Progress::new(std::io::stderr().is_terminal());
+    let report = |e: Event| {
+        if !quiet {
+            progress.event(e);
         }
-        let (key, step, what) = match &e {
-            Event::Cached { key, step } => (key, step, "cached".to_owned()),
-            Event::Started { key, step } => (key, step, "building".to_owned()),
-            Event::Built { key, step, took, bytes } => (
-                key,
-                step,
-                format!("done in {:.1}s, {}", took.as_secs_f64(), berth::manifest::values::ByteSize((*bytes).max(1))),
-            ),
-            Event::Failed { key, step } => (key, step, "FAILED".to_owned()),
-        };
-        let when = if stamp { format!("{} ", berth::store::rfc3339(SystemTime::now())) } else { String::new() };
-        let desc: String = step.describe().chars().take(60).collect();
-        eprintln!("{when}{} {:<8} {desc}: {what}", key.short(), step.kind());
     };
-    let (outcome, lock_changed) = berth::build::build_project(&file, &ctx.store_root()?, &opts, &progress)?;
+    let ticker = (!quiet).then(|| progress.tick());
+    let built = berth::build::build_project(&file, &ctx.store_root()?, &opts, &report);
+    drop(ticker);
+    progress.redraw();
+    let (outcome, lock_changed) = built?;
     if !quiet {
         if outcome.built == 0 {
             eprintln!("nothing to build: all {} steps are cached", outcome.cached);

@@ -18,6 +18,7 @@ mod lifecycle;
 mod logs;
 mod output;
 mod plan;
+mod progress;
 mod ps;
 mod run;
 mod tags;
