@@ -51,14 +51,14 @@ pub(super) fn materialise(store: &Store, base: &str, b: &Bootstrap, epoch: u64) 
     let output = ran.map_err(io_err(base, "run", tool.path()))?;
     if !output.status.success() {
         return Err(BaseError::BootstrapFailed {
-            base: base.to_owned(),
+            base: base.into(),
             tool: tool_name.to_owned(),
             status: output.status.to_string(),
             tail: tail(&output),
         });
     }
     normalise(&target).map_err(|(rel, source)| BaseError::Io {
-        base: base.to_owned(),
+        base: base.into(),
         op: "normalise",
         path: target.join(rel),
         source,
@@ -124,7 +124,7 @@ impl Tool {
         let why = format!(
             "a bootstrap base needs mmdebstrap or debootstrap, and neither is installed ({install_problem}); install one as root: apt-get install mmdebstrap"
         );
-        Err(BaseError::Tool { base: base.to_owned(), why })
+        Err(BaseError::Tool { base: base.into(), why })
     }
 }
 
@@ -218,7 +218,7 @@ fn release_mounts(base: &str, dir: &Path) -> Result<(), BaseError> {
         return Ok(());
     }
     let mounts = mounts.iter().map(|m| m.display().to_string()).collect();
-    Err(BaseError::StuckMounts { base: base.to_owned(), root: dir, mounts })
+    Err(BaseError::StuckMounts { base: base.into(), root: dir, mounts })
 }
 
 /// The mount points in `mountinfo` (the text of `/proc/self/mountinfo`)
