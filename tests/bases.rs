@@ -269,9 +269,12 @@ fn oci_layout_from_skopeo() {
     assert!(case.store.layer_dir(&base.layers[0].diff_id).join("bin/busybox").is_file());
 
     // The only image needs no tag; a relative path is the project's.
-    let again = case.copy_fixture("oci");
+    case.copy_fixture("oci");
     assert_eq!(case.materialise(&oci(Path::new("oci"), None)).unwrap(), base);
-    assert!(again.is_dir());
+    // A base already in the store is read again without copying anything.
+    let blobs = fs::read_dir(case.store.oci_dir().join("blobs/sha256")).unwrap().count();
+    assert_eq!(case.materialise(&oci(&dir, Some("v1"))).unwrap(), base);
+    assert_eq!(fs::read_dir(case.store.oci_dir().join("blobs/sha256")).unwrap().count(), blobs);
 }
 
 #[test]

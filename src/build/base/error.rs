@@ -165,10 +165,10 @@ impl BaseError {
     /// same members below `to` (the archive), so that messages name the
     /// user's file rather than a staging directory that is already gone.
     pub(super) fn rebase(mut self, from: &Path, to: &Path) -> BaseError {
-        let fix = |path: &mut PathBuf| {
-            if let Ok(member) = path.strip_prefix(from) {
-                *path = to.join(member);
-            }
+        let fix = |path: &mut PathBuf| match path.strip_prefix(from) {
+            Ok(member) if member.as_os_str().is_empty() => *path = to.to_owned(),
+            Ok(member) => *path = to.join(member),
+            Err(_) => {}
         };
         match &mut self {
             BaseError::Io { path, .. }

@@ -219,7 +219,7 @@ impl<'a> Layout<'a> {
 
     /// The sha256 digest of `desc`, and its blob's real path inside the layout.
     fn blob(&self, what: &'static str, desc: &Descriptor) -> Result<(Digest, PathBuf), BaseError> {
-        let digest = parse_digest(self.base, &self.root.join("index.json"), what, desc.digest().as_ref())?;
+        let digest = parse_digest(self.base, &self.root, what, desc.digest().as_ref())?;
         if digest.algorithm() != Algorithm::Sha256 {
             let algorithm = digest.algorithm().name();
             return Err(BaseError::Algorithm { base: self.base.into(), what, digest, algorithm });
