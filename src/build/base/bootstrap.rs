@@ -15,6 +15,20 @@
 //! for mounts still below the staging directory and detaches them; if one
 //! stays, the staging directory is left in place rather than deleted through
 //! a mount into the host.
+//!
+//! # Measured reproducibility (bookworm minbase, two runs into two stores)
+//!
+//! Both mmdebstrap 1.3.5 and debootstrap 1.0.128 give the same layer digest
+//! run to run. Unnormalised, two mmdebstrap trees differ only in the mtimes
+//! of 1145 paths written during installation (clamped by the writer); shadow
+//! dates accounts from `SOURCE_DATE_EPOCH`, and mmdebstrap already removes
+//! its logs, apt lists and caches and the aux-cache. Both tools copy the
+//! host's `/etc/hostname` and `/etc/resolv.conf`, which would differ between
+//! machines. debootstrap also leaves `dpkg.log`, `alternatives.log` and
+//! `bootstrap.log` with wall-clock times, the downloaded `.deb`s, today's
+//! apt lists and ldconfig's aux-cache. A new upload to the archive changes
+//! the layer, as it changes what is installed. Time: about 40 s in a
+//! release build (20–30 s of it mmdebstrap and the download).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
