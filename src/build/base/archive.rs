@@ -42,7 +42,8 @@ use crate::store::{LayerRecord, StagingDir, Store, StoreError};
 /// Makes the image `tag` (or the only one) of the OCI archive `file` a base.
 pub(super) fn oci_archive(store: &Store, base: &str, file: &Path, tag: Option<&str>) -> Result<BaseImage, BaseError> {
     let staging = extract(store, base, file)?;
-    layout::materialise(store, base, staging.path(), tag)
+    let root = staging.path().canonicalize().map_err(io_err(base, "find", staging.path()))?;
+    layout::materialise(store, base, &root, tag).map_err(|e| e.rebase(&root, file))
 }
 
 /// Makes the one image of the `docker save` archive `file` a base.
@@ -50,17 +51,17 @@ pub(super) fn docker_archive(store: &Store, base: &str, file: &Path) -> Result<B
     let staging = extract(store, base, file)?;
     let root = staging.path().canonicalize().map_err(io_err(base, "find", staging.path()))?;
     if root.join("oci-layout").is_file() && root.join("index.json").is_file() {
-        return layout::materialise(store, base, &root, None);
+        return layout::materialise(store, base, &root, None).map_err(|e| e.rebase(&root, file));
     }
     if !root.join("manifest.json").is_file() {
         return Err(BaseError::NotThisKind {
-            base: base.to_owned(),
+            base: base.into(),
             path: file.to_owned(),
             expected: "a `docker save` archive",
             why: "it has neither manifest.json nor index.json and oci-layout".to_owned(),
         });
     }
-    legacy(store, base, file, &root)
+    legacy(store, base, file, &root).map_err(|e| e.rebase(&root, file))
 }
 
 /// Extracts the archive `file` (plain or gzip) into a new staging directory.
@@ -69,7 +70,7 @@ fn extract(store: &Store, base: &str, file: &Path) -> Result<StagingDir, BaseErr
     let staging = store.staging_dir().in_base(base)?;
     let options = UnpackOptions { whiteouts: Whiteouts::Apply, preserve_owners: false };
     unpack_compressed(BufReader::with_capacity(256 << 10, input), staging.path(), &options)
-        .map_err(|source| BaseError::Unpack { base: base.to_owned(), path: file.to_owned(), source })?;
+        .map_err(|source| BaseError::Unpack { base: base.into(), path: file.to_owned(), source })?;
     Ok(staging)
 }
 
@@ -92,12 +93,7 @@ fn legacy(store: &Store, base: &str, file: &Path, root: &Path) -> Result<BaseIma
         [one] => one,
         _ => {
             let tags = entries.iter().flat_map(|e| e.repo_tags.clone().unwrap_or_default()).collect();
-            return Err(BaseError::ManyImages {
-                base: base.to_owned(),
-                path: file.to_owned(),
-                count: entries.len(),
-                tags,
-            });
+            return Err(BaseError::ManyImages { base: base.into(), path: file.to_owned(), count: entries.len(), tags });
         }
     };
 
@@ -109,7 +105,7 @@ fn legacy(store: &Store, base: &str, file: &Path, root: &Path) -> Result<BaseIma
     {
         let (what, path) = ("config", config_path);
         return Err(BaseError::DigestMismatch {
-            base: base.to_owned(),
+            base: base.into(),
             what,
             path,
             expected: named,
@@ -119,11 +115,7 @@ fn legacy(store: &Store, base: &str, file: &Path, root: &Path) -> Result<BaseIma
     let config: ImageConfiguration = parse_json(base, &config_path, "an image config", &config_bytes)?;
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != entry.layers.len() {
-        return Err(BaseError::LayerCount {
-            base: base.to_owned(),
-            layers: entry.layers.len(),
-            diff_ids: diff_ids.len(),
-        });
+        return Err(BaseError::LayerCount { base: base.into(), layers: entry.layers.len(), diff_ids: diff_ids.len() });
     }
 
     let mut layers = Vec::with_capacity(entry.layers.len());
@@ -141,7 +133,7 @@ fn legacy(store: &Store, base: &str, file: &Path, root: &Path) -> Result<BaseIma
         layer_descriptors,
     );
     let manifest_bytes = canonical_json(&manifest).map_err(|source| BaseError::Encode {
-        base: base.to_owned(),
+        base: base.into(),
         what: "manifest",
         source,
     })?;
@@ -183,11 +175,11 @@ fn store_layer(store: &Store, base: &str, path: &Path, diff_id: Digest) -> Resul
         Packing::Gzip => (Packing::Gzip, MediaType::ImageLayerGzip),
         Packing::Zstd => {
             let media_type = "zstd-compressed tar".to_owned();
-            return Err(BaseError::Zstd { base: base.to_owned(), digest: path.display().to_string(), media_type });
+            return Err(BaseError::Zstd { base: base.into(), digest: path.display().to_string(), media_type });
         }
     };
     let mismatch = |actual| BaseError::DigestMismatch {
-        base: base.to_owned(),
+        base: base.into(),
         what: "layer",
         path: path.to_owned(),
         expected: diff_id.clone(),

@@ -15,6 +15,20 @@
 //! for mounts still below the staging directory and detaches them; if one
 //! stays, the staging directory is left in place rather than deleted through
 //! a mount into the host.
+//!
+//! # Measured reproducibility (bookworm minbase, two runs into two stores)
+//!
+//! Both mmdebstrap 1.3.5 and debootstrap 1.0.128 give the same layer digest
+//! run to run. Unnormalised, two mmdebstrap trees differ only in the mtimes
+//! of 1145 paths written during installation (clamped by the writer); shadow
+//! dates accounts from `SOURCE_DATE_EPOCH`, and mmdebstrap already removes
+//! its logs, apt lists and caches and the aux-cache. Both tools copy the
+//! host's `/etc/hostname` and `/etc/resolv.conf`, which would differ between
+//! machines. debootstrap also leaves `dpkg.log`, `alternatives.log` and
+//! `bootstrap.log` with wall-clock times, the downloaded `.deb`s, today's
+//! apt lists and ldconfig's aux-cache. A new upload to the archive changes
+//! the layer, as it changes what is installed. Time: about 40 s in a
+//! release build (20–30 s of it mmdebstrap and the download).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -51,14 +65,14 @@ pub(super) fn materialise(store: &Store, base: &str, b: &Bootstrap, epoch: u64) 
     let output = ran.map_err(io_err(base, "run", tool.path()))?;
     if !output.status.success() {
         return Err(BaseError::BootstrapFailed {
-            base: base.to_owned(),
+            base: base.into(),
             tool: tool_name.to_owned(),
             status: output.status.to_string(),
             tail: tail(&output),
         });
     }
     normalise(&target).map_err(|(rel, source)| BaseError::Io {
-        base: base.to_owned(),
+        base: base.into(),
         op: "normalise",
         path: target.join(rel),
         source,
@@ -124,7 +138,7 @@ impl Tool {
         let why = format!(
             "a bootstrap base needs mmdebstrap or debootstrap, and neither is installed ({install_problem}); install one as root: apt-get install mmdebstrap"
         );
-        Err(BaseError::Tool { base: base.to_owned(), why })
+        Err(BaseError::Tool { base: base.into(), why })
     }
 }
 
@@ -218,7 +232,7 @@ fn release_mounts(base: &str, dir: &Path) -> Result<(), BaseError> {
         return Ok(());
     }
     let mounts = mounts.iter().map(|m| m.display().to_string()).collect();
-    Err(BaseError::StuckMounts { base: base.to_owned(), root: dir, mounts })
+    Err(BaseError::StuckMounts { base: base.into(), root: dir, mounts })
 }
 
 /// The mount points in `mountinfo` (the text of `/proc/self/mountinfo`)

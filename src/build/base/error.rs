@@ -3,7 +3,7 @@
 //! it was reading, and what would be right.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::oci::{Digest, DigestError, TarWriteError, UnpackError};
 use crate::store::{ImageError, StoreError};
@@ -22,40 +22,40 @@ pub enum BaseError {
     NotASource { parent: String },
 
     #[error("base {base}: cannot {op} {}: {source}", path.display())]
-    Io { base: String, op: &'static str, path: PathBuf, source: io::Error },
+    Io { base: Box<str>, op: &'static str, path: PathBuf, source: io::Error },
 
     #[error("base {base}: {} is not {expected}: {why}", path.display())]
-    NotThisKind { base: String, path: PathBuf, expected: &'static str, why: String },
+    NotThisKind { base: Box<str>, path: PathBuf, expected: &'static str, why: String },
 
     #[error("base {base}: {} is not valid JSON for {what}: {source}", path.display())]
-    BadJson { base: String, path: PathBuf, what: &'static str, source: serde_json::Error },
+    BadJson { base: Box<str>, path: PathBuf, what: &'static str, source: serde_json::Error },
 
-    #[error("base {base}: {} names {what} digest {digest:?}, which is not usable: {source}", path.display())]
-    BadDigest { base: String, path: PathBuf, what: &'static str, digest: String, source: DigestError },
+    #[error("base {base}: {} names a {what} digest that is not usable: {source}", path.display())]
+    BadDigest { base: Box<str>, path: PathBuf, what: &'static str, source: DigestError },
 
     #[error(
         "base {base}: {} lists no image tagged {tag:?}; tags in it: {}; write the tag as the layout names it",
         index.display(), list_or_none(tags)
     )]
-    NoSuchTag { base: String, index: PathBuf, tag: String, tags: Vec<String> },
+    NoSuchTag { base: Box<str>, index: PathBuf, tag: String, tags: Vec<String> },
 
     #[error(
         "base {base}: {} lists {count} images and no tag was given; add \":TAG\" to the source with one of: {}",
         index.display(), list_or_none(tags)
     )]
-    WhichImage { base: String, index: PathBuf, count: usize, tags: Vec<String> },
+    WhichImage { base: Box<str>, index: PathBuf, count: usize, tags: Vec<String> },
 
     #[error(
         "base {base}: the image index {digest} has no image for this machine ({wanted}); it has: {}; copy the image for {wanted} into the layout",
         list_or_none(available)
     )]
-    NoPlatform { base: String, digest: Digest, wanted: String, available: Vec<String> },
+    NoPlatform { base: Box<str>, digest: Digest, wanted: String, available: Vec<String> },
 
     #[error(
         "base {base}: {what} {digest} has media type {found:?}, but it is used as {role}; expected {expected}; the layout is inconsistent or was tampered with"
     )]
     MediaType {
-        base: String,
+        base: Box<str>,
         what: &'static str,
         digest: String,
         found: String,
@@ -66,71 +66,71 @@ pub enum BaseError {
     #[error(
         "base {base}: layer {digest} is zstd-compressed ({media_type}), which berth cannot unpack yet; convert it to gzip first, e.g. skopeo copy --dest-compress-format gzip"
     )]
-    Zstd { base: String, digest: String, media_type: String },
+    Zstd { base: Box<str>, digest: String, media_type: String },
 
     #[error(
         "base {base}: {what} {digest} is not in the layout (looked for {}); the layout is incomplete, write it again",
         path.display()
     )]
-    BlobMissing { base: String, what: &'static str, digest: Digest, path: PathBuf },
+    BlobMissing { base: Box<str>, what: &'static str, digest: Digest, path: PathBuf },
 
     #[error("base {base}: {what} {} resolves outside {}; refusing to read it", path.display(), root.display())]
-    Escapes { base: String, what: &'static str, path: PathBuf, root: PathBuf },
+    Escapes { base: Box<str>, what: &'static str, path: PathBuf, root: PathBuf },
 
     #[error(
         "base {base}: {what} {} has content {actual}, but {expected} was expected; it is corrupt or was tampered with, so nothing of it was stored",
         path.display()
     )]
-    DigestMismatch { base: String, what: &'static str, path: PathBuf, expected: Digest, actual: Digest },
+    DigestMismatch { base: Box<str>, what: &'static str, path: PathBuf, expected: Digest, actual: Digest },
 
     #[error(
         "base {base}: {what} {} is {actual} bytes, but its descriptor says {expected}; it is corrupt or was tampered with, so nothing of it was stored",
         path.display()
     )]
-    SizeMismatch { base: String, what: &'static str, path: PathBuf, expected: u64, actual: u64 },
+    SizeMismatch { base: Box<str>, what: &'static str, path: PathBuf, expected: u64, actual: u64 },
 
     #[error("base {base}: {what} {digest} uses {algorithm}; berth reads only sha256 blobs")]
-    Algorithm { base: String, what: &'static str, digest: Digest, algorithm: &'static str },
+    Algorithm { base: Box<str>, what: &'static str, digest: Digest, algorithm: &'static str },
 
     #[error(
         "base {base}: the manifest lists {layers} layers but the config lists {diff_ids} diff_ids; the image is inconsistent"
     )]
-    LayerCount { base: String, layers: usize, diff_ids: usize },
+    LayerCount { base: Box<str>, layers: usize, diff_ids: usize },
 
     #[error("base {base}: {} holds {count} images ({}); berth reads one: save just the one you need", path.display(), tags.join(", "))]
-    ManyImages { base: String, path: PathBuf, count: usize, tags: Vec<String> },
+    ManyImages { base: Box<str>, path: PathBuf, count: usize, tags: Vec<String> },
 
     #[error("base {base}: cannot unpack {}: {source}", path.display())]
-    Unpack { base: String, path: PathBuf, source: UnpackError },
+    Unpack { base: Box<str>, path: PathBuf, source: UnpackError },
 
     #[error("base {base}: {} holds no entries; expected a plain or gzip tar of a filesystem tree", path.display())]
-    EmptyRootfs { base: String, path: PathBuf },
+    EmptyRootfs { base: Box<str>, path: PathBuf },
 
     #[error("base {base}: cannot write the layer: {source}")]
-    WriteLayer { base: String, source: TarWriteError },
+    WriteLayer { base: Box<str>, source: TarWriteError },
 
     #[error("base {base}: cannot encode the {what}: {source}")]
-    Encode { base: String, what: &'static str, source: serde_json::Error },
+    Encode { base: Box<str>, what: &'static str, source: serde_json::Error },
 
     #[error("base {base}: {why}")]
-    Tool { base: String, why: String },
+    Tool { base: Box<str>, why: String },
 
     #[error(
         "base {base}: {tool} failed ({status}); its last output:\n{tail}\ncheck the suite, mirror and components, and that the mirror is reachable"
     )]
-    BootstrapFailed { base: String, tool: String, status: String, tail: String },
+    BootstrapFailed { base: Box<str>, tool: String, status: String, tail: String },
 
     #[error(
         "base {base}: {} still has mounts below it after the bootstrap ({}); it was left in place, unmount them and remove it by hand",
         root.display(), mounts.join(", ")
     )]
-    StuckMounts { base: String, root: PathBuf, mounts: Vec<String> },
+    StuckMounts { base: Box<str>, root: PathBuf, mounts: Vec<String> },
 
     #[error("base {base}: {source}")]
-    Store { base: String, source: StoreError },
+    Store { base: Box<str>, source: Box<StoreError> },
 
     #[error("base {base}: {source}")]
-    Image { base: String, source: ImageError },
+    Image { base: Box<str>, source: Box<ImageError> },
 }
 
 fn list_or_none(items: &[String]) -> String {
@@ -144,18 +144,44 @@ pub(super) trait Context<T> {
 
 impl<T> Context<T> for Result<T, StoreError> {
     fn in_base(self, base: &str) -> Result<T, BaseError> {
-        self.map_err(|source| BaseError::Store { base: base.to_owned(), source })
+        self.map_err(|source| BaseError::Store { base: base.into(), source: Box::new(source) })
     }
 }
 
 impl<T> Context<T> for Result<T, ImageError> {
     fn in_base(self, base: &str) -> Result<T, BaseError> {
-        self.map_err(|source| BaseError::Image { base: base.to_owned(), source })
+        self.map_err(|source| BaseError::Image { base: base.into(), source: Box::new(source) })
     }
 }
 
 /// An I/O error while doing `op` on `path`.
 pub(super) fn io_err(base: &str, op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> BaseError {
-    let (base, path) = (base.to_owned(), path.into());
+    let (base, path) = (base.into(), path.into());
     move |source| BaseError::Io { base, op, path, source }
+}
+
+impl BaseError {
+    /// Renames paths below `from` (where an archive was extracted) as the
+    /// same members below `to` (the archive), so that messages name the
+    /// user's file rather than a staging directory that is already gone.
+    pub(super) fn rebase(mut self, from: &Path, to: &Path) -> BaseError {
+        let fix = |path: &mut PathBuf| match path.strip_prefix(from) {
+            Ok(member) if member.as_os_str().is_empty() => *path = to.to_owned(),
+            Ok(member) => *path = to.join(member),
+            Err(_) => {}
+        };
+        match &mut self {
+            BaseError::Io { path, .. }
+            | BaseError::NotThisKind { path, .. }
+            | BaseError::BadJson { path, .. }
+            | BaseError::BadDigest { path, .. }
+            | BaseError::BlobMissing { path, .. }
+            | BaseError::DigestMismatch { path, .. }
+            | BaseError::SizeMismatch { path, .. } => fix(path),
+            BaseError::NoSuchTag { index, .. } | BaseError::WhichImage { index, .. } => fix(index),
+            BaseError::Escapes { root, .. } => fix(root),
+            _ => {}
+        }
+        self
+    }
 }

@@ -87,7 +87,7 @@ pub(super) fn materialise(store: &Store, base: &str, dir: &Path, tag: Option<&st
             LayerType::Usable => {}
             LayerType::Zstd => {
                 return Err(BaseError::Zstd {
-                    base: base.to_owned(),
+                    base: base.into(),
                     digest: layer.digest().to_string(),
                     media_type: layer.media_type().to_string(),
                 });
@@ -104,7 +104,7 @@ pub(super) fn materialise(store: &Store, base: &str, dir: &Path, tag: Option<&st
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != manifest.layers().len() {
         let (layers, diff_ids) = (manifest.layers().len(), diff_ids.len());
-        return Err(BaseError::LayerCount { base: base.to_owned(), layers, diff_ids });
+        return Err(BaseError::LayerCount { base: base.into(), layers, diff_ids });
     }
     let diff_ids =
         diff_ids.iter().map(|d| parse_digest(base, &config_path, "diff_id", d)).collect::<Result<Vec<_>, _>>()?;
@@ -130,7 +130,7 @@ impl<'a> Layout<'a> {
     /// Opens the layout at `dir`, checking its `oci-layout` marker.
     fn open(base: &'a str, dir: &Path) -> Result<Layout<'a>, BaseError> {
         let not_layout = |why: String| BaseError::NotThisKind {
-            base: base.to_owned(),
+            base: base.into(),
             path: dir.to_owned(),
             expected: "an OCI image layout directory (oci-layout, index.json, blobs/), as `skopeo copy … oci:DIR:TAG` writes",
             why,
@@ -169,7 +169,7 @@ impl<'a> Layout<'a> {
                     let index: ImageIndex = parse_json(self.base, &self.blob_name(&digest), "an image index", &bytes)?;
                     self.check_own_type("image index", &desc, index.media_type().as_ref().map(|m| m.to_string()))?;
                     desc = choose_platform(index.manifests()).cloned().map_err(|available| BaseError::NoPlatform {
-                        base: self.base.to_owned(),
+                        base: self.base.into(),
                         digest,
                         wanted: host_platform(),
                         available,
@@ -189,7 +189,7 @@ impl<'a> Layout<'a> {
             }
         }
         Err(BaseError::NotThisKind {
-            base: self.base.to_owned(),
+            base: self.base.into(),
             path: self.root.clone(),
             expected: "a usable OCI image layout",
             why: format!("its image indexes nest more than {MAX_NESTING} deep"),
@@ -201,7 +201,7 @@ impl<'a> Layout<'a> {
     fn check_own_type(&self, what: &'static str, desc: &Descriptor, own: Option<String>) -> Result<(), BaseError> {
         match own {
             Some(own) if own != desc.media_type().to_string() => Err(BaseError::MediaType {
-                base: self.base.to_owned(),
+                base: self.base.into(),
                 what,
                 digest: desc.digest().to_string(),
                 found: own,
@@ -219,14 +219,14 @@ impl<'a> Layout<'a> {
 
     /// The sha256 digest of `desc`, and its blob's real path inside the layout.
     fn blob(&self, what: &'static str, desc: &Descriptor) -> Result<(Digest, PathBuf), BaseError> {
-        let digest = parse_digest(self.base, &self.root.join("index.json"), what, desc.digest().as_ref())?;
+        let digest = parse_digest(self.base, &self.root, what, desc.digest().as_ref())?;
         if digest.algorithm() != Algorithm::Sha256 {
             let algorithm = digest.algorithm().name();
-            return Err(BaseError::Algorithm { base: self.base.to_owned(), what, digest, algorithm });
+            return Err(BaseError::Algorithm { base: self.base.into(), what, digest, algorithm });
         }
         let path = self.blob_name(&digest);
         if path.symlink_metadata().is_err() {
-            return Err(BaseError::BlobMissing { base: self.base.to_owned(), what, digest, path });
+            return Err(BaseError::BlobMissing { base: self.base.into(), what, digest, path });
         }
         let rel = format!("blobs/sha256/{}", digest.hex());
         Ok((digest, inside(self.base, &self.root, &rel, what)?))
@@ -239,7 +239,7 @@ impl<'a> Layout<'a> {
         check_size(self.base, what, &path, desc.size(), bytes.len() as u64)?;
         let actual = Digest::sha256(&bytes);
         if actual != digest {
-            return Err(BaseError::DigestMismatch { base: self.base.to_owned(), what, path, expected: digest, actual });
+            return Err(BaseError::DigestMismatch { base: self.base.into(), what, path, expected: digest, actual });
         }
         Ok((digest, bytes))
     }
@@ -262,7 +262,7 @@ impl<'a> Layout<'a> {
         match blob.commit(Some(&digest)) {
             Ok((digest, _)) => Ok(digest),
             Err(StoreError::DigestMismatch { expected, actual }) => {
-                Err(BaseError::DigestMismatch { base: base.to_owned(), what, path, expected, actual })
+                Err(BaseError::DigestMismatch { base: base.into(), what, path, expected, actual })
             }
             Err(other) => Err(other).in_base(base),
         }
@@ -273,7 +273,7 @@ fn check_size(base: &str, what: &'static str, path: &Path, expected: u64, actual
     if expected == actual {
         return Ok(());
     }
-    Err(BaseError::SizeMismatch { base: base.to_owned(), what, path: path.to_owned(), expected, actual })
+    Err(BaseError::SizeMismatch { base: base.into(), what, path: path.to_owned(), expected, actual })
 }
 
 fn media_type_err(
@@ -284,7 +284,7 @@ fn media_type_err(
     expected: &'static str,
 ) -> BaseError {
     BaseError::MediaType {
-        base: base.to_owned(),
+        base: base.into(),
         what,
         digest: desc.digest().to_string(),
         found: desc.media_type().to_string(),
@@ -308,7 +308,7 @@ fn choose_tagged<'d>(
     let tags = || entries.iter().filter_map(ref_name).map(str::to_owned).collect::<Vec<_>>();
     match tag {
         Some(tag) => entries.iter().find(|d| ref_name(d) == Some(tag)).ok_or_else(|| BaseError::NoSuchTag {
-            base: base.to_owned(),
+            base: base.into(),
             index: index.to_owned(),
             tag: tag.to_owned(),
             tags: tags(),
@@ -316,7 +316,7 @@ fn choose_tagged<'d>(
         None => match entries {
             [only] => Ok(only),
             _ => Err(BaseError::WhichImage {
-                base: base.to_owned(),
+                base: base.into(),
                 index: index.to_owned(),
                 count: entries.len(),
                 tags: tags(),

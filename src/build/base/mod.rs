@@ -149,7 +149,7 @@ fn own_config(diff_ids: &[Digest], epoch: u64, created_by: Option<&str>) -> Imag
 /// and manifest for it and unpacks it.
 fn single_layer(store: &Store, base: &str, layer: LayerRecord, epoch: u64) -> Result<BaseImage, BaseError> {
     let config = own_config(std::slice::from_ref(&layer.diff_id), epoch, Some(&format!("berth base {base}")));
-    let encode = |what| move |source| BaseError::Encode { base: base.to_owned(), what, source };
+    let encode = |what| move |source| BaseError::Encode { base: base.into(), what, source };
     let config_bytes = canonical_json(&config).map_err(encode("config"))?;
     let config_digest = store.put_blob(&config_bytes).in_base(base)?;
     let manifest = image_manifest(
@@ -164,8 +164,7 @@ fn single_layer(store: &Store, base: &str, layer: LayerRecord, epoch: u64) -> Re
 /// (canonical), as a path that exists and stays inside `root` once every
 /// symlink is followed. Absolute names and `..` are refused outright.
 fn inside(base: &str, root: &Path, rel: &str, what: &'static str) -> Result<PathBuf, BaseError> {
-    let escapes =
-        || BaseError::Escapes { base: base.to_owned(), what, path: PathBuf::from(rel), root: root.to_owned() };
+    let escapes = || BaseError::Escapes { base: base.into(), what, path: PathBuf::from(rel), root: root.to_owned() };
     let plain = Path::new(rel).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
     if rel.is_empty() || !plain {
         return Err(escapes());
@@ -189,7 +188,7 @@ fn read_json_file(base: &str, path: &Path) -> Result<Vec<u8>, BaseError> {
     if bytes.len() as u64 > MAX_JSON {
         let why = format!("it is larger than {MAX_JSON} bytes");
         return Err(BaseError::NotThisKind {
-            base: base.to_owned(),
+            base: base.into(),
             path: path.to_owned(),
             expected: "a JSON document",
             why,
@@ -206,7 +205,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, BaseError> {
     serde_json::from_slice(bytes).map_err(|source| BaseError::BadJson {
-        base: base.to_owned(),
+        base: base.into(),
         path: path.to_owned(),
         what,
         source,
@@ -215,13 +214,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 
 /// Parses the digest `digest` named by `path` as `what`.
 fn parse_digest(base: &str, path: &Path, what: &'static str, digest: &str) -> Result<Digest, BaseError> {
-    digest.parse().map_err(|source| BaseError::BadDigest {
-        base: base.to_owned(),
-        path: path.to_owned(),
-        what,
-        digest: digest.to_owned(),
-        source,
-    })
+    digest.parse().map_err(|source| BaseError::BadDigest { base: base.into(), path: path.to_owned(), what, source })
 }
 
 #[cfg(test)]

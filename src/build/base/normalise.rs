@@ -44,7 +44,7 @@ pub(super) const RULES: &[(Rule, &str)] = &[
     (Rule::Everything("dev"), "device nodes; the runtime mounts /dev"),
     (Rule::Everything("proc"), "must be an empty mount point"),
     (Rule::Everything("sys"), "must be an empty mount point"),
-    (Rule::Everything("run"), "runtime state of the installers"),
+    (Rule::Files("run"), "runtime state of the installers; directories such as /run/lock stay"),
     (Rule::Everything("tmp"), "temporary files of the installers"),
     (Rule::Everything("var/tmp"), "temporary files of the installers"),
 ];

@@ -27,9 +27,9 @@ pub(super) fn materialise(store: &Store, base: &str, file: &Path, epoch: u64) ->
     let staging = store.staging_dir().in_base(base)?;
     let options = UnpackOptions { whiteouts: Whiteouts::Apply, preserve_owners: crate::sys::euid() == 0 };
     let stats = unpack_compressed(BufReader::with_capacity(256 << 10, input), staging.path(), &options)
-        .map_err(|source| BaseError::Unpack { base: base.to_owned(), path: file.to_owned(), source })?;
+        .map_err(|source| BaseError::Unpack { base: base.into(), path: file.to_owned(), source })?;
     if stats.entries == 0 {
-        return Err(BaseError::EmptyRootfs { base: base.to_owned(), path: file.to_owned() });
+        return Err(BaseError::EmptyRootfs { base: base.into(), path: file.to_owned() });
     }
     let layer = tree_layer(store, base, staging.path(), epoch)?;
     drop(staging);
@@ -41,7 +41,7 @@ pub(super) fn materialise(store: &Store, base: &str, file: &Path, epoch: u64) ->
 pub(super) fn tree_layer(store: &Store, base: &str, root: &Path, epoch: u64) -> Result<LayerRecord, BaseError> {
     let out = BufWriter::with_capacity(256 << 10, store.blob_writer().in_base(base)?);
     let (out, digests) = write_tree(root, out, Compression::Gzip, epoch)
-        .map_err(|source| BaseError::WriteLayer { base: base.to_owned(), source })?;
+        .map_err(|source| BaseError::WriteLayer { base: base.into(), source })?;
     let blob = out.into_inner().map_err(|e| io_err(base, "write the layer blob for", root)(e.into_error()))?;
     let (digest, size) = blob.commit(Some(&digests.digest)).in_base(base)?;
     Ok(LayerRecord { digest, diff_id: digests.diff_id, size, media_type: digests.media_type.to_owned() })
