@@ -94,7 +94,12 @@ pub(super) fn same_dir(upper: &Metadata, lower: &Metadata) -> bool {
 /// nanosecond: a touch is a change, as in Docker), `security.capability`,
 /// symlink target and contents (compared byte by byte, streamed). Cheap
 /// checks first; contents only when all else is equal.
-pub(super) fn same_leaf(upper: &Path, um: &Metadata, lower: &Path, lm: &Metadata) -> Result<bool, (PathBuf, io::Error)> {
+pub(super) fn same_leaf(
+    upper: &Path,
+    um: &Metadata,
+    lower: &Path,
+    lm: &Metadata,
+) -> Result<bool, (PathBuf, io::Error)> {
     let stat = |m: &Metadata| (m.mode(), m.uid(), m.gid(), m.rdev(), m.size(), m.mtime(), m.mtime_nsec());
     if stat(um) != stat(lm) {
         return Ok(false);
@@ -159,7 +164,8 @@ mod tests {
 
     fn opaque(dir: &Path) {
         let fd = File::open(dir).unwrap();
-        crate::sys::fs::set_xattr_fd(fd.as_fd(), "trusted.overlay.opaque", b"y").expect("set trusted xattr (needs root)");
+        crate::sys::fs::set_xattr_fd(fd.as_fd(), "trusted.overlay.opaque", b"y")
+            .expect("set trusted xattr (needs root)");
     }
 
     fn found(below: &Below) -> Option<PathBuf> {
@@ -207,7 +213,8 @@ mod tests {
             File::options().write(true).open(&b).unwrap().set_modified(m).unwrap();
         };
         sync_mtime();
-        let same = || same_leaf(&a, &fs::symlink_metadata(&a).unwrap(), &b, &fs::symlink_metadata(&b).unwrap()).unwrap();
+        let same =
+            || same_leaf(&a, &fs::symlink_metadata(&a).unwrap(), &b, &fs::symlink_metadata(&b).unwrap()).unwrap();
         assert!(same());
         let mut other = big.clone();
         other[150_000] ^= 1;

@@ -61,9 +61,10 @@
 //! The caller holds the store's exclusive lock and keeps the upper dir
 //! unmounted and unchanged while this runs.
 
+mod gzip;
 mod lower;
-pub mod plan;
 mod pipe;
+pub mod plan;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -159,9 +160,18 @@ pub fn layer_from_upper(
     let blob = compressed.map_err(compress_err)?;
     staged.map_err(stage_err)?;
     let (digest, size) = blob.commit(None)?;
+    pipe::flush_tree(staging.path()).map_err(|(path, source)| StoreError::Io {
+        action: "fsync staged layer file",
+        path,
+        source,
+    })?;
     let unpacked = store.commit_layer(staging, &diff_id)?;
     let media_type = Compression::Gzip.media_type().to_owned();
-    Ok(LayerOutput { record: LayerRecord { digest, diff_id, size, media_type }, unpacked, empty: plan.entries.is_empty() })
+    Ok(LayerOutput {
+        record: LayerRecord { digest, diff_id, size, media_type },
+        unpacked,
+        empty: plan.entries.is_empty(),
+    })
 }
 
 /// Writes the plan's entries as an uncompressed tar into `out`; returns the
@@ -185,6 +195,7 @@ fn write(plan: &Plan, upper: &Path, epoch: u64, out: pipe::Tee<'_>) -> Result<cr
 /// the umask, as for unpacked pulled layers.
 fn set_layer_root_mode(path: &Path) -> Result<(), LayerError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| StoreError::Io { action: "set the mode of staging directory", path: path.to_owned(), source: e }.into())
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| {
+        StoreError::Io { action: "set the mode of staging directory", path: path.to_owned(), source: e }.into()
+    })
 }

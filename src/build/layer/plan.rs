@@ -93,7 +93,13 @@ impl Scanner<'_> {
         Ok(nodes)
     }
 
-    fn node(&mut self, rel: &Path, name: OsString, meta: &Metadata, below: &[PathBuf]) -> Result<Option<Node>, LayerError> {
+    fn node(
+        &mut self,
+        rel: &Path,
+        name: OsString,
+        meta: &Metadata,
+        below: &[PathBuf],
+    ) -> Result<Option<Node>, LayerError> {
         let path = self.upper.join(rel);
         if lower::is_whiteout(meta) {
             if below.is_empty() {
