@@ -51,16 +51,27 @@
 //!
 //! [`plan::scan`] decides the entries first (nothing is written), sorted as
 //! the writer needs. Then one pass: the writer reads each upper file once
-//! and its tar stream goes to two threads (`pipe`), one gzipping it into a
-//! store blob, one unpacking it with overlay whiteouts (0:0 devices, the
-//! opaque xattr) into a staging directory, which [`Store::commit_layer`]
-//! renames to `layers/<diffid>`. The unpacked layer is thus exactly what
-//! unpacking the blob gives, as for a pulled image. mtimes are clamped to
-//! `epoch`, so the same upper dir gives the same diffID and digest.
+//! and its tar stream goes to two threads (`pipe`): one gzips it into a
+//! store blob, on all cores (`gzip`: level 1, fixed 1 MiB blocks, blocks
+//! that do not compress stored as they are), the other unpacks it with
+//! overlay whiteouts (0:0 devices, the opaque xattr) into a staging
+//! directory. The staged files are fsynced several at a time, then
+//! [`Store::commit_layer`] renames the directory to `layers/<diffid>`. The
+//! unpacked layer is thus exactly what unpacking the blob gives, as for a
+//! pulled image. mtimes are clamped to `epoch`, so the same upper dir gives
+//! the same diffID and digest.
+//!
+//! 500 new files of 100 KiB and three deletions (`time_50_mib_in_500_files`
+//! in `tests/layers.rs`, 2 CPUs, ext4): 0.27–0.39 s with random contents,
+//! 0.17–0.30 s with text, when the machine is otherwise quiet; `podman
+//! commit` of the same change, which neither compresses nor fsyncs, took
+//! 0.21–0.38 s in the same runs. Under load from other processes berth falls
+//! behind first, as it does more work (gzip, sha256, fsync).
 //!
 //! The caller holds the store's exclusive lock and keeps the upper dir
 //! unmounted and unchanged while this runs.
 
+mod gzip;
 mod lower;
 mod pipe;
 pub mod plan;
@@ -69,7 +80,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::oci::{Compression, LayerWriter, TarWriteError, UnpackError, UnpackOptions, Whiteouts};
+use crate::oci::{Compression, Digest, LayerWriter, TarWriteError, UnpackError, UnpackOptions, Whiteouts};
 use crate::store::{LayerRecord, Store, StoreError};
 
 pub use plan::{Entry, Plan};
@@ -159,6 +170,8 @@ pub fn layer_from_upper(
     let blob = compressed.map_err(compress_err)?;
     staged.map_err(stage_err)?;
     let (digest, size) = blob.commit(None)?;
+    pipe::flush_tree(staging.path())
+        .map_err(|(path, source)| StoreError::io("fsync staged layer file", path)(source))?;
     let unpacked = store.commit_layer(staging, &diff_id)?;
     let media_type = Compression::Gzip.media_type().to_owned();
     Ok(LayerOutput {
@@ -170,7 +183,7 @@ pub fn layer_from_upper(
 
 /// Writes the plan's entries as an uncompressed tar into `out`; returns the
 /// tar's digest (the diffID).
-fn write(plan: &Plan, upper: &Path, epoch: u64, out: pipe::Tee<'_>) -> Result<crate::oci::Digest, LayerError> {
+fn write(plan: &Plan, upper: &Path, epoch: u64, out: pipe::Tee<'_>) -> Result<Digest, LayerError> {
     let fail = |source| LayerError::Write { upper: upper.to_owned(), source };
     let mut writer = LayerWriter::new(out, Compression::None, epoch);
     for entry in &plan.entries {
@@ -189,7 +202,6 @@ fn write(plan: &Plan, upper: &Path, epoch: u64, out: pipe::Tee<'_>) -> Result<cr
 /// the umask, as for unpacked pulled layers.
 fn set_layer_root_mode(path: &Path) -> Result<(), LayerError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| {
-        StoreError::Io { action: "set the mode of staging directory", path: path.to_owned(), source: e }.into()
-    })
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| StoreError::io("set the mode of staging directory", path)(e).into())
 }

@@ -4,12 +4,14 @@
 //! are shared (`Arc`), never copied; bounded channels keep the writer at
 //! most a few chunks ahead of the slower consumer.
 
+use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 
+use super::gzip::ParallelGz;
 use crate::oci::{UnpackError, UnpackOptions, UnpackStats, unpack};
 use crate::store::BlobWriter;
 
@@ -20,8 +22,10 @@ const DEPTH: usize = 16;
 
 /// The gzip level of layer blobs. Level 1 (fastest): on ordinary files
 /// (binaries, text) it writes about 20% more bytes than the default level 6
-/// but compresses about 5 times faster, and committing a step must not take
-/// longer than `podman commit` (which stores layers uncompressed).
+/// but compresses about 7 times faster (miniz_oxide, 50 MiB of /usr/bin and
+/// /usr/share/doc: 24 MB in 0.28 s against 20 MB in 1.9 s on one core), and
+/// committing a step must not take longer than `podman commit`, which does
+/// not compress at all.
 pub(super) const GZIP_LEVEL: u32 = 1;
 
 type Chunk = Arc<Vec<u8>>;
@@ -98,13 +102,11 @@ impl Read for ChunkReader {
     }
 }
 
-/// Gzips the stream from `rx` into `blob` (fixed header: no name, mtime 0,
-/// OS unknown, so the bytes depend on the tar alone) and returns the blob,
-/// complete but not committed.
+/// Gzips the stream from `rx` into `blob` on all cores (see `gzip`; the
+/// bytes depend on the tar alone) and returns the blob, complete but not
+/// committed.
 pub(super) fn compress(rx: Receiver<Chunk>, blob: BlobWriter) -> io::Result<BlobWriter> {
-    let out = BufWriter::with_capacity(1 << 20, blob);
-    let level = flate2::Compression::new(GZIP_LEVEL);
-    let mut gz = flate2::GzBuilder::new().mtime(0).operating_system(255).write(out, level);
+    let mut gz = ParallelGz::new(BufWriter::with_capacity(1 << 20, blob), GZIP_LEVEL)?;
     for chunk in rx {
         gz.write_all(&chunk)?;
     }
@@ -114,6 +116,46 @@ pub(super) fn compress(rx: Receiver<Chunk>, blob: BlobWriter) -> io::Result<Blob
 /// Unpacks the stream from `rx` into `root`.
 pub(super) fn stage(rx: Receiver<Chunk>, root: &Path, opts: &UnpackOptions) -> Result<UnpackStats, UnpackError> {
     unpack(ChunkReader { rx, chunk: Arc::default(), pos: 0 }, root, opts)
+}
+
+/// Threads that fsync at once. The disk queue then holds many small
+/// writes instead of one: 500 staged files flush in about half the time.
+const FLUSHERS: usize = 8;
+
+/// fsyncs every regular file and directory under `root`, [`FLUSHERS`] at a
+/// time. `Store::commit_layer` fsyncs them again one by one before its
+/// rename (that is the durability guarantee); with nothing left dirty its
+/// pass is then cheap. Measured on 500 files of 100 KiB: 100–250 ms for
+/// `commit_layer` alone, 55–85 ms here plus about 25 ms for it after. (Not
+/// during compression: on ext4 each small fsync then waits for the blob's
+/// dirty pages too, which made the whole commit twice as slow.)
+pub(super) fn flush_tree(root: &Path) -> Result<(), (PathBuf, io::Error)> {
+    let mut paths = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| (dir.clone(), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| (dir.clone(), e))?;
+            let kind = entry.file_type().map_err(|e| (entry.path(), e))?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() {
+                paths.push(entry.path());
+            }
+        }
+        paths.push(dir);
+    }
+    let next = AtomicUsize::new(0);
+    let flush = || {
+        while let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
+            File::open(path).and_then(|f| f.sync_all()).map_err(|e| (path.clone(), e))?;
+        }
+        Ok(())
+    };
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..FLUSHERS).map(|_| s.spawn(flush)).collect();
+        workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    })
 }
 
 #[cfg(test)]
