@@ -43,7 +43,7 @@ impl Progress {
             Event::Failed { key, step } => (key, step, State::Failed),
         };
         if !self.live {
-            eprintln!("{} {}", berth::store::rfc3339(SystemTime::now()), render(&Line { key, step, state }));
+            eprintln!("{} {}", berth::store::rfc3339(SystemTime::now()), render(&Line { key, step, state }, false));
             return;
         }
         let mut guard = self.lines.lock().unwrap_or_else(|p| p.into_inner());
@@ -68,7 +68,7 @@ impl Progress {
         }
         for l in lines.iter() {
             out.push_str("\x1b[2K");
-            out.push_str(&render(l));
+            out.push_str(&render(l, true));
             out.push('\n');
         }
         *drawn = lines.len();
@@ -103,10 +103,12 @@ impl Drop for Ticker {
     }
 }
 
-fn render(l: &Line) -> String {
+/// One step's line; `live` adds the running time of a step being built.
+fn render(l: &Line, live: bool) -> String {
     let state = match &l.state {
         State::Cached => "cached".to_owned(),
-        State::Building(since) => format!("building {:.1}s", since.elapsed().as_secs_f64()),
+        State::Building(since) if live => format!("building {:.1}s", since.elapsed().as_secs_f64()),
+        State::Building(_) => "building".to_owned(),
         State::Done(took, bytes) => {
             format!("done in {:.1}s, {}", took.as_secs_f64(), berth::manifest::values::ByteSize((*bytes).max(1)))
         }
