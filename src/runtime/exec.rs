@@ -7,8 +7,6 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use oci_spec::runtime::Spec;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
-use signal_hook::iterator::Signals;
 
 use super::cgroup::{self, Cgroup, CgroupPath};
 use super::container::Container;
@@ -98,13 +96,9 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
     let dup = |fd: i32| -> std::io::Result<OwnedFd> { crate::sys::exec::borrow_raw(fd).try_clone_to_owned() };
     let mut master = None;
     let stdio = if opts.tty {
-        let (m, slave) = crate::sys::pty::open_pair().map_err(io("open a pseudo-terminal"))?;
-        // The size first, so the command sees it from its first instruction.
-        if let Some(ws) = crate::sys::tty::window_size(std::io::stdout()) {
-            let _ = crate::sys::tty::set_window_size(&m, &ws);
-        }
+        let (m, stdio) = tty::open_terminal().map_err(io("open a pseudo-terminal"))?;
         master = Some(m);
-        Stdio::terminal(slave).map_err(io("duplicate the terminal"))?
+        stdio
     } else {
         let stdin = if opts.interactive { Some(dup(0).map_err(io("duplicate stdin"))?) } else { None };
         Stdio {
@@ -116,26 +110,8 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
     let pid = process::exec_in(target, &process, stdio, &init, &before_start)
         .map_err(|source| ExecError::Start { name: name.clone(), source })?;
 
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]).map_err(io("catch signals"))?;
-    let handle = signals.handle();
-    let forwarder = std::thread::spawn(move || {
-        for sig in signals.forever() {
-            let _ = crate::sys::proc::kill_raw(pid, sig);
-        }
-    });
-    let relay = master.map(|m| {
-        let interactive = opts.interactive;
-        std::thread::spawn(move || {
-            let _raw = crate::sys::tty::RawMode::enter(std::io::stdin()).ok();
-            let _ = tty::relay(m, interactive);
-        })
-    });
+    let companions = tty::Companions::start(pid, master, opts.interactive).map_err(io("catch signals"))?;
     let exit = crate::sys::proc::wait_exit(pid).map_err(io("wait for the command"));
-    handle.close();
-    let _ = forwarder.join();
-    if let Some(r) = relay {
-        let _ = r.join();
-    }
+    companions.finish();
     Ok(exit?.code())
 }

@@ -10,9 +10,6 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
-use signal_hook::iterator::Signals;
-
 use super::container::{self, Container};
 use super::logs::{LogError, LogWriter, Stream, Timestamp};
 use super::process::{InitExe, Stdio};
@@ -66,13 +63,9 @@ pub fn run(c: &Container) -> Result<i32, ForegroundError> {
     let mut master = None;
     let mut tees: Vec<Pump> = Vec::new();
     let stdio = if c.record.tty {
-        let (m, slave) = crate::sys::pty::open_pair().map_err(io("open a pseudo-terminal"))?;
-        // The size first, so the command sees it from its first instruction.
-        if let Some(ws) = crate::sys::tty::window_size(std::io::stdout()) {
-            let _ = crate::sys::tty::set_window_size(&m, &ws);
-        }
+        let (m, stdio) = tty::open_terminal().map_err(io("open a pseudo-terminal"))?;
         master = Some(m);
-        Stdio::terminal(slave).map_err(io("duplicate the terminal"))?
+        stdio
     } else if let Some(log) = &log {
         let (out_r, out_w) = nix::unistd::pipe().map_err(|e| io("make a pipe")(e.into()))?;
         let (err_r, err_w) = nix::unistd::pipe().map_err(|e| io("make a pipe")(e.into()))?;
@@ -110,28 +103,10 @@ pub fn run(c: &Container) -> Result<i32, ForegroundError> {
     state::write_state(&c.paths.dir, &st).map_err(|e| other(Box::new(e)))?;
 
     // Signals to berth go to the container's init, which passes them on.
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]).map_err(io("catch signals"))?;
-    let handle = signals.handle();
-    let forwarder = std::thread::spawn(move || {
-        for sig in signals.forever() {
-            let _ = crate::sys::proc::kill_raw(pid, sig);
-        }
-    });
-    let relay = master.map(|m| {
-        let interactive = c.record.interactive;
-        std::thread::spawn(move || {
-            let _raw = crate::sys::tty::RawMode::enter(std::io::stdin()).ok();
-            let _ = tty::relay(m, interactive);
-        })
-    });
+    let companions = tty::Companions::start(pid, master, c.record.interactive).map_err(io("catch signals"))?;
 
     let exit = prepared.wait(running);
-    handle.close();
-    let _ = forwarder.join();
-    if let Some(r) = relay {
-        let _ = r.join();
-    }
+    companions.finish();
     for t in tees {
         let _ = t.join();
     }

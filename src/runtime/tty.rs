@@ -76,3 +76,53 @@ fn copy_until_hangup(mut from: &File, to: &mut impl Write) -> io::Result<()> {
         }
     }
 }
+
+/// A pty for a command started in the foreground: the master (for
+/// [`relay`]) and the slave as the command's stdio, already of the user's
+/// window size so the command sees it from its first instruction.
+pub fn open_terminal() -> io::Result<(OwnedFd, crate::runtime::process::Stdio)> {
+    let (master, slave) = crate::sys::pty::open_pair()?;
+    if let Some(ws) = window_size(io::stdout()) {
+        let _ = set_window_size(&master, &ws);
+    }
+    Ok((master, crate::runtime::process::Stdio::terminal(slave)?))
+}
+
+/// What a CLI that supervises a process in the foreground runs beside it:
+/// the signals berth gets passed on to the process, and its terminal
+/// relayed when it has one.
+pub struct Companions {
+    signals: signal_hook::iterator::Handle,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Companions {
+    /// Starts forwarding to `pid`, and relaying `master` (with the user's
+    /// input when `interactive`) in raw mode.
+    pub fn start(pid: nix::unistd::Pid, master: Option<OwnedFd>, interactive: bool) -> io::Result<Companions> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2])?;
+        let handle = signals.handle();
+        let mut threads = vec![thread::spawn(move || {
+            for sig in signals.forever() {
+                let _ = crate::sys::proc::kill_raw(pid, sig);
+            }
+        })];
+        if let Some(m) = master {
+            threads.push(thread::spawn(move || {
+                let _raw = crate::sys::tty::RawMode::enter(io::stdin()).ok();
+                let _ = relay(m, interactive);
+            }));
+        }
+        Ok(Companions { signals: handle, threads })
+    }
+
+    /// Stops forwarding and waits for the relay to drain (call once the
+    /// process has exited).
+    pub fn finish(self) {
+        self.signals.close();
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
