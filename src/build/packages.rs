@@ -62,7 +62,8 @@ impl Manager {
             Manager::Apt => format!(
                 "set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; \
                  apt-get install -y -qq --no-install-recommends {pkgs}; apt-get clean; \
-                 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log"
+                 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
+                 /var/cache/ldconfig/aux-cache"
             ),
             Manager::Apk => format!("set -e; apk add --no-cache {pkgs}"),
             Manager::Dnf => format!(
