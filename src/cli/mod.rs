@@ -24,6 +24,7 @@ mod run;
 mod tags;
 mod top;
 mod unbuilt;
+mod up;
 mod version;
 
 use std::path::PathBuf;
@@ -54,9 +55,9 @@ enum Command {
     /// Show what `berth up` would build and run, without changing anything
     Plan(plan::Args),
     /// Build and start the project's envs to match berth.toml
-    Up(unbuilt::Args),
+    Up(up::Args),
     /// Stop and remove the project's containers
-    Down(unbuilt::Args),
+    Down(up::DownArgs),
     /// List the project's envs and their state
     Ps(ps::Args),
     /// Show the logs of the project's envs
@@ -128,8 +129,8 @@ pub fn main() -> ExitCode {
         Command::Plan(a) => plan::run(&ctx, a),
         Command::Images(a) => images::run(&ctx, a),
         Command::Version(a) => version::run(&ctx, a),
-        Command::Up(a) => unbuilt::run("up", 5, a),
-        Command::Down(a) => unbuilt::run("down", 5, a),
+        Command::Up(a) => up::run(&ctx, a),
+        Command::Down(a) => up::down(&ctx, a),
         Command::Ps(a) => ps::run(&ctx, a),
         Command::Logs(a) => logs::run(&ctx, a),
         Command::Exec(a) => exec::run(&ctx, a),

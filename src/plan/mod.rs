@@ -9,6 +9,7 @@
 //! runtime.
 
 mod project;
+pub mod up;
 
 use std::collections::BTreeMap;
 

@@ -123,3 +123,37 @@ pub fn ns_inode(pid: Option<Pid>, name: &str) -> io::Result<u64> {
     };
     Ok(std::fs::metadata(path)?.ino())
 }
+
+/// Makes a network namespace that outlives every process: a new namespace
+/// (with `lo` up), made on a short-lived thread and bind-mounted onto
+/// `target`, a file this creates. Containers join it by that path.
+pub fn persistent_netns(target: &std::path::Path) -> io::Result<()> {
+    std::fs::File::create(target)?;
+    let at = target.to_path_buf();
+    let made = std::thread::spawn(move || -> io::Result<()> {
+        // Only this thread moves: unshare(CLONE_NEWNET) is per task.
+        unshare(CloneFlags::CLONE_NEWNET)?;
+        loopback_up()?;
+        let own = format!("/proc/self/task/{}/ns/net", unistd::gettid());
+        nix::mount::mount(Some(own.as_str()), &at, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)?;
+        Ok(())
+    })
+    .join()
+    .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")));
+    if made.is_err() {
+        let _ = std::fs::remove_file(target);
+    }
+    made
+}
+
+/// Undoes [`persistent_netns`]: detaches the bind mount and removes the file.
+pub fn remove_persistent_netns(target: &std::path::Path) -> io::Result<()> {
+    match nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match std::fs::remove_file(target) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}

@@ -73,6 +73,14 @@ impl Drop for Berth {
         for id in ids.split_whitespace() {
             let _ = self.run(&["rm", "-f", id]);
         }
+        // Project network namespaces are bind mounts in the store.
+        if let Ok(entries) = std::fs::read_dir(self.store_root().join("projects")) {
+            for e in entries.flatten() {
+                if e.path().extension().is_some_and(|x| x == "netns") {
+                    let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+                }
+            }
+        }
     }
 }
 

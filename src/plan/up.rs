@@ -1,0 +1,267 @@
+//! `berth up` and `berth down`: the reconciler's acting half.
+//!
+//! `up` builds what is missing, then walks the envs in `depends_on` order
+//! and compares each with its container (found by the labels
+//! `org.berth.project` and `org.berth.env`): the same image and config and
+//! running — nothing; the same but stopped — start; different — remove and
+//! create anew; none — create. Containers of envs no longer declared are
+//! removed. All envs with `network = "project"` join one network namespace
+//! kept in the store (`projects/NAME.netns`), so they reach each other on
+//! `localhost` and by env name. `down` removes the project's containers and
+//! that namespace (and its named volumes with `-v`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::build::{self, BuildOptions, Event, ProjectBuildError};
+use crate::manifest::values::{Network, VolumeSource};
+use crate::manifest::{self, Manifest};
+use crate::resolve::ContainerSpec;
+use crate::runtime::container::{self, Container};
+use crate::runtime::create::{self, RunOptions};
+use crate::runtime::spec::{BindMount, NetworkMode, Resources};
+use crate::runtime::{control, shim};
+use crate::store::Store;
+
+/// Labels that tie a container to a project's env.
+pub const PROJECT_LABEL: &str = "org.berth.project";
+pub const ENV_LABEL: &str = "org.berth.env";
+pub const CONFIG_LABEL: &str = "org.berth.config";
+
+/// Why `up` or `down` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error(transparent)]
+    Build(#[from] ProjectBuildError),
+    #[error(transparent)]
+    Manifest(#[from] manifest::ManifestError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("env \"{env}\": {source}")]
+    Create { env: String, source: Box<create::CreateError> },
+    #[error("env \"{env}\": {source}")]
+    Start { env: String, source: Box<control::ControlError> },
+    #[error(transparent)]
+    Container(#[from] container::ContainerError),
+    #[error("project {project}: cannot make its network namespace {}: {source}", path.display())]
+    Netns { project: String, path: PathBuf, source: std::io::Error },
+    #[error("cannot make the volume directory {}: {source}", path.display())]
+    Volume { path: PathBuf, source: std::io::Error },
+}
+
+/// What `up` did to one env.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum Action {
+    /// No command to run (an env used only as a base): built, not started.
+    ImageOnly,
+    Unchanged,
+    Started,
+    Created,
+    Recreated,
+    Removed,
+}
+
+/// Brings the project of `manifest_path` up in the store at `store_root`,
+/// detached; returns what happened per env (removed orphans included).
+pub fn up(
+    manifest_path: &Path,
+    store_root: &Path,
+    opts: &BuildOptions,
+    progress: &(dyn Fn(Event) + Sync),
+) -> Result<BTreeMap<String, Action>, UpError> {
+    let (built, _) = build::build_project(manifest_path, store_root, opts, progress)?;
+    let manifest = manifest::load(manifest_path)?;
+    let lock = manifest::Lock::read(&manifest.dir.join(manifest::LOCK_FILE))?;
+    let resolution = crate::resolve::resolve(&manifest, &lock)
+        .map_err(|e| ProjectBuildError::Resolve { manifest: manifest_path.to_owned(), source: Box::new(e) })?;
+    let store = Store::open(store_root)?;
+    let _lock = store.lock_exclusive()?;
+    let netns = store.projects_dir().join(format!("{}.netns", manifest.project));
+    if manifest.envs.values().any(|e| e.network == Network::Project) && !netns.exists() {
+        crate::sys::ns::persistent_netns(&netns).map_err(|source| UpError::Netns {
+            project: manifest.project.clone(),
+            path: netns.clone(),
+            source,
+        })?;
+    }
+    let existing = project_containers(&store, &manifest.project)?;
+    let mut actions = BTreeMap::new();
+    let wanted: Vec<String> =
+        if opts.envs.is_empty() { manifest.envs.keys().cloned().collect() } else { opts.envs.clone() };
+    for env in start_order(&manifest, &wanted) {
+        let spec = &resolution.specs[&env];
+        let image = &built.images[&env];
+        let config = format!("{}+{}", image.digest, spec.config_hash());
+        let current = existing.iter().find(|c| c.record.labels.get(ENV_LABEL) == Some(&env));
+        if !has_command(&store, &image.tag)? {
+            if let Some(c) = current {
+                control::remove(c, true).map_err(|e| UpError::Start { env: env.clone(), source: Box::new(e) })?;
+            }
+            actions.insert(env, Action::ImageOnly);
+            continue;
+        }
+        let action = match current {
+            Some(c) if c.record.labels.get(CONFIG_LABEL) == Some(&config) => {
+                if control::is_running(c).map_err(|e| UpError::Start { env: env.clone(), source: Box::new(e) })? {
+                    Action::Unchanged
+                } else {
+                    control::start(c).map_err(|e| UpError::Start { env: env.clone(), source: Box::new(e) })?;
+                    Action::Started
+                }
+            }
+            Some(c) => {
+                control::remove(c, true).map_err(|e| UpError::Start { env: env.clone(), source: Box::new(e) })?;
+                start_new(&store, &manifest, spec, &image.tag, &config, &netns)?;
+                Action::Recreated
+            }
+            None => {
+                start_new(&store, &manifest, spec, &image.tag, &config, &netns)?;
+                Action::Created
+            }
+        };
+        actions.insert(env, action);
+    }
+    if opts.envs.is_empty() {
+        for orphan in
+            existing.iter().filter(|c| c.record.labels.get(ENV_LABEL).is_none_or(|e| !manifest.envs.contains_key(e)))
+        {
+            control::remove(orphan, true)
+                .map_err(|e| UpError::Start { env: orphan.record.name.clone(), source: Box::new(e) })?;
+            actions.insert(orphan.record.labels.get(ENV_LABEL).cloned().unwrap_or_default(), Action::Removed);
+        }
+    }
+    Ok(actions)
+}
+
+/// Stops and removes the project's containers and network namespace; with
+/// `volumes`, its named volumes too. Returns the names removed.
+pub fn down(store_root: &Path, project: &str, volumes: bool) -> Result<Vec<String>, UpError> {
+    let Some(store) = Store::open_existing(store_root)? else { return Ok(Vec::new()) };
+    let _lock = store.lock_exclusive()?;
+    let mut removed = Vec::new();
+    for c in project_containers(&store, project)? {
+        control::remove(&c, true).map_err(|e| UpError::Start { env: c.record.name.clone(), source: Box::new(e) })?;
+        removed.push(c.record.name.clone());
+    }
+    let netns = store.projects_dir().join(format!("{project}.netns"));
+    crate::sys::ns::remove_persistent_netns(&netns).map_err(|source| UpError::Netns {
+        project: project.to_owned(),
+        path: netns,
+        source,
+    })?;
+    if volumes {
+        let dir = volume_root(&store).join(project);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|source| UpError::Volume { path: dir, source })?;
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether the image has a command to run.
+fn has_command(store: &Store, tag: &str) -> Result<bool, UpError> {
+    let image = store.resolve_image(tag).map_err(|e| UpError::Create {
+        env: tag.to_owned(),
+        source: Box::new(create::CreateError::Image(Box::new(e))),
+    })?;
+    let config = image.config.config().clone().unwrap_or_default();
+    Ok(config.cmd().as_ref().is_some_and(|c| !c.is_empty())
+        || config.entrypoint().as_ref().is_some_and(|e| !e.is_empty()))
+}
+
+/// The project's containers, found by label.
+pub fn project_containers(store: &Store, project: &str) -> Result<Vec<Container>, UpError> {
+    Ok(container::list(&store.containers_dir())?
+        .into_iter()
+        .filter(|c| c.record.labels.get(PROJECT_LABEL).map(String::as_str) == Some(project))
+        .collect())
+}
+
+fn volume_root(store: &Store) -> PathBuf {
+    store.root().join("volumes")
+}
+
+/// `wanted` and what they depend on, dependencies first.
+fn start_order(manifest: &Manifest, wanted: &[String]) -> Vec<String> {
+    fn visit(m: &Manifest, env: &str, out: &mut Vec<String>) {
+        if out.iter().any(|e| e == env) {
+            return;
+        }
+        for dep in &m.envs[env].depends_on {
+            visit(m, dep, out);
+        }
+        out.push(env.to_owned());
+    }
+    let mut out = Vec::new();
+    for env in wanted {
+        visit(manifest, env, &mut out);
+    }
+    out
+}
+
+fn start_new(
+    store: &Store,
+    manifest: &Manifest,
+    spec: &ContainerSpec,
+    image: &str,
+    config: &str,
+    netns: &Path,
+) -> Result<(), UpError> {
+    let env = spec.env.clone();
+    let mut volumes = Vec::new();
+    for v in &spec.volumes {
+        let source = match &v.source {
+            VolumeSource::Bind(p) => p.clone(),
+            VolumeSource::Named(name) => {
+                let dir = volume_root(store).join(&manifest.project).join(name);
+                std::fs::create_dir_all(&dir).map_err(|source| UpError::Volume { path: dir.clone(), source })?;
+                dir
+            }
+        };
+        volumes.push(BindMount { source, destination: PathBuf::from(&v.target), readonly: v.read_only });
+    }
+    let mut labels = spec.labels.clone();
+    labels.insert(PROJECT_LABEL.to_owned(), manifest.project.clone());
+    labels.insert(ENV_LABEL.to_owned(), env.clone());
+    labels.insert(CONFIG_LABEL.to_owned(), config.to_owned());
+    let limits = &spec.limits;
+    let opts = RunOptions {
+        image: image.to_owned(),
+        name: Some(format!("{}-{}", manifest.project, env)),
+        ports: spec.ports.iter().map(ToString::to_string).collect(),
+        resources: Resources {
+            memory_bytes: limits.memory.map(|m| m.0 as i64),
+            cpu_quota: limits.cpus.map(|c| (c * 100_000.0).round() as i64),
+            cpu_period: limits.cpus.map(|_| 100_000),
+            pids: limits.pids.map(|p| p as i64),
+        },
+        network: match spec.network {
+            Network::Project => NetworkMode::Join(netns.to_path_buf()),
+            Network::Host => NetworkMode::Host,
+            Network::None => NetworkMode::None,
+        },
+        hostname: Some(env.clone()),
+        aliases: manifest.envs.keys().filter(|e| **e != env).cloned().collect(),
+        restart: restart_text(spec.restart),
+        volumes,
+        labels,
+        ..RunOptions::default()
+    };
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let c =
+        create::create(store, &opts, &resolv).map_err(|e| UpError::Create { env: env.clone(), source: Box::new(e) })?;
+    shim::spawn(&c.paths.dir)
+        .map_err(|e| UpError::Start { env: env.clone(), source: Box::new(control::ControlError::Shim(e)) })?;
+    Ok(())
+}
+
+fn restart_text(p: crate::manifest::values::RestartPolicy) -> String {
+    use crate::manifest::values::RestartPolicy;
+    match p {
+        RestartPolicy::No => "no".to_owned(),
+        RestartPolicy::Always => "always".to_owned(),
+        RestartPolicy::UnlessStopped => "unless-stopped".to_owned(),
+        RestartPolicy::OnFailure { max_retries: Some(n) } => format!("on-failure:{n}"),
+        RestartPolicy::OnFailure { max_retries: None } => "on-failure".to_owned(),
+    }
+}

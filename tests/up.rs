@@ -1,0 +1,93 @@
+//! `berth up -d` and `berth down`: envs started in depends_on order in one
+//! shared network namespace (reaching each other by name), named volumes,
+//! nothing done when nothing changed, recreation of what changed, orphans
+//! removed, and `down` leaving no trace.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::Berth;
+
+const MANIFEST: &str = r#"
+project = "shop"
+
+[env.base]
+image = "rootfs:busybox.tar"
+
+[env.web]
+from = "base"
+copy = [{ src = "www", dest = "/www" }]
+cmd = ["httpd", "-f", "-p", "8000", "-h", "/www"]
+
+[env.client]
+from = "base"
+depends_on = ["web"]
+cmd = ["sh", "-c", "while true; do wget -q -O /data/got http://web:8000/index.html; wget -q -O /data/local http://localhost:8000/index.html; sleep 0.2; done"]
+volumes = ["data:/data"]
+"#;
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(support::image::busybox_tar(), dir.path().join("busybox.tar")).unwrap();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    std::fs::write(dir.path().join("www/index.html"), "v1\n").unwrap();
+    std::fs::write(dir.path().join("berth.toml"), MANIFEST).unwrap();
+    dir
+}
+
+fn wait_for_file(path: &std::path::Path, want: &str) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(path).unwrap_or_default() != want {
+        assert!(Instant::now() < until, "{} never read {want:?}", path.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn up_reconciles_and_down_cleans() {
+    let berth = Berth::new();
+    let dir = project();
+    let up = berth.run_in(dir.path(), &["up", "-d"]);
+    up.ok();
+    assert!(
+        up.stderr.contains("web: created and started") && up.stderr.contains("client: created and started"),
+        "{}",
+        up.stderr
+    );
+    let volume = berth.store_root().join("volumes/shop/data");
+    // client reaches web by its env name and on localhost: one namespace.
+    wait_for_file(&volume.join("got"), "v1\n");
+    wait_for_file(&volume.join("local"), "v1\n");
+    let ps = berth.run(&["ps"]).ok().to_owned();
+    assert!(ps.contains("shop-web") && ps.contains("shop-client") && !ps.contains("shop-base"), "{ps}");
+
+    let again = berth.run_in(dir.path(), &["up", "-d"]);
+    assert!(again.stderr.contains("nothing to do"), "{}", again.stderr);
+
+    std::fs::write(dir.path().join("www/index.html"), "v2\n").unwrap();
+    let changed = berth.run_in(dir.path(), &["up", "-d"]);
+    assert!(changed.stderr.contains("web: recreated") && !changed.stderr.contains("client:"), "{}", changed.stderr);
+    wait_for_file(&volume.join("got"), "v2\n");
+
+    // An env removed from the manifest is an orphan.
+    let without_client = MANIFEST[..MANIFEST.find("[env.client]").unwrap()].to_owned();
+    std::fs::write(dir.path().join("berth.toml"), without_client).unwrap();
+    let orphaned = berth.run_in(dir.path(), &["up", "-d"]);
+    assert!(orphaned.stderr.contains("client: removed"), "{}", orphaned.stderr);
+
+    let down = berth.run_in(dir.path(), &["down", "-v"]).ok().to_owned();
+    assert_eq!(down, "shop-web\n");
+    assert_eq!(berth.run(&["ps", "-aq"]).ok(), "");
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains("shop.netns"));
+    assert!(!volume.exists(), "-v removes named volumes");
+}
+
+#[test]
+fn up_in_the_foreground_is_not_built_and_says_so() {
+    let berth = Berth::new();
+    let dir = project();
+    let err = berth.run_in(dir.path(), &["up"]).fails_with(2).to_owned();
+    assert!(err.contains("not built yet") && err.contains("berth up -d"), "{err}");
+    assert!(!berth.store_root().exists(), "nothing was done");
+}
