@@ -21,6 +21,6 @@ ci:
 bench:
     for b in bench/*.sh; do bash "$b"; done
 
-# The main job on the demo project.
+# The main job on the demo project: build it and bring it up (detached).
 demo:
-    cargo run --release -- plan -f manifests/demo/berth.toml
+    cargo run --release -- up -d -f manifests/demo/berth.toml
