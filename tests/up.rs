@@ -62,6 +62,8 @@ fn up_reconciles_and_down_cleans() {
     let ps = berth.run(&["ps"]).ok().to_owned();
     assert!(ps.contains("shop-web") && ps.contains("shop-client") && !ps.contains("shop-base"), "{ps}");
 
+    // Inside the project, an env's name names its container.
+    assert!(berth.run_in(dir.path(), &["exec", "web", "cat", "/www/index.html"]).ok().contains("v1"));
     let again = berth.run_in(dir.path(), &["up", "-d"]);
     assert!(again.stderr.contains("nothing to do"), "{}", again.stderr);
 

@@ -9,10 +9,27 @@ pub fn store(ctx: &super::Context) -> anyhow::Result<Store> {
     Ok(Store::open(&ctx.store_root()?)?)
 }
 
-/// The container named or with the id (prefix) `query`.
+/// The container named or with the id (prefix) `query`; inside a project
+/// (a berth.toml here or above), an env name also names its container
+/// (`api` is `PROJECT-api`).
 pub fn find(store: &Store, query: &str) -> anyhow::Result<Container> {
     let _shared = store.lock_shared()?;
-    Ok(container::find(&store.containers_dir(), query)?)
+    let dir = store.containers_dir();
+    match container::find(&dir, query) {
+        Err(container::ContainerError::NotFound(_)) if project_of_cwd().is_some() => {
+            let project = project_of_cwd().unwrap_or_default();
+            container::find(&dir, &format!("{project}-{query}"))
+                .map_err(|_| container::ContainerError::NotFound(query.to_owned()).into())
+        }
+        other => Ok(other?),
+    }
+}
+
+/// The project whose berth.toml is in the current directory or above.
+fn project_of_cwd() -> Option<String> {
+    let here = std::env::current_dir().ok()?;
+    let file = berth::manifest::find(&here)?;
+    berth::manifest::load(&file).ok().map(|m| m.project)
 }
 
 /// Runs `each` for every container in `names`, printing the name on success
