@@ -8,22 +8,28 @@
 //! `/dev` and the rest ([`mounts`]), pivots into it, drops privileges and
 //! runs berth's own reaping init ([`init`]) as PID 1, which runs the
 //! command. Limits come from cgroups v1 or v2 ([`cgroup`]). A shim process
-//! per detached container owns it: logs ([`logs`]), state ([`state`]),
-//! restart policy and published ports ([`ports`]).
+//! per detached container ([`shim`]) owns it: logs ([`logs`]), state
+//! ([`state`]), restart policy ([`restart`]), published ports ([`ports`])
+//! and attached clients ([`attach`]); a foreground `berth run` supervises
+//! its container from the CLI itself ([`foreground`]). The CLI controls
+//! containers only through their directories' files and signals
+//! ([`control`]).
 //!
 //! # Start-up order, and what each step guards against
 //!
 //! In the parent (shim or CLI), before any process exists:
 //! 1. **Plan** the spec (`process::plan`, `MountPlan::new`): bad args, cwd,
 //!    capabilities, bind sources, namespace files fail here, with names.
-//! 2. **Sealed init binary** (`InitExe`, once per parent): a memfd copy of
-//!    berth sealed against writes. No container process can ever reach the
-//!    host's berth binary through `/proc/PID/exe` (CVE-2019-5736).
+//! 2. **Read-only init binary** (`InitExe`, once per parent): berth opened
+//!    through a detached, read-only overlayfs of its own directory (or, where
+//!    that is unavailable, a memfd copy sealed against writes). No container
+//!    process can ever write the host's berth binary through `/proc/PID/exe`
+//!    (CVE-2019-5736), and no per-container copy costs memory.
 //!
 //! In the container's processes:
 //! 3. **fork** (glibc's; safe from a threaded parent), put stdio on 0–2, the
 //!    error pipe on 3, the sync pipe on 4, the config on 5, everything else
-//!    close-on-exec, and **exec the sealed init** while the host's root (and
+//!    close-on-exec, and **exec the init binary** while the host's root (and
 //!    its dynamic loader) is still visible. From here on only the memfd
 //!    image runs: fresh, single-threaded, holding none of the parent's
 //!    memory or fds.
@@ -63,14 +69,16 @@
 //! 15. **Working directory** resolved inside the new root as the user (a
 //!     leaked host fd or `/proc/self/fd/N` cannot be the cwd,
 //!     CVE-2024-21626), then every fd above 3 close-on-exec.
-//! 16. **Init** (same process, no exec needed: it already is the memfd
+//! 16. **Init** (same process, no exec needed: it already is the read-only
 //!     image): forks the command, which executes with the spec's env and
 //!     only fds 0–2; init reaps every process and forwards signals.
 //!
 //! Costs on the test machine (2 cores, kernel 6.18, release build): the
-//! sealed copy of a 6.6 MiB berth takes about 2 ms once per parent; a
+//! memfd copy of berth, when it is used, takes about 2 ms once per parent; a
 //! container running `true` is executing its command 4.3 ms after
-//! `launch` is called and has exited and been reaped at 5.1 ms.
+//! `launch` is called and has exited and been reaped at 5.1 ms. A container
+//! also never outlives its supervisor (`PR_SET_PDEATHSIG`, set before step
+//! 5), so a killed shim leaves nothing running.
 
 pub mod attach;
 pub mod cgroup;
