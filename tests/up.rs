@@ -19,6 +19,7 @@ image = "rootfs:busybox.tar"
 from = "base"
 copy = [{ src = "www", dest = "/www" }]
 cmd = ["httpd", "-f", "-p", "8000", "-h", "/www"]
+health = { cmd = ["wget", "-q", "-O", "/dev/null", "http://localhost:8000/index.html"], interval = "100ms", retries = 50 }
 
 [env.client]
 from = "base"
@@ -92,4 +93,29 @@ fn up_in_the_foreground_is_not_built_and_says_so() {
     let err = berth.run_in(dir.path(), &["up"]).fails_with(2).to_owned();
     assert!(err.contains("not built yet") && err.contains("berth up -d"), "{err}");
     assert!(!berth.store_root().exists(), "nothing was done");
+}
+
+#[test]
+fn a_dependency_that_never_gets_healthy_stops_up_with_its_log() {
+    let berth = Berth::new();
+    let dir = project();
+    let manifest = r#"
+project = "sick"
+
+[env.db]
+image = "rootfs:busybox.tar"
+cmd = ["sh", "-c", "echo starting the db; sleep 300"]
+health = { cmd = ["false"], interval = "50ms", retries = 3 }
+
+[env.app]
+image = "rootfs:busybox.tar"
+depends_on = ["db"]
+cmd = ["sleep", "300"]
+"#;
+    std::fs::write(dir.path().join("berth.toml"), manifest).unwrap();
+    let err = berth.run_in(dir.path(), &["up", "-d"]).fails_with(1).to_owned();
+    assert!(err.contains("env \"db\" did not become healthy after 3 checks of `false`"), "{err}");
+    assert!(err.contains("  | starting the db"), "{err}");
+    let ps = berth.run(&["ps"]).ok().to_owned();
+    assert!(ps.contains("sick-db") && !ps.contains("sick-app"), "app is not started: {ps}");
 }

@@ -38,6 +38,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         user: args.user,
         tty: args.tty,
         interactive: args.interactive,
+        quiet: false,
     };
     let code = exec(&c, &opts)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))

@@ -45,6 +45,8 @@ pub enum UpError {
     Container(#[from] container::ContainerError),
     #[error("project {project}: cannot make its network namespace {}: {source}", path.display())]
     Netns { project: String, path: PathBuf, source: std::io::Error },
+    #[error("env \"{env}\" did not become healthy after {tries} checks of `{check}`; its last log lines:\n{tail}")]
+    Unhealthy { env: String, tries: u32, check: String, tail: String },
     #[error("cannot make the volume directory {}: {source}", path.display())]
     Volume { path: PathBuf, source: std::io::Error },
 }
@@ -119,6 +121,11 @@ pub fn up(
                 Action::Created
             }
         };
+        // Envs that others depend on are waited for until healthy.
+        let needed = manifest.envs.values().any(|e| e.depends_on.contains(&env));
+        if needed && let Some(health) = &spec.health {
+            wait_healthy(&store, &manifest.project, &env, health)?;
+        }
         actions.insert(env, action);
     }
     if opts.envs.is_empty() {
@@ -156,6 +163,31 @@ pub fn down(store_root: &Path, project: &str, volumes: bool) -> Result<Vec<Strin
         }
     }
     Ok(removed)
+}
+
+/// Runs `health.cmd` in the env's container until it succeeds, after the
+/// start period, every `interval`, at most `retries` times.
+fn wait_healthy(store: &Store, project: &str, env: &str, health: &crate::manifest::Health) -> Result<(), UpError> {
+    let name = format!("{project}-{env}");
+    let c = container::find(&store.containers_dir(), &name)?;
+    std::thread::sleep(health.start_period.0);
+    let opts = crate::runtime::exec::ExecOptions { args: health.cmd.clone(), quiet: true, ..Default::default() };
+    for _ in 0..health.retries {
+        if matches!(crate::runtime::exec::exec(&c, &opts), Ok(0)) {
+            return Ok(());
+        }
+        std::thread::sleep(health.interval.0);
+    }
+    let mut tail = Vec::new();
+    let query = crate::runtime::logs::LogQuery { tail: Some(10), ..Default::default() };
+    let _ =
+        crate::runtime::logs::read_logs(&c.paths.log(), &query, &mut crate::runtime::logs::Outputs::merged(&mut tail));
+    Err(UpError::Unhealthy {
+        env: env.to_owned(),
+        tries: health.retries,
+        check: health.cmd.join(" "),
+        tail: crate::build::step::tail(&tail, 10),
+    })
 }
 
 /// Whether the image has a command to run.

@@ -26,6 +26,8 @@ pub struct ExecOptions {
     pub user: Option<String>,
     pub tty: bool,
     pub interactive: bool,
+    /// Discard the command's output (health checks).
+    pub quiet: bool,
 }
 
 /// Why a command could not be run in a container.
@@ -101,11 +103,10 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
         stdio
     } else {
         let stdin = if opts.interactive { Some(dup(0).map_err(io("duplicate stdin"))?) } else { None };
-        Stdio {
-            stdin,
-            stdout: dup(1).map_err(io("duplicate stdout"))?,
-            stderr: dup(2).map_err(io("duplicate stderr"))?,
-        }
+        let out = |fd: i32| -> std::io::Result<OwnedFd> {
+            if opts.quiet { Ok(std::fs::File::options().write(true).open("/dev/null")?.into()) } else { dup(fd) }
+        };
+        Stdio { stdin, stdout: out(1).map_err(io("open stdout"))?, stderr: out(2).map_err(io("open stderr"))? }
     };
     let pid = process::exec_in(target, &process, stdio, &init, &before_start)
         .map_err(|source| ExecError::Start { name: name.clone(), source })?;
