@@ -123,7 +123,7 @@ fn cached_nodes_are_reported_as_cached() {
     assert_eq!(plan["nodes"][0]["action"], "cached");
     let text = berth.run_in(dir.path(), &["plan"]).ok().to_owned();
     assert!(text.contains(&format!("= {}  base bootstrap bookworm", &base_key.to_string()[..12])), "{text}");
-    assert!(text.contains("Plan: 4 to build, 1 cached."), "{text}");
+    assert!(text.contains("Plan: 4 to build, 1 cached; 2 to create, 0 to change, 0 to remove."), "{text}");
 }
 
 #[test]

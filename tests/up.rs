@@ -68,7 +68,19 @@ fn up_reconciles_and_down_cleans() {
     let again = berth.run_in(dir.path(), &["up", "-d"]);
     assert!(again.stderr.contains("nothing to do"), "{}", again.stderr);
 
+    // The plan agrees: nothing to do, then exactly what changed.
+    berth.run_in(dir.path(), &["plan", "--exit-code"]).ok();
     std::fs::write(dir.path().join("www/index.html"), "v2\n").unwrap();
+    let plan = berth.run_in(dir.path(), &["plan", "--exit-code"]);
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(plan.stdout.contains("~ web: recreate (image: "), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("= client: running, up to date") && plan.stdout.contains("= base: image only"),
+        "{}",
+        plan.stdout
+    );
+    let json = berth.run_in(dir.path(), &["plan", "--json"]).json();
+    assert!(json["containers"].as_array().unwrap().iter().any(|c| c["env"] == "web" && c["action"] == "recreate"));
     let changed = berth.run_in(dir.path(), &["up", "-d"]);
     assert!(changed.stderr.contains("web: recreated") && !changed.stderr.contains("client:"), "{}", changed.stderr);
     wait_for_file(&volume.join("got"), "v2\n");

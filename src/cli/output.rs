@@ -37,6 +37,14 @@ impl Paint {
         self.wrap("32", s)
     }
 
+    pub fn yellow(&self, s: &str) -> String {
+        self.wrap("33", s)
+    }
+
+    pub fn red(&self, s: &str) -> String {
+        self.wrap("31", s)
+    }
+
     pub fn dim(&self, s: &str) -> String {
         self.wrap("2", s)
     }

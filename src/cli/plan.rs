@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, anyhow};
+use berth::plan::containers::ContainerAction;
 use berth::plan::{NodeAction, NodePlan, Plan};
 
 use super::output::Paint;
@@ -90,9 +91,34 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
         }
         out += &format!("  {name:<12} {}\n", parts.join("  "));
     }
+    out += "\nContainers:\n";
+    let (mut create, mut change, mut remove) = (0, 0, 0);
+    for c in &plan.containers {
+        let line = match &c.action {
+            ContainerAction::Create => {
+                create += 1;
+                format!("{} {}: create", paint.green("+"), c.env)
+            }
+            ContainerAction::Recreate { changes } => {
+                change += 1;
+                format!("{} {}: recreate ({})", paint.yellow("~"), c.env, changes.join("; "))
+            }
+            ContainerAction::Start { status } => {
+                change += 1;
+                format!("{} {}: start (it is {status})", paint.yellow("~"), c.env)
+            }
+            ContainerAction::Remove => {
+                remove += 1;
+                format!("{} {}: remove (no longer declared)", paint.red("-"), c.env)
+            }
+            ContainerAction::Unchanged => format!("{} {}: running, up to date", paint.dim("="), c.env),
+            ContainerAction::ImageOnly => format!("{} {}: image only (no command to run)", paint.dim("="), c.env),
+        };
+        out += &format!("  {line}\n");
+    }
     let build = plan.to_build();
     out += &format!(
-        "\nPlan: {} to build, {} cached. (Containers are planned once `berth up` is built.)\n",
+        "\nPlan: {} to build, {} cached; {create} to create, {change} to change, {remove} to remove.\n",
         if build > 0 { paint.green(&build.to_string()) } else { "0".to_owned() },
         plan.nodes.len() - build
     );

@@ -8,6 +8,7 @@
 //! container actions (create, recreate, start, remove) join it with the
 //! runtime.
 
+pub mod containers;
 mod project;
 pub mod up;
 
@@ -57,6 +58,8 @@ pub struct Plan {
     /// Every node once, parents before children.
     pub nodes: Vec<NodePlan>,
     pub envs: BTreeMap<String, EnvPlan>,
+    /// What `berth up` would do with each env's container.
+    pub containers: Vec<containers::ContainerPlan>,
 }
 
 impl Plan {
@@ -67,7 +70,8 @@ impl Plan {
 
     /// Whether applying the plan would change anything.
     pub fn has_changes(&self) -> bool {
-        self.to_build() > 0
+        use containers::ContainerAction::{ImageOnly, Unchanged};
+        self.to_build() > 0 || self.containers.iter().any(|c| !matches!(c.action, Unchanged | ImageOnly))
     }
 }
 
@@ -102,7 +106,7 @@ pub fn plan(project: &str, resolution: &Resolution, cached: &dyn Fn(&CacheKey) -
             (name.clone(), EnvPlan { nodes: chain, spec: spec.clone() })
         })
         .collect();
-    Plan { project: project.to_owned(), nodes, envs }
+    Plan { project: project.to_owned(), nodes, envs, containers: Vec::new() }
 }
 
 #[cfg(test)]

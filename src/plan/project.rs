@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::{Plan, plan};
+use super::{Plan, containers, plan, up};
 use crate::manifest::{self, LOCK_FILE, Lock, Manifest, ManifestError};
 use crate::resolve::{ResolveError, resolve};
 use crate::store::{Store, StoreError};
@@ -18,6 +18,8 @@ pub enum PlanError {
     Resolve { manifest: PathBuf, source: Box<ResolveError> },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Containers(Box<crate::runtime::container::ContainerError>),
 }
 
 /// Plans the manifest at `manifest_path` against the store at `store_root`.
@@ -29,7 +31,9 @@ pub fn plan_project(manifest_path: &Path, store_root: &Path) -> Result<(Manifest
     let resolution = resolve(&manifest, &lock)
         .map_err(|source| PlanError::Resolve { manifest: manifest_path.to_owned(), source: Box::new(source) })?;
     let mut cached = HashSet::new();
-    if let Some(store) = Store::open_existing(store_root)? {
+    let mut existing = Vec::new();
+    let store = Store::open_existing(store_root)?;
+    if let Some(store) = &store {
         let _shared = store.lock_shared()?;
         for index in resolution.graph.topological() {
             let key = resolution.graph.node(index).key;
@@ -37,7 +41,39 @@ pub fn plan_project(manifest_path: &Path, store_root: &Path) -> Result<(Manifest
                 cached.insert(key);
             }
         }
+        existing = current_containers(store, &manifest.project)?;
     }
-    let plan = plan(&manifest.project, &resolution, &|key| cached.contains(key));
+    let mut plan = plan(&manifest.project, &resolution, &|key| cached.contains(key));
+    // An env runs if it or its built image has a command.
+    let runs = |spec: &crate::resolve::ContainerSpec| {
+        let tag = crate::build::image::tag_for(&spec.project, &spec.env);
+        let built = store.as_ref().and_then(|s| s.resolve_image(&tag).ok()).and_then(|i| i.config.config().clone());
+        spec.cmd.is_some()
+            || spec.entrypoint.is_some()
+            || built.is_some_and(|c| c.cmd().as_ref().is_some_and(|v| !v.is_empty()) || c.entrypoint().is_some())
+    };
+    plan.containers = containers::container_actions(&resolution.specs, &existing, &runs);
     Ok((manifest, plan))
+}
+
+/// The project's containers as they are: the input of the container plan.
+fn current_containers(store: &Store, project: &str) -> Result<Vec<containers::Existing>, PlanError> {
+    let all =
+        crate::runtime::container::list(&store.containers_dir()).map_err(|e| PlanError::Containers(Box::new(e)))?;
+    let mut out = Vec::new();
+    for c in all.iter().filter(|c| c.record.labels.get(up::PROJECT_LABEL).map(String::as_str) == Some(project)) {
+        let state = crate::runtime::state::read_state(&c.paths.dir).ok();
+        let observed = state.as_ref().map(crate::runtime::state::observed_status);
+        let status = observed.as_ref().map_or("created".to_owned(), |o| o.status.as_str().to_owned());
+        let spec =
+            std::fs::read(c.paths.dir.join(up::ENV_SPEC_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        out.push(containers::Existing {
+            env: c.record.labels.get(up::ENV_LABEL).cloned().unwrap_or_default(),
+            config_hash: c.record.labels.get(up::CONFIG_LABEL).cloned().unwrap_or_default(),
+            running: status == "running",
+            status,
+            spec,
+        });
+    }
+    Ok(out)
 }

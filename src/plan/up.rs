@@ -27,6 +27,8 @@ use crate::store::Store;
 pub const PROJECT_LABEL: &str = "org.berth.project";
 pub const ENV_LABEL: &str = "org.berth.env";
 pub const CONFIG_LABEL: &str = "org.berth.config";
+/// The env's `ContainerSpec` as `up` created its container from it.
+pub const ENV_SPEC_FILE: &str = "env-spec.json";
 
 /// Why `up` or `down` failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +95,7 @@ pub fn up(
     for env in start_order(&manifest, &wanted) {
         let spec = &resolution.specs[&env];
         let image = &built.images[&env];
-        let config = format!("{}+{}", image.digest, spec.config_hash());
+        let config = spec.config_hash().to_string();
         let current = existing.iter().find(|c| c.record.labels.get(ENV_LABEL) == Some(&env));
         if !has_command(&store, &image.tag)? {
             if let Some(c) = current {
@@ -282,6 +284,9 @@ fn start_new(
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let c =
         create::create(store, &opts, &resolv).map_err(|e| UpError::Create { env: env.clone(), source: Box::new(e) })?;
+    // What the env asked for, so `berth plan` can say which fields changed.
+    let json = serde_json::to_vec_pretty(spec).expect("a container spec always serialises");
+    container::write_atomic(&c.paths.dir.join(ENV_SPEC_FILE), &json)?;
     shim::spawn(&c.paths.dir)
         .map_err(|e| UpError::Start { env: env.clone(), source: Box::new(control::ControlError::Shim(e)) })?;
     Ok(())

@@ -1,0 +1,138 @@
+//! The container half of a plan: each env's desired container (its
+//! `ContainerSpec`, whose hash covers the image's cache key and every
+//! setting) against the container `berth up` made for it, with the reason
+//! for every action and, for a recreation, which fields changed.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::resolve::ContainerSpec;
+
+/// What `berth up` would do with one env's container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
+pub enum ContainerAction {
+    /// No container yet.
+    Create,
+    /// The container differs: these fields, old → new.
+    Recreate { changes: Vec<String> },
+    /// Up to date but not running.
+    Start { status: String },
+    /// Up to date and running.
+    Unchanged,
+    /// The env is gone from the manifest.
+    Remove,
+    /// The env has no command: its image is built, no container runs.
+    ImageOnly,
+}
+
+/// One env's container plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerPlan {
+    pub env: String,
+    #[serde(flatten)]
+    pub action: ContainerAction,
+}
+
+/// A container `berth up` made, as the store shows it now.
+pub struct Existing {
+    pub env: String,
+    pub config_hash: String,
+    pub running: bool,
+    pub status: String,
+    /// The spec it was made from, when recorded.
+    pub spec: Option<serde_json::Value>,
+}
+
+/// The container actions for `specs` given `existing`; `runs(env)` says
+/// whether an env has a command (else it is image-only).
+pub fn container_actions(
+    specs: &BTreeMap<String, ContainerSpec>,
+    existing: &[Existing],
+    runs: &dyn Fn(&ContainerSpec) -> bool,
+) -> Vec<ContainerPlan> {
+    let mut out = Vec::new();
+    for (env, spec) in specs {
+        let current = existing.iter().find(|e| &e.env == env);
+        let action = match current {
+            _ if !runs(spec) => ContainerAction::ImageOnly,
+            None => ContainerAction::Create,
+            Some(e) if e.config_hash == spec.config_hash().to_string() => {
+                if e.running {
+                    ContainerAction::Unchanged
+                } else {
+                    ContainerAction::Start { status: e.status.clone() }
+                }
+            }
+            Some(e) => ContainerAction::Recreate { changes: changes(e.spec.as_ref(), spec) },
+        };
+        out.push(ContainerPlan { env: env.clone(), action });
+    }
+    for e in existing.iter().filter(|e| !specs.contains_key(&e.env)) {
+        out.push(ContainerPlan { env: e.env.clone(), action: ContainerAction::Remove });
+    }
+    out
+}
+
+/// `field: old -> new` for every top-level field that differs.
+fn changes(old: Option<&serde_json::Value>, new: &ContainerSpec) -> Vec<String> {
+    let new = serde_json::to_value(new).expect("a container spec always serialises");
+    let Some(old) = old else { return vec!["the container predates recorded specs".to_owned()] };
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (k, v) in new {
+        let before = old.get(k).unwrap_or(&serde_json::Value::Null);
+        if before != v {
+            out.push(format!("{k}: {} -> {}", short(before), short(v)));
+        }
+    }
+    out
+}
+
+fn short(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    if text.chars().count() > 60 { format!("{}…", text.chars().take(59).collect::<String>()) } else { text }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::manifest::{self, Lock};
+    use crate::resolve::resolve;
+
+    fn specs(text: &str) -> BTreeMap<String, ContainerSpec> {
+        let m = manifest::parse(text, Path::new("berth.toml"), Path::new("/p")).unwrap();
+        resolve(&m, &Lock::default()).unwrap().specs
+    }
+
+    #[test]
+    fn actions_and_their_reasons() {
+        let before =
+            specs("[env.a]\nimage = \"scratch\"\ncmd = [\"x\"]\n[env.b]\nimage = \"scratch\"\ncmd = [\"y\"]\n");
+        let after = specs(
+            "[env.a]\nimage = \"scratch\"\ncmd = [\"x\"]\nenv = { MODE = \"test\" }\n[env.c]\nimage = \"scratch\"\ncmd = [\"z\"]\n[env.base]\nimage = \"scratch\"\n",
+        );
+        let existing: Vec<Existing> = before
+            .iter()
+            .map(|(env, spec)| Existing {
+                env: env.clone(),
+                config_hash: spec.config_hash().to_string(),
+                running: true,
+                status: "running".into(),
+                spec: Some(serde_json::to_value(spec).unwrap()),
+            })
+            .collect();
+        let plan = container_actions(&after, &existing, &|s| s.cmd.is_some());
+        let by: BTreeMap<&str, &ContainerAction> = plan.iter().map(|p| (p.env.as_str(), &p.action)).collect();
+        let ContainerAction::Recreate { changes } = by["a"] else { panic!("{plan:?}") };
+        assert_eq!(changes, &["env_vars: {} -> {\"MODE\":\"test\"}"]);
+        assert_eq!(by["c"], &ContainerAction::Create);
+        assert_eq!(by["b"], &ContainerAction::Remove);
+        assert_eq!(by["base"], &ContainerAction::ImageOnly);
+        let same = container_actions(&before, &existing, &|_| true);
+        assert!(same.iter().all(|p| p.action == ContainerAction::Unchanged));
+    }
+}
