@@ -99,12 +99,33 @@ fn up_reconciles_and_down_cleans() {
 }
 
 #[test]
-fn up_in_the_foreground_is_not_built_and_says_so() {
+fn up_in_the_foreground_follows_the_logs_and_ctrl_c_stops_the_envs() {
+    use std::io::Read;
     let berth = Berth::new();
     let dir = project();
-    let err = berth.run_in(dir.path(), &["up"]).fails_with(2).to_owned();
-    assert!(err.contains("not built yet") && err.contains("berth up -d"), "{err}");
-    assert!(!berth.store_root().exists(), "nothing was done");
+    let manifest = "project = \"fg\"\n[env.ticker]\nimage = \"rootfs:busybox.tar\"\n\
+                    cmd = [\"sh\", \"-c\", \"while true; do echo tick; sleep 0.2; done\"]\n";
+    std::fs::write(dir.path().join("berth.toml"), manifest).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["--root", &berth.store_root().to_string_lossy(), "up"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("fg-ticker | tick\n") {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "berth up ended early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let ps = berth.run(&["ps", "-a", "--json"]).json();
+    assert_eq!(ps[0]["status"], "exited", "Ctrl-C stops the envs: {ps}");
 }
 
 #[test]
