@@ -152,3 +152,25 @@ cmd = ["sleep", "300"]
     let ps = berth.run(&["ps"]).ok().to_owned();
     assert!(ps.contains("sick-db") && !ps.contains("sick-app"), "app is not started: {ps}");
 }
+
+#[test]
+fn two_ups_at_once_make_one_set_of_containers() {
+    let berth = Berth::new();
+    let dir = project();
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["--root", &berth.store_root().to_string_lossy(), "up", "-d"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success());
+    let said = format!("{}{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    assert!(said.contains("nothing to do"), "the second waited, then found nothing to do: {said}");
+    let ps = berth.run(&["ps", "-a", "--json"]).json();
+    assert_eq!(ps.as_array().unwrap().len(), 2, "one web, one client: {ps}");
+}

@@ -42,6 +42,19 @@ pub fn build_project(
     opts: &BuildOptions,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<(Outcome, bool), ProjectBuildError> {
+    let store = Store::open(store_root)?;
+    let _exclusive = store.lock_exclusive()?;
+    build_locked(manifest_path, &store, opts, progress)
+}
+
+/// [`build_project`] for a caller that already holds the store's exclusive
+/// lock (`berth up` keeps it from the build to the last container).
+pub fn build_locked(
+    manifest_path: &Path,
+    store: &Store,
+    opts: &BuildOptions,
+    progress: &(dyn Fn(Event) + Sync),
+) -> Result<(Outcome, bool), ProjectBuildError> {
     let manifest = manifest::load(manifest_path)?;
     let lock_path = manifest.dir.join(LOCK_FILE);
     let on_disk = Lock::read(&lock_path)?;
@@ -50,9 +63,7 @@ pub fn build_project(
         manifest: manifest_path.to_owned(),
         source: Box::new(source),
     })?;
-    let store = Store::open(store_root)?;
-    let _exclusive = store.lock_exclusive()?;
-    let outcome = engine::build(&store, &manifest, &resolution, &mut lock, opts, progress)?;
+    let outcome = engine::build(store, &manifest, &resolution, &mut lock, opts, progress)?;
     let changed = lock.env != on_disk.env;
     if changed {
         // The lock pins what was just installed, which changes the keys of

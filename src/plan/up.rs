@@ -73,13 +73,15 @@ pub fn up(
     opts: &BuildOptions,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<BTreeMap<String, Action>, UpError> {
-    let (built, _) = build::build_project(manifest_path, store_root, opts, progress)?;
+    // One exclusive lock from the build to the last container: a second
+    // `up` of the same project waits, then finds nothing to do.
+    let store = Store::open(store_root)?;
+    let _lock = store.lock_exclusive()?;
+    let (built, _) = build::build_locked(manifest_path, &store, opts, progress)?;
     let manifest = manifest::load(manifest_path)?;
     let lock = manifest::Lock::read(&manifest.dir.join(manifest::LOCK_FILE))?;
     let resolution = crate::resolve::resolve(&manifest, &lock)
         .map_err(|e| ProjectBuildError::Resolve { manifest: manifest_path.to_owned(), source: Box::new(e) })?;
-    let store = Store::open(store_root)?;
-    let _lock = store.lock_exclusive()?;
     let netns = store.projects_dir().join(format!("{}.netns", manifest.project));
     if manifest.envs.values().any(|e| e.network == Network::Project) && !netns.exists() {
         crate::sys::ns::persistent_netns(&netns).map_err(|source| UpError::Netns {
