@@ -174,3 +174,12 @@ fn two_ups_at_once_make_one_set_of_containers() {
     let ps = berth.run(&["ps", "-a", "--json"]).json();
     assert_eq!(ps.as_array().unwrap().len(), 2, "one web, one client: {ps}");
 }
+
+#[test]
+fn watch_is_not_built_and_says_so() {
+    let berth = Berth::new();
+    let dir = project();
+    let err = berth.run_in(dir.path(), &["up", "--watch"]).fails_with(2).to_owned();
+    assert!(err.contains("not built yet"), "{err}");
+    assert!(!berth.store_root().exists());
+}

@@ -24,11 +24,20 @@ pub struct Args {
     /// Install exactly the package versions in berth.lock
     #[arg(long)]
     locked: bool,
+    /// Keep the machine matching berth.toml as files change (not built yet)
+    #[arg(long)]
+    watch: bool,
     /// Envs to bring up (with what they depend on) [default: all]
     envs: Vec<String>,
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
+    if args.watch {
+        eprintln!(
+            "berth: `berth up --watch` is not built yet (issue #5); nothing was done. `berth up` without it works."
+        );
+        return Ok(ExitCode::from(2));
+    }
     let file = super::plan::manifest_path(args.file)?;
     let opts = BuildOptions {
         envs: args.envs,
