@@ -35,8 +35,8 @@ fn window_size_changes_are_forwarded_and_the_terminal_is_restored() {
     let berth = Berth::with_busybox();
     let out = on_a_terminal(
         &berth,
-        "stty rows 10 cols 20; (sleep 0.7; stty rows 40 cols 100 < /dev/tty) & \
-         $BERTH run --rm -it busybox sh -c 'stty size; sleep 1.5; stty size'; stty -a | grep -o -- ' -*icanon'",
+        "stty rows 10 cols 20; (sleep 1.2; stty rows 40 cols 100 < /dev/tty) & \
+         $BERTH run --rm -it busybox sh -c 'stty size; sleep 2.5; stty size'; stty -a | grep -o -- ' -*icanon'",
     );
     assert_eq!(out, "10 20\n40 100\n icanon\n", "raw mode must be undone when berth exits");
 }
