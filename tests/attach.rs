@@ -48,7 +48,7 @@ fn a_terminal_container_gets_the_users_size_and_keys() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     stdin.write_all(b"stty size; exit 7\r").unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
@@ -68,7 +68,7 @@ fn ctrl_p_ctrl_q_detaches_and_leaves_the_container_running() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     stdin.write_all(&[0x10, 0x11]).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     drop(stdin);
