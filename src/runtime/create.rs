@@ -88,7 +88,7 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
         command: args.clone(),
         lowers,
         ports: opts.ports.clone(),
-        restart: opts.restart.clone(),
+        restart: if opts.restart.is_empty() { "no".to_owned() } else { opts.restart.clone() },
         auto_remove: opts.auto_remove,
         tty: opts.tty,
         interactive: opts.interactive,
