@@ -58,13 +58,13 @@ enum Command {
     Up(up::Args),
     /// Stop and remove the project's containers
     Down(up::DownArgs),
-    /// List the project's envs and their state
+    /// List containers and their state (-a for stopped ones too)
     Ps(ps::Args),
-    /// Show the logs of the project's envs
+    /// Show a container's output (in a project, an env's)
     Logs(logs::Args),
-    /// Run a command in a running env
+    /// Run a command in a running container (in a project, an env)
     Exec(exec::Args),
-    /// Show files changed in an env's container
+    /// Show the files a container (or env) added, changed or deleted
     Diff(diff::Args),
     /// Freeze a running env into an image
     Snapshot(unbuilt::Args),
