@@ -4,7 +4,7 @@
 //!
 //! [`detect`] reads the mount table once and returns a [`Hierarchy`]: either
 //! the cgroup v2 mount (when it offers `memory`, `cpu` and `pids`) or the
-//! mount point of every cgroup v1 controller (see [`mountinfo`] for the
+//! mount point of every cgroup v1 controller (see `mountinfo` for the
 //! choice on hybrid hosts). Everything else takes that value as a
 //! parameter, so tests point it at a temporary directory.
 //!

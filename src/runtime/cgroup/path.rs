@@ -8,7 +8,7 @@ use super::error::CgroupError;
 /// A cgroup's name below each hierarchy root, such as `berth/3f2a…`: one or
 /// more components of ASCII letters, digits, `-`, `_` and `.`.
 ///
-/// Every directory the path names belongs to berth: [`Cgroup::remove`]
+/// Every directory the path names belongs to berth: [`Cgroup::remove`](super::Cgroup::remove)
 /// deletes the leaf and then each named parent that has become empty.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CgroupPath {
