@@ -102,8 +102,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         if !(cpus > 0.0 && cpus.is_finite()) {
             bail!("--cpus {cpus}: expected a number of CPUs above 0, as in 0.5");
         }
-        resources.cpu_period = Some(100_000);
-        resources.cpu_quota = Some((cpus * 100_000.0).round() as i64);
+        resources.set_cpus(cpus);
     }
     let env = args
         .env

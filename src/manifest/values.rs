@@ -249,6 +249,18 @@ impl FromStr for RestartPolicy {
     }
 }
 
+impl fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestartPolicy::No => f.write_str("no"),
+            RestartPolicy::Always => f.write_str("always"),
+            RestartPolicy::UnlessStopped => f.write_str("unless-stopped"),
+            RestartPolicy::OnFailure { max_retries: Some(n) } => write!(f, "on-failure:{n}"),
+            RestartPolicy::OnFailure { max_retries: None } => f.write_str("on-failure"),
+        }
+    }
+}
+
 /// Which network namespace an env's container joins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]

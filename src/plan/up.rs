@@ -261,16 +261,19 @@ fn start_new(
     labels.insert(ENV_LABEL.to_owned(), env.clone());
     labels.insert(CONFIG_LABEL.to_owned(), config.to_owned());
     let limits = &spec.limits;
+    let mut resources = Resources {
+        memory_bytes: limits.memory.map(|m| m.0 as i64),
+        pids: limits.pids.map(|p| p as i64),
+        ..Resources::default()
+    };
+    if let Some(cpus) = limits.cpus {
+        resources.set_cpus(cpus);
+    }
     let opts = RunOptions {
         image: image.to_owned(),
         name: Some(format!("{}-{}", manifest.project, env)),
         ports: spec.ports.iter().map(ToString::to_string).collect(),
-        resources: Resources {
-            memory_bytes: limits.memory.map(|m| m.0 as i64),
-            cpu_quota: limits.cpus.map(|c| (c * 100_000.0).round() as i64),
-            cpu_period: limits.cpus.map(|_| 100_000),
-            pids: limits.pids.map(|p| p as i64),
-        },
+        resources,
         network: match spec.network {
             Network::Project => NetworkMode::Join(netns.to_path_buf()),
             Network::Host => NetworkMode::Host,
@@ -278,7 +281,7 @@ fn start_new(
         },
         hostname: Some(env.clone()),
         aliases: manifest.envs.keys().filter(|e| **e != env).cloned().collect(),
-        restart: restart_text(spec.restart),
+        restart: spec.restart.to_string(),
         volumes,
         labels,
         ..RunOptions::default()
@@ -292,15 +295,4 @@ fn start_new(
     shim::spawn(&c.paths.dir)
         .map_err(|e| UpError::Start { env: env.clone(), source: Box::new(control::ControlError::Shim(e)) })?;
     Ok(())
-}
-
-fn restart_text(p: crate::manifest::values::RestartPolicy) -> String {
-    use crate::manifest::values::RestartPolicy;
-    match p {
-        RestartPolicy::No => "no".to_owned(),
-        RestartPolicy::Always => "always".to_owned(),
-        RestartPolicy::UnlessStopped => "unless-stopped".to_owned(),
-        RestartPolicy::OnFailure { max_retries: Some(n) } => format!("on-failure:{n}"),
-        RestartPolicy::OnFailure { max_retries: None } => "on-failure".to_owned(),
-    }
 }

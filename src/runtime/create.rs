@@ -180,11 +180,7 @@ fn command(config: &Config, opts: &RunOptions) -> Option<Vec<String>> {
 /// The image's environment with the user's entries added or replaced.
 fn environment(config: &Config, extra: &[String]) -> Vec<String> {
     let mut env: Vec<String> = config.env().clone().unwrap_or_default();
-    for entry in extra {
-        let key = entry.split('=').next().unwrap_or(entry);
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(entry.clone());
-    }
+    spec::merge_env(&mut env, extra);
     env
 }
 

@@ -64,11 +64,7 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
     let mut process = spec.process().clone().unwrap_or_default();
     process.set_args(Some(opts.args.clone()));
     let mut env = process.env().clone().unwrap_or_default();
-    for entry in &opts.env {
-        let key = entry.split('=').next().unwrap_or(entry);
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(entry.clone());
-    }
+    spec::merge_env(&mut env, &opts.env);
     if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".to_owned());
     }

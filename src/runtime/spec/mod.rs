@@ -54,6 +54,14 @@ pub enum NetworkMode {
     Host,
 }
 
+impl Resources {
+    /// `cpus` (0.5 = half a CPU) as a quota per the kernel's default period.
+    pub fn set_cpus(&mut self, cpus: f64) {
+        self.cpu_period = Some(100_000);
+        self.cpu_quota = Some((cpus * 100_000.0).round() as i64);
+    }
+}
+
 /// Resource limits, written to `linux.resources` for the cgroup code.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resources {
@@ -145,6 +153,16 @@ pub fn default_spec(req: &SpecRequest) -> Spec {
     linux.set_rootfs_propagation(None);
     spec.set_linux(Some(linux));
     spec
+}
+
+/// Adds `KEY=VALUE` entries to `env`, each replacing an earlier entry of
+/// the same key (`docker run -e` over an image's `Env`).
+pub fn merge_env(env: &mut Vec<String>, entries: &[String]) {
+    for entry in entries {
+        let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
+        env.retain(|e| !has_key(std::slice::from_ref(e), key));
+        env.push(entry.clone());
+    }
 }
 
 fn has_key(env: &[String], key: &str) -> bool {
