@@ -291,7 +291,7 @@ fn start_new(
         create::create(store, &opts, &resolv).map_err(|e| UpError::Create { env: env.clone(), source: Box::new(e) })?;
     // What the env asked for, so `berth plan` can say which fields changed.
     let json = serde_json::to_vec_pretty(spec).expect("a container spec always serialises");
-    container::write_atomic(&c.paths.dir.join(ENV_SPEC_FILE), &json)?;
+    store.write_atomic(&c.paths.dir.join(ENV_SPEC_FILE), &json)?;
     shim::spawn(&c.paths.dir)
         .map_err(|e| UpError::Start { env: env.clone(), source: Box::new(control::ControlError::Shim(e)) })?;
     Ok(())

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::container::{self, Container};
-use super::logs::{LogError, LogWriter, Stream, Timestamp};
+use super::logs::{LogError, LogWriter, Stream};
 use super::process::{InitExe, Stdio};
-use super::state::{self, State, Status};
+use super::state::{self, State};
 use super::supervise::Prepared;
 use super::tty;
 
@@ -83,10 +83,7 @@ pub fn run(c: &Container) -> Result<i32, ForegroundError> {
     let running = match prepared.start(&init, stdio) {
         Ok(r) => r,
         Err(e) => {
-            st.status = Status::Exited;
-            st.exit_code = Some(e.exit_code().unwrap_or(125));
-            st.error = Some(e.to_string());
-            st.finished_at = Some(Timestamp::now());
+            st.failed(e.exit_code().unwrap_or(125), e.to_string());
             if c.record.auto_remove {
                 let _ = container::remove_dir(c);
             } else {
@@ -96,10 +93,7 @@ pub fn run(c: &Container) -> Result<i32, ForegroundError> {
         }
     };
     let pid = running.pid;
-    st.status = Status::Running;
-    st.pid = Some(pid.as_raw());
-    st.pid_start = Some(running.pid_start);
-    st.started_at = Some(Timestamp::now());
+    st.running(pid.as_raw(), running.pid_start);
     state::write_state(&c.paths.dir, &st).map_err(|e| other(Box::new(e)))?;
 
     // Signals to berth go to the container's init, which passes them on.
@@ -111,10 +105,7 @@ pub fn run(c: &Container) -> Result<i32, ForegroundError> {
         let _ = t.join();
     }
     let exit = exit?;
-    st.status = Status::Exited;
-    st.exit_code = Some(exit.code);
-    st.oom_killed = exit.oom_killed;
-    st.finished_at = Some(Timestamp::now());
+    st.exited(exit.code, exit.oom_killed);
     if c.record.auto_remove {
         let _ = container::remove_dir(c);
     } else {

@@ -161,10 +161,7 @@ fn supervise(dir: &Path, ready: OwnedFd) -> Result<(), String> {
         let exit = match outcome {
             Ok(exit) => exit,
             Err((code, why)) => {
-                st.status = Status::Exited;
-                st.error = Some(why.clone());
-                st.exit_code = Some(code.unwrap_or(125));
-                st.finished_at = Some(super::logs::Timestamp::now());
+                st.failed(code.unwrap_or(125), why.clone());
                 let _ = record(&st);
                 let _ = log.write_lines(Stream::Stderr, format!("berth: {why}\n").as_bytes());
                 ready.fail(code, &why);
@@ -237,14 +234,7 @@ fn run_once(
     };
     *attached.input.lock().unwrap_or_else(|e| e.into_inner()) = input;
     let running = prepared.start(init, stdio).map_err(|e| (e.exit_code(), e.to_string()))?;
-    st.status = Status::Running;
-    st.pid = Some(running.pid.as_raw());
-    st.pid_start = Some(running.pid_start);
-    st.started_at = Some(super::logs::Timestamp::now());
-    st.finished_at = None;
-    st.exit_code = None;
-    st.oom_killed = false;
-    st.error = None;
+    st.running(running.pid.as_raw(), running.pid_start);
     state::write_state(dir, st).map_err(|e| (None, e.to_string()))?;
     ready.say("ok");
     // From here on the shim only waits and copies output: give back the
@@ -258,10 +248,7 @@ fn run_once(
     }
     attached.clients.close_all();
     let exit = exit?;
-    st.status = Status::Exited;
-    st.exit_code = Some(exit.code);
-    st.oom_killed = exit.oom_killed;
-    st.finished_at = Some(super::logs::Timestamp::now());
+    st.exited(exit.code, exit.oom_killed);
     state::write_state(dir, st).map_err(|e| (None, e.to_string()))?;
     Ok(exit)
 }

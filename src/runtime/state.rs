@@ -139,6 +139,34 @@ impl State {
     }
 }
 
+impl State {
+    /// The container's first process started as `pid` (start time `pid_start`).
+    pub fn running(&mut self, pid: i32, pid_start: u64) {
+        self.status = Status::Running;
+        self.pid = Some(pid);
+        self.pid_start = Some(pid_start);
+        self.started_at = Some(Timestamp::now());
+        self.finished_at = None;
+        self.exit_code = None;
+        self.oom_killed = false;
+        self.error = None;
+    }
+
+    /// The container exited with `code`.
+    pub fn exited(&mut self, code: i32, oom_killed: bool) {
+        self.status = Status::Exited;
+        self.exit_code = Some(code);
+        self.oom_killed = oom_killed;
+        self.finished_at = Some(Timestamp::now());
+    }
+
+    /// The container could not be started (or supervised): `why`.
+    pub fn failed(&mut self, code: i32, why: String) {
+        self.exited(code, false);
+        self.error = Some(why);
+    }
+}
+
 /// Reads `DIR/state.json`.
 pub fn read_state(container_dir: &Path) -> Result<State, StateError> {
     let path = container_dir.join(STATE_FILE);

@@ -24,6 +24,8 @@ pub enum ContainerError {
     NameTaken(String, String),
     #[error(transparent)]
     Id(#[from] IdError),
+    #[error(transparent)]
+    Write(#[from] Box<crate::store::StoreError>),
     #[error("cannot {action} {}: {source}", path.display())]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
     #[error("container record {} is damaged: {source}; remove the directory to forget it", path.display())]
@@ -128,17 +130,8 @@ pub fn create(containers_dir: &Path, record: &Record, etc: &EtcFiles) -> Result<
         std::fs::write(&path, text).map_err(io("write", &path))?;
     }
     let json = serde_json::to_vec_pretty(record).expect("a record always serialises");
-    write_atomic(&paths.record(), &json)?;
+    crate::store::atomic_write(&paths.dir, &paths.record(), &json).map_err(Box::new)?;
     Ok(Container { paths, record: record.clone() })
-}
-
-/// Writes a file by writing a temporary sibling, syncing and renaming.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ContainerError> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("rename into place", path))
 }
 
 /// Removes a container's directory and everything in it.
