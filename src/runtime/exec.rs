@@ -91,18 +91,20 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
     let before_start = |pid: Pid| joiner.join(pid.as_raw()).map_err(|e| format!("join the container's cgroup: {e}"));
     let init = InitExe::current().map_err(|source| ExecError::Start { name: name.clone(), source })?;
 
-    let dup = |fd: i32| -> std::io::Result<OwnedFd> { crate::sys::exec::borrow_raw(fd).try_clone_to_owned() };
     let mut master = None;
     let stdio = if opts.tty {
         let (m, stdio) = tty::open_terminal().map_err(io("open a pseudo-terminal"))?;
         master = Some(m);
         stdio
     } else {
-        let stdin = if opts.interactive { Some(dup(0).map_err(io("duplicate stdin"))?) } else { None };
-        let out = |fd: i32| -> std::io::Result<OwnedFd> {
-            if opts.quiet { Ok(std::fs::File::options().write(true).open("/dev/null")?.into()) } else { dup(fd) }
-        };
-        Stdio { stdin, stdout: out(1).map_err(io("open stdout"))?, stderr: out(2).map_err(io("open stderr"))? }
+        let mut stdio = Stdio::inherit(opts.interactive).map_err(io("duplicate berth's stdio"))?;
+        if opts.quiet {
+            let null =
+                || -> std::io::Result<OwnedFd> { Ok(std::fs::File::options().write(true).open("/dev/null")?.into()) };
+            (stdio.stdout, stdio.stderr) =
+                (null().map_err(io("open /dev/null"))?, null().map_err(io("open /dev/null"))?);
+        }
+        stdio
     };
     let pid = process::exec_in(target, &process, stdio, &init, &before_start)
         .map_err(|source| ExecError::Start { name: name.clone(), source })?;

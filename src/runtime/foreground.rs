@@ -58,8 +58,6 @@ pub fn run(c: &Container) -> Result<i32, ForegroundError> {
     } else {
         Some(Arc::new(LogWriter::open(&c.paths.log()).map_err(|e| other(Box::new(e)))?))
     };
-    let stdin: Option<OwnedFd> =
-        if c.record.interactive { Some(dup_stdio(0).map_err(io("duplicate stdin"))?) } else { None };
     let mut master = None;
     let mut tees: Vec<Pump> = Vec::new();
     let stdio = if c.record.tty {
@@ -71,13 +69,9 @@ pub fn run(c: &Container) -> Result<i32, ForegroundError> {
         let (err_r, err_w) = nix::unistd::pipe().map_err(|e| io("make a pipe")(e.into()))?;
         tees.push(tee(out_r, Stream::Stdout, log.clone()).map_err(|e| other(Box::new(e)))?);
         tees.push(tee(err_r, Stream::Stderr, log.clone()).map_err(|e| other(Box::new(e)))?);
-        Stdio { stdin, stdout: out_w, stderr: err_w }
+        Stdio { stdout: out_w, stderr: err_w, ..Stdio::inherit(c.record.interactive).map_err(io("duplicate stdin"))? }
     } else {
-        Stdio {
-            stdin,
-            stdout: dup_stdio(1).map_err(io("duplicate stdout"))?,
-            stderr: dup_stdio(2).map_err(io("duplicate stderr"))?,
-        }
+        Stdio::inherit(c.record.interactive).map_err(io("duplicate berth's stdio"))?
     };
 
     let running = match prepared.start(&init, stdio) {
@@ -112,10 +106,6 @@ pub fn run(c: &Container) -> Result<i32, ForegroundError> {
         state::write_state(&c.paths.dir, &st).map_err(|e| other(Box::new(e)))?;
     }
     Ok(exit.code)
-}
-
-fn dup_stdio(fd: i32) -> std::io::Result<OwnedFd> {
-    crate::sys::exec::borrow_raw(fd).try_clone_to_owned()
 }
 
 /// The container's output as read, also copied to the user's matching

@@ -111,6 +111,13 @@ pub struct Stdio {
 }
 
 impl Stdio {
+    /// berth's own standard streams, duplicated (stdin only when `stdin`,
+    /// else `/dev/null`): a foreground command writes straight to the user.
+    pub fn inherit(stdin: bool) -> io::Result<Stdio> {
+        let own = |fd| exec::borrow_raw(fd).try_clone_to_owned();
+        Ok(Stdio { stdin: if stdin { Some(own(0)?) } else { None }, stdout: own(1)?, stderr: own(2)? })
+    }
+
     /// All three streams on the terminal `slave`.
     pub fn terminal(slave: OwnedFd) -> io::Result<Stdio> {
         Ok(Stdio { stdin: Some(slave.try_clone()?), stdout: slave.try_clone()?, stderr: slave })
