@@ -30,6 +30,12 @@ pub fn tag_for(project: &str, env: &str) -> String {
     format!("{project}/{env}:latest")
 }
 
+/// Whether an image says what to run (a non-empty `Cmd` or `Entrypoint`).
+pub fn has_command(config: &ImageConfiguration) -> bool {
+    let c = config.config().clone().unwrap_or_default();
+    c.cmd().as_ref().is_some_and(|v| !v.is_empty()) || c.entrypoint().as_ref().is_some_and(|v| !v.is_empty())
+}
+
 /// How a step reads in `berth history`, like a Dockerfile line.
 pub fn created_by(step: &Step) -> String {
     match step {

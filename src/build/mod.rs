@@ -44,7 +44,17 @@ pub fn build_project(
 ) -> Result<(Outcome, bool), ProjectBuildError> {
     let store = Store::open(store_root)?;
     let _exclusive = store.lock_exclusive()?;
-    build_locked(manifest_path, &store, opts, progress)
+    let built = build_locked(manifest_path, &store, opts, progress)?;
+    Ok((built.outcome, built.lock_changed))
+}
+
+/// What [`build_locked`] did, with the manifest and the resolution (under
+/// the lock as it now is) that the caller goes on with.
+pub struct Built {
+    pub outcome: Outcome,
+    pub lock_changed: bool,
+    pub manifest: manifest::Manifest,
+    pub resolution: crate::resolve::Resolution,
 }
 
 /// [`build_project`] for a caller that already holds the store's exclusive
@@ -54,7 +64,7 @@ pub fn build_locked(
     store: &Store,
     opts: &BuildOptions,
     progress: &(dyn Fn(Event) + Sync),
-) -> Result<(Outcome, bool), ProjectBuildError> {
+) -> Result<Built, ProjectBuildError> {
     let manifest = manifest::load(manifest_path)?;
     let lock_path = manifest.dir.join(LOCK_FILE);
     let on_disk = Lock::read(&lock_path)?;
@@ -65,6 +75,7 @@ pub fn build_locked(
     })?;
     let outcome = engine::build(store, &manifest, &resolution, &mut lock, opts, progress)?;
     let changed = lock.env != on_disk.env;
+    let mut resolution = resolution;
     if changed {
         // The lock pins what was just installed, which changes the keys of
         // the package nodes and all below them; the layers are the same, so
@@ -88,6 +99,7 @@ pub fn build_locked(
         crate::store::atomic_write(&manifest.dir, &lock_path, lock.to_text().as_bytes()).map_err(|e| {
             ProjectBuildError::WriteLock { path: lock_path.clone(), source: std::io::Error::other(e.to_string()) }
         })?;
+        resolution = pinned;
     }
-    Ok((outcome, changed))
+    Ok(Built { outcome, lock_changed: changed, manifest, resolution })
 }

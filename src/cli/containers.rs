@@ -16,11 +16,11 @@ pub fn find(store: &Store, query: &str) -> anyhow::Result<Container> {
     let _shared = store.lock_shared()?;
     let dir = store.containers_dir();
     match container::find(&dir, query) {
-        Err(container::ContainerError::NotFound(_)) if project_of_cwd().is_some() => {
-            let project = project_of_cwd().unwrap_or_default();
-            container::find(&dir, &format!("{project}-{query}"))
-                .map_err(|_| container::ContainerError::NotFound(query.to_owned()).into())
-        }
+        Err(container::ContainerError::NotFound(_)) => match project_of_cwd() {
+            Some(project) => container::find(&dir, &format!("{project}-{query}"))
+                .map_err(|_| container::ContainerError::NotFound(query.to_owned()).into()),
+            None => Err(container::ContainerError::NotFound(query.to_owned()).into()),
+        },
         other => Ok(other?),
     }
 }

@@ -47,10 +47,10 @@ pub fn plan_project(manifest_path: &Path, store_root: &Path) -> Result<(Manifest
     // An env runs if it or its built image has a command.
     let runs = |spec: &crate::resolve::ContainerSpec| {
         let tag = crate::build::image::tag_for(&spec.project, &spec.env);
-        let built = store.as_ref().and_then(|s| s.resolve_image(&tag).ok()).and_then(|i| i.config.config().clone());
+        let built = store.as_ref().and_then(|s| s.resolve_image(&tag).ok());
         spec.cmd.is_some()
             || spec.entrypoint.is_some()
-            || built.is_some_and(|c| c.cmd().as_ref().is_some_and(|v| !v.is_empty()) || c.entrypoint().is_some())
+            || built.is_some_and(|i| crate::build::image::has_command(&i.config))
     };
     plan.containers = containers::container_actions(&resolution.specs, &existing, &runs);
     Ok((manifest, plan))

@@ -77,11 +77,8 @@ pub fn up(
     // `up` of the same project waits, then finds nothing to do.
     let store = Store::open(store_root)?;
     let _lock = store.lock_exclusive()?;
-    let (built, _) = build::build_locked(manifest_path, &store, opts, progress)?;
-    let manifest = manifest::load(manifest_path)?;
-    let lock = manifest::Lock::read(&manifest.dir.join(manifest::LOCK_FILE))?;
-    let resolution = crate::resolve::resolve(&manifest, &lock)
-        .map_err(|e| ProjectBuildError::Resolve { manifest: manifest_path.to_owned(), source: Box::new(e) })?;
+    let build::Built { outcome: built, manifest, resolution, .. } =
+        build::build_locked(manifest_path, &store, opts, progress)?;
     let netns = store.projects_dir().join(format!("{}.netns", manifest.project));
     if manifest.envs.values().any(|e| e.network == Network::Project) && !netns.exists() {
         crate::sys::ns::persistent_netns(&netns).map_err(|source| UpError::Netns {
@@ -200,9 +197,7 @@ fn has_command(store: &Store, tag: &str) -> Result<bool, UpError> {
         env: tag.to_owned(),
         source: Box::new(create::CreateError::Image(Box::new(e))),
     })?;
-    let config = image.config.config().clone().unwrap_or_default();
-    Ok(config.cmd().as_ref().is_some_and(|c| !c.is_empty())
-        || config.entrypoint().as_ref().is_some_and(|e| !e.is_empty()))
+    Ok(crate::build::image::has_command(&image.config))
 }
 
 /// The project's containers, found by label.

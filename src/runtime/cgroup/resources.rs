@@ -55,6 +55,27 @@ impl Resources {
         Ok(())
     }
 
+    /// Checks that every controller a limit needs is `available`; `detail`
+    /// says where berth looked, for the error.
+    pub(crate) fn check_controllers(
+        &self,
+        available: impl Fn(&str) -> bool,
+        detail: impl Fn() -> String,
+    ) -> Result<(), CgroupError> {
+        let required = [
+            ("memory", self.memory.is_some(), "the memory limit"),
+            ("cpu", self.cpu.is_some(), "the CPU quota"),
+            ("pids", self.pids.is_some(), "the pids limit"),
+            ("cpuset", self.wants_cpuset(), "the cpuset"),
+        ];
+        for (controller, wanted, purpose) in required {
+            if wanted && !available(controller) {
+                return Err(CgroupError::ControllerMissing { controller, purpose, detail: detail() });
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a cpuset is asked for.
     pub(crate) fn wants_cpuset(&self) -> bool {
         self.cpuset_cpus.is_some() || self.cpuset_mems.is_some()

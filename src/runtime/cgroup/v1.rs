@@ -93,21 +93,7 @@ pub(super) fn create(
     path: &CgroupPath,
     resources: &Resources,
 ) -> Result<Cgroup, CgroupError> {
-    let required = [
-        ("memory", resources.memory.is_some(), "the memory limit"),
-        ("cpu", resources.cpu.is_some(), "the CPU quota"),
-        ("pids", resources.pids.is_some(), "the pids limit"),
-        ("cpuset", resources.wants_cpuset(), "the cpuset"),
-    ];
-    for (controller, wanted, purpose) in required {
-        if wanted && !controllers.contains_key(controller) {
-            return Err(CgroupError::ControllerMissing {
-                controller,
-                purpose,
-                detail: "no cgroup v1 hierarchy has it mounted".into(),
-            });
-        }
-    }
+    resources.check_controllers(|c| controllers.contains_key(c), || "no cgroup v1 hierarchy has it mounted".into())?;
     let mut names = USED.to_vec();
     if resources.wants_cpuset() {
         names.push("cpuset");

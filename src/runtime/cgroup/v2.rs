@@ -20,21 +20,7 @@ pub(super) fn create(root: &Path, path: &CgroupPath, resources: &Resources) -> R
     let offered_file = root.join("cgroup.controllers");
     let offered = fsio::read(&offered_file)?;
     let offered: Vec<&str> = offered.split_whitespace().collect();
-    let required = [
-        ("memory", resources.memory.is_some(), "the memory limit"),
-        ("cpu", resources.cpu.is_some(), "the CPU quota"),
-        ("pids", resources.pids.is_some(), "the pids limit"),
-        ("cpuset", resources.wants_cpuset(), "the cpuset"),
-    ];
-    for (controller, wanted, purpose) in required {
-        if wanted && !offered.contains(&controller) {
-            return Err(CgroupError::ControllerMissing {
-                controller,
-                purpose,
-                detail: format!("{} does not list it", offered_file.display()),
-            });
-        }
-    }
+    resources.check_controllers(|c| offered.contains(&c), || format!("{} does not list it", offered_file.display()))?;
     let mut enable: Vec<&str> = USED.iter().copied().filter(|c| offered.contains(c)).collect();
     if resources.wants_cpuset() {
         enable.push("cpuset");
