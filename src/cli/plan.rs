@@ -7,7 +7,7 @@ use anyhow::{Context as _, anyhow};
 use berth::plan::containers::ContainerAction;
 use berth::plan::{NodeAction, NodePlan, Plan};
 
-use super::output::Paint;
+use super::output::{Paint, shorten};
 
 /// Show what `berth up` would build and run, without changing anything.
 ///
@@ -156,13 +156,4 @@ fn proto(p: berth::manifest::values::Protocol) -> &'static str {
         berth::manifest::values::Protocol::Tcp => "tcp",
         berth::manifest::values::Protocol::Udp => "udp",
     }
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    let one_line = s.replace('\n', " ");
-    if one_line.chars().count() <= max {
-        return one_line;
-    }
-    let cut: String = one_line.chars().take(max - 1).collect();
-    format!("{cut}…")
 }

@@ -114,6 +114,6 @@ fn render(l: &Line, live: bool) -> String {
         }
         State::Failed => "FAILED".to_owned(),
     };
-    let desc: String = l.step.describe().chars().take(56).collect();
+    let desc = super::output::shorten(&l.step.describe(), 56);
     format!("{} {:<8} {desc}: {state}", l.key.short(), l.step.kind())
 }

@@ -7,7 +7,7 @@ use berth::runtime::control;
 use berth::runtime::state::{self, Status};
 use serde_json::json;
 
-use super::output::{ago, table};
+use super::output::{ago, shorten, table};
 
 /// List containers (running ones; -a for all).
 #[derive(clap::Args)]
@@ -63,7 +63,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         rows.push(vec![
             c.record.id.short().to_owned(),
             c.record.image.clone(),
-            shorten(&c.record.command.join(" "), 22),
+            format!("\"{}\"", shorten(&c.record.command.join(" "), 20)),
             ago(&c.record.created),
             shown.trim_end().to_owned(),
             c.record.ports.iter().map(|p| docker_port(p)).collect::<Vec<_>>().join(", "),
@@ -93,15 +93,6 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    let quoted = format!("\"{s}\"");
-    if quoted.chars().count() <= max {
-        quoted
-    } else {
-        format!("{}…\"", quoted.chars().take(max - 2).collect::<String>())
-    }
 }
 
 /// `127.0.0.1:8080:80/tcp` as Docker shows it: `127.0.0.1:8080->80/tcp`.

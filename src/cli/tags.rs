@@ -96,7 +96,7 @@ pub fn history(ctx: &super::Context, args: HistoryArgs) -> anyhow::Result<ExitCo
     let mut rows = Vec::new();
     for h in &history {
         let size = if h.empty_layer().unwrap_or(false) { 0 } else { layers.next().map_or(0, |l| l.size) };
-        let by: String = h.created_by().clone().unwrap_or_default().chars().take(60).collect();
+        let by = super::output::shorten(&h.created_by().clone().unwrap_or_default(), 60);
         rows.push(vec![h.created().clone().map_or("-".to_owned(), |c| ago(&c)), by, human(size)]);
     }
     if layers.next().is_some() {
