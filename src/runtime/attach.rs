@@ -51,22 +51,6 @@ impl Clients {
     }
 }
 
-/// A reader that also copies what it reads to the attached clients.
-pub struct Tee<R> {
-    pub inner: R,
-    pub clients: Clients,
-}
-
-impl<R: Read> Read for Tee<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n > 0 {
-            self.clients.broadcast(&buf[..n]);
-        }
-        Ok(n)
-    }
-}
-
 /// Where attached clients' input goes: the container's stdin pipe, or the
 /// pty master (which also takes window sizes).
 pub enum Input {

@@ -5,7 +5,7 @@
 //! relayed to a pty.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -108,27 +108,15 @@ pub fn run(c: &Container) -> Result<i32, ForegroundError> {
     Ok(exit.code)
 }
 
-/// The container's output as read, also copied to the user's matching
-/// stream, so the log pump sees the same bytes the user does.
-struct Echo {
-    from: File,
-    stream: Stream,
-}
-
-impl Read for Echo {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.from.read(buf)?;
-        let _ = match self.stream {
-            Stream::Stdout => std::io::stdout().write_all(&buf[..n]).and_then(|()| std::io::stdout().flush()),
-            Stream::Stderr => std::io::stderr().write_all(&buf[..n]),
-        };
-        Ok(n)
-    }
-}
-
 /// Copies the container's `stream` to the user and, line by line, to the log.
 fn tee(from: OwnedFd, stream: Stream, log: Arc<LogWriter>) -> Result<Pump, LogError> {
-    super::logs::pump(Echo { from: File::from(from), stream }, stream, log)
+    let echo = move |bytes: &[u8]| {
+        let _ = match stream {
+            Stream::Stdout => std::io::stdout().write_all(bytes).and_then(|()| std::io::stdout().flush()),
+            Stream::Stderr => std::io::stderr().write_all(bytes),
+        };
+    };
+    super::logs::pump(super::logs::Tee { inner: File::from(from), copy: echo }, stream, log)
 }
 
 type Pump = JoinHandle<Result<super::logs::PumpStats, LogError>>;

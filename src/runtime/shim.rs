@@ -18,9 +18,9 @@ use std::process::{Command, Stdio as StdStdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::attach::{self, Clients, Input, Tee};
+use super::attach::{self, Clients, Input};
 use super::container::{self, Container, ContainerError};
-use super::logs::{LogWriter, Stream, pump};
+use super::logs::{LogWriter, Stream, Tee, pump};
 use super::process::{InitExe, Stdio};
 use super::restart::{self, Decision, ExitInfo, History, Policy};
 use super::state::{self, State, Status};
@@ -213,7 +213,10 @@ fn run_once(
 ) -> Result<super::supervise::Exit, (Option<i32>, String)> {
     let io = |e: std::io::Error| (None, format!("cannot make the container's stdio: {e}"));
     let record = &prepared.container.record;
-    let tee = |r: OwnedFd| Tee { inner: std::fs::File::from(r), clients: attached.clients.clone() };
+    let tee = |r: OwnedFd| {
+        let clients = attached.clients.clone();
+        Tee { inner: std::fs::File::from(r), copy: move |bytes: &[u8]| clients.broadcast(bytes) }
+    };
     let spawn = |r, stream| pump(tee(r), stream, log.clone()).map_err(|e| (None, e.to_string()));
     let (stdio, pumps, input) = if record.tty {
         let (master, slave) = crate::sys::pty::open_pair().map_err(io)?;

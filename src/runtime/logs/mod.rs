@@ -47,6 +47,24 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+/// A reader that hands every chunk it reads to `copy` too: the container's
+/// output on its way to the log pump, also going to attached clients or to
+/// the user's terminal.
+pub struct Tee<R, F: FnMut(&[u8])> {
+    pub inner: R,
+    pub copy: F,
+}
+
+impl<R: std::io::Read, F: FnMut(&[u8])> std::io::Read for Tee<R, F> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            (self.copy)(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
 pub use read::{LogQuery, LogSummary, Outputs, Streams, follow_logs, read_logs};
 pub use time::{TimeError, Timestamp, format_nanos, parse_rfc3339, parse_time_arg};
 pub use writer::{DEFAULT_MAX_BYTES, LogWriter, PumpStats, pump, rotated_path};
