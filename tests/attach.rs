@@ -36,22 +36,30 @@ fn input_reaches_an_interactive_container_and_output_comes_back() {
     assert_eq!(berth.run(&["logs", "echo"]).stdout, "got:one\ngot:two\n");
 }
 
-#[test]
-fn a_terminal_container_gets_the_users_size_and_keys() {
-    let berth = Berth::with_busybox();
-    berth.detach(&["-it", "--name", "tty", "busybox", "sh"]);
-    let script = format!("stty rows 12 cols 34; {} attach tty; echo attach-rc=$?", berth_cmd(&berth));
+/// Runs `shell` under script(1) (a terminal), types `keys` once berth has
+/// had time to attach, and returns what the terminal showed.
+fn on_a_terminal(shell: &str, keys: &[u8]) -> String {
     let mut child = Command::new("script")
-        .args(["-qec", &script, "/dev/null"])
+        .args(["-qec", shell, "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    stdin.write_all(b"stty size; exit 7\r").unwrap();
+    stdin.write_all(keys).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(stdin);
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+#[test]
+fn a_terminal_container_gets_the_users_size_and_keys() {
+    let berth = Berth::with_busybox();
+    berth.detach(&["-it", "--name", "tty", "busybox", "sh"]);
+    let script = format!("stty rows 12 cols 34; {} attach tty; echo attach-rc=$?", berth_cmd(&berth));
+    let text = on_a_terminal(&script, b"stty size; exit 7\r");
     assert!(text.contains("\n12 34\n") && text.contains("attach-rc=7"), "{text:?}");
     assert_eq!(status(&berth, "tty")["exit_code"], 7);
 }
@@ -61,19 +69,7 @@ fn ctrl_p_ctrl_q_detaches_and_leaves_the_container_running() {
     let berth = Berth::with_busybox();
     berth.detach(&["-it", "--name", "stay", "busybox", "sh"]);
     let script = format!("{} attach stay; echo attach-rc=$?", berth_cmd(&berth));
-    let mut child = Command::new("script")
-        .args(["-qec", &script, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    stdin.write_all(&[0x10, 0x11]).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    let text = on_a_terminal(&script, &[0x10, 0x11]);
     assert!(text.contains("attach-rc=0"), "{text:?}");
     assert_eq!(status(&berth, "stay")["status"], "running");
 }
