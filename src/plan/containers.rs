@@ -97,15 +97,10 @@ fn short(v: &serde_json::Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::manifest::{self, Lock};
-    use crate::resolve::resolve;
 
     fn specs(text: &str) -> BTreeMap<String, ContainerSpec> {
-        let m = manifest::parse(text, Path::new("berth.toml"), Path::new("/p")).unwrap();
-        resolve(&m, &Lock::default()).unwrap().specs
+        crate::resolve::resolve_text(text).specs
     }
 
     #[test]

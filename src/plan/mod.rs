@@ -111,15 +111,10 @@ pub fn plan(project: &str, resolution: &Resolution, cached: &dyn Fn(&CacheKey) -
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::manifest::{self, Lock};
-    use crate::resolve::resolve;
 
     fn resolution(text: &str) -> Resolution {
-        let m = manifest::parse(text, Path::new("berth.toml"), Path::new("/nonexistent")).unwrap();
-        resolve(&m, &Lock::default()).unwrap()
+        crate::resolve::resolve_text(text)
     }
 
     const SHARED: &str = r#"

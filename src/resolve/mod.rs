@@ -67,6 +67,14 @@ pub struct Resolution {
     pub specs: BTreeMap<String, ContainerSpec>,
 }
 
+/// Checks and resolves manifest text in a project dir `/p` with no lock,
+/// for unit tests of what builds on a resolution.
+#[cfg(test)]
+pub(crate) fn resolve_text(text: &str) -> Resolution {
+    let m = crate::manifest::parse(text, std::path::Path::new("berth.toml"), std::path::Path::new("/p")).unwrap();
+    resolve(&m, &Lock::default()).unwrap()
+}
+
 /// Resolves `manifest` with the versions and digests in `lock`.
 pub fn resolve(manifest: &Manifest, lock: &Lock) -> Result<Resolution, ResolveError> {
     let mut graph = LayerGraph::default();

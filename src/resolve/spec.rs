@@ -124,9 +124,6 @@ fn absolute(dir: &std::path::Path, p: &std::path::Path) -> PathBuf {
 mod tests {
     use std::path::Path;
 
-    use crate::manifest::{self, Lock};
-    use crate::resolve::resolve;
-
     #[test]
     fn image_config_is_inherited_and_container_settings_are_not() {
         let text = r#"
@@ -143,8 +140,7 @@ mod tests {
             env = { B = "child" }
             user = "1000"
         "#;
-        let m = manifest::parse(text, Path::new("berth.toml"), Path::new("/p")).unwrap();
-        let r = resolve(&m, &Lock::default()).unwrap();
+        let r = crate::resolve::resolve_text(text);
         let (base, child) = (&r.specs["base"], &r.specs["child"]);
         assert_eq!(child.env_vars["A"], "1");
         assert_eq!(child.env_vars["B"], "child");
@@ -175,8 +171,7 @@ mod tests {
             [env.plain]
             from = "base"
         "#;
-        let m = manifest::parse(text, Path::new("berth.toml"), Path::new("/p")).unwrap();
-        let r = resolve(&m, &Lock::default()).unwrap();
+        let r = crate::resolve::resolve_text(text);
         assert_eq!(r.specs["tool"].cmd, None);
         assert_eq!(r.specs["both"].cmd.as_deref(), Some(&["--help".to_owned()][..]));
         assert_eq!(r.specs["plain"].cmd.as_deref(), Some(&["serve".to_owned()][..]));
