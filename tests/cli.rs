@@ -112,3 +112,12 @@ fn store_root_comes_from_berth_root() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("via-env"));
 }
+
+#[test]
+fn reading_verbs_do_not_create_a_store() {
+    let berth = Berth::new();
+    assert_eq!(berth.run(&["ps", "-a"]).ok().lines().count(), 1, "only the header");
+    let err = berth.run(&["logs", "web"]).fails_with(1).to_owned();
+    assert!(err.contains("no store at") && err.contains("yet"), "{err}");
+    assert!(!berth.store_root().exists());
+}

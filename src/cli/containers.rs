@@ -4,9 +4,14 @@
 use berth::runtime::container::{self, Container};
 use berth::store::Store;
 
-/// The store, created on first use.
+/// The store, for verbs that act on what is already in it: a store that
+/// does not exist yet is not created (nothing is in it).
 pub fn store(ctx: &super::Context) -> anyhow::Result<Store> {
-    Ok(Store::open(&ctx.store_root()?)?)
+    let root = ctx.store_root()?;
+    match Store::open_existing(&root)? {
+        Some(store) => Ok(store),
+        None => anyhow::bail!("no store at {} yet: nothing has been run, built or imported there", root.display()),
+    }
 }
 
 /// The container named or with the id (prefix) `query`; inside a project

@@ -25,10 +25,12 @@ pub struct Args {
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
-    let store = super::containers::store(ctx)?;
-    let all = {
-        let _shared = store.lock_shared()?;
-        container::list(&store.containers_dir())?
+    let all = match berth::store::Store::open_existing(&ctx.store_root()?)? {
+        Some(store) => {
+            let _shared = store.lock_shared()?;
+            container::list(&store.containers_dir())?
+        }
+        None => Vec::new(),
     };
     let mut rows = Vec::new();
     let mut docs = Vec::new();

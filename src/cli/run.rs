@@ -135,7 +135,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         volumes,
         labels: Default::default(),
     };
-    let store = super::containers::store(ctx)?;
+    let store = berth::store::Store::open(&ctx.store_root()?)?;
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let container = {
         let _lock = store.lock_exclusive()?;
