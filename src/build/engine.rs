@@ -137,6 +137,7 @@ pub fn build(
                                 opts.no_cache || (opts.refresh_packages && matches!(node.step, Step::Packages { .. }));
                             let cached = if fresh { None } else { store.cache_get(&node.key)? };
                             if let Some(entry) = cached {
+                                store.cache_touch(&node.key)?; // the last use, for gc --keep-storage
                                 progress(Event::Cached { key: node.key, step: node.step.clone() });
                                 lock_mut(ctx.entries).insert(node.key, entry);
                                 lock_mut(counts).1 += 1;

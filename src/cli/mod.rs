@@ -10,6 +10,7 @@ mod build;
 mod containers;
 mod diff;
 mod exec;
+mod gc;
 mod images;
 mod import;
 mod init;
@@ -115,7 +116,11 @@ enum Command {
     /// Send an image to a registry
     Push(unbuilt::Args),
     /// Remove unused blobs, layers and cache entries from the store
-    Gc(unbuilt::Args),
+    Gc(gc::GcArgs),
+    /// Store-wide commands: `berth system df` shows what uses space
+    System(gc::SystemArgs),
+    /// Check the store's blobs, layers, tags and cache (--repair fixes what it can)
+    Fsck(gc::FsckArgs),
     /// Show berth's version
     Version(version::Args),
 }
@@ -157,7 +162,9 @@ pub fn main() -> ExitCode {
         Command::Load(a) => unbuilt::run("load", 6, a),
         Command::Pull(a) => unbuilt::run("pull", 7, a),
         Command::Push(a) => unbuilt::run("push", 7, a),
-        Command::Gc(a) => unbuilt::run("gc", 6, a),
+        Command::Gc(a) => gc::gc(&ctx, a),
+        Command::System(a) => gc::system(&ctx, a),
+        Command::Fsck(a) => gc::fsck(&ctx, a),
     };
     match result {
         Ok(code) => code,

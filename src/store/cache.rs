@@ -63,6 +63,20 @@ impl Store {
         serde_json::from_slice(&bytes).map(Some).map_err(|source| StoreError::BadCacheEntry { path, source })
     }
 
+    /// Marks the entry for `key` as used now, for `berth gc --keep-storage`,
+    /// which evicts the least recently used entries first: its file's
+    /// mtime is the last use (writing the entry sets it too). One metadata
+    /// write; the content is untouched. A missing entry is not an error.
+    pub fn cache_touch(&self, key: &CacheKey) -> Result<(), StoreError> {
+        let path = self.cache_dir().join(key.to_string());
+        let file = match fs::File::options().write(true).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError::io("open cache entry", path)(e)),
+        };
+        file.set_modified(SystemTime::now()).map_err(StoreError::io("set the mtime of cache entry", path))
+    }
+
     /// Records `entry` for `key`, replacing any earlier one.
     pub fn cache_put(&self, key: &CacheKey, entry: &CacheEntry) -> Result<(), StoreError> {
         let path = self.cache_dir().join(key.to_string());
@@ -103,6 +117,20 @@ mod tests {
         assert_eq!(got, entry());
         assert_eq!(got.created, "2023-11-14T22:13:20Z");
         assert!(store.cache_dir().join(key.to_string()).is_file());
+    }
+
+    #[test]
+    fn touch_moves_the_last_use_and_keeps_the_content() {
+        let (_dir, store) = temp_store();
+        let key = KeyHasher::new("run").field(b"touch").finish();
+        store.cache_put(&key, &entry()).unwrap();
+        let path = store.cache_dir().join(key.to_string());
+        let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+        store.cache_touch(&key).unwrap();
+        assert!(fs::metadata(&path).unwrap().modified().unwrap() > old);
+        assert_eq!(store.cache_get(&key).unwrap(), Some(entry()));
+        store.cache_touch(&KeyHasher::new("absent").finish()).unwrap();
     }
 
     #[test]

@@ -46,6 +46,7 @@ mod import;
 mod layers;
 pub mod layout;
 mod lock;
+pub mod maintain;
 mod refs;
 pub mod time;
 mod unpack;
