@@ -183,13 +183,9 @@ pub fn fsck(store: &Store, _lock: &StoreLock) -> Result<FsckReport, MaintainErro
             if in_cache {
                 continue; // reported once per entry below
             }
-            let message = format!(
-                "{} needs this {} {}, which is missing{}",
-                edge.from,
-                edge.role,
-                edge.digest,
-                advice(&edge.from)
-            );
+            let via = if edge.from == edge.root { String::new() } else { format!(" (named by {})", edge.from) };
+            let (root, role, digest) = (&edge.root, edge.role, &edge.digest);
+            let message = format!("{root} needs this {role} {digest}{via}, which is missing{}", advice(root));
             add(ProblemKind::MissingBlob, store.blob_path(&edge.digest), message);
             continue;
         };

@@ -40,6 +40,9 @@ impl Needs {
 /// One reference from something in the store to a blob.
 #[derive(Clone, Debug)]
 pub(super) struct Edge {
+    /// The root the walk came from: `tag app:latest`, `container web (…)`,
+    /// `cache entry …`; the first one, when several share the blob.
+    pub root: String,
     /// Who refers: `tag app:latest`, `manifest sha256:…`, `cache entry …`.
     pub from: String,
     /// What the blob is to it: `manifest`, `config`, `layer`.
@@ -108,23 +111,27 @@ pub(super) fn read_index(store: &Store) -> Result<Vec<IndexEntry>, MaintainError
 pub(super) struct Walker<'a> {
     store: &'a Store,
     memo: HashMap<Digest, Needs>,
+    /// The root being walked, for [`Edge::root`].
+    root: String,
     pub edges: Vec<Edge>,
     pub gaps: Vec<Gap>,
 }
 
 impl<'a> Walker<'a> {
     pub fn new(store: &'a Store) -> Walker<'a> {
-        Walker { store, memo: HashMap::new(), edges: Vec::new(), gaps: Vec::new() }
+        Walker { store, memo: HashMap::new(), root: String::new(), edges: Vec::new(), gaps: Vec::new() }
     }
 
     /// What an index entry needs.
     pub fn index_entry(&mut self, entry: &IndexEntry) -> Needs {
+        self.root = entry.label();
         self.image(&entry.label(), "manifest", &entry.digest, Some(entry.size))
     }
 
     /// What a container needs: its image and its overlay's lower layers.
     pub fn container(&mut self, c: &Container) -> Needs {
         let from = format!("container {} ({})", c.record.name, c.record.id.short());
+        self.root = from.clone();
         let mut needs = self.image(&from, "image manifest", &c.record.image_digest, None);
         needs.layers.extend(c.record.lowers.iter().filter_map(|l| layer_name(l)));
         needs
@@ -134,9 +141,11 @@ impl<'a> Walker<'a> {
     /// the base config it carries.
     pub fn cache_entry(&mut self, key: &str, entry: &CacheEntry) -> Needs {
         let from = format!("cache entry {key}");
+        self.root = from.clone();
         let mut needs = Needs::default();
         for layer in &entry.layers {
             self.edges.push(Edge {
+                root: self.root.clone(),
                 from: from.clone(),
                 role: "layer",
                 digest: layer.digest.clone(),
@@ -146,7 +155,7 @@ impl<'a> Walker<'a> {
             needs.layers.insert(layer.diff_id.hex().to_owned());
         }
         if let Some(config) = &entry.config {
-            self.edges.push(Edge { from, role: "config", digest: config.clone(), size: None });
+            self.edges.push(Edge { root: self.root.clone(), from, role: "config", digest: config.clone(), size: None });
             needs.blobs.insert(config.clone());
         }
         needs
@@ -155,7 +164,7 @@ impl<'a> Walker<'a> {
     /// What the manifest or index `digest` needs, itself included; `from`
     /// and `role` say who refers to it and as what.
     fn image(&mut self, from: &str, role: &'static str, digest: &Digest, size: Option<u64>) -> Needs {
-        self.edges.push(Edge { from: from.to_owned(), role, digest: digest.clone(), size });
+        self.edges.push(Edge { root: self.root.clone(), from: from.to_owned(), role, digest: digest.clone(), size });
         if let Some(needs) = self.memo.get(digest) {
             return needs.clone();
         }
@@ -186,11 +195,23 @@ impl<'a> Walker<'a> {
         };
         let from = format!("manifest {digest}");
         let (config, size) = descriptor(config)?;
-        self.edges.push(Edge { from: from.clone(), role: "config", digest: config.clone(), size });
+        self.edges.push(Edge {
+            root: self.root.clone(),
+            from: from.clone(),
+            role: "config",
+            digest: config.clone(),
+            size,
+        });
         needs.blobs.insert(config.clone());
         for layer in doc.get("layers").and_then(Value::as_array).into_iter().flatten() {
             let (layer, size) = descriptor(layer)?;
-            self.edges.push(Edge { from: from.clone(), role: "layer", digest: layer.clone(), size });
+            self.edges.push(Edge {
+                root: self.root.clone(),
+                from: from.clone(),
+                role: "layer",
+                digest: layer.clone(),
+                size,
+            });
             needs.blobs.insert(layer);
         }
         match self.read_json(&config) {
