@@ -148,6 +148,9 @@ fn an_image_goes_only_when_its_last_tag_is_removed() {
     assert_eq!(deleted.len(), 4, "manifest, config, layer blob, unpacked layer: {out}");
     assert_eq!(deleted.iter().filter(|l| l.starts_with("Deleted: blob sha256:")).count(), 3, "{out}");
     assert!(deleted.iter().any(|l| l.starts_with("Deleted: layer sha256:")), "{out}");
+    let blobs = deleted.iter().filter(|l| l.starts_with("Deleted: blob "));
+    let roles: Vec<&str> = blobs.filter_map(|l| l.split(" (").nth(1)?.split(',').next()).collect();
+    assert_eq!(roles, ["manifest", "config", "layer"], "referrers go first: {out}");
     assert!(out.lines().last().unwrap().starts_with("Total reclaimed space: ") && out.contains(" MB"), "{out}");
     assert!(blob_paths(&berth).is_empty());
     assert_eq!(entries(&berth.store_root().join("layers")), 0);
@@ -241,7 +244,8 @@ fn fsck_reports_damage_and_repair_removes_only_what_is_bad() {
         blob_paths(&berth).into_iter().map(|p| (p.clone(), std::fs::read(p).unwrap())).collect();
 
     // A second, untagged image of the same tree: its own manifest and config.
-    let spare = berth.run(&["import", support::image::busybox_tar().to_str().unwrap()]).ok().trim().to_owned();
+    let spare =
+        berth.run(&["import", "-m", "spare", support::image::busybox_tar().to_str().unwrap()]).ok().trim().to_owned();
     let spare_manifest = berth.store_root().join("oci/blobs/sha256").join(spare.trim_start_matches("sha256:"));
     let spare_config =
         blob_paths(&berth).into_iter().find(|p| !good.iter().any(|(g, _)| g == p) && *p != spare_manifest).unwrap();

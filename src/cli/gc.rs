@@ -39,8 +39,9 @@ pub struct GcArgs {
 pub fn gc(ctx: &super::Context, args: GcArgs) -> anyhow::Result<ExitCode> {
     let opts = GcOptions { keep_storage: args.keep_storage.map(|s| s.0) };
     let Some(store) = Store::open_existing(&ctx.store_root()?)? else {
-        if !args.json {
-            println!("Total reclaimed space: 0 B");
+        match args.json {
+            true => println!("{}", serde_json::json!({ "removed": [], "reclaimed": 0 })),
+            false => println!("Total reclaimed space: 0 B"),
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -70,8 +71,9 @@ pub fn gc(ctx: &super::Context, args: GcArgs) -> anyhow::Result<ExitCode> {
 
 fn print_removals(verb: &str, removals: &[maintain::Removal]) {
     for r in removals {
+        let role = r.role.map(|w| format!("{w}, ")).unwrap_or_default();
         let why = r.reason.as_deref().map(|w| format!(", {w}")).unwrap_or_default();
-        println!("{verb}: {} {} ({}{why})", r.kind.as_str(), r.name, human_size(r.size));
+        println!("{verb}: {} {} ({role}{}{why})", r.kind.as_str(), r.name, human_size(r.size));
     }
 }
 

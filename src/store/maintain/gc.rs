@@ -5,6 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::PathBuf;
 
+use rayon::prelude::*;
+
 use super::MaintainError;
 use super::inventory::{BlobFile, Inventory, LayerDir, tree_sizes};
 use super::reach::{Needs, Walker, read_index};
@@ -58,6 +60,11 @@ pub struct Removal {
     pub path: PathBuf,
     /// Bytes freed: the file's size, or the sizes of the files in a tree.
     pub size: u64,
+    /// For a blob, what its content looks like: `index`, `manifest`,
+    /// `config` or `layer` (nothing refers to it any more, so only the
+    /// content can tell).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
     /// Why, when it is not simply that nothing needs it: an evicted cache
     /// entry says when it was last used.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,7 +144,16 @@ pub fn plan_gc(store: &Store, _lock: &StoreLock, opts: &GcOptions) -> Result<GcP
         layer_removals.extend(eviction.layers);
         size_after = Some(eviction.size_after);
     }
-    blob_removals.sort_by(|a, b| a.name.cmp(&b.name));
+    // Referrers first: an interrupted gc never leaves a manifest whose
+    // config or layers are gone.
+    blob_removals.par_iter_mut().for_each(|r| r.role = sniff_role(&r.path));
+    let rank = |role: Option<&str>| match role {
+        Some("index") => 0,
+        Some("manifest") => 1,
+        Some("config") => 2,
+        _ => 3,
+    };
+    blob_removals.sort_by(|a, b| (rank(a.role), &a.name).cmp(&(rank(b.role), &b.name)));
     layer_removals.sort_by(|a, b| a.name.cmp(&b.name));
     removals.extend(blob_removals);
     removals.extend(layer_removals);
@@ -146,7 +162,7 @@ pub fn plan_gc(store: &Store, _lock: &StoreLock, opts: &GcOptions) -> Result<GcP
         let name = t.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let what = if t.is_dir { "directory" } else { "file" };
         let reason = Some(format!("{what} left by an interrupted write"));
-        removals.push(Removal { kind: ObjectKind::Tmp, name, path: t.path.clone(), size, reason });
+        removals.push(Removal { kind: ObjectKind::Tmp, name, path: t.path.clone(), size, role: None, reason });
     }
     let reclaimable = removals.iter().map(|r| r.size).sum();
     Ok(GcPlan { removals, reclaimable, size_after, keep_storage: opts.keep_storage })
@@ -196,7 +212,28 @@ fn remove_file(path: &std::path::Path) -> Result<(), MaintainError> {
 const EVICTED_ONLY: &str = "only evicted cache entries used it";
 
 fn blob_removal(b: &BlobFile, reason: Option<String>) -> Removal {
-    Removal { kind: ObjectKind::Blob, name: b.digest.to_string(), path: b.path.clone(), size: b.size, reason }
+    let (name, path) = (b.digest.to_string(), b.path.clone());
+    Removal { kind: ObjectKind::Blob, name, path, size: b.size, role: None, reason }
+}
+
+/// What a blob's first bytes say it is: a gzip or tar stream is a layer; a
+/// small JSON object is an index (`manifests`), a manifest (`config`) or a
+/// config (`rootfs`).
+fn sniff_role(path: &std::path::Path) -> Option<&'static str> {
+    let mut file = fs::File::open(path).ok()?;
+    let mut head = [0u8; 512];
+    let n = std::io::Read::read(&mut file, &mut head).ok()?;
+    if head[..n].starts_with(&[0x1f, 0x8b]) || (n == 512 && &head[257..262] == b"ustar") {
+        return Some("layer");
+    }
+    if head.first() != Some(&b'{') || file.metadata().ok()?.len() > 4 << 20 {
+        return None;
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
+    ["manifests", "config", "rootfs"]
+        .into_iter()
+        .zip(["index", "manifest", "config"])
+        .find_map(|(key, role)| doc.get(key).map(|_| role))
 }
 
 fn layer_removals(layers: &[&LayerDir]) -> Result<Vec<Removal>, MaintainError> {
@@ -209,6 +246,7 @@ fn layer_removals(layers: &[&LayerDir]) -> Result<Vec<Removal>, MaintainError> {
             name: layer_digest(&l.hex),
             path: l.path.clone(),
             size,
+            role: None,
             reason: None,
         })
         .collect())
@@ -274,6 +312,7 @@ fn evict(
             name: file.key.to_string(),
             path: file.path.clone(),
             size: file.size,
+            role: None,
             reason: Some(reason),
         });
         for d in &needs.blobs {
@@ -305,6 +344,7 @@ fn evict(
             name: layer_digest(&l.hex),
             path: l.path.clone(),
             size: layer_size.get(l.hex.as_str()).copied().unwrap_or(0),
+            role: None,
             reason: Some(EVICTED_ONLY.to_owned()),
         })
         .collect();

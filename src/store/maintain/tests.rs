@@ -119,6 +119,9 @@ fn gc_keeps_tags_and_removes_dangling_images_and_leftovers() {
     let kinds: Vec<ObjectKind> = report.removed.iter().map(|r| r.kind).collect();
     assert_eq!(kinds.iter().filter(|k| **k == ObjectKind::Blob).count(), 4, "{kinds:?}");
     assert!(kinds.contains(&ObjectKind::Layer) && kinds.contains(&ObjectKind::Tmp));
+    let roles: Vec<Option<&str>> =
+        report.removed.iter().filter(|r| r.kind == ObjectKind::Blob).map(|r| r.role).collect();
+    assert_eq!(roles, [Some("manifest"), Some("config"), Some("layer"), None], "referrers go first");
 
     let again = gc(&store, None);
     assert!(again.removed.is_empty() && again.reclaimed == 0, "{again:#?}");
