@@ -113,8 +113,8 @@ pub fn plan_gc(store: &Store, _lock: &StoreLock, opts: &GcOptions) -> Result<GcP
     }
     if let Some(gap) = walker.gaps.first() {
         return Err(MaintainError::UnreadableRoot {
-            root: gap.from.clone(),
-            reason: format!("its {} {} cannot be read: {}", gap.role, gap.digest, gap.reason),
+            root: gap.root.clone(),
+            reason: format!("the {} {} (named by {}) cannot be read: {}", gap.role, gap.digest, gap.from, gap.reason),
         });
     }
     // Unparseable cache entries need nothing that can be known; fsck

@@ -56,6 +56,8 @@ pub(super) struct Edge {
 /// is unknown.
 #[derive(Clone, Debug)]
 pub(super) struct Gap {
+    /// The root the walk came from, as in [`Edge::root`].
+    pub root: String,
     pub from: String,
     pub role: &'static str,
     pub digest: Digest,
@@ -230,7 +232,14 @@ impl<'a> Walker<'a> {
     }
 
     fn gap(&mut self, from: &str, role: &'static str, digest: &Digest, reason: String, missing: bool) {
-        self.gaps.push(Gap { from: from.to_owned(), role, digest: digest.clone(), reason, missing });
+        self.gaps.push(Gap {
+            root: self.root.clone(),
+            from: from.to_owned(),
+            role,
+            digest: digest.clone(),
+            reason,
+            missing,
+        });
     }
 
     /// The blob as JSON; `None` if it is missing.
