@@ -25,11 +25,14 @@ pub struct Args {
     /// Exit 0 when nothing would change, 2 when something would, 1 on error
     #[arg(long)]
     exit_code: bool,
+    /// Plan to recreate containers whose files drifted (as `up --reset-drift`)
+    #[arg(long)]
+    reset_drift: bool,
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
     let file = manifest_path(args.file)?;
-    let (manifest, plan) = berth::plan::plan_project(&file, &ctx.store_root()?)?;
+    let (manifest, plan) = berth::plan::plan_project(&file, &ctx.store_root()?, args.reset_drift)?;
     if args.json {
         let mut value = serde_json::to_value(&plan)?;
         value["manifest"] = serde_json::json!(manifest.file);
@@ -115,6 +118,16 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
             ContainerAction::ImageOnly => format!("{} {}: image only (no command to run)", paint.dim("="), c.env),
         };
         out += &format!("  {line}\n");
+        if !c.drift.is_empty() && !matches!(c.action, ContainerAction::Recreate { .. }) {
+            let shown: Vec<&str> = c.drift.iter().take(3).map(String::as_str).collect();
+            let more = if c.drift.len() > 3 { ", …" } else { "" };
+            out += &format!(
+                "      {} {} paths changed inside the container ({}{more}); `berth up --reset-drift` recreates it\n",
+                paint.yellow("drift:"),
+                c.drift.len(),
+                shown.join(", ")
+            );
+        }
     }
     let build = plan.to_build();
     out += &format!(
