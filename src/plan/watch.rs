@@ -76,18 +76,27 @@ impl Watched {
         self.sources.iter().any(|s| path.starts_with(s)) && !self.ignored(path)
     }
 
-    /// Whether a `.berthignore` from the project directory down to the
-    /// path's directory excludes it.
+    /// Whether the `.berthignore` files from the project directory down to
+    /// the path's directory exclude it (deeper files decide over higher
+    /// ones, as in git).
     fn ignored(&self, path: &Path) -> bool {
         let Ok(rel) = path.strip_prefix(&self.dir) else { return false };
-        let mut builder = ignore::gitignore::GitignoreBuilder::new(&self.dir);
         let mut at = self.dir.clone();
-        builder.add(at.join(IGNORE_FILE));
+        let mut dirs = vec![at.clone()];
         for part in rel.parent().into_iter().flat_map(Path::components) {
             at.push(part);
-            builder.add(at.join(IGNORE_FILE));
+            dirs.push(at.clone());
         }
-        builder.build().is_ok_and(|g| g.matched_path_or_any_parents(path, path.is_dir()).is_ignore())
+        let mut ignored = false;
+        for dir in dirs {
+            let (rules, _) = ignore::gitignore::Gitignore::new(dir.join(IGNORE_FILE));
+            match rules.matched_path_or_any_parents(path, path.is_dir()) {
+                m if m.is_ignore() => ignored = true,
+                m if m.is_whitelist() => ignored = false,
+                _ => {}
+            }
+        }
+        ignored
     }
 }
 
