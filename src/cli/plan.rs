@@ -114,7 +114,10 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
                 remove += 1;
                 format!("{} {}: remove (no longer declared)", paint.red("-"), c.env)
             }
-            ContainerAction::Unchanged => format!("{} {}: running, up to date", paint.dim("="), c.env),
+            ContainerAction::Unchanged => {
+                let status = c.status.as_deref().unwrap_or("running");
+                format!("{} {}: {status}, up to date", paint.dim("="), c.env)
+            }
             ContainerAction::ImageOnly => format!("{} {}: image only (no command to run)", paint.dim("="), c.env),
         };
         out += &format!("  {line}\n");

@@ -51,6 +51,11 @@ impl EnvState {
     pub fn running(&self) -> bool {
         self.status == Status::Running
     }
+
+    /// Running, or between two runs of its restart policy: its shim has it.
+    pub fn supervised(&self) -> bool {
+        matches!(self.status, Status::Running | Status::Restarting)
+    }
 }
 
 /// The containers of `project` in `store`, sorted by env; with `drift`,

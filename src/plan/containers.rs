@@ -33,6 +33,9 @@ pub struct ContainerPlan {
     pub env: String,
     #[serde(flatten)]
     pub action: ContainerAction,
+    /// The container's status now, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
     /// Files the container changed in its own filesystem (`C /etc/x`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<String>,
@@ -55,7 +58,7 @@ impl From<&super::actual::EnvState> for Existing {
         Existing {
             env: s.env.clone(),
             config_hash: s.config_hash.clone(),
-            running: s.running(),
+            running: s.supervised(),
             status: match &s.detail {
                 Some(d) => format!("{}: {d}", s.status.as_str()),
                 None => s.status.as_str().to_owned(),
@@ -96,10 +99,12 @@ pub fn container_actions(
             Some(e) => ContainerAction::Recreate { changes: changes(e.spec.as_ref(), spec) },
         };
         let drift = current.map(|e| e.drift.clone()).unwrap_or_default();
-        out.push(ContainerPlan { env: env.clone(), action, drift });
+        let status = current.map(|e| e.status.clone());
+        out.push(ContainerPlan { env: env.clone(), action, status, drift });
     }
     for e in existing.iter().filter(|e| !specs.contains_key(&e.env)) {
-        out.push(ContainerPlan { env: e.env.clone(), action: ContainerAction::Remove, drift: Vec::new() });
+        let status = Some(e.status.clone());
+        out.push(ContainerPlan { env: e.env.clone(), action: ContainerAction::Remove, status, drift: Vec::new() });
     }
     out
 }

@@ -122,7 +122,8 @@ pub fn up(
                 Action::Recreated(format!("its files drifted: {} paths changed", c.drift.len()))
             }
             Some(c) if c.config_hash == config => {
-                if control::is_running(&c.container).map_err(fail)? {
+                // A container between two runs of its restart policy is its shim's.
+                if c.supervised() || control::is_running(&c.container).map_err(fail)? {
                     Action::Unchanged
                 } else {
                     control::start(&c.container).map_err(fail)?;
