@@ -15,16 +15,7 @@ pub struct Args {
 pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
     let store = super::containers::store(ctx)?;
     let c = super::containers::find(&store, &args.container)?;
-    // Mount points berth bind-mounts over are not the container's changes.
-    let hide: Vec<std::path::PathBuf> = oci_spec::runtime::Spec::load(c.paths.spec())
-        .ok()
-        .and_then(|s| s.mounts().clone())
-        .unwrap_or_default()
-        .iter()
-        .filter(|m| m.typ().as_deref() == Some("bind"))
-        .map(|m| m.destination().clone())
-        .collect();
-    let changes = berth::runtime::diff::changes(&c.paths.upper(), &c.record.lowers, &hide)?;
+    let changes = berth::runtime::diff::container_changes(&c)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&changes)?);
     } else {

@@ -39,6 +39,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         tty: args.tty,
         interactive: args.interactive,
         quiet: false,
+        timeout: None,
     };
     let code = exec(&c, &opts)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))

@@ -25,11 +25,14 @@ pub struct Args {
     /// Exit 0 when nothing would change, 2 when something would, 1 on error
     #[arg(long)]
     exit_code: bool,
+    /// Plan to recreate containers whose files drifted (as `up --reset-drift`)
+    #[arg(long)]
+    reset_drift: bool,
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
     let file = manifest_path(args.file)?;
-    let (manifest, plan) = berth::plan::plan_project(&file, &ctx.store_root()?)?;
+    let (manifest, plan) = berth::plan::plan_project(&file, &ctx.store_root()?, args.reset_drift)?;
     if args.json {
         let mut value = serde_json::to_value(&plan)?;
         value["manifest"] = serde_json::json!(manifest.file);
@@ -111,10 +114,23 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
                 remove += 1;
                 format!("{} {}: remove (no longer declared)", paint.red("-"), c.env)
             }
-            ContainerAction::Unchanged => format!("{} {}: running, up to date", paint.dim("="), c.env),
+            ContainerAction::Unchanged => {
+                let status = c.status.as_deref().unwrap_or("running");
+                format!("{} {}: {status}, up to date", paint.dim("="), c.env)
+            }
             ContainerAction::ImageOnly => format!("{} {}: image only (no command to run)", paint.dim("="), c.env),
         };
         out += &format!("  {line}\n");
+        if !c.drift.is_empty() && !matches!(c.action, ContainerAction::Recreate { .. }) {
+            let shown: Vec<&str> = c.drift.iter().take(3).map(String::as_str).collect();
+            let more = if c.drift.len() > 3 { ", …" } else { "" };
+            out += &format!(
+                "      {} {} paths changed inside the container ({}{more}); `berth up --reset-drift` recreates it\n",
+                paint.yellow("drift:"),
+                c.drift.len(),
+                shown.join(", ")
+            );
+        }
     }
     let build = plan.to_build();
     out += &format!(

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
-use berth::manifest::values::{ByteSize, PortMapping};
+use berth::manifest::values::{ByteSize, Duration, PortMapping};
 use berth::runtime::create::RunOptions;
 use berth::runtime::spec::{BindMount, NetworkMode, Resources};
 
@@ -65,6 +65,21 @@ pub struct Args {
     /// Restart policy: no, on-failure[:N], always, unless-stopped
     #[arg(long, default_value = "no")]
     pub restart: String,
+    /// A health check, run with /bin/sh -c in the container (needs -d)
+    #[arg(long, value_name = "COMMAND")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub health_interval: Duration,
+    /// How long one health check may run before it is killed
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub health_timeout: Duration,
+    /// Failures in a row before the container counts as unhealthy
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub health_retries: u32,
+    /// Time after start during which failed checks do not count
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub health_start_period: Duration,
     /// Bind mount a host path: SRC:DEST[:ro]
     #[arg(short, long = "volume", value_name = "SRC:DEST[:ro]")]
     pub volume: Vec<String>,
@@ -76,6 +91,10 @@ pub struct Args {
 }
 
 fn parse_port(s: &str) -> Result<PortMapping, String> {
+    s.parse().map_err(|e: berth::manifest::values::ValueError| e.to_string())
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
     s.parse().map_err(|e: berth::manifest::values::ValueError| e.to_string())
 }
 
@@ -91,6 +110,21 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         bail!("--restart needs -d: restarts are applied by the container's shim, which only detached containers have");
     }
     let restart: berth::runtime::restart::Policy = args.restart.parse()?;
+    if args.health_cmd.is_some() && !args.detach {
+        bail!(
+            "--health-cmd needs -d: health checks are run by the container's shim, which only detached containers have"
+        );
+    }
+    if args.health_retries == 0 || args.health_interval.0.is_zero() || args.health_timeout.0.is_zero() {
+        bail!("--health-retries, --health-interval and --health-timeout must be above 0");
+    }
+    let health = args.health_cmd.as_ref().map(|cmd| berth::runtime::health::HealthCheck {
+        cmd: vec!["/bin/sh".to_owned(), "-c".to_owned(), cmd.clone()],
+        interval: args.health_interval.0,
+        timeout: args.health_timeout.0,
+        retries: args.health_retries,
+        start_period: args.health_start_period.0,
+    });
     let network = match args.network.as_str() {
         "none" | "bridge" | "default" => NetworkMode::None,
         "host" => NetworkMode::Host,
@@ -134,6 +168,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         interactive: args.interactive,
         volumes,
         labels: Default::default(),
+        health,
     };
     let store = berth::store::Store::open(&ctx.store_root()?)?;
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

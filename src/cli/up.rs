@@ -6,25 +6,33 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use berth::build::{BuildOptions, Event};
-use berth::plan::up::Action;
+use berth::plan::up::{Action, UpOptions};
+use std::collections::BTreeMap;
 
 /// Build what is missing and start the project's envs to match berth.toml
 /// (in depends_on order, sharing one network namespace, waiting for the
 /// health of envs others depend on). Without -d, follow their output,
-/// prefixed by name, until Ctrl-C, which stops them.
+/// prefixed by name, until Ctrl-C, which stops them. With --watch, stay and
+/// apply every change to berth.toml, berth.lock or a copied file until
+/// Ctrl-C, which ends the watch and leaves the envs running.
 #[derive(clap::Args)]
-#[command(after_help = "Example: berth up -d -f manifests/demo/berth.toml")]
+#[command(
+    after_help = "Example: berth up -d -f manifests/demo/berth.toml\n         berth up --watch        # in a project directory"
+)]
 pub struct Args {
     /// The manifest [default: berth.toml here or in the nearest parent directory]
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
     /// Return once everything runs
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "watch")]
     detach: bool,
     /// Install exactly the package versions in berth.lock
     #[arg(long)]
     locked: bool,
-    /// Keep the machine matching berth.toml as files change (not built yet)
+    /// Recreate containers whose files changed inside them (`berth plan` shows the drift)
+    #[arg(long)]
+    reset_drift: bool,
+    /// Keep the machine matching berth.toml as files change, until Ctrl-C
     #[arg(long)]
     watch: bool,
     /// Envs to bring up (with what they depend on) [default: all]
@@ -32,20 +40,17 @@ pub struct Args {
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
-    if args.watch {
-        eprintln!(
-            "berth: `berth up --watch` is not built yet (issue #5); nothing was done. `berth up` without it works."
-        );
-        return Ok(ExitCode::from(2));
-    }
     let file = super::plan::manifest_path(args.file)?;
-    let opts = BuildOptions {
-        envs: args.envs,
-        locked: args.locked,
-        no_cache: false,
-        refresh_packages: false,
-        epoch: berth::oci::source_date_epoch()?,
-        jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+    let opts = UpOptions {
+        build: BuildOptions {
+            envs: args.envs,
+            locked: args.locked,
+            no_cache: false,
+            refresh_packages: false,
+            epoch: berth::oci::source_date_epoch()?,
+            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        },
+        reset_drift: args.reset_drift,
     };
     let progress = super::progress::Progress::new(std::io::stderr().is_terminal());
     let report = |e: Event| {
@@ -54,26 +59,72 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let root = ctx.store_root()?;
+    if args.watch {
+        return watch(&file, &root, &opts, &report);
+    }
     let actions = berth::plan::up::up(&file, &root, &opts, &report)?;
-    let changed = actions.values().filter(|a| !matches!(a, Action::Unchanged | Action::ImageOnly)).count();
-    for (env, action) in &actions {
-        let what = match action {
-            Action::Unchanged | Action::ImageOnly => continue,
-            Action::Started => "started",
-            Action::Created => "created and started",
-            Action::Recreated => "recreated (its image or config changed)",
-            Action::Removed => "removed (no longer declared)",
-        };
-        eprintln!("{env}: {what}");
-    }
-    if changed == 0 {
-        eprintln!("nothing to do: every env is up to date and running");
-    }
+    print_actions(&actions);
     if args.detach {
         return Ok(ExitCode::SUCCESS);
     }
     let manifest = berth::manifest::load(&file)?;
     follow_until_interrupted(&root, &manifest.project)
+}
+
+fn print_actions(actions: &BTreeMap<String, Action>) {
+    let mut changed = 0;
+    for (env, action) in actions {
+        let what = match action {
+            Action::Unchanged | Action::ImageOnly => continue,
+            Action::Started => "started".to_owned(),
+            Action::Created => "created and started".to_owned(),
+            Action::Recreated(why) => format!("recreated ({why})"),
+            Action::Removed => "removed (no longer declared)".to_owned(),
+        };
+        changed += 1;
+        eprintln!("{env}: {what}");
+    }
+    if changed == 0 {
+        eprintln!("nothing to do: every env is up to date and running");
+    }
+}
+
+/// `up --watch`: reconcile on every change until SIGINT or SIGTERM.
+fn watch(
+    file: &std::path::Path,
+    root: &std::path::Path,
+    opts: &UpOptions,
+    progress: &(dyn Fn(Event) + Sync),
+) -> anyhow::Result<ExitCode> {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use berth::plan::watch::WatchEvent;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let mut report = |event: WatchEvent| match event {
+        WatchEvent::Watching { dir } => {
+            eprintln!(
+                "watching {} for changes to berth.toml, berth.lock and copied files (Ctrl-C to stop)",
+                dir.display()
+            )
+        }
+        WatchEvent::Changed { paths } => {
+            let names: Vec<String> = paths.iter().take(3).map(|p| p.display().to_string()).collect();
+            let more = if paths.len() > 3 { format!(" and {} more", paths.len() - 3) } else { String::new() };
+            eprintln!("changed: {}{more}", names.join(", "));
+        }
+        WatchEvent::Reconciled { actions } => print_actions(actions),
+        WatchEvent::Failed { error } => {
+            super::output::error(&anyhow::anyhow!("{error}"));
+            eprintln!("berth: the running envs are left as they were; watching on");
+        }
+    };
+    berth::plan::watch::watch(file, root, opts, progress, &mut report, &stop)?;
+    eprintln!("stopped watching; the envs keep running (`berth down` stops them)");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `up` in the foreground, like `docker compose up`: every env's new output

@@ -33,6 +33,12 @@ pub struct ContainerPlan {
     pub env: String,
     #[serde(flatten)]
     pub action: ContainerAction,
+    /// The container's status now, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Files the container changed in its own filesystem (`C /etc/x`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
 }
 
 /// A container `berth up` made, as the store shows it now.
@@ -43,14 +49,34 @@ pub struct Existing {
     pub status: String,
     /// The spec it was made from, when recorded.
     pub spec: Option<serde_json::Value>,
+    /// Its filesystem drift, as `C /path` lines.
+    pub drift: Vec<String>,
+}
+
+impl From<&super::actual::EnvState> for Existing {
+    fn from(s: &super::actual::EnvState) -> Existing {
+        Existing {
+            env: s.env.clone(),
+            config_hash: s.config_hash.clone(),
+            running: s.supervised(),
+            status: match &s.detail {
+                Some(d) => format!("{}: {d}", s.status.as_str()),
+                None => s.status.as_str().to_owned(),
+            },
+            spec: s.spec.clone(),
+            drift: s.drift.iter().map(|c| format!("{} {}", c.kind.letter(), c.path.display())).collect(),
+        }
+    }
 }
 
 /// The container actions for `specs` given `existing`; `runs(env)` says
-/// whether an env has a command (else it is image-only).
+/// whether an env has a command (else it is image-only). With
+/// `reset_drift`, a container whose files drifted is recreated.
 pub fn container_actions(
     specs: &BTreeMap<String, ContainerSpec>,
     existing: &[Existing],
     runs: &dyn Fn(&ContainerSpec) -> bool,
+    reset_drift: bool,
 ) -> Vec<ContainerPlan> {
     let mut out = Vec::new();
     for (env, spec) in specs {
@@ -58,6 +84,11 @@ pub fn container_actions(
         let action = match current {
             _ if !runs(spec) => ContainerAction::ImageOnly,
             None => ContainerAction::Create,
+            Some(e) if reset_drift && !e.drift.is_empty() && e.config_hash == spec.config_hash().to_string() => {
+                ContainerAction::Recreate {
+                    changes: vec![format!("filesystem drift: {} paths changed", e.drift.len())],
+                }
+            }
             Some(e) if e.config_hash == spec.config_hash().to_string() => {
                 if e.running {
                     ContainerAction::Unchanged
@@ -67,16 +98,19 @@ pub fn container_actions(
             }
             Some(e) => ContainerAction::Recreate { changes: changes(e.spec.as_ref(), spec) },
         };
-        out.push(ContainerPlan { env: env.clone(), action });
+        let drift = current.map(|e| e.drift.clone()).unwrap_or_default();
+        let status = current.map(|e| e.status.clone());
+        out.push(ContainerPlan { env: env.clone(), action, status, drift });
     }
     for e in existing.iter().filter(|e| !specs.contains_key(&e.env)) {
-        out.push(ContainerPlan { env: e.env.clone(), action: ContainerAction::Remove });
+        let status = Some(e.status.clone());
+        out.push(ContainerPlan { env: e.env.clone(), action: ContainerAction::Remove, status, drift: Vec::new() });
     }
     out
 }
 
 /// `field: old -> new` for every top-level field that differs.
-fn changes(old: Option<&serde_json::Value>, new: &ContainerSpec) -> Vec<String> {
+pub fn changes(old: Option<&serde_json::Value>, new: &ContainerSpec) -> Vec<String> {
     let new = serde_json::to_value(new).expect("a container spec always serialises");
     let Some(old) = old else { return vec!["the container predates recorded specs".to_owned()] };
     let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else { return Vec::new() };
@@ -118,16 +152,22 @@ mod tests {
                 running: true,
                 status: "running".into(),
                 spec: Some(serde_json::to_value(spec).unwrap()),
+                drift: if env == "b" { vec!["A /etc/x".into()] } else { Vec::new() },
             })
             .collect();
-        let plan = container_actions(&after, &existing, &|s| s.cmd.is_some());
+        let plan = container_actions(&after, &existing, &|s| s.cmd.is_some(), false);
         let by: BTreeMap<&str, &ContainerAction> = plan.iter().map(|p| (p.env.as_str(), &p.action)).collect();
         let ContainerAction::Recreate { changes } = by["a"] else { panic!("{plan:?}") };
         assert_eq!(changes, &["env_vars: {} -> {\"MODE\":\"test\"}"]);
         assert_eq!(by["c"], &ContainerAction::Create);
         assert_eq!(by["b"], &ContainerAction::Remove);
         assert_eq!(by["base"], &ContainerAction::ImageOnly);
-        let same = container_actions(&before, &existing, &|_| true);
+        let same = container_actions(&before, &existing, &|_| true, false);
         assert!(same.iter().all(|p| p.action == ContainerAction::Unchanged));
+        assert_eq!(same.iter().find(|p| p.env == "b").unwrap().drift, ["A /etc/x"]);
+        let reset = container_actions(&before, &existing, &|_| true, true);
+        let by: BTreeMap<&str, &ContainerAction> = reset.iter().map(|p| (p.env.as_str(), &p.action)).collect();
+        assert_eq!(by["a"], &ContainerAction::Unchanged);
+        assert_eq!(by["b"], &ContainerAction::Recreate { changes: vec!["filesystem drift: 1 paths changed".into()] });
     }
 }

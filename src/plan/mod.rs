@@ -8,9 +8,11 @@
 //! container actions (create, recreate, start, remove) join it with the
 //! runtime.
 
+pub mod actual;
 pub mod containers;
 mod project;
 pub mod up;
+pub mod watch;
 
 use std::collections::BTreeMap;
 

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::{Plan, containers, plan, up};
+use super::{Plan, containers, plan};
 use crate::manifest::{self, LOCK_FILE, Lock, Manifest, ManifestError};
 use crate::resolve::{ResolveError, resolve};
 use crate::store::{Store, StoreError};
@@ -22,10 +22,11 @@ pub enum PlanError {
     Containers(Box<crate::runtime::container::ContainerError>),
 }
 
-/// Plans the manifest at `manifest_path` against the store at `store_root`.
+/// Plans the manifest at `manifest_path` against the store at `store_root`
+/// (with `reset_drift`, containers whose files drifted are recreated).
 /// Reads only: a store that does not exist yet counts as empty and is not
 /// created.
-pub fn plan_project(manifest_path: &Path, store_root: &Path) -> Result<(Manifest, Plan), PlanError> {
+pub fn plan_project(manifest_path: &Path, store_root: &Path, reset_drift: bool) -> Result<(Manifest, Plan), PlanError> {
     let manifest = manifest::load(manifest_path)?;
     let lock = Lock::read(&manifest.dir.join(LOCK_FILE))?;
     let resolution = resolve(&manifest, &lock)
@@ -41,7 +42,11 @@ pub fn plan_project(manifest_path: &Path, store_root: &Path) -> Result<(Manifest
                 cached.insert(key);
             }
         }
-        existing = current_containers(store, &manifest.project)?;
+        existing = super::actual::project_state(store, &manifest.project, true)
+            .map_err(|e| PlanError::Containers(Box::new(e)))?
+            .iter()
+            .map(containers::Existing::from)
+            .collect();
     }
     let mut plan = plan(&manifest.project, &resolution, &|key| cached.contains(key));
     // An env runs if it or its built image has a command.
@@ -52,28 +57,6 @@ pub fn plan_project(manifest_path: &Path, store_root: &Path) -> Result<(Manifest
             || spec.entrypoint.is_some()
             || built.is_some_and(|i| crate::build::image::has_command(&i.config))
     };
-    plan.containers = containers::container_actions(&resolution.specs, &existing, &runs);
+    plan.containers = containers::container_actions(&resolution.specs, &existing, &runs, reset_drift);
     Ok((manifest, plan))
-}
-
-/// The project's containers as they are: the input of the container plan.
-fn current_containers(store: &Store, project: &str) -> Result<Vec<containers::Existing>, PlanError> {
-    let all =
-        crate::runtime::container::list(&store.containers_dir()).map_err(|e| PlanError::Containers(Box::new(e)))?;
-    let mut out = Vec::new();
-    for c in all.iter().filter(|c| c.record.labels.get(up::PROJECT_LABEL).map(String::as_str) == Some(project)) {
-        let state = crate::runtime::state::read_state(&c.paths.dir).ok();
-        let observed = state.as_ref().map(crate::runtime::state::observed_status);
-        let status = observed.as_ref().map_or("created".to_owned(), |o| o.status.as_str().to_owned());
-        let spec =
-            std::fs::read(c.paths.dir.join(up::ENV_SPEC_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
-        out.push(containers::Existing {
-            env: c.record.labels.get(up::ENV_LABEL).cloned().unwrap_or_default(),
-            config_hash: c.record.labels.get(up::CONFIG_LABEL).cloned().unwrap_or_default(),
-            running: status == "running",
-            status,
-            spec,
-        });
-    }
-    Ok(out)
 }

@@ -13,12 +13,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::actual;
 use crate::build::{self, BuildOptions, Event, ProjectBuildError};
 use crate::manifest::values::{Network, VolumeSource};
 use crate::manifest::{self, Manifest};
 use crate::resolve::ContainerSpec;
 use crate::runtime::container::{self, Container};
 use crate::runtime::create::{self, RunOptions};
+use crate::runtime::health::{self, HealthCheck, Verdict};
 use crate::runtime::spec::{BindMount, NetworkMode, Resources};
 use crate::runtime::{control, shim};
 use crate::store::Store;
@@ -47,8 +49,8 @@ pub enum UpError {
     Container(#[from] container::ContainerError),
     #[error("project {project}: cannot make its network namespace {}: {source}", path.display())]
     Netns { project: String, path: PathBuf, source: std::io::Error },
-    #[error("env \"{env}\" did not become healthy after {tries} checks of `{check}`; its last log lines:\n{tail}")]
-    Unhealthy { env: String, tries: u32, check: String, tail: String },
+    #[error("env \"{env}\" did not become healthy ({why}) with `{check}`; its last log lines:\n{tail}")]
+    Unhealthy { env: String, why: String, check: String, tail: String },
     #[error("cannot make the volume directory {}: {source}", path.display())]
     Volume { path: PathBuf, source: std::io::Error },
 }
@@ -61,8 +63,17 @@ pub enum Action {
     Unchanged,
     Started,
     Created,
-    Recreated,
+    /// Removed and created anew, and why (the fields that changed).
+    Recreated(String),
     Removed,
+}
+
+/// What `berth up` is asked to do.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub build: BuildOptions,
+    /// Recreate containers whose files drifted from their image.
+    pub reset_drift: bool,
 }
 
 /// Brings the project of `manifest_path` up in the store at `store_root`,
@@ -70,7 +81,7 @@ pub enum Action {
 pub fn up(
     manifest_path: &Path,
     store_root: &Path,
-    opts: &BuildOptions,
+    opts: &UpOptions,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<BTreeMap<String, Action>, UpError> {
     // One exclusive lock from the build to the last container: a second
@@ -78,7 +89,7 @@ pub fn up(
     let store = Store::open(store_root)?;
     let _lock = store.lock_exclusive()?;
     let build::Built { outcome: built, manifest, resolution, .. } =
-        build::build_locked(manifest_path, &store, opts, progress)?;
+        build::build_locked(manifest_path, &store, &opts.build, progress)?;
     let netns = store.projects_dir().join(format!("{}.netns", manifest.project));
     if manifest.envs.values().any(|e| e.network == Network::Project) && !netns.exists() {
         crate::sys::ns::persistent_netns(&netns).map_err(|source| UpError::Netns {
@@ -87,35 +98,42 @@ pub fn up(
             source,
         })?;
     }
-    let existing = project_containers(&store, &manifest.project)?;
+    let existing = actual::project_state(&store, &manifest.project, opts.reset_drift)?;
     let mut actions = BTreeMap::new();
-    let wanted: Vec<String> =
-        if opts.envs.is_empty() { manifest.envs.keys().cloned().collect() } else { opts.envs.clone() };
+    let envs = &opts.build.envs;
+    let wanted: Vec<String> = if envs.is_empty() { manifest.envs.keys().cloned().collect() } else { envs.clone() };
     for env in start_order(&manifest, &wanted) {
         let spec = &resolution.specs[&env];
         let image = &built.images[&env];
         let config = spec.config_hash().to_string();
-        let current = existing.iter().find(|c| c.record.labels.get(ENV_LABEL) == Some(&env));
+        let fail = |e| UpError::Start { env: env.clone(), source: Box::new(e) };
+        let current = existing.iter().find(|c| c.env == env);
         if !has_command(&store, &image.tag)? {
             if let Some(c) = current {
-                control::remove(c, true).map_err(|e| UpError::Start { env: env.clone(), source: Box::new(e) })?;
+                control::remove(&c.container, true).map_err(fail)?;
             }
             actions.insert(env, Action::ImageOnly);
             continue;
         }
         let action = match current {
-            Some(c) if c.record.labels.get(CONFIG_LABEL) == Some(&config) => {
-                if control::is_running(c).map_err(|e| UpError::Start { env: env.clone(), source: Box::new(e) })? {
+            Some(c) if c.config_hash == config && !c.drift.is_empty() => {
+                control::remove(&c.container, true).map_err(fail)?;
+                start_new(&store, &manifest, spec, &image.tag, &config, &netns)?;
+                Action::Recreated(format!("its files drifted: {} paths changed", c.drift.len()))
+            }
+            Some(c) if c.config_hash == config => {
+                // A container between two runs of its restart policy is its shim's.
+                if c.supervised() || control::is_running(&c.container).map_err(fail)? {
                     Action::Unchanged
                 } else {
-                    control::start(c).map_err(|e| UpError::Start { env: env.clone(), source: Box::new(e) })?;
+                    control::start(&c.container).map_err(fail)?;
                     Action::Started
                 }
             }
             Some(c) => {
-                control::remove(c, true).map_err(|e| UpError::Start { env: env.clone(), source: Box::new(e) })?;
+                control::remove(&c.container, true).map_err(fail)?;
                 start_new(&store, &manifest, spec, &image.tag, &config, &netns)?;
-                Action::Recreated
+                Action::Recreated(super::containers::changes(c.spec.as_ref(), spec).join("; "))
             }
             None => {
                 start_new(&store, &manifest, spec, &image.tag, &config, &netns)?;
@@ -125,17 +143,15 @@ pub fn up(
         // Envs that others depend on are waited for until healthy.
         let needed = manifest.envs.values().any(|e| e.depends_on.contains(&env));
         if needed && let Some(health) = &spec.health {
-            wait_healthy(&store, &manifest.project, &env, health)?;
+            wait_healthy(&store, &manifest.project, &env, &health_check(health))?;
         }
         actions.insert(env, action);
     }
-    if opts.envs.is_empty() {
-        for orphan in
-            existing.iter().filter(|c| c.record.labels.get(ENV_LABEL).is_none_or(|e| !manifest.envs.contains_key(e)))
-        {
-            control::remove(orphan, true)
-                .map_err(|e| UpError::Start { env: orphan.record.name.clone(), source: Box::new(e) })?;
-            actions.insert(orphan.record.labels.get(ENV_LABEL).cloned().unwrap_or_default(), Action::Removed);
+    if envs.is_empty() {
+        for orphan in existing.iter().filter(|c| !manifest.envs.contains_key(&c.env)) {
+            control::remove(&orphan.container, true)
+                .map_err(|e| UpError::Start { env: orphan.name.clone(), source: Box::new(e) })?;
+            actions.insert(orphan.env.clone(), Action::Removed);
         }
     }
     Ok(actions)
@@ -166,29 +182,51 @@ pub fn down(store_root: &Path, project: &str, volumes: bool) -> Result<Vec<Strin
     Ok(removed)
 }
 
-/// Runs `health.cmd` in the env's container until it succeeds, after the
-/// start period, every `interval`, at most `retries` times.
-fn wait_healthy(store: &Store, project: &str, env: &str, health: &crate::manifest::Health) -> Result<(), UpError> {
+/// Waits until the shim's health check calls the env's container healthy;
+/// fails when it calls it unhealthy, the container stops, or no verdict
+/// comes within the time the check's settings allow.
+fn wait_healthy(store: &Store, project: &str, env: &str, check: &HealthCheck) -> Result<(), UpError> {
     let name = format!("{project}-{env}");
     let c = container::find(&store.containers_dir(), &name)?;
-    std::thread::sleep(health.start_period.0);
-    let opts = crate::runtime::exec::ExecOptions { args: health.cmd.clone(), quiet: true, ..Default::default() };
-    for _ in 0..health.retries {
-        if matches!(crate::runtime::exec::exec(&c, &opts), Ok(0)) {
-            return Ok(());
+    let deadline = std::time::Instant::now() + health::verdict_within(check);
+    let why = loop {
+        let verdict = health::read(&c.paths.dir);
+        match verdict.as_ref().map(|h| h.status) {
+            Some(Verdict::Healthy) => return Ok(()),
+            Some(Verdict::Unhealthy) => break "it is unhealthy".to_owned(),
+            _ => {}
         }
-        std::thread::sleep(health.interval.0);
-    }
+        if !control::is_running(&c).unwrap_or(false) {
+            break "it stopped".to_owned();
+        }
+        if std::time::Instant::now() > deadline {
+            break "no verdict came in time".to_owned();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let last =
+        health::read(&c.paths.dir).and_then(|h| h.last).map(|l| format!(", last check: {l}")).unwrap_or_default();
     let mut tail = Vec::new();
     let query = crate::runtime::logs::LogQuery { tail: Some(10), ..Default::default() };
     let _ =
         crate::runtime::logs::read_logs(&c.paths.log(), &query, &mut crate::runtime::logs::Outputs::merged(&mut tail));
     Err(UpError::Unhealthy {
         env: env.to_owned(),
-        tries: health.retries,
-        check: health.cmd.join(" "),
+        why: format!("{why}{last}"),
+        check: check.cmd.join(" "),
         tail: crate::build::step::tail(&tail, 10),
     })
+}
+
+/// The manifest's health check as the shim runs it.
+fn health_check(h: &crate::manifest::Health) -> HealthCheck {
+    HealthCheck {
+        cmd: h.cmd.clone(),
+        interval: h.interval.0,
+        timeout: h.timeout.0,
+        retries: h.retries,
+        start_period: h.start_period.0,
+    }
 }
 
 /// Whether the image has a command to run.
@@ -279,6 +317,7 @@ fn start_new(
         restart: spec.restart.to_string(),
         volumes,
         labels,
+        health: spec.health.as_ref().map(health_check),
         ..RunOptions::default()
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub interactive: bool,
     pub volumes: Vec<BindMount>,
     pub labels: BTreeMap<String, String>,
+    /// Run by the shim while the container runs (`berth ps` shows it).
+    pub health: Option<super::health::HealthCheck>,
 }
 
 /// Why a container could not be created.
@@ -94,6 +96,7 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
         interactive: opts.interactive,
         cgroup: format!("berth/{id}"),
         labels: opts.labels.clone(),
+        health: opts.health.clone(),
     };
     let etc = EtcFiles::new(&hostname, &opts.aliases, host_resolv_conf);
     let created = container::create(&containers, &record, &etc)?;

@@ -41,6 +41,20 @@ impl ChangeKind {
     }
 }
 
+/// What container `c` changed, as `berth diff` shows it: the mount points
+/// berth bind-mounts over (`/etc/hosts` and the like, volumes) left out.
+pub fn container_changes(c: &super::container::Container) -> std::io::Result<Vec<Change>> {
+    let hide: Vec<PathBuf> = oci_spec::runtime::Spec::load(c.paths.spec())
+        .ok()
+        .and_then(|s| s.mounts().clone())
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m.typ().as_deref() == Some("bind"))
+        .map(|m| m.destination().clone())
+        .collect();
+    changes(&c.paths.upper(), &c.record.lowers, &hide)
+}
+
 /// The changes in `upper` over the image layers `lowers` (top first), sorted
 /// by path. Paths in `hide` (the mount points berth made for `/etc/hosts`
 /// and the like) are left out, as Docker leaves them out.

@@ -28,6 +28,8 @@ pub struct ExecOptions {
     pub interactive: bool,
     /// Discard the command's output (health checks).
     pub quiet: bool,
+    /// Kill the command (SIGKILL) if it has not ended after this long.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Why a command could not be run in a container.
@@ -43,6 +45,8 @@ pub enum ExecError {
     Cgroup { name: String, source: cgroup::CgroupError },
     #[error("container {name}: {source}")]
     Start { name: String, source: process::ProcessError },
+    #[error("container {name}: the command did not end within {after:?}; it was killed")]
+    TimedOut { name: String, after: std::time::Duration },
     #[error("container {name}: {what}: {source}")]
     Io { name: String, what: &'static str, source: std::io::Error },
 }
@@ -110,7 +114,20 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
         .map_err(|source| ExecError::Start { name: name.clone(), source })?;
 
     let companions = tty::Companions::start(pid, master, opts.interactive).map_err(io("catch signals"))?;
-    let exit = crate::sys::proc::wait_exit(pid).map_err(io("wait for the command"));
+    let exit = match opts.timeout {
+        None => crate::sys::proc::wait_exit(pid).map(Some),
+        Some(after) => crate::sys::proc::wait_exit_within(pid, after),
+    };
+    let exit = match exit {
+        Ok(Some(exit)) => Ok(exit.code()),
+        Ok(None) => {
+            // Still unreaped, so the pid is still this command's.
+            let _ = crate::sys::proc::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = crate::sys::proc::wait_exit(pid);
+            Err(ExecError::TimedOut { name: name.clone(), after: opts.timeout.unwrap_or_default() })
+        }
+        Err(e) => Err(io("wait for the command")(e)),
+    };
     companions.finish();
-    Ok(exit?.code())
+    exit
 }

@@ -88,6 +88,7 @@ pub mod create;
 pub mod diff;
 pub mod exec;
 pub mod foreground;
+pub mod health;
 pub mod init;
 pub mod logs;
 pub mod mounts;

@@ -240,10 +240,20 @@ fn run_once(
     st.running(running.pid.as_raw(), running.pid_start);
     state::write_state(dir, st).map_err(|e| (None, e.to_string()))?;
     ready.say("ok");
-    // From here on the shim only waits and copies output: give back the
-    // code pages that starting the container touched.
+    // From here on the shim only waits and copies output (and runs the
+    // health check, if any): give back the code pages that starting the
+    // container touched.
     let _ = sys::mem::release_executable_pages();
+    let checks = record.health.clone().map(|check| {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, flag) = (prepared.container.clone(), stop.clone());
+        (stop, std::thread::spawn(move || super::health::run_checks(&c, &check, &flag)))
+    });
     let exit = prepared.wait(running).map_err(|e| (None, e.to_string()));
+    if let Some((stop, thread)) = checks {
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = thread.join();
+    }
     // The pty master (or stdin pipe) goes, so the output ends for the pumps.
     *attached.input.lock().unwrap_or_else(|e| e.into_inner()) = Input::None;
     for p in pumps {

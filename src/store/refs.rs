@@ -101,6 +101,10 @@ impl Store {
         descriptor.set_annotations(Some(annotations));
 
         let mut index = self.read_index()?;
+        if index.manifests().contains(&descriptor) {
+            // Already so: a no-op build writes nothing.
+            return Ok(());
+        }
         let mut manifests = index.manifests().clone();
         manifests.retain(|d| ref_name(d) != Some(name.as_str()));
         manifests.push(descriptor);

@@ -122,6 +122,34 @@ pub fn wait_exit(pid: Pid) -> io::Result<Exit> {
     }
 }
 
+/// Waits at most `timeout` for the child `pid` to end; reaps it and
+/// returns how it ended, or `None` (not reaped, so its pid stays ours to
+/// signal) when it is still running.
+pub fn wait_exit_within(pid: Pid, timeout: std::time::Duration) -> io::Result<Option<Exit>> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1;
+    // no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the fd was just returned by pidfd_open and is owned by nobody else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms = nix::poll::PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(nix::poll::PollTimeout::MAX);
+        let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&pidfd), nix::poll::PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, ms) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return wait_exit(pid).map(Some),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Reaps one child that has ended, without blocking: `Ok(None)` when none
 /// has (or there are no children).
 pub fn reap_any() -> io::Result<Option<(Pid, Exit)>> {

@@ -190,6 +190,7 @@ mod tests {
             interactive: false,
             cgroup: "berth/x".into(),
             labels: Default::default(),
+            health: None,
         }
     }
 

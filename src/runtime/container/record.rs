@@ -44,6 +44,9 @@ pub struct Record {
     pub cgroup: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The health check the shim runs, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::runtime::health::HealthCheck>,
 }
 
 /// Paths inside one container's directory.

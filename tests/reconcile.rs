@@ -1,0 +1,129 @@
+//! The reconciler's finer points: health checks run by the shim (with their
+//! timeout enforced) as `berth ps` shows them in the project view, a plan
+//! that names exactly the field a config edit changed, filesystem drift and
+//! `--reset-drift`, and `berth restart ENV`.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::Berth;
+
+fn project(manifest: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(support::image::busybox_tar(), dir.path().join("busybox.tar")).unwrap();
+    std::fs::write(dir.path().join("berth.toml"), manifest).unwrap();
+    dir
+}
+
+/// Polls `berth ps --json` in `dir` until `env`'s health is `want`.
+fn wait_health(berth: &Berth, dir: &Path, env: &str, want: &str) -> serde_json::Value {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ps = berth.run_in(dir, &["ps", "--json"]).json();
+        let row = ps.as_array().unwrap().iter().find(|r| r["env"] == env).cloned();
+        if let Some(row) = row
+            && row["health"]["status"] == want
+        {
+            return row;
+        }
+        assert!(Instant::now() < until, "{env} never became {want}: {ps}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const HEALTHY: &str = r#"
+project = "checked"
+
+[env.web]
+image = "rootfs:busybox.tar"
+cmd = ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && httpd -f -p 8000 -h /www"]
+ports = ["127.0.0.1:18431:8000"]
+health = { cmd = ["wget", "-q", "-O", "/dev/null", "http://localhost:8000/"], interval = "100ms", retries = 50 }
+
+[env.slow]
+image = "rootfs:busybox.tar"
+cmd = ["sleep", "300"]
+health = { cmd = ["sleep", "5"], interval = "100ms", timeout = "200ms", retries = 2 }
+"#;
+
+#[test]
+fn the_shim_runs_health_checks_and_ps_shows_the_project() {
+    let berth = Berth::new();
+    let dir = project(HEALTHY);
+    berth.run_in(dir.path(), &["up", "-d"]).ok();
+    wait_health(&berth, dir.path(), "web", "healthy");
+    // A check that outlives its timeout is killed and counts as a failure.
+    let slow = wait_health(&berth, dir.path(), "slow", "unhealthy");
+    assert!(slow["health"]["last"].as_str().unwrap().contains("timed out after 200ms"), "{slow}");
+
+    let table = berth.run_in(dir.path(), &["ps"]).ok().to_owned();
+    let header = table.lines().next().unwrap();
+    for column in ["ENV", "STATE", "HEALTH", "PORTS", "IMAGE", "UPTIME"] {
+        assert!(header.contains(column), "{table}");
+    }
+    let web = table.lines().find(|l| l.starts_with("web ")).unwrap_or_else(|| panic!("{table}"));
+    assert!(web.contains("running") && web.contains("healthy") && web.contains("127.0.0.1:18431->8000/tcp"), "{table}");
+    assert!(web.contains("checked/web:latest ("), "the image and its digest: {table}");
+    // Outside the project (or with --global), Docker's view, health in the status.
+    let global = berth.run_in(dir.path(), &["ps", "--global"]).ok().to_owned();
+    assert!(global.contains("CONTAINER ID") && global.contains("(healthy)"), "{global}");
+
+    // A stopped env shows how it ended; `restart ENV` brings it back.
+    berth.run_in(dir.path(), &["stop", "web"]).ok();
+    let table = berth.run_in(dir.path(), &["ps"]).ok().to_owned();
+    assert!(table.lines().any(|l| l.starts_with("web ") && l.contains("exited")), "{table}");
+    berth.run_in(dir.path(), &["restart", "web"]).ok();
+    wait_health(&berth, dir.path(), "web", "healthy");
+}
+
+#[test]
+fn a_config_edit_plans_exactly_that_field_and_drift_is_reset_on_request() {
+    let berth = Berth::new();
+    let manifest = "project = \"drifty\"\n[env.app]\nimage = \"rootfs:busybox.tar\"\ncmd = [\"sleep\", \"300\"]\n\
+                    [env.other]\nimage = \"rootfs:busybox.tar\"\ncmd = [\"sleep\", \"300\"]\n";
+    let dir = project(manifest);
+    berth.run_in(dir.path(), &["up", "-d"]).ok();
+    let id = |env: &str| {
+        let ps = berth.run_in(dir.path(), &["ps", "--json"]).json();
+        ps.as_array().unwrap().iter().find(|r| r["env"] == env).map(|r| r["id"].clone())
+    };
+    let before = (id("app"), id("other"));
+
+    // Drift: files changed inside the container, outside volumes and /tmp.
+    berth.run_in(dir.path(), &["exec", "app", "sh", "-c", "echo x > /etc/drifted; rm /bin/vi; echo t > /tmp/t"]).ok();
+    let plan = berth.run_in(dir.path(), &["plan", "--exit-code"]);
+    assert_eq!(plan.code, 0, "drift alone is not a change `up` makes: {}", plan.stdout);
+    assert!(plan.stdout.contains("= app: running, up to date"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("drift: 2 paths changed inside the container (D /bin/vi, A /etc/drifted)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("/tmp/t"), "{}", plan.stdout);
+    let reset = berth.run_in(dir.path(), &["plan", "--reset-drift", "--exit-code"]);
+    assert_eq!(reset.code, 2, "{}", reset.stdout);
+    assert!(reset.stdout.contains("~ app: recreate (filesystem drift: 2 paths changed)"), "{}", reset.stdout);
+    let same = berth.run_in(dir.path(), &["up", "-d"]);
+    same.ok();
+    assert!(same.stderr.contains("nothing to do"), "{}", same.stderr);
+    let up = berth.run_in(dir.path(), &["up", "-d", "--reset-drift"]);
+    up.ok();
+    assert!(up.stderr.contains("app: recreated (its files drifted: 2 paths changed)"), "{}", up.stderr);
+    assert!(!up.stderr.contains("other:"), "{}", up.stderr);
+    berth.run_in(dir.path(), &["exec", "app", "test", "-e", "/bin/vi"]).ok();
+    assert_eq!(id("other"), before.1, "other was left alone");
+    assert_ne!(id("app"), before.0);
+
+    // A config edit: the plan names the one field, old -> new.
+    std::fs::write(
+        dir.path().join("berth.toml"),
+        manifest.replacen("cmd = [\"sleep\", \"300\"]\n", "cmd = [\"sleep\", \"300\"]\nenv = { MODE = \"qa\" }\n", 1),
+    )
+    .unwrap();
+    let plan = berth.run_in(dir.path(), &["plan", "--exit-code"]);
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    let lines: Vec<&str> = plan.stdout.lines().filter(|l| l.trim_start().starts_with(['~', '+', '-'])).collect();
+    assert_eq!(lines, ["  ~ app: recreate (env_vars: {} -> {\"MODE\":\"qa\"})"], "{}", plan.stdout);
+}
