@@ -59,6 +59,7 @@ fn container_for(store: &Store, image: &ImportedImage) {
         interactive: false,
         cgroup: "berth/x".into(),
         labels: Default::default(),
+        health: None,
     };
     container::create(&store.containers_dir(), &record, &EtcFiles::new("c", &[], "")).unwrap();
 }
