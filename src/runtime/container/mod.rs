@@ -119,7 +119,8 @@ pub fn choose_name(containers_dir: &Path, id: &ContainerId, wanted: Option<&str>
 
 /// Creates the container's directory with its record, writable layer dirs
 /// and `etc` files. The record is written last (atomically), so a crash
-/// midway leaves a directory that listings skip and `gc` removes.
+/// midway leaves a directory that listings skip (a leftover nothing removes
+/// yet: gc leaves container directories alone).
 pub fn create(containers_dir: &Path, record: &Record, etc: &EtcFiles) -> Result<Container, ContainerError> {
     let paths = Paths::new(&containers_dir.join(record.id.as_str()));
     for dir in [paths.dir.clone(), paths.upper(), paths.work(), paths.rootfs(), paths.etc()] {
