@@ -140,7 +140,7 @@ pub fn push(ctx: &super::Context, args: PushArgs) -> anyhow::Result<ExitCode> {
 /// is read from standard input with --password-stdin, else asked for on the
 /// terminal; it is never printed.
 #[derive(clap::Args)]
-#[command(after_help = "Example: echo \"$TOKEN\" | berth login registry.example.com:5000 -u ci --password-stdin")]
+#[command(after_help = "Example: berth login registry.example.com:5000 -u ci --password-stdin < password.txt")]
 pub struct LoginArgs {
     /// The registry, HOST[:PORT] [default: Docker Hub]
     registry: Option<String>,

@@ -119,8 +119,9 @@ impl Client {
     }
 }
 
-/// Blob digest → another repository of `target`'s registry that the store
-/// has an image tagged in (so the registry likely holds the blob there).
+/// Blob digest (layers and configs) → another repository of `target`'s
+/// registry that the store has an image tagged in (so the registry likely
+/// holds the blob there).
 fn mount_sources(store: &Store, target: &ImageRef) -> BTreeMap<Digest, String> {
     let mut sources = BTreeMap::new();
     for tag in store.tags().unwrap_or_default() {
@@ -129,8 +130,9 @@ fn mount_sources(store: &Store, target: &ImageRef) -> BTreeMap<Digest, String> {
             continue;
         }
         if let Ok(image) = store.resolve_image(&tag.name) {
-            for layer in &image.layers {
-                sources.entry(layer.digest.clone()).or_insert_with(|| r.repository().to_owned());
+            let config = image.manifest.config().digest().as_ref().parse::<Digest>().ok();
+            for digest in image.layers.iter().map(|l| l.digest.clone()).chain(config) {
+                sources.entry(digest).or_insert_with(|| r.repository().to_owned());
             }
         }
     }
