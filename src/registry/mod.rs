@@ -34,6 +34,8 @@ mod push;
 mod search;
 mod session;
 mod settings;
+#[cfg(test)]
+mod tests;
 mod transfer;
 
 pub use auth::Credentials;
@@ -90,7 +92,7 @@ pub fn registry_name(input: Option<&str>) -> Result<String, RegistryError> {
 }
 
 #[cfg(test)]
-mod tests {
+mod name_tests {
     use super::*;
 
     #[test]

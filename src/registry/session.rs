@@ -95,7 +95,8 @@ impl<'c> Session<'c> {
         let response = match ping(&session.base) {
             Ok(r) => r,
             Err(e) => match Failure::of(e) {
-                Failure::NotTls(_) if client.settings.allows_plain_http(registry) => {
+                // Not TLS, or a server that hung up on a TLS hello: maybe plain HTTP.
+                Failure::NotTls(_) | Failure::Transfer(_) if client.settings.allows_plain_http(registry) => {
                     session.base = format!("http://{host}");
                     let url = format!("{}/v2/", session.base);
                     ping(&session.base).map_err(|e| Failure::of(e).into_error(registry, &url, "a ping"))?
