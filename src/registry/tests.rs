@@ -278,3 +278,54 @@ fn a_tampered_blob_of_the_right_size_stores_nothing() {
     assert_eq!(std::fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
     assert!(store.tags().unwrap().is_empty());
 }
+
+/// A registry without auth serving `files` (path → content type, bytes).
+fn static_registry(files: Vec<(String, &'static str, Vec<u8>)>) -> Fake {
+    Fake::start(Box::new(move |req: &Req| {
+        if req.target == "/v2/" {
+            return resp(200, b"{}");
+        }
+        match files.iter().find(|(path, _, _)| *path == req.target) {
+            Some((_, content_type, body)) => resp(200, body).header("Content-Type", content_type),
+            None => resp(404, br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#),
+        }
+    }))
+}
+
+#[test]
+fn an_index_is_followed_to_the_wanted_platform() {
+    let amd = blobs();
+    let arm_config = String::from_utf8(amd.config.clone()).unwrap().replace("amd64", "arm64").into_bytes();
+    let arm_manifest = String::from_utf8(amd.manifest.clone())
+        .unwrap()
+        .replace(&Digest::sha256(&amd.config).to_string(), &Digest::sha256(&arm_config).to_string())
+        .into_bytes();
+    let entry = |m: &[u8], arch: &str| {
+        serde_json::json!({"mediaType": manifest::OCI_MANIFEST, "digest": Digest::sha256(m).to_string(),
+            "size": m.len(), "platform": {"os": "linux", "architecture": arch}})
+    };
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX,
+        "manifests": [entry(&arm_manifest, "arm64"), entry(&amd.manifest, "amd64")]})
+    .to_string()
+    .into_bytes();
+    let at = |d: &[u8], kind: &str| format!("/v2/multi/{kind}/{}", Digest::sha256(d));
+    let fake = static_registry(vec![
+        ("/v2/multi/manifests/1".into(), manifest::OCI_INDEX, index.clone()),
+        (at(&arm_manifest, "manifests"), manifest::OCI_MANIFEST, arm_manifest.clone()),
+        (at(&amd.manifest, "manifests"), manifest::OCI_MANIFEST, amd.manifest.clone()),
+        (at(&arm_config, "blobs"), "application/octet-stream", arm_config.clone()),
+        (at(&amd.layer, "blobs"), "application/octet-stream", amd.layer.clone()),
+    ]);
+    let (_dir, store) = temp_store();
+    let client = Client::new(Settings::new()).unwrap();
+    let reference: ImageRef = format!("{}/multi:1", fake.addr).parse().unwrap();
+    let arm = PullOptions { platform: "linux/arm64".parse().unwrap(), tag: true };
+    let pulled = client.pull(&store, &reference, &arm, &|_| {}).unwrap();
+    assert_eq!((pulled.digest, pulled.resolved), (Digest::sha256(&arm_manifest), Digest::sha256(&index)));
+    assert_eq!(pulled.config.architecture().to_string(), "arm64");
+
+    let s390x = PullOptions { platform: "linux/s390x".parse().unwrap(), tag: true };
+    let err = client.pull(&store, &reference, &s390x, &|_| {}).unwrap_err();
+    assert!(matches!(err, RegistryError::NoPlatform { .. }), "{err:?}");
+    assert!(err.to_string().contains("has no image for linux/s390x; it has: linux/arm64, linux/amd64"), "{err}");
+}
