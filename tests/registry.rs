@@ -110,7 +110,7 @@ fn pulls_what_skopeo_pushed_in_docker_schema_2() {
 
 #[test]
 fn basic_auth_behind_tls_with_a_private_ca() {
-    let options = Options { user: Some(("alice".into(), "s3cret".into())), tls: true };
+    let options = Options { user: Some(("alice".into(), "s3cret".into())), tls: true, ..Options::default() };
     let registry = Registry::start_with(options);
     let user = User::new();
     let addr = registry.addr();
@@ -157,6 +157,28 @@ fn basic_auth_behind_tls_with_a_private_ca() {
     let docker = serde_json::json!({"auths": {format!("https://{addr}"): {"auth": "YWxpY2U6czNjcmV0"}}});
     fs::write(user.docker_dir().join("config.json"), docker.to_string()).unwrap();
     assert_eq!(user.run(&Berth::new(), &["pull", &image]).ok().trim(), digest);
+}
+
+#[test]
+fn bearer_tokens_from_a_token_service() {
+    let options = Options { user: Some(("alice".into(), "s3cret".into())), token: true, ..Options::default() };
+    let registry = Registry::start_with(options);
+    let user = User::new();
+    let addr = registry.addr();
+    let image = format!("{addr}/team/app:1");
+    let source = Berth::with_busybox();
+
+    let err = user.run(&source, &["push", "busybox", &image]).fails_with(1).to_owned();
+    assert!(err.contains(&format!("the registry {addr} refused")) && err.contains("unauthorized"), "{err}");
+    let login = ["login", addr.as_str(), "-u", "alice", "--password-stdin"];
+    let err = user.run_in(&source, &support::repo(), &login, Some("wrong\n")).fails_with(1).to_owned();
+    assert!(err.contains("wrong user name or password"), "{err}");
+    user.run_in(&source, &support::repo(), &login, Some("s3cret\n")).ok();
+
+    let digest = user.run(&source, &["push", "busybox", &image]).ok().trim().to_owned();
+    let berth = Berth::new();
+    assert_eq!(user.run(&berth, &["pull", &image]).ok().trim(), digest);
+    assert_eq!(berth.run(&["run", "--rm", &image, "true"]).code, 0);
 }
 
 #[test]

@@ -86,7 +86,7 @@ impl Client {
         let url = session.url(&format!("/v2/{repository}/manifests/{reference}"));
         let headers = [("Content-Type", media_type.as_str())];
         let response = session.send("PUT", &url, &headers, &Body::Bytes(&manifest_bytes), &what)?;
-        if response.status().as_u16() != 201 && !response.status().is_success() {
+        if !response.status().is_success() {
             return Err(session.fail(response, &what, Target::Repository(repository)));
         }
         let reported = response.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -243,7 +243,7 @@ fn upload(
     let counter = sent(offset);
     let body = Body::File { path: &path, offset, len: size - offset, sent: &counter };
     let response = session.send("PUT", &url, &[octets], &body, &what)?;
-    if response.status().as_u16() != 201 && !response.status().is_success() {
+    if !response.status().is_success() {
         return Err(session.fail(response, &what, Target::Blob(repository, digest)));
     }
     drain(response);

@@ -10,6 +10,8 @@
 //!   test reads or writes the real `~/.config/berth` or `~/.docker`), and
 //!   optionally standard input.
 //! - [`free_port`]: a loopback port nobody listens on, for "registry down".
+//! - `token`: a Bearer token service (a thread on loopback) signing the
+//!   JWTs the registry's `auth.token` checks, for [`Options::token`].
 //!
 //! Nothing here talks to any address but 127.0.0.1.
 
@@ -19,6 +21,9 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "registry_token.rs"]
+mod token;
 
 use super::image::require_tool;
 use super::{Berth, Run};
@@ -30,6 +35,9 @@ pub struct Options {
     pub user: Option<(String, String)>,
     /// Serve HTTPS with a certificate for 127.0.0.1 signed by a test CA.
     pub tls: bool,
+    /// Bearer token auth: a token service on another loopback port signs
+    /// tokens (ES256 JWTs) for `user`'s credentials (or anyone, if none).
+    pub token: bool,
 }
 
 /// A running `docker-registry`; killed when dropped.
@@ -37,6 +45,7 @@ pub struct Registry {
     dir: tempfile::TempDir,
     child: Child,
     port: u16,
+    _tokens: Option<token::TokenServer>,
 }
 
 impl Registry {
@@ -58,7 +67,14 @@ impl Registry {
             let d = dir.path().display();
             config.push_str(&format!("  tls:\n    certificate: {d}/server.pem\n    key: {d}/server.key\n"));
         }
-        if let Some((user, password)) = &options.user {
+        let tokens = options.token.then(|| token::TokenServer::start(dir.path(), options.user.clone()));
+        if let Some(tokens) = &tokens {
+            let d = dir.path().display();
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: berth-test\n    issuer: berth-test-issuer\n    rootcertbundle: {d}/token.pem\n",
+                tokens.realm()
+            ));
+        } else if let Some((user, password)) = &options.user {
             require_tool("htpasswd", "apache2-utils");
             let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("run htpasswd");
             assert!(out.status.success(), "htpasswd failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -76,7 +92,7 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("start docker-registry");
-        let mut registry = Registry { dir, child, port };
+        let mut registry = Registry { dir, child, port, _tokens: tokens };
         registry.wait_until_listening();
         registry
     }
