@@ -75,8 +75,8 @@ pub fn pull(ctx: &super::Context, args: PullArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         let name = pulled.tag.clone().unwrap_or_else(|| reference.to_string());
         eprintln!(
-            "pulled {name}: {} blobs fetched ({}), {} already in the store",
-            pulled.fetched,
+            "pulled {name}: {} fetched ({}), {} already in the store",
+            blobs(pulled.fetched),
             ByteSize(pulled.fetched_bytes),
             pulled.present
         );
@@ -124,8 +124,8 @@ pub fn push(ctx: &super::Context, args: PushArgs) -> anyhow::Result<ExitCode> {
     let pushed = pushed.with_context(|| format!("cannot push {} to {target}", args.image))?;
     if !args.quiet {
         eprintln!(
-            "pushed {target}: {} blobs uploaded ({}), {} mounted, {} already there",
-            pushed.uploaded,
+            "pushed {target}: {} uploaded ({}), {} mounted, {} already there",
+            blobs(pushed.uploaded),
             ByteSize(pushed.uploaded_bytes),
             pushed.mounted,
             pushed.present
@@ -133,6 +133,11 @@ pub fn push(ctx: &super::Context, args: PushArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{}", pushed.digest);
     Ok(ExitCode::SUCCESS)
+}
+
+/// "1 blob", "2 blobs".
+fn blobs(n: usize) -> String {
+    format!("{n} blob{}", if n == 1 { "" } else { "s" })
 }
 
 /// Log in to a registry: checks the user name and password against it and
