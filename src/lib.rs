@@ -13,6 +13,7 @@ pub mod build;
 pub mod manifest;
 pub mod oci;
 pub mod plan;
+pub mod registry;
 pub mod resolve;
 pub mod runtime;
 pub mod store;

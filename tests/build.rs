@@ -120,11 +120,12 @@ fn a_failing_step_says_why_and_leaves_no_layer() {
 }
 
 #[test]
-fn a_registry_base_says_pulling_is_not_built_yet() {
+fn a_registry_base_on_a_registry_that_is_down_says_so() {
     let berth = Berth::new();
-    let dir = project("[env.x]\nimage = \"debian:bookworm\"\n");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = project(&format!("[env.x]\nimage = \"127.0.0.1:{port}/team/base:1\"\n"));
     let err = build(&berth, dir.path(), &[]).fails_with(1).to_owned();
-    assert!(err.contains("registry pull is not available yet"), "{err}");
+    assert!(err.contains(&format!("cannot reach the registry 127.0.0.1:{port}")), "{err}");
 }
 
 #[test]

@@ -133,8 +133,9 @@ pub fn build(
                         let counts = &counts;
                         s.spawn(move || {
                             let node = graph.node(i);
-                            let fresh =
-                                opts.no_cache || (opts.refresh_packages && matches!(node.step, Step::Packages { .. }));
+                            // `berth lock` installs packages and resolves registry tags afresh.
+                            let refresh = matches!(node.step, Step::Packages { .. }) || ctx.is_registry_base(graph, i);
+                            let fresh = opts.no_cache || (opts.refresh_packages && refresh);
                             let cached = if fresh { None } else { store.cache_get(&node.key)? };
                             if let Some(entry) = cached {
                                 store.cache_touch(&node.key)?; // the last use, for gc --keep-storage
@@ -236,6 +237,13 @@ impl Ctx<'_> {
         Ok(dirs)
     }
 
+    /// Whether node `i` is the base of an env whose `image` is a registry reference.
+    fn is_registry_base(&self, graph: &crate::resolve::LayerGraph, i: NodeIndex) -> bool {
+        use crate::manifest::{Base, ImageSource};
+        matches!(graph.node(i).step, Step::Base { .. })
+            && matches!(self.manifest.envs[&self.owner_env(graph, i)].base, Base::Image(ImageSource::Registry { .. }))
+    }
+
     /// The env a node is reported under: the first that declares its step.
     fn owner_env(&self, graph: &crate::resolve::LayerGraph, i: NodeIndex) -> String {
         let node = graph.node(i);
@@ -270,7 +278,17 @@ impl Ctx<'_> {
         match &graph.node(i).step {
             Step::Base { .. } => {
                 let source = &self.manifest.envs[&env].base;
-                let img = base::materialise(self.store, &self.manifest.dir, source, self.opts.epoch)
+                // A registry base is pulled by its locked digest; --locked requires one.
+                let locked = self.lock.env(&env).and_then(|l| l.base.as_ref());
+                if self.is_registry_base(graph, i) && self.opts.locked && locked.is_none() {
+                    return Err(BuildError::NotLocked { env, missing: "the base image digest".to_owned() });
+                }
+                let pin = match locked {
+                    _ if self.opts.refresh_packages => base::RegistryPin::Refresh,
+                    Some(digest) => base::RegistryPin::Digest(digest),
+                    None => base::RegistryPin::Tag,
+                };
+                let img = base::materialise_pinned(self.store, &self.manifest.dir, source, self.opts.epoch, pin)
                     .map_err(|e| BuildError::Base { env: env.clone(), source: Box::new(e) })?;
                 let config = crate::oci::image::canonical_json(&img.config).expect("a config always serialises");
                 entry.config = Some(self.store.put_blob(&config)?);

@@ -21,9 +21,11 @@ mod output;
 mod plan;
 mod progress;
 mod ps;
+mod registry;
 mod run;
 mod tags;
 mod top;
+mod transfer;
 mod unbuilt;
 mod up;
 mod version;
@@ -112,9 +114,15 @@ enum Command {
     /// Read images from an OCI or Docker archive
     Load(unbuilt::Args),
     /// Fetch an image from a registry
-    Pull(unbuilt::Args),
+    Pull(registry::PullArgs),
     /// Send an image to a registry
-    Push(unbuilt::Args),
+    Push(registry::PushArgs),
+    /// Log in to a registry (credentials saved for pull and push)
+    Login(registry::LoginArgs),
+    /// Log out of a registry (forget its saved credentials)
+    Logout(registry::LogoutArgs),
+    /// Search a registry for repositories by name
+    Search(registry::SearchArgs),
     /// Remove unused blobs, layers and cache entries from the store
     Gc(gc::GcArgs),
     /// Store-wide commands: `berth system df` shows what uses space
@@ -160,8 +168,11 @@ pub fn main() -> ExitCode {
         Command::Import(a) => import::run(&ctx, a),
         Command::Save(a) => unbuilt::run("save", 6, a),
         Command::Load(a) => unbuilt::run("load", 6, a),
-        Command::Pull(a) => unbuilt::run("pull", 7, a),
-        Command::Push(a) => unbuilt::run("push", 7, a),
+        Command::Pull(a) => registry::pull(&ctx, a),
+        Command::Push(a) => registry::push(&ctx, a),
+        Command::Login(a) => registry::login(&ctx, a),
+        Command::Logout(a) => registry::logout(&ctx, a),
+        Command::Search(a) => registry::search(&ctx, a),
         Command::Gc(a) => gc::gc(&ctx, a),
         Command::System(a) => gc::system(&ctx, a),
         Command::Fsck(a) => gc::fsck(&ctx, a),

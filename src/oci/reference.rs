@@ -10,16 +10,65 @@ use super::Digest;
 /// The registry used when a reference names none.
 pub const DEFAULT_REGISTRY: &str = "docker.io";
 
-/// A parsed, normalised image reference. It can only hold valid values.
+/// The longest repository name (registry host included) Docker accepts.
+const MAX_NAME: usize = 255;
+
+/// A parsed, normalised image reference. It can only hold valid values:
+/// it is made by parsing, and its fields are read through accessors.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ImageRef {
+    registry: String,
+    repository: String,
+    tag: Option<String>,
+    digest: Option<Digest>,
+}
+
+impl ImageRef {
     /// Registry host, with port when given (`docker.io`, `localhost:5000`).
-    pub registry: String,
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
     /// Repository path (`library/debian`, `team/api`).
-    pub repository: String,
-    /// The tag; `latest` when neither tag nor digest is given.
-    pub tag: Option<String>,
-    pub digest: Option<Digest>,
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The tag; `latest` when neither tag nor digest was given.
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    /// The digest, when the reference pins one.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
+    }
+
+    /// The same repository pinned to `digest` (the tag is kept, for
+    /// display; pulls by a digest ignore the tag).
+    pub fn with_digest(&self, digest: Digest) -> ImageRef {
+        ImageRef { digest: Some(digest), ..self.clone() }
+    }
+
+    /// The same repository with tag `tag` and no digest.
+    pub fn with_tag(&self, tag: &str) -> Result<ImageRef, ReferenceError> {
+        format!("{}/{}:{tag}", self.registry, self.repository).parse()
+    }
+
+    /// The repository as Docker shows it: `debian` and `team/api` for
+    /// Docker Hub, `host:port/path` for other registries.
+    pub fn familiar_name(&self) -> String {
+        if self.registry != DEFAULT_REGISTRY {
+            return format!("{}/{}", self.registry, self.repository);
+        }
+        self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_owned()
+    }
+
+    /// `familiar_name:tag` (`:latest` if there is no tag): the local tag a
+    /// pull gives the image, which `berth run` finds by what the user typed.
+    pub fn familiar_tag(&self) -> String {
+        format!("{}:{}", self.familiar_name(), self.tag.as_deref().unwrap_or("latest"))
+    }
 }
 
 /// Why a string is not an image reference.
@@ -117,6 +166,9 @@ impl FromStr for ImageRef {
         }
         let repository =
             if registry == DEFAULT_REGISTRY && !path.contains('/') { format!("library/{path}") } else { path };
+        if registry.len() + 1 + repository.len() > MAX_NAME {
+            return Err(fail(&format!("the name is longer than {MAX_NAME} characters")));
+        }
         let tag = match (tag, &digest) {
             (Some(t), _) => Some(t.to_owned()),
             (None, None) => Some("latest".to_owned()),
@@ -160,7 +212,34 @@ mod tests {
     }
 
     #[test]
+    fn familiar_names_are_what_docker_shows() {
+        let r: ImageRef = "debian".parse().unwrap();
+        assert_eq!(
+            (r.registry(), r.repository(), r.tag(), r.digest()),
+            ("docker.io", "library/debian", Some("latest"), None)
+        );
+        assert_eq!(r.familiar_tag(), "debian:latest");
+        assert_eq!("team/api:1".parse::<ImageRef>().unwrap().familiar_tag(), "team/api:1");
+        let r: ImageRef = "127.0.0.1:5000/team/base:1".parse().unwrap();
+        assert_eq!(r.familiar_tag(), "127.0.0.1:5000/team/base:1");
+        let d: Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse().unwrap();
+        let pinned = r.with_digest(d.clone());
+        assert_eq!(pinned.digest(), Some(&d));
+        assert_eq!(pinned.to_string(), format!("127.0.0.1:5000/team/base:1@{d}"));
+        assert_eq!(pinned.with_tag("2").unwrap().to_string(), "127.0.0.1:5000/team/base:2");
+        assert_eq!(
+            "localhost/x@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+                .parse::<ImageRef>()
+                .unwrap()
+                .tag(),
+            None
+        );
+    }
+
+    #[test]
     fn rejects_bad_references() {
+        let long = format!("a/{}", "b".repeat(260));
+        assert!(long.parse::<ImageRef>().unwrap_err().to_string().contains("longer than 255"));
         for bad in ["Debian", "a//b", "debian:", "debian:-x", "a@sha256:12", "-a", "a__-b/.c", "a..b", ""] {
             assert!(bad.parse::<ImageRef>().is_err(), "{bad} should be rejected");
         }

@@ -62,6 +62,12 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
+    /// The digest and size of what was written so far, without finishing:
+    /// lets a caller verify several blobs before committing any of them.
+    pub fn written(&self) -> (Digest, u64) {
+        (Digest::from_sha256(self.hasher.clone().finalize().into()), self.size)
+    }
+
     /// Finishes the blob. If `expected` is given and the content's digest
     /// differs, nothing is stored and the temp file is removed. Otherwise the
     /// blob is fsynced and renamed to its digest's path (or dropped if an
@@ -129,6 +135,7 @@ mod tests {
         let mut w = store.blob_writer().unwrap();
         w.write_all(b"hel").unwrap();
         w.write_all(b"lo").unwrap();
+        assert_eq!(w.written(), (Digest::sha256(b"hello"), 5));
         let (digest, size) = w.commit(Some(&Digest::sha256(b"hello"))).unwrap();
         assert_eq!((digest.clone(), size), (Digest::sha256(b"hello"), 5));
         assert_eq!(store.read_blob(&digest).unwrap(), b"hello");

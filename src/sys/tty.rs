@@ -1,4 +1,4 @@
-//! Terminal calls: window sizes and raw mode on the user's terminal.
+//! Terminal calls: window sizes, raw mode and echo on the user's terminal.
 
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -43,6 +43,29 @@ impl<F: AsFd> RawMode<F> {
 }
 
 impl<F: AsFd> Drop for RawMode<F> {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(self.fd.as_fd(), SetArg::TCSANOW, &self.saved);
+    }
+}
+
+/// Turns echo off on the terminal on `fd` until the guard is dropped, which
+/// restores the settings it found: for reading a password.
+pub struct NoEcho<F: AsFd> {
+    fd: F,
+    saved: Termios,
+}
+
+impl<F: AsFd> NoEcho<F> {
+    pub fn enter(fd: F) -> nix::Result<NoEcho<F>> {
+        let saved = termios::tcgetattr(fd.as_fd())?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(termios::LocalFlags::ECHO);
+        termios::tcsetattr(fd.as_fd(), SetArg::TCSANOW, &quiet)?;
+        Ok(NoEcho { fd, saved })
+    }
+}
+
+impl<F: AsFd> Drop for NoEcho<F> {
     fn drop(&mut self) {
         let _ = termios::tcsetattr(self.fd.as_fd(), SetArg::TCSANOW, &self.saved);
     }

@@ -11,10 +11,8 @@ use crate::store::{ImageError, StoreError};
 /// Everything that can go wrong making a base.
 #[derive(Debug, thiserror::Error)]
 pub enum BaseError {
-    #[error(
-        "base {reference:?}: registry pull is not available yet (issue #7); use a local base: oci:DIR, oci-archive:FILE, docker-archive:FILE, rootfs:FILE.tar or bootstrap"
-    )]
-    RegistryNotYet { reference: String },
+    #[error("base {base}: {source}")]
+    Registry { base: Box<str>, source: Box<crate::registry::RegistryError> },
 
     #[error(
         "`from = {parent:?}` is not a base source: an env built on another env starts from that env's layers, which the layer graph provides"

@@ -11,7 +11,7 @@
 //! | `docker-archive:FILE` | Docker 25+ form as `oci-archive:`; legacy form converted (`archive`) | kept as they are | the image's | manifest, if the archive has one |
 //! | `rootfs:FILE.tar` | unpack, write one layer (`rootfs`) | one, written by berth | empty | none |
 //! | `bootstrap` | mmdebstrap or debootstrap, normalised (`bootstrap`, `normalise`) | one, written by berth | empty | none |
-//! | registry reference | not yet (issue #7): [`BaseError::RegistryNotYet`] | | | |
+//! | registry reference | the store's copy, else pulled (`registry`), by the locked digest if any | as pulled, verified | the image's | its manifest |
 //!
 //! # Trust
 //!
@@ -42,6 +42,7 @@ mod bootstrap;
 mod error;
 mod layout;
 mod normalise;
+mod registry;
 mod rootfs;
 
 use std::fs::File;
@@ -79,6 +80,29 @@ pub struct BaseImage {
 /// `project_dir`) into layers in `store`; `epoch` clamps the mtimes of the
 /// layers berth writes itself. See the module page.
 pub fn materialise(store: &Store, project_dir: &Path, source: &Base, epoch: u64) -> Result<BaseImage, BaseError> {
+    materialise_pinned(store, project_dir, source, epoch, RegistryPin::Tag)
+}
+
+/// How a registry base is found (other sources ignore it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistryPin<'a> {
+    /// The store's copy of the tag, else a pull of the tag.
+    Tag,
+    /// Exactly this manifest (the digest in `berth.lock`).
+    Digest(&'a Digest),
+    /// A pull of the tag, even if the store has it (`berth lock`).
+    Refresh,
+}
+
+/// [`materialise`], with a registry base found as `pin` says rather than
+/// by its tag.
+pub fn materialise_pinned(
+    store: &Store,
+    project_dir: &Path,
+    source: &Base,
+    epoch: u64,
+    pin: RegistryPin<'_>,
+) -> Result<BaseImage, BaseError> {
     let base = source_text(source);
     let base = base.as_str();
     match source {
@@ -88,7 +112,7 @@ pub fn materialise(store: &Store, project_dir: &Path, source: &Base, epoch: u64)
             ImageSource::Scratch => {
                 Ok(BaseImage { layers: Vec::new(), config: own_config(&[], epoch, None), digest: None })
             }
-            ImageSource::Registry { reference } => Err(BaseError::RegistryNotYet { reference: reference.clone() }),
+            ImageSource::Registry { reference } => registry::materialise(store, base, reference, pin),
             ImageSource::OciDir { path, tag } => {
                 layout::materialise(store, base, &project_dir.join(path), tag.as_deref())
             }
@@ -233,14 +257,15 @@ mod tests {
     }
 
     #[test]
-    fn registry_references_are_not_pulled_yet() {
+    fn an_unreachable_registry_base_says_so() {
         let (_dir, store) = temp_store();
-        let source = Base::Image(ImageSource::Registry { reference: "debian:bookworm".to_owned() });
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let reference = format!("127.0.0.1:{port}/team/base:1");
+        let source = Base::Image(ImageSource::Registry { reference: reference.clone() });
         let err = materialise(&store, Path::new("/"), &source, 0).unwrap_err();
-        assert!(matches!(&err, BaseError::RegistryNotYet { reference } if reference == "debian:bookworm"), "{err:?}");
+        assert!(matches!(&err, BaseError::Registry { .. }), "{err:?}");
         let text = err.to_string();
-        assert!(text.contains("registry pull is not available yet (issue #7)"), "{text}");
-        assert!(text.contains("oci-archive:FILE") && text.contains("bootstrap"), "{text}");
+        assert!(text.contains(&format!("base {reference}: cannot reach the registry 127.0.0.1:{port}")), "{text}");
     }
 
     #[test]
