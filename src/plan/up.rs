@@ -99,6 +99,7 @@ pub fn up(
         })?;
     }
     let existing = actual::project_state(&store, &manifest.project, opts.reset_drift)?;
+    let peers: Vec<String> = manifest.envs.keys().cloned().collect();
     let mut actions = BTreeMap::new();
     let envs = &opts.build.envs;
     let wanted: Vec<String> = if envs.is_empty() { manifest.envs.keys().cloned().collect() } else { envs.clone() };
@@ -118,7 +119,7 @@ pub fn up(
         let action = match current {
             Some(c) if c.config_hash == config && !c.drift.is_empty() => {
                 control::remove(&c.container, true).map_err(fail)?;
-                start_new(&store, &manifest, spec, &image.tag, &config, &netns)?;
+                start_new(&store, &peers, spec, &image.tag, &netns)?;
                 Action::Recreated(format!("its files drifted: {} paths changed", c.drift.len()))
             }
             Some(c) if c.config_hash == config => {
@@ -132,11 +133,11 @@ pub fn up(
             }
             Some(c) => {
                 control::remove(&c.container, true).map_err(fail)?;
-                start_new(&store, &manifest, spec, &image.tag, &config, &netns)?;
+                start_new(&store, &peers, spec, &image.tag, &netns)?;
                 Action::Recreated(super::containers::changes(c.spec.as_ref(), spec).join("; "))
             }
             None => {
-                start_new(&store, &manifest, spec, &image.tag, &config, &netns)?;
+                start_new(&store, &peers, spec, &image.tag, &netns)?;
                 Action::Created
             }
         };
@@ -268,12 +269,13 @@ fn start_order(manifest: &Manifest, wanted: &[String]) -> Vec<String> {
     out
 }
 
-fn start_new(
+/// Creates and starts the container of `spec` from `image`, with the names
+/// of its `peers` (the project's envs) resolving to the project's network.
+pub(crate) fn start_new(
     store: &Store,
-    manifest: &Manifest,
+    peers: &[String],
     spec: &ContainerSpec,
     image: &str,
-    config: &str,
     netns: &Path,
 ) -> Result<(), UpError> {
     let env = spec.env.clone();
@@ -282,7 +284,7 @@ fn start_new(
         let source = match &v.source {
             VolumeSource::Bind(p) => p.clone(),
             VolumeSource::Named(name) => {
-                let dir = volume_root(store).join(&manifest.project).join(name);
+                let dir = volume_root(store).join(&spec.project).join(name);
                 std::fs::create_dir_all(&dir).map_err(|source| UpError::Volume { path: dir.clone(), source })?;
                 dir
             }
@@ -290,9 +292,9 @@ fn start_new(
         volumes.push(BindMount { source, destination: PathBuf::from(&v.target), readonly: v.read_only });
     }
     let mut labels = spec.labels.clone();
-    labels.insert(PROJECT_LABEL.to_owned(), manifest.project.clone());
+    labels.insert(PROJECT_LABEL.to_owned(), spec.project.clone());
     labels.insert(ENV_LABEL.to_owned(), env.clone());
-    labels.insert(CONFIG_LABEL.to_owned(), config.to_owned());
+    labels.insert(CONFIG_LABEL.to_owned(), spec.config_hash().to_string());
     let limits = &spec.limits;
     let mut resources = Resources {
         memory_bytes: limits.memory.map(|m| m.0 as i64),
@@ -304,7 +306,7 @@ fn start_new(
     }
     let opts = RunOptions {
         image: image.to_owned(),
-        name: Some(format!("{}-{}", manifest.project, env)),
+        name: Some(format!("{}-{}", spec.project, env)),
         ports: spec.ports.iter().map(ToString::to_string).collect(),
         resources,
         network: match spec.network {
@@ -313,7 +315,7 @@ fn start_new(
             Network::None => NetworkMode::None,
         },
         hostname: Some(env.clone()),
-        aliases: manifest.envs.keys().filter(|e| **e != env).cloned().collect(),
+        aliases: peers.iter().filter(|e| **e != env).cloned().collect(),
         restart: spec.restart.to_string(),
         volumes,
         labels,
