@@ -33,6 +33,7 @@
 //! reads the environment. The CLI computes the root from `--root`,
 //! `BERTH_ROOT` and [`default_root`].
 
+mod archive_error;
 pub mod atomic;
 mod blobs;
 mod cache;
@@ -45,13 +46,17 @@ mod images;
 mod import;
 mod layers;
 pub mod layout;
+mod load;
 mod lock;
 mod refs;
+mod save;
+mod staged;
 pub mod time;
 mod unpack;
 
 use std::path::{Path, PathBuf};
 
+pub use archive_error::ArchiveError;
 pub use atomic::atomic_write;
 pub use blobs::BlobWriter;
 pub use cache::{CacheEntry, LayerRecord};
@@ -62,8 +67,11 @@ pub use images::ImageSummary;
 pub use import::ImportedImage;
 pub use layers::StagingDir;
 pub use layout::{LAYOUT_VERSION, default_root};
+pub use load::{Loaded, LoadedImage};
 pub use lock::StoreLock;
 pub use refs::{Tag, normalize_tag_name};
+pub use save::SaveRequest;
+pub use staged::StagedBlob;
 pub use time::rfc3339;
 
 /// A berth store rooted at one directory. Cheap to clone.
