@@ -73,9 +73,14 @@ pub enum FormatError {
     MediaType { what: &'static str, digest: String, found: String, expected: &'static str },
 
     #[error(
-        "blob {digest} is listed as {listed:?} but says it is {own:?}; a manifest or index must have the media type its descriptor gives"
+        "blob {digest} is listed as {listed:?} but its own mediaType is {own:?}; a manifest or image index must have the media type its descriptor gives"
     )]
     OwnMediaType { digest: Digest, listed: String, own: String },
+
+    #[error(
+        "blob {digest} is listed as {listed:?} but is an image index (it has \"manifests\"); expected an image manifest"
+    )]
+    IndexAsManifest { digest: Digest, listed: String },
 
     #[error("the {what} digest {digest:?} is not usable: {source}")]
     BadDigest { what: &'static str, digest: String, source: DigestError },

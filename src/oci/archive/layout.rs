@@ -185,12 +185,12 @@ impl<'a, B> Reader<'a, B> {
             } else if media::is_manifest(&media_type) {
                 let (digest, bytes) = self.json_blob("manifest", &desc)?;
                 let value: serde_json::Value = parse(&self.blob_file(&digest), "an image manifest", bytes)?;
+                let own = value.get("mediaType").and_then(serde_json::Value::as_str).map(str::to_owned);
+                check_own_type(&digest, &media_type, own)?;
                 if value.get("manifests").is_some() {
-                    let own = "an image index (it has \"manifests\")".to_owned();
-                    return Err(FormatError::OwnMediaType { digest, listed: media_type, own });
+                    return Err(FormatError::IndexAsManifest { digest, listed: media_type });
                 }
                 let manifest: ImageManifest = parse(&self.blob_file(&digest), "an image manifest", bytes)?;
-                check_own_type(&digest, &media_type, manifest.media_type().as_ref().map(ToString::to_string))?;
                 return Ok((followed, (digest, bytes.to_vec(), manifest)));
             } else {
                 let expected = "an image manifest or image index (OCI or Docker)";

@@ -174,7 +174,7 @@ fn media_type_confusion_is_refused() {
     let index_as_manifest = serde_json::json!({"schemaVersion": 2, "manifests": [manifest["config"].clone()]});
     let tar2 = edited(&tar, |files| drop(replace_manifest(files, &saved.manifest_digest, index_as_manifest)));
     let err = read(&tar2).unwrap_err();
-    assert!(matches!(err, FormatError::OwnMediaType { .. }), "{err}");
+    assert!(matches!(err, FormatError::IndexAsManifest { .. }), "{err}");
 
     let mut layer_as_config = manifest;
     layer_as_config["config"]["mediaType"] = MediaType::ImageLayerGzip.to_string().into();
