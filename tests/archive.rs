@@ -197,6 +197,13 @@ fn a_truncated_archive_is_refused() {
     // Cut exactly at a block boundary between entries: still refused.
     std::fs::write(&bad, &good[..good.len() - 1024]).unwrap();
     refused(&berth, &bad, &["truncated"]);
+    // A compressed archive cut short.
+    let gz = gzip(&good);
+    std::fs::write(&bad, &gz[..gz.len() * 2 / 3]).unwrap();
+    refused(&berth, &bad, &["truncated"]);
+    // Not an archive at all.
+    std::fs::write(&bad, "root:x:0:0:root:/root:/bin/sh\n".repeat(40)).unwrap();
+    refused(&berth, &bad, &["not a tar archive"]);
 }
 
 #[test]

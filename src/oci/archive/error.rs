@@ -16,6 +16,11 @@ pub enum FormatError {
     #[error("cannot read the archive{}: {source}; expected a tar file (plain, gzip or zstd)", after(.entry))]
     Read { entry: Option<String>, source: io::Error },
 
+    #[error(
+        "it is not a tar archive ({source}); expected a tar (plain, gzip or zstd) as `berth save` or `docker save` write"
+    )]
+    NotATar { source: io::Error },
+
     #[error("the archive holds no entries; expected a tar of an OCI image layout or a `docker save` archive")]
     Empty,
 
@@ -23,6 +28,9 @@ pub enum FormatError {
         "entry {entry} is cut short: its tar header says {expected} bytes but the archive ends after {actual}; the archive is truncated"
     )]
     TruncatedEntry { entry: String, expected: u64, actual: u64 },
+
+    #[error("entry {entry} is cut short: the archive ends inside it; it is truncated")]
+    TruncatedIn { entry: String },
 
     #[error("the archive ends without the tar end-of-archive marker{}; it is truncated", after(.last))]
     TruncatedEnd { last: Option<String> },

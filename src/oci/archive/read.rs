@@ -16,8 +16,10 @@
 //! Tar entries come in any order, so what the files mean (which are
 //! manifests, which layers) is decided afterwards, in `contents`.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::{self, Read};
+use std::rc::Rc;
 
 use sha2::Digest as _;
 
@@ -91,48 +93,83 @@ impl<B> Default for RawArchive<B> {
 /// Reads the whole archive `input` (a tar, plain or gzip- or
 /// zstd-compressed) into a [`RawArchive`]; see the module page.
 pub fn read_stream<S: BlobSink>(input: impl Read, sink: &mut S) -> Result<RawArchive<S::Blob>, FormatError> {
-    let read_err = |entry: &Option<String>| {
-        let entry = entry.clone();
-        move |source| FormatError::Read { entry, source }
-    };
-    let mut tracker = EndTracker { inner: decompressed(input).map_err(read_err(&None))?, eof: false };
+    // The input ran out (a compressed stream cut short errors out of the
+    // decompressor before its output ends), and the tar stream ran out.
+    let (input_ended, tar_ended) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
+    let input = EndTracker { inner: input, ended: input_ended.clone() };
+    let input = decompressed(input).map_err(|e| FormatError::Read { entry: None, source: tidy(e) })?;
+    let mut tracker = EndTracker { inner: input, ended: tar_ended.clone() };
     let mut raw = RawArchive::default();
     let mut last: Option<String> = None;
-    let mut memory = 0u64;
-    {
-        let mut archive = tar::Archive::new(&mut tracker);
-        for entry in archive.entries().map_err(read_err(&None))? {
-            let mut entry = entry.map_err(read_err(&last))?;
-            let name = clean_name(&entry.path_bytes())?;
-            let kind = entry.header().entry_type();
-            if kind.is_file() || kind.is_contiguous() {
-                let declared = entry.size();
-                let file = receive(&mut entry, &name, declared, sink, &mut memory)?;
-                check_blob_name(&name, &file)?;
-                if raw.files.contains_key(&name) || raw.links.contains_key(&name) {
-                    return Err(FormatError::DuplicateEntry { entry: name });
-                }
-                raw.files.insert(name.clone(), file);
-            } else if kind.is_symlink() || kind.is_hard_link() {
-                let target = entry.link_name_bytes().map(|t| String::from_utf8_lossy(&t).into_owned());
-                let target = target.unwrap_or_default();
-                let target = if kind.is_hard_link() { format!("/{target}") } else { target };
-                if raw.files.contains_key(&name) || raw.links.insert(name.clone(), target).is_some() {
-                    return Err(FormatError::DuplicateEntry { entry: name });
-                }
-            } else if !(kind.is_dir() || kind.is_pax_global_extensions()) {
-                return Err(FormatError::UnsupportedEntry { entry: name, kind: format!("{kind:?}") });
-            }
-            last = Some(name);
+    match walk(&mut tracker, sink, &mut raw, &mut last) {
+        Ok(()) => {}
+        Err(FormatError::Read { source, entry })
+            if input_ended.get() || tar_ended.get() || source.kind() == io::ErrorKind::UnexpectedEof =>
+        {
+            return Err(match entry.filter(|e| Some(e) != last.as_ref()) {
+                Some(entry) => FormatError::TruncatedIn { entry },
+                None => FormatError::TruncatedEnd { last },
+            });
         }
+        Err(FormatError::Read { source, entry: None }) => return Err(FormatError::NotATar { source }),
+        Err(e) => return Err(e),
     }
     if last.is_none() {
         return Err(FormatError::Empty);
     }
-    if tracker.eof {
+    if tar_ended.get() {
         return Err(FormatError::TruncatedEnd { last });
     }
     Ok(raw)
+}
+
+/// Reads every entry of the tar `input` into `raw`, noting the name of the
+/// last one read in `last`.
+fn walk<S: BlobSink>(
+    input: &mut dyn Read,
+    sink: &mut S,
+    raw: &mut RawArchive<S::Blob>,
+    last: &mut Option<String>,
+) -> Result<(), FormatError> {
+    let read_err = |entry: &Option<String>| {
+        let entry = entry.clone();
+        move |e| FormatError::Read { entry, source: tidy(e) }
+    };
+    let mut memory = 0u64;
+    let mut archive = tar::Archive::new(input);
+    for entry in archive.entries().map_err(read_err(&None))? {
+        let mut entry = entry.map_err(read_err(last))?;
+        let name = clean_name(&entry.path_bytes())?;
+        let kind = entry.header().entry_type();
+        if kind.is_file() || kind.is_contiguous() {
+            let declared = entry.size();
+            let file = receive(&mut entry, &name, declared, sink, &mut memory)?;
+            check_blob_name(&name, &file)?;
+            if raw.files.contains_key(&name) || raw.links.contains_key(&name) {
+                return Err(FormatError::DuplicateEntry { entry: name });
+            }
+            raw.files.insert(name.clone(), file);
+        } else if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry.link_name_bytes().map(|t| String::from_utf8_lossy(&t).into_owned());
+            let target = target.unwrap_or_default();
+            let target = if kind.is_hard_link() { format!("/{target}") } else { target };
+            if raw.files.contains_key(&name) || raw.links.insert(name.clone(), target).is_some() {
+                return Err(FormatError::DuplicateEntry { entry: name });
+            }
+        } else if !(kind.is_dir() || kind.is_pax_global_extensions()) {
+            return Err(FormatError::UnsupportedEntry { entry: name, kind: format!("{kind:?}") });
+        }
+        *last = Some(name);
+    }
+    Ok(())
+}
+
+/// `e` with its message on one short line: the tar reader quotes raw
+/// header bytes, which may be anything.
+fn tidy(e: io::Error) -> io::Error {
+    let text = e.to_string();
+    let line: String = text.chars().take_while(|c| !c.is_control()).take(160).collect();
+    if line.len() == text.len() { e } else { io::Error::new(e.kind(), format!("{line}…")) }
 }
 
 /// The archive's name for an entry: its cleaned components joined by `/`.
@@ -155,7 +192,7 @@ fn receive<S: BlobSink>(
     sink: &mut S,
     memory: &mut u64,
 ) -> Result<ArchiveFile<S::Blob>, FormatError> {
-    let read_err = |source| FormatError::Read { entry: Some(name.to_owned()), source };
+    let read_err = |e| FormatError::Read { entry: Some(name.to_owned()), source: tidy(e) };
     let mut hashing = Hashing { inner: entry, hasher: sha2::Sha256::new(), count: 0 };
     let mut magic = [0u8; 4];
     let seen = read_up_to(&mut hashing, &mut magic).map_err(read_err)?;
@@ -233,14 +270,14 @@ impl Read for Hashing<'_> {
 /// a complete archive.
 struct EndTracker<R> {
     inner: R,
-    eof: bool,
+    ended: Rc<Cell<bool>>,
 }
 
 impl<R: Read> Read for EndTracker<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n == 0 && !buf.is_empty() {
-            self.eof = true;
+            self.ended.set(true);
         }
         Ok(n)
     }

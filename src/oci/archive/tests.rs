@@ -205,3 +205,51 @@ fn a_changed_source_blob_stops_the_write() {
     let err = write_archive(Vec::new(), ArchiveFormat::Docker, &[saved], &blobs).unwrap_err();
     assert!(matches!(err, FormatError::ReadBlob { .. } | FormatError::BlobChanged { .. }), "{err}");
 }
+
+#[test]
+fn an_index_entry_is_followed_to_this_platform_and_named_as_docker_names_it() {
+    let mut blobs = Blobs::default();
+    let saved = image(&mut blobs, &["a"]);
+    let tar = write(ArchiveFormat::Oci, std::slice::from_ref(&saved), &blobs);
+    let host = serde_json::json!({
+        "os": oci_spec::image::Os::default().to_string(),
+        "architecture": oci_spec::image::Arch::default().to_string(),
+    });
+    let manifest = |digest: &Digest, size: usize, platform: serde_json::Value| serde_json::json!({"mediaType": media::OCI_MANIFEST, "digest": digest, "size": size, "platform": platform});
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_INDEX,
+        "manifests": [
+            manifest(&Digest::sha256(b"elsewhere"), 9, serde_json::json!({"os": "linux", "architecture": "s390x"})),
+            manifest(&saved.manifest_digest, saved.manifest_bytes.len(), host),
+            manifest(&Digest::sha256(b"attestation"), 11, serde_json::json!({"os": "unknown", "architecture": "unknown"})),
+        ],
+    });
+    let index_bytes = serde_json::to_vec(&index).unwrap();
+    let index_digest = Digest::sha256(&index_bytes);
+    let tar = edited(&tar, |files| {
+        files.insert(format!("blobs/sha256/{}", index_digest.hex()), index_bytes.clone());
+        let top = serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": media::OCI_INDEX, "digest": index_digest, "size": index_bytes.len(),
+            "annotations": {
+                media::ANNOTATION_CONTAINERD_NAME: "docker.io/library/multi:1",
+                media::ANNOTATION_REF_NAME: "1",
+            },
+        }]});
+        files.insert("index.json".to_owned(), serde_json::to_vec(&top).unwrap());
+        files.remove("manifest.json");
+    });
+    let contents = read(&tar).unwrap();
+    let [image] = contents.images.as_slice() else { panic!("{:?}", contents.images) };
+    assert_eq!(image.names, ["multi:1"]);
+    assert_eq!(image.index.as_ref(), Some(&index_digest));
+    assert_eq!(image.manifest_digest, saved.manifest_digest);
+    assert!(image.annotations.is_empty(), "{:?}", image.annotations);
+}
+
+#[test]
+fn garbage_is_not_a_tar() {
+    let err = read(&b"root:x:0:0:root:/root:/bin/sh\n".repeat(40)).unwrap_err();
+    assert!(matches!(err, FormatError::NotATar { .. }), "{err}");
+    assert!(!err.to_string().contains('\n'), "{err}");
+}
