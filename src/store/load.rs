@@ -18,7 +18,7 @@
 //! [`Store::lock_exclusive`] for the whole load (staging lives in `tmp/`,
 //! which a sweep would otherwise empty).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufReader, BufWriter, Cursor, Read};
 
 use oci_spec::image::MediaType;
@@ -40,6 +40,10 @@ pub struct LoadedImage {
     pub manifest: Digest,
     /// The config's digest (Docker's image ID).
     pub config: Digest,
+    /// The annotations of its `index.json` entries other than its names
+    /// (see `ArchiveImage::annotations`); the manifest's own annotations
+    /// are in the stored manifest.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// What a load did.
@@ -102,7 +106,7 @@ impl Store {
                 self.set_tag(tag, manifest.clone())?;
             }
             let (manifest, config) = (image.manifest_digest.clone(), image.config_digest.clone());
-            loaded.push(LoadedImage { tags, manifest, config });
+            loaded.push(LoadedImage { tags, manifest, config, annotations: image.annotations.clone() });
         }
         Ok(Loaded { format: contents.format, images: loaded })
     }

@@ -34,6 +34,8 @@
 //! `BERTH_ROOT` and [`default_root`].
 
 mod archive_error;
+#[cfg(test)]
+mod archive_tests;
 pub mod atomic;
 mod blobs;
 mod cache;
