@@ -52,9 +52,18 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
             }));
             continue;
         }
-        let image = {
+        let found = {
             let _shared = store.lock_shared()?;
-            store.resolve_image(name)?
+            store.resolve_image(name)
+        };
+        let image = match found {
+            Ok(image) => image,
+            // Not an image: an archive file named without a path or .tar?
+            Err(_) if std::path::Path::new(name).is_file() => {
+                out.push(super::archive::inspect(std::path::Path::new(name))?);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
         };
         out.push(json!({
             "Id": image.manifest_digest, "Name": image.name,

@@ -114,9 +114,6 @@ pub enum FormatError {
     #[error("{file} has digest {actual}, but its name says {expected}")]
     ConfigDigest { file: String, expected: Digest, actual: Digest },
 
-    #[error("{what}: {name:?} is not a valid image name: {why}")]
-    BadName { what: &'static str, name: String, why: String },
-
     #[error("cannot write the archive: {source}")]
     Write { source: io::Error },
 
