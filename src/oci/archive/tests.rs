@@ -253,3 +253,25 @@ fn garbage_is_not_a_tar() {
     assert!(matches!(err, FormatError::NotATar { .. }), "{err}");
     assert!(!err.to_string().contains('\n'), "{err}");
 }
+
+#[test]
+fn docker_media_types_are_read() {
+    let mut blobs = Blobs::default();
+    let saved = image(&mut blobs, &["a"]);
+    let tar = write(ArchiveFormat::Oci, std::slice::from_ref(&saved), &blobs);
+    let mut manifest: serde_json::Value = serde_json::from_slice(&saved.manifest_bytes).unwrap();
+    manifest["mediaType"] = media::DOCKER_MANIFEST.into();
+    manifest["config"]["mediaType"] = media::DOCKER_CONFIG.into();
+    manifest["layers"][0]["mediaType"] = "application/vnd.docker.image.rootfs.diff.tar.gzip".into();
+    let tar = edited(&tar, |files| {
+        replace_manifest(files, &saved.manifest_digest, manifest);
+        let mut index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+        index["manifests"][0]["mediaType"] = media::DOCKER_MANIFEST.into();
+        files.insert("index.json".to_owned(), serde_json::to_vec(&index).unwrap());
+    });
+    let contents = read(&tar).unwrap();
+    let image = &contents.images[0];
+    assert_eq!(image.manifest_media_type, media::DOCKER_MANIFEST);
+    assert_eq!(image.layers[0].compression, LayerCompression::Gzip);
+    assert_eq!(image.layers[0].media_type, "application/vnd.docker.image.rootfs.diff.tar.gzip");
+}
