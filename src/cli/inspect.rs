@@ -1,24 +1,33 @@
-//! `berth inspect`: everything about a container, or an image, as JSON.
+//! `berth inspect`: everything about a container, an image, or an image
+//! archive (`berth inspect FILE.tar`, read without loading it), as JSON.
 
 use std::process::ExitCode;
 
 use berth::runtime::{control, state};
 use serde_json::json;
 
-/// Show details of a container or an image, as JSON.
+/// Show details of a container, an image or an image archive, as JSON.
 #[derive(clap::Args)]
-#[command(after_help = "Example: berth inspect web")]
+#[command(after_help = "Example: berth inspect web\n         berth inspect ./images.tar")]
 pub struct Args {
-    /// Container or image names or ids
+    /// Container or image names or ids, or archive files (FILE.tar or a path with a /)
     #[arg(required = true)]
     names: Vec<String>,
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
-    let store = super::containers::store(ctx)?;
+    let mut opened = None;
     let mut out = Vec::new();
     for name in &args.names {
-        if let Ok(c) = super::containers::find(&store, name) {
+        if super::archive::looks_like_archive(name) {
+            out.push(super::archive::inspect(std::path::Path::new(name))?);
+            continue;
+        }
+        let store = match &opened {
+            Some(store) => store,
+            None => opened.insert(super::containers::store(ctx)?),
+        };
+        if let Ok(c) = super::containers::find(store, name) {
             let st = control::current_state(&c)?;
             let observed = st.as_ref().map(state::observed_status);
             let spec = oci_spec::runtime::Spec::load(c.paths.spec()).ok();
@@ -43,9 +52,18 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
             }));
             continue;
         }
-        let image = {
+        let found = {
             let _shared = store.lock_shared()?;
-            store.resolve_image(name)?
+            store.resolve_image(name)
+        };
+        let image = match found {
+            Ok(image) => image,
+            // Not an image: an archive file named without a path or .tar?
+            Err(_) if std::path::Path::new(name).is_file() => {
+                out.push(super::archive::inspect(std::path::Path::new(name))?);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
         };
         out.push(json!({
             "Id": image.manifest_digest, "Name": image.name,

@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 1 error, 2 a verb that is not built yet, bad usage,
 //! or (with `plan --exit-code`) changes pending.
 
+mod archive;
 mod attach;
 mod build;
 mod containers;
@@ -110,9 +111,9 @@ enum Command {
     /// Make an image from a filesystem tar
     Import(import::Args),
     /// Write images to an OCI or Docker archive
-    Save(unbuilt::Args),
+    Save(archive::SaveArgs),
     /// Read images from an OCI or Docker archive
-    Load(unbuilt::Args),
+    Load(archive::LoadArgs),
     /// Fetch an image from a registry
     Pull(registry::PullArgs),
     /// Send an image to a registry
@@ -166,8 +167,8 @@ pub fn main() -> ExitCode {
         Command::Commit(a) => unbuilt::run("commit", 6, a),
         Command::Export(a) => unbuilt::run("export", 6, a),
         Command::Import(a) => import::run(&ctx, a),
-        Command::Save(a) => unbuilt::run("save", 6, a),
-        Command::Load(a) => unbuilt::run("load", 6, a),
+        Command::Save(a) => archive::save(&ctx, a),
+        Command::Load(a) => archive::load(&ctx, a),
         Command::Pull(a) => registry::pull(&ctx, a),
         Command::Push(a) => registry::push(&ctx, a),
         Command::Login(a) => registry::login(&ctx, a),

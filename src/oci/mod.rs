@@ -1,10 +1,11 @@
 //! The OCI image format: digests, descriptors, image configs and manifests
 //! (through the `oci-spec` crate), reproducible layer tar writing, and safe
-//! tar reading.
+//! tar reading, and image archives (`archive`).
 //!
 //! This module knows files and formats only; it knows nothing of containers,
 //! manifests or the store's layout.
 
+pub mod archive;
 pub mod digest;
 pub mod image;
 mod layer_sink;

@@ -87,6 +87,17 @@ impl BlobWriter {
     }
 }
 
+impl BlobWriter {
+    /// Finishes writing and hashing but does not commit: the blob stays in
+    /// `tmp/` as a [`StagedBlob`](super::StagedBlob), to be committed once
+    /// whatever it belongs to has been checked.
+    pub fn stage(mut self) -> Result<super::StagedBlob, StoreError> {
+        self.tmp.file.flush().map_err(StoreError::io("write blob temp file", &self.tmp.path))?;
+        let digest = Digest::from_sha256(self.hasher.finalize().into());
+        Ok(super::StagedBlob::new(self.store, self.tmp, digest, self.size))
+    }
+}
+
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.tmp.file.write(buf)?;

@@ -33,6 +33,9 @@
 //! reads the environment. The CLI computes the root from `--root`,
 //! `BERTH_ROOT` and [`default_root`].
 
+mod archive_error;
+#[cfg(test)]
+mod archive_tests;
 pub mod atomic;
 mod blobs;
 mod cache;
@@ -45,14 +48,18 @@ mod images;
 mod import;
 mod layers;
 pub mod layout;
+mod load;
 mod lock;
 pub mod maintain;
 mod refs;
+mod save;
+mod staged;
 pub mod time;
 mod unpack;
 
 use std::path::{Path, PathBuf};
 
+pub use archive_error::ArchiveError;
 pub use atomic::atomic_write;
 pub use blobs::BlobWriter;
 pub use cache::{CacheEntry, LayerRecord};
@@ -63,8 +70,11 @@ pub use images::ImageSummary;
 pub use import::ImportedImage;
 pub use layers::StagingDir;
 pub use layout::{LAYOUT_VERSION, default_root};
+pub use load::{Loaded, LoadedImage};
 pub use lock::StoreLock;
 pub use refs::{Tag, normalize_tag_name};
+pub use save::SaveRequest;
+pub use staged::StagedBlob;
 pub use time::rfc3339;
 
 /// A berth store rooted at one directory. Cheap to clone.

@@ -17,32 +17,8 @@ use sha2::Digest as _;
 
 use super::image::Image;
 use super::{ImageError, LayerRecord, StagingDir, Store, StoreError};
+use crate::oci::archive::media::layer_compression;
 use crate::oci::{Digest, UnpackOptions, Whiteouts, unpack};
-
-/// How a layer blob is compressed, from its media type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LayerCompression {
-    None,
-    Gzip,
-}
-
-/// The compression of a layer of `media_type`, if berth can unpack it:
-/// OCI `…layer.v1.tar[+gzip]` (also nondistributable) and Docker's
-/// `…rootfs.diff.tar[.gzip]`.
-fn layer_compression(media_type: &str) -> Option<LayerCompression> {
-    let oci = media_type.starts_with("application/vnd.oci.image.layer.");
-    let docker = media_type.starts_with("application/vnd.docker.image.rootfs.");
-    if !(oci || docker) {
-        return None;
-    }
-    if media_type.ends_with(".tar") {
-        Some(LayerCompression::None)
-    } else if media_type.ends_with(".tar+gzip") || media_type.ends_with(".tar.gzip") {
-        Some(LayerCompression::Gzip)
-    } else {
-        None
-    }
-}
 
 impl Store {
     /// The unpacked directories of `image`'s layers, bottom first, ready to
@@ -82,11 +58,10 @@ impl Store {
         let unpack_err =
             |source| ImageError::UnpackLayer { image: image.to_owned(), layer: layer.digest.clone(), source };
         let options = UnpackOptions { whiteouts: Whiteouts::Overlay, preserve_owners: crate::sys::euid() == 0 };
-        let actual = match compression {
-            LayerCompression::None => unpack_hashed(blob, staging.path(), &options),
-            LayerCompression::Gzip => unpack_hashed(flate2::read::MultiGzDecoder::new(blob), staging.path(), &options),
-        }
-        .map_err(unpack_err)?;
+        let tar = compression
+            .decompress(blob)
+            .map_err(|source| unpack_err(crate::oci::UnpackError::Read { entries: 0, source }))?;
+        let actual = unpack_hashed(tar, staging.path(), &options).map_err(unpack_err)?;
         if actual != layer.diff_id {
             return Err(ImageError::DiffIdMismatch {
                 image: image.to_owned(),
@@ -112,7 +87,11 @@ impl Store {
 
 /// Unpacks the uncompressed tar `tar` into `root` and returns the sha256 of
 /// every byte of it (`unpack` reads the stream to its end).
-fn unpack_hashed(tar: impl Read, root: &Path, options: &UnpackOptions) -> Result<Digest, crate::oci::UnpackError> {
+pub(super) fn unpack_hashed(
+    tar: impl Read,
+    root: &Path,
+    options: &UnpackOptions,
+) -> Result<Digest, crate::oci::UnpackError> {
     let mut hashing = HashingReader { inner: tar, hasher: sha2::Sha256::new() };
     unpack(&mut hashing, root, options)?;
     Ok(Digest::from_sha256(hashing.hasher.finalize().into()))
@@ -134,7 +113,7 @@ impl<R: Read> Read for HashingReader<R> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::oci::archive::media::{LayerCompression, layer_compression};
 
     #[test]
     fn media_types_berth_unpacks() {
@@ -143,7 +122,7 @@ mod tests {
             ("application/vnd.oci.image.layer.v1.tar+gzip", Some(LayerCompression::Gzip)),
             ("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", Some(LayerCompression::Gzip)),
             ("application/vnd.docker.image.rootfs.diff.tar.gzip", Some(LayerCompression::Gzip)),
-            ("application/vnd.oci.image.layer.v1.tar+zstd", None),
+            ("application/vnd.oci.image.layer.v1.tar+zstd", Some(LayerCompression::Zstd)),
             ("application/vnd.oci.image.config.v1+json", None),
             ("text/plain", None),
         ];
