@@ -54,7 +54,7 @@ pub enum ImageError {
     LayerCount { image: String, layers: usize, diff_ids: usize },
 
     #[error(
-        "image {image}: layer {layer} has media type {media_type:?}, which berth cannot unpack; expected an OCI or Docker tar or tar+gzip layer"
+        "image {image}: layer {layer} has media type {media_type:?}, which berth cannot unpack; expected an OCI or Docker tar or tar+gzip layer, or an OCI tar+zstd layer"
     )]
     LayerMediaType { image: String, layer: Digest, media_type: String },
 

@@ -24,10 +24,11 @@ use crate::oci::{Digest, UnpackOptions, Whiteouts, unpack};
 enum LayerCompression {
     None,
     Gzip,
+    Zstd,
 }
 
 /// The compression of a layer of `media_type`, if berth can unpack it:
-/// OCI `…layer.v1.tar[+gzip]` (also nondistributable) and Docker's
+/// OCI `…layer.v1.tar[+gzip|+zstd]` (also nondistributable) and Docker's
 /// `…rootfs.diff.tar[.gzip]`.
 fn layer_compression(media_type: &str) -> Option<LayerCompression> {
     let oci = media_type.starts_with("application/vnd.oci.image.layer.");
@@ -39,6 +40,8 @@ fn layer_compression(media_type: &str) -> Option<LayerCompression> {
         Some(LayerCompression::None)
     } else if media_type.ends_with(".tar+gzip") || media_type.ends_with(".tar.gzip") {
         Some(LayerCompression::Gzip)
+    } else if oci && media_type.ends_with(".tar+zstd") {
+        Some(LayerCompression::Zstd)
     } else {
         None
     }
@@ -85,6 +88,9 @@ impl Store {
         let actual = match compression {
             LayerCompression::None => unpack_hashed(blob, staging.path(), &options),
             LayerCompression::Gzip => unpack_hashed(flate2::read::MultiGzDecoder::new(blob), staging.path(), &options),
+            LayerCompression::Zstd => zstd::stream::read::Decoder::with_buffer(blob)
+                .map_err(|source| crate::oci::UnpackError::Read { entries: 0, source })
+                .and_then(|z| unpack_hashed(z, staging.path(), &options)),
         }
         .map_err(unpack_err)?;
         if actual != layer.diff_id {
@@ -143,7 +149,8 @@ mod tests {
             ("application/vnd.oci.image.layer.v1.tar+gzip", Some(LayerCompression::Gzip)),
             ("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", Some(LayerCompression::Gzip)),
             ("application/vnd.docker.image.rootfs.diff.tar.gzip", Some(LayerCompression::Gzip)),
-            ("application/vnd.oci.image.layer.v1.tar+zstd", None),
+            ("application/vnd.oci.image.layer.v1.tar+zstd", Some(LayerCompression::Zstd)),
+            ("application/vnd.docker.image.rootfs.diff.tar+zstd", None),
             ("application/vnd.oci.image.config.v1+json", None),
             ("text/plain", None),
         ];

@@ -68,20 +68,39 @@
 //! 0.21–0.38 s in the same runs. Under load from other processes berth falls
 //! behind first, as it does more work (gzip, sha256, fsync).
 //!
+//! With [`LayerOptions::compression`] set to zstd the blob is one zstd
+//! frame written by zstd's own worker threads (level 3) instead.
+//!
+//! # Reading an upper dir that may change
+//!
+//! A running container's upper dir can change while it is read (`berth
+//! commit` freezes the container, but `--pause=false` does not). The upper
+//! dir is therefore opened once and every path below it is opened relative
+//! to that fd without following any symlink, nor `..` above it, nor
+//! crossing a mount (`upper`, `sys::beneath`); what is learnt about an
+//! object comes from its fd. A directory swapped for a symlink to `/`
+//! between the scan and the write fails the commit; host files never reach
+//! the layer (CVE-2018-15664, `docker cp`). The lowers are the store's
+//! read-only layers, which nothing changes; they are read by path, and
+//! never through a symlink (see `lower`).
+//!
 //! The caller holds the store's exclusive lock and keeps the upper dir
-//! unmounted and unchanged while this runs.
+//! unmounted and unchanged while this runs (or, for a container, frozen).
 
 mod gzip;
 mod lower;
 mod pipe;
 pub mod plan;
+mod upper;
 
+use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::oci::{Compression, Digest, LayerWriter, TarWriteError, UnpackError, UnpackOptions, Whiteouts};
 use crate::store::{LayerRecord, Store, StoreError};
+use upper::Upper;
 
 pub use plan::{Entry, Plan};
 
@@ -130,6 +149,26 @@ pub enum LayerError {
     Store(#[from] StoreError),
 }
 
+/// How [`layer_from_upper_with`] writes a layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerOptions {
+    /// mtimes later than this (seconds) are clamped to it; `u64::MAX`
+    /// keeps them all.
+    pub epoch: u64,
+    /// Gzip (the default) or zstd; `None` is not a layer blob berth writes.
+    pub compression: Compression,
+    /// Paths relative to the upper dir (no leading `/`) left out of the
+    /// layer, with everything below them: the mount points a runtime made.
+    pub exclude: HashSet<PathBuf>,
+}
+
+impl LayerOptions {
+    /// Gzip, mtimes clamped to `epoch`, nothing excluded: a build step's.
+    pub fn build(epoch: u64) -> LayerOptions {
+        LayerOptions { epoch, compression: Compression::Gzip, exclude: HashSet::new() }
+    }
+}
+
 /// Makes the layer of the upper dir `upper` of a step whose overlay had the
 /// lower layers `lowers` (top first), with mtimes clamped to `epoch`: the
 /// blob (gzip) and the unpacked layer go into `store`. See the module page.
@@ -139,24 +178,40 @@ pub fn layer_from_upper(
     lowers: &[PathBuf],
     epoch: u64,
 ) -> Result<LayerOutput, LayerError> {
-    let plan = plan::scan(upper, lowers)?;
+    layer_from_upper_with(store, upper, lowers, &LayerOptions::build(epoch))
+}
+
+/// [`layer_from_upper`] as `opts` says: the compression, the epoch, and
+/// paths to leave out.
+pub fn layer_from_upper_with(
+    store: &Store,
+    upper: &Path,
+    lowers: &[PathBuf],
+    opts: &LayerOptions,
+) -> Result<LayerOutput, LayerError> {
+    let compression = match opts.compression {
+        Compression::None => Compression::Gzip,
+        other => other,
+    };
+    let upper = Upper::open(upper).map_err(|source| LayerError::ReadUpper { path: upper.to_owned(), source })?;
+    let plan = plan::scan(&upper, lowers, &opts.exclude)?;
     let blob = store.blob_writer()?;
     let staging = store.staging_dir()?;
     set_layer_root_mode(staging.path())?;
-    let opts = UnpackOptions { whiteouts: Whiteouts::Overlay, preserve_owners: crate::sys::euid() == 0 };
+    let unpack = UnpackOptions { whiteouts: Whiteouts::Overlay, preserve_owners: crate::sys::euid() == 0 };
     let gone = AtomicBool::new(false);
     let (written, compressed, staged) = std::thread::scope(|s| {
         let (gz_tx, gz_rx) = pipe::channel();
         let (stage_tx, stage_rx) = pipe::channel();
-        let compressing = s.spawn(move || pipe::compress(gz_rx, blob));
+        let compressing = s.spawn(move || pipe::compress(gz_rx, blob, compression));
         let staging_path = staging.path();
-        let staging = s.spawn(move || pipe::stage(stage_rx, staging_path, &opts));
-        let written = write(&plan, upper, epoch, pipe::Tee::new(vec![gz_tx, stage_tx], &gone));
+        let staging = s.spawn(move || pipe::stage(stage_rx, staging_path, &unpack));
+        let written = write(&plan, &upper, opts.epoch, pipe::Tee::new(vec![gz_tx, stage_tx], &gone));
         let compressed = compressing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (written, compressed, staging.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     });
-    let compress_err = |source| LayerError::Compress { upper: upper.to_owned(), source };
-    let stage_err = |source| LayerError::Stage { upper: upper.to_owned(), source };
+    let compress_err = |source| LayerError::Compress { upper: upper.path().to_owned(), source };
+    let stage_err = |source| LayerError::Stage { upper: upper.path().to_owned(), source };
     let diff_id = match written {
         Ok(diff_id) => diff_id,
         Err(write_err) if gone.load(Ordering::Relaxed) => {
@@ -173,7 +228,7 @@ pub fn layer_from_upper(
     pipe::flush_tree(staging.path())
         .map_err(|(path, source)| StoreError::io("fsync staged layer file", path)(source))?;
     let unpacked = store.commit_layer(staging, &diff_id)?;
-    let media_type = Compression::Gzip.media_type().to_owned();
+    let media_type = compression.media_type().to_owned();
     Ok(LayerOutput {
         record: LayerRecord { digest, diff_id, size, media_type },
         unpacked,
@@ -183,12 +238,12 @@ pub fn layer_from_upper(
 
 /// Writes the plan's entries as an uncompressed tar into `out`; returns the
 /// tar's digest (the diffID).
-fn write(plan: &Plan, upper: &Path, epoch: u64, out: pipe::Tee<'_>) -> Result<Digest, LayerError> {
-    let fail = |source| LayerError::Write { upper: upper.to_owned(), source };
+fn write(plan: &Plan, upper: &Upper, epoch: u64, out: pipe::Tee<'_>) -> Result<Digest, LayerError> {
+    let fail = |source| LayerError::Write { upper: upper.path().to_owned(), source };
     let mut writer = LayerWriter::new(out, Compression::None, epoch);
     for entry in &plan.entries {
         match entry {
-            Entry::Add(rel) => writer.add(rel, &upper.join(rel)),
+            Entry::Add(rel) => writer.add_beneath(rel, &mut upper.source(rel)),
             Entry::Whiteout(rel) => writer.add_whiteout(rel),
             Entry::Opaque(dir) => writer.add_opaque(dir),
         }
