@@ -124,7 +124,7 @@ pub fn snapshot_run(ctx: &super::Context, args: SnapshotArgs) -> anyhow::Result<
         })?
     };
     let tag = args.tag.unwrap_or_else(|| snapshot_tag(&manifest.project, &args.env, SystemTime::now()));
-    let by = format!("berth snapshot {} (project {}, container {})", args.env, manifest.project, c.record.name);
+    let by = format!("berth snapshot {}/{}", manifest.project, args.env);
     let done = commit_locked(&store, &c, args.common.options(Some(tag), by, None))?;
     println!("{}", done.tag.as_deref().unwrap_or_default());
     eprintln!("snapshot of env {} (container {}): image {}", args.env, c.record.name, done.manifest);

@@ -260,3 +260,41 @@ fn set_layer_root_mode(path: &Path) -> Result<(), LayerError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| StoreError::io("set the mode of staging directory", path)(e).into())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    /// The scan saw a directory; by the time its files are written it is a
+    /// symlink to a directory outside the upper dir (a container racing the
+    /// commit). The write fails; the outside file is never read.
+    #[test]
+    fn a_directory_swapped_for_a_symlink_after_the_scan_is_never_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let (upper_path, lower, host) = (t.path().join("upper"), t.path().join("lower"), t.path().join("host"));
+        for d in [upper_path.join("escape/d"), lower.clone(), host.clone()] {
+            fs::create_dir_all(d).unwrap();
+        }
+        fs::write(upper_path.join("escape/d/secret"), "container").unwrap();
+        fs::write(host.join("secret"), "host").unwrap();
+        let upper = Upper::open(&upper_path).unwrap();
+        let plan = plan::scan(&upper, std::slice::from_ref(&lower), &HashSet::new()).unwrap();
+        assert!(plan.entries.contains(&Entry::Add("escape/d/secret".into())), "{:?}", plan.entries);
+
+        fs::rename(upper_path.join("escape/d"), upper_path.join("escape/real")).unwrap();
+        std::os::unix::fs::symlink(&host, upper_path.join("escape/d")).unwrap();
+        let gone = AtomicBool::new(false);
+        let (tx, _rx) = pipe::channel();
+        let err = write(&plan, &upper, u64::MAX, pipe::Tee::new(vec![tx], &gone)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("escape/d/secret") && text.contains("never follows links"), "{text}");
+
+        // The upper dir itself a symlink: refused at once.
+        let link = t.path().join("upper-link");
+        std::os::unix::fs::symlink(&upper_path, &link).unwrap();
+        assert!(Upper::open(&link).is_err());
+    }
+}
