@@ -156,7 +156,7 @@ fn zstd_layers_commit_and_run_also_after_unpacking_from_the_blob() {
     let layers = inspect(&berth, "zimg:1")["Manifest"]["layers"].clone();
     let top = layers.as_array().unwrap().last().unwrap().clone();
     assert_eq!(top["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd", "{top}");
-    let blob = berth.store_root().join("oci/blobs/sha256").join(top["digest"].as_str().unwrap()[7..].to_owned());
+    let blob = berth.store_root().join("oci/blobs/sha256").join(&top["digest"].as_str().unwrap()[7..]);
     assert_eq!(std::fs::read(&blob).unwrap()[..4], [0x28, 0xb5, 0x2f, 0xfd], "a zstd frame");
 
     let check = ["run", "--rm", "zimg:1", "sh", "-c", "wc -l < /numbers; tail -n 1 /numbers"];
