@@ -140,7 +140,9 @@ impl<W: Write> LayerWriter<W> {
     /// # Panics
     /// If the zstd encoder cannot be set up (only when it cannot allocate).
     pub fn new(out: W, compression: Compression, epoch: u64) -> Self {
-        let sink = Sink::new(out, compression, true).expect("a zstd encoder with valid parameters");
+        // Uncompressed, the blob is the tar: one hash gives both digests.
+        let hash_blob = compression != Compression::None;
+        let sink = Sink::new(out, compression, hash_blob).expect("a zstd encoder with valid parameters");
         let builder = tar::Builder::new(Hashing::new(sink));
         LayerWriter { builder, compression, hashed: true, epoch, inodes: HashMap::new() }
     }
@@ -216,6 +218,9 @@ impl<W: Write> LayerWriter<W> {
             if let Some(cap) = cap {
                 entry.xattrs.push((CAPABILITY_XATTR.to_owned(), cap));
             }
+            // Large reads: io::copy reads through a BufReader's own buffer.
+            let buffer = usize::try_from(meta.len()).unwrap_or(usize::MAX).clamp(4096, 256 << 10);
+            let file = io::BufReader::with_capacity(buffer, file);
             return self.append(rel, &entry, Exact { inner: file, left: meta.len() });
         }
         if ft.is_symlink() {
@@ -277,9 +282,8 @@ impl<W: Write> LayerWriter<W> {
         let (sink, diff_id, _) = tar.into_parts();
         let (mut out, digest, size) = sink.finish().map_err(finish)?.into_parts();
         out.flush().map_err(finish)?;
-        let (Some(diff_id), Some(digest)) = (diff_id, digest) else {
-            unreachable!("a hashed writer hashes both streams")
-        };
+        let Some(diff_id) = diff_id else { unreachable!("a hashed writer hashes the tar") };
+        let digest = digest.unwrap_or_else(|| diff_id.clone());
         Ok((out, LayerDigests { diff_id, digest, size, media_type }))
     }
 

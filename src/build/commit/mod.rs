@@ -22,9 +22,10 @@
 //!    following any symlink in it (see `build::layer`), so a container that
 //!    swaps a directory for a link to `/` mid-commit (possible only with
 //!    `pause` off) makes the commit fail; it never reads the host's files.
-//!    The blob (gzip or zstd, compressed on every core, its digest computed
-//!    as it is written) and the unpacked layer go into the store, so the new
-//!    image runs at once without unpacking anything.
+//!    Only the blob goes into the store (gzip or zstd, compressed on every
+//!    core, both digests computed as it is written, one fsync); the store
+//!    unpacks it, checking its diffID, when the image first runs. Writing the
+//!    unpacked copy too would double the writes and fsync every file.
 //! 4. **Thaws** the container.
 //! 5. Writes the config (the parent's, with the new defaults, the new
 //!    diffID, and a history entry with the message as its comment, what
@@ -144,7 +145,8 @@ pub fn commit(store: &Store, c: &Container, opts: &CommitOptions) -> Result<Comm
     if let Some(missing) = c.record.lowers.iter().find(|l| !l.is_dir()) {
         return Err(CommitError::LowerMissing { container: name, path: missing.clone() });
     }
-    let layer_opts = LayerOptions { epoch: u64::MAX, compression: opts.compression, exclude: mount_points(c) };
+    let layer_opts =
+        LayerOptions { epoch: u64::MAX, compression: opts.compression, exclude: mount_points(c), unpack: false };
 
     let frozen = if opts.pause { freeze::freeze(c).map_err(|e| CommitError::Freeze(Box::new(e)))? } else { None };
     let froze = frozen.is_some();
