@@ -210,6 +210,17 @@ fn export_then_import_keeps_contents_modes_owners_symlinks_and_hardlinks() {
         .unwrap();
     assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
     assert!(piped.stdout == std::fs::read(&tar).unwrap(), "stdout and -o write the same tar");
+
+    // And `berth import -` reads it from standard input.
+    let mut import = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["--root", berth.store_root().to_str().unwrap(), "import", "-", "exported:2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut import.stdin.take().unwrap(), &piped.stdout).unwrap();
+    assert!(import.wait().unwrap().success());
+    assert_eq!(berth.run(&["run", "--rm", "exported:2", "cat", "/srv/data/one-again"]).ok(), "one\n");
 }
 
 #[test]

@@ -18,8 +18,9 @@ use berth::store::Store;
 /// what it added, changed and deleted. A running container is frozen while
 /// its files are read. Prints the new image's ID.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  berth commit web app:v2 -m 'configured nginx'\n  \
-                        berth commit -c 'ENV MODE=prod' -c 'CMD [\"nginx\"]' web app:v3")]
+#[command(
+    after_help = "Example: berth commit -m 'configured nginx' -c 'ENV MODE=prod' -c 'CMD [\"nginx\"]' web app:v2"
+)]
 pub struct CommitArgs {
     /// The container (name or id; in a project, an env name)
     container: String,
@@ -38,8 +39,7 @@ pub struct CommitArgs {
 /// -t names another tag. The env is one of berth.toml's; its container must
 /// exist (`berth up ENV`). Prints the tag.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  berth snapshot api -m 'before the migration'\n  \
-                        berth snapshot -f shop/berth.toml api -t shop/api:qa --compression zstd")]
+#[command(after_help = "Example: berth snapshot api -m 'before the migration' --compression zstd")]
 pub struct SnapshotArgs {
     /// The env, as berth.toml names it
     env: String,
@@ -141,7 +141,7 @@ fn commit_locked(store: &Store, c: &Container, opts: CommitOptions) -> anyhow::R
 /// as a flat tar, to standard output or a file. `berth import` and `docker
 /// import` read it back.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  berth export web -o web.tar\n  berth export web | gzip > web.tar.gz")]
+#[command(after_help = "Example: berth export web -o web.tar   (or: berth export web | gzip > web.tar.gz)")]
 pub struct ExportArgs {
     /// The container (name or id; in a project, an env name)
     container: String,
