@@ -14,7 +14,7 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
@@ -62,9 +62,11 @@ pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
 /// The metadata of the object `fd` refers to (any kind of fd, `O_PATH`
 /// included).
 pub fn metadata(fd: BorrowedFd<'_>) -> io::Result<std::fs::Metadata> {
-    // A `File` is only a wrapper of the fd here: `metadata` is `statx(fd,
-    // "", AT_EMPTY_PATH)`, which works on `O_PATH` fds.
-    let file = File::from(fd.try_clone_to_owned()?);
+    // SAFETY: the `File` only borrows the fd: `ManuallyDrop` never closes
+    // it, and it does not outlive `fd`, which stays open for the call.
+    // `metadata` is `statx(fd, "", AT_EMPTY_PATH)`, which works on `O_PATH`
+    // fds.
+    let file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(fd.as_raw_fd()) });
     file.metadata()
 }
 

@@ -9,7 +9,7 @@
 use std::ffi::OsString;
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::oci::Beneath;
@@ -82,7 +82,7 @@ impl Upper {
         Ok(out)
     }
 
-    /// One xattr of the regular file `rel`.
+    /// One xattr of a regular file opened with [`Upper::open_file`].
     pub(super) fn file_xattr(&self, file: &File, key: &str) -> io::Result<Option<Vec<u8>>> {
         beneath::get_xattr(file.as_fd(), key)
     }
@@ -98,12 +98,6 @@ impl Upper {
         let file = File::from(self.open_at(rel, Open::Read)?);
         check_same(&file.metadata()?, meta, &self.path.join(rel))?;
         Ok(file)
-    }
-
-    /// The fd of the upper dir.
-    #[allow(dead_code)]
-    pub(super) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
     }
 }
 
