@@ -3,6 +3,7 @@
 //! decides *whether* to build; the plan does.
 
 pub mod base;
+pub mod commit;
 pub mod copy;
 pub mod engine;
 pub mod image;

@@ -8,6 +8,7 @@
 mod archive;
 mod attach;
 mod build;
+mod commit;
 mod containers;
 mod diff;
 mod exec;
@@ -70,8 +71,10 @@ enum Command {
     Exec(exec::Args),
     /// Show the files a container (or env) added, changed or deleted
     Diff(diff::Args),
-    /// Freeze a running env into an image
-    Snapshot(unbuilt::Args),
+    /// Freeze an env's container into an image (PROJECT/ENV:snapshot-…)
+    Snapshot(commit::SnapshotArgs),
+    /// Snapshot an env and save it with its config, for `berth up --from`
+    Freeze(unbuilt::Args),
     /// Resolve packages and base digests into berth.lock
     Lock(build::LockArgs),
     /// Build the project's images without starting containers
@@ -105,9 +108,9 @@ enum Command {
     /// Show details of an image, container or image archive
     Inspect(inspect::Args),
     /// Make an image from a container's changes
-    Commit(unbuilt::Args),
+    Commit(commit::CommitArgs),
     /// Write a container's filesystem as a tar
-    Export(unbuilt::Args),
+    Export(commit::ExportArgs),
     /// Make an image from a filesystem tar
     Import(import::Args),
     /// Write images to an OCI or Docker archive
@@ -149,7 +152,8 @@ pub fn main() -> ExitCode {
         Command::Logs(a) => logs::run(&ctx, a),
         Command::Exec(a) => exec::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
-        Command::Snapshot(a) => unbuilt::run("snapshot", 6, a),
+        Command::Snapshot(a) => commit::snapshot_run(&ctx, a),
+        Command::Freeze(a) => unbuilt::run("freeze", 6, a),
         Command::Lock(a) => build::lock(&ctx, a),
         Command::Build(a) => build::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, *a),
@@ -164,8 +168,8 @@ pub fn main() -> ExitCode {
         Command::Rmi(a) => tags::rmi(&ctx, a),
         Command::History(a) => tags::history(&ctx, a),
         Command::Inspect(a) => inspect::run(&ctx, a),
-        Command::Commit(a) => unbuilt::run("commit", 6, a),
-        Command::Export(a) => unbuilt::run("export", 6, a),
+        Command::Commit(a) => commit::commit_run(&ctx, a),
+        Command::Export(a) => commit::export_run(&ctx, a),
         Command::Import(a) => import::run(&ctx, a),
         Command::Save(a) => archive::save(&ctx, a),
         Command::Load(a) => archive::load(&ctx, a),

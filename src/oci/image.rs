@@ -10,6 +10,7 @@
 //! encodes either with sorted keys, so equal values give equal digests.
 
 mod change;
+mod from_config;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,6 +1,6 @@
 //! The OCI image format: digests, descriptors, image configs and manifests
-//! (through the `oci-spec` crate), reproducible layer tar writing, and safe
-//! tar reading, and image archives (`archive`).
+//! (through the `oci-spec` crate), reproducible layer tar writing (plain,
+//! gzip or zstd), safe tar reading, and image archives (`archive`).
 //!
 //! This module knows files and formats only; it knows nothing of containers,
 //! manifests or the store's layout.
@@ -14,6 +14,7 @@ mod tar_header;
 mod tar_name;
 pub mod tar_read;
 mod tar_root;
+mod tar_source;
 mod tar_unpack;
 pub mod tar_write;
 
@@ -22,6 +23,9 @@ mod tests;
 
 pub use digest::{Digest, DigestError};
 pub use image::{ChangeError, ImageConfigInput};
+pub use layer_sink::{ZSTD_LEVEL, zstd_encoder};
 pub use reference::{ImageRef, ReferenceError};
 pub use tar_read::{UnpackError, UnpackOptions, UnpackStats, Whiteouts, unpack, unpack_compressed};
-pub use tar_write::{Compression, LayerDigests, LayerWriter, Overrides, TarWriteError, source_date_epoch, write_tree};
+pub use tar_write::{
+    Beneath, Compression, LayerDigests, LayerWriter, Overrides, TarWriteError, source_date_epoch, write_tree,
+};

@@ -114,13 +114,14 @@ pub fn unpack<R: Read>(reader: R, root: &Path, opts: &UnpackOptions) -> Result<U
 }
 
 /// Like [`unpack`], but first looks at the stream's first bytes and
-/// decompresses gzip (`1f 8b`); anything else is read as a plain tar.
+/// decompresses gzip (`1f 8b`) or zstd (`28 b5 2f fd`); anything else is
+/// read as a plain tar.
 pub fn unpack_compressed<R: Read>(
     mut reader: R,
     root: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackStats, UnpackError> {
-    let mut magic = [0u8; 2];
+    let mut magic = [0u8; 4];
     let mut seen = 0;
     while seen < magic.len() {
         match reader.read(&mut magic[seen..]) {
@@ -131,8 +132,11 @@ pub fn unpack_compressed<R: Read>(
         }
     }
     let stream = io::Cursor::new(magic[..seen].to_vec()).chain(reader);
-    if magic[..seen] == [0x1f, 0x8b] {
+    if magic[..seen].starts_with(&[0x1f, 0x8b]) {
         unpack(flate2::read::MultiGzDecoder::new(stream), root, opts)
+    } else if magic[..seen] == [0x28, 0xb5, 0x2f, 0xfd] {
+        let z = zstd::stream::read::Decoder::new(stream).map_err(|source| UnpackError::Read { entries: 0, source })?;
+        unpack(z, root, opts)
     } else {
         unpack(stream, root, opts)
     }

@@ -27,8 +27,9 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
 use tar::EntryType;
@@ -37,7 +38,8 @@ use super::digest::Digest;
 use super::layer_sink::{Hashing, Sink};
 use super::tar_header::EntryMeta;
 use super::tar_name::{OPAQUE_MARKER, WHITEOUT_PREFIX};
-use crate::sys::fs::get_xattr_nofollow;
+pub use super::tar_source::Beneath;
+use super::tar_source::{AtPath, Source};
 
 /// The one xattr the writer carries (file capabilities).
 const CAPABILITY_XATTR: &str = "security.capability";
@@ -65,11 +67,12 @@ pub enum TarWriteError {
     BadEpoch { value: String },
 }
 
-/// How the layer blob is compressed. (zstd will join these.)
+/// How the layer blob is compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
     None,
     Gzip,
+    Zstd,
 }
 
 impl Compression {
@@ -78,6 +81,21 @@ impl Compression {
         match self {
             Compression::None => "application/vnd.oci.image.layer.v1.tar",
             Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+
+    /// `gzip` or `zstd` (as `--compression` takes them), or `none`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            "none" => Ok(Compression::None),
+            other => Err(format!("unknown compression {other:?}; expected gzip (the default), zstd or none")),
         }
     }
 }
@@ -109,6 +127,8 @@ pub struct Overrides {
 pub struct LayerWriter<W: Write> {
     builder: tar::Builder<Hashing<Sink<W>>>,
     compression: Compression,
+    /// Whether the stream is hashed (not for [`LayerWriter::plain_tar`]).
+    hashed: bool,
     epoch: u64,
     /// `(dev, ino)` of multiply-linked objects → the first name written.
     inodes: HashMap<(u64, u64), Vec<u8>>,
@@ -116,9 +136,24 @@ pub struct LayerWriter<W: Write> {
 
 impl<W: Write> LayerWriter<W> {
     /// A writer into `out`, clamping mtimes to `epoch` (seconds).
+    ///
+    /// # Panics
+    /// If the zstd encoder cannot be set up (only when it cannot allocate).
     pub fn new(out: W, compression: Compression, epoch: u64) -> Self {
-        let builder = tar::Builder::new(Hashing::new(Sink::new(out, compression)));
-        LayerWriter { builder, compression, epoch, inodes: HashMap::new() }
+        // Uncompressed, the blob is the tar: one hash gives both digests.
+        let hash_blob = compression != Compression::None;
+        let sink = Sink::new(out, compression, hash_blob).expect("a zstd encoder with valid parameters");
+        let builder = tar::Builder::new(Hashing::new(sink));
+        LayerWriter { builder, compression, hashed: true, epoch, inodes: HashMap::new() }
+    }
+
+    /// A writer of a plain tar that nobody needs digests of (a flat
+    /// filesystem tar for `berth export`): nothing is hashed; end it with
+    /// [`LayerWriter::finish_plain`].
+    pub fn plain_tar(out: W, epoch: u64) -> Self {
+        let sink = Sink::new(out, Compression::None, false).expect("a plain sink cannot fail");
+        let builder = tar::Builder::new(Hashing::off(sink));
+        LayerWriter { builder, compression: Compression::None, hashed: false, epoch, inodes: HashMap::new() }
     }
 
     /// Adds the filesystem object at `source` (never following a symlink
@@ -132,8 +167,20 @@ impl<W: Write> LayerWriter<W> {
     /// `overrides` says (a copy step's `owner` and `mode`); a symlink keeps
     /// its own mode.
     pub fn add_as(&mut self, rel: &Path, source: &Path, overrides: &Overrides) -> Result<(), TarWriteError> {
+        self.add_from(rel, &mut AtPath(source), overrides)
+    }
+
+    /// Adds the object `source` as the entry `rel`, as [`LayerWriter::add`]
+    /// does, but reads it below a directory fd without following any
+    /// symlink on the way (see `tar_source`): for trees someone else may be
+    /// changing, such as a container's upper dir.
+    pub fn add_beneath(&mut self, rel: &Path, source: &mut Beneath<'_>) -> Result<(), TarWriteError> {
+        self.add_from(rel, source, &Overrides::default())
+    }
+
+    fn add_from(&mut self, rel: &Path, source: &mut impl Source, overrides: &Overrides) -> Result<(), TarWriteError> {
         let mut name = entry_name(rel)?;
-        let meta = fs::symlink_metadata(source).map_err(|e| read_err_at(rel, source, e))?;
+        let meta = source.metadata().map_err(|e| read_err_at(rel, &source.shown(), e))?;
         let ft = meta.file_type();
         if ft.is_socket() {
             return Ok(());
@@ -166,14 +213,19 @@ impl<W: Write> LayerWriter<W> {
         if ft.is_file() {
             let file = open_unchanged(rel, source, &meta)?;
             entry.size = meta.len();
-            if let Some(cap) = get_xattr_nofollow(source, CAPABILITY_XATTR).map_err(|e| read_err_at(rel, source, e))? {
+            let cap = crate::sys::beneath::get_xattr(file.as_fd(), CAPABILITY_XATTR)
+                .map_err(|e| read_err_at(rel, &source.shown(), e))?;
+            if let Some(cap) = cap {
                 entry.xattrs.push((CAPABILITY_XATTR.to_owned(), cap));
             }
+            // Large reads: io::copy reads through a BufReader's own buffer.
+            let buffer = usize::try_from(meta.len()).unwrap_or(usize::MAX).clamp(4096, 256 << 10);
+            let file = io::BufReader::with_capacity(buffer, file);
             return self.append(rel, &entry, Exact { inner: file, left: meta.len() });
         }
         if ft.is_symlink() {
             entry.kind = EntryType::Symlink;
-            entry.link = fs::read_link(source).map_err(|e| read_err_at(rel, source, e))?.into_os_string().into_vec();
+            entry.link = source.read_link().map_err(|e| read_err_at(rel, &source.shown(), e))?.into_vec();
         } else if ft.is_fifo() {
             entry.kind = EntryType::Fifo;
         } else {
@@ -222,11 +274,28 @@ impl<W: Write> LayerWriter<W> {
     /// returns `out` with the layer's digests.
     pub fn finish(self) -> Result<(W, LayerDigests), TarWriteError> {
         let finish = |source| TarWriteError::Finish { source };
+        if !self.hashed {
+            return Err(finish(io::Error::other("a plain_tar writer computes no digests; end it with finish_plain")));
+        }
+        let media_type = self.compression.media_type();
         let tar = self.builder.into_inner().map_err(finish)?;
         let (sink, diff_id, _) = tar.into_parts();
         let (mut out, digest, size) = sink.finish().map_err(finish)?.into_parts();
         out.flush().map_err(finish)?;
-        Ok((out, LayerDigests { diff_id, digest, size, media_type: self.compression.media_type() }))
+        let Some(diff_id) = diff_id else { unreachable!("a hashed writer hashes the tar") };
+        let digest = digest.unwrap_or_else(|| diff_id.clone());
+        Ok((out, LayerDigests { diff_id, digest, size, media_type }))
+    }
+
+    /// Writes the end of the archive and flushes `out`; returns it with the
+    /// number of bytes written. For any writer; computes no digest.
+    pub fn finish_plain(self) -> Result<(W, u64), TarWriteError> {
+        let finish = |source| TarWriteError::Finish { source };
+        let tar = self.builder.into_inner().map_err(finish)?;
+        let (sink, _, _) = tar.into_parts();
+        let (mut out, _, size) = sink.finish().map_err(finish)?.into_parts();
+        out.flush().map_err(finish)?;
+        Ok((out, size))
     }
 
     /// A whiteout or opaque marker: an empty regular file, mode 0644, owned
@@ -270,15 +339,11 @@ fn entry_name(rel: &Path) -> Result<Vec<u8>, TarWriteError> {
 
 /// Opens the regular file `source` without following symlinks or blocking,
 /// and checks it is still the object `meta` describes.
-fn open_unchanged(rel: &Path, source: &Path, meta: &fs::Metadata) -> Result<File, TarWriteError> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(source)
-        .map_err(|e| read_err_at(rel, source, e))?;
-    let now = file.metadata().map_err(|e| read_err_at(rel, source, e))?;
+fn open_unchanged(rel: &Path, source: &mut impl Source, meta: &fs::Metadata) -> Result<File, TarWriteError> {
+    let file = source.open_file().map_err(|e| read_err_at(rel, &source.shown(), e))?;
+    let now = file.metadata().map_err(|e| read_err_at(rel, &source.shown(), e))?;
     if (now.dev(), now.ino(), now.len()) != (meta.dev(), meta.ino(), meta.len()) {
-        return Err(TarWriteError::Changed { rel: rel.to_owned(), path: source.to_owned() });
+        return Err(TarWriteError::Changed { rel: rel.to_owned(), path: source.shown() });
     }
     Ok(file)
 }

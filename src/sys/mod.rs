@@ -2,6 +2,7 @@
 //! functions. Each `unsafe` carries a `// SAFETY:` line. No policy lives here:
 //! callers decide what to do, these functions only do it.
 
+pub mod beneath;
 pub mod caps;
 pub mod daemon;
 pub mod exec;

@@ -13,6 +13,8 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use super::LayerError;
+use super::upper::Upper;
 use crate::sys::fs::get_xattr_nofollow;
 
 /// The one xattr a layer carries (see `oci::tar_write`), so the one that
@@ -89,45 +91,50 @@ pub(super) fn same_dir(upper: &Metadata, lower: &Metadata) -> bool {
     (upper.mode(), upper.uid(), upper.gid()) == (lower.mode(), lower.uid(), lower.gid())
 }
 
-/// Whether the upper non-directory at `upper` is the lower one at `lower`
-/// unchanged: type, mode, owner, device number, size, mtime (to the
-/// nanosecond: a touch is a change, as in Docker), `security.capability`,
-/// symlink target and contents (compared byte by byte, streamed). Cheap
-/// checks first; contents only when all else is equal.
+/// Whether the upper non-directory `rel` (with metadata `um`) is the lower
+/// one at `lower` unchanged: type, mode, owner, device number, size, mtime
+/// (to the nanosecond: a touch is a change, as in Docker),
+/// `security.capability`, symlink target and contents (compared byte by
+/// byte, streamed). Cheap checks first; contents only when all else is
+/// equal. The upper side is read through `upper` (no symlink followed).
 pub(super) fn same_leaf(
-    upper: &Path,
+    upper: &Upper,
+    rel: &Path,
     um: &Metadata,
     lower: &Path,
     lm: &Metadata,
-) -> Result<bool, (PathBuf, io::Error)> {
+) -> Result<bool, LayerError> {
     let stat = |m: &Metadata| (m.mode(), m.uid(), m.gid(), m.rdev(), m.size(), m.mtime(), m.mtime_nsec());
     if stat(um) != stat(lm) {
         return Ok(false);
     }
-    let cap = |p: &Path| get_xattr_nofollow(p, CAPABILITY_XATTR).map_err(|e| (p.to_owned(), e));
-    if cap(upper)? != cap(lower)? {
-        return Ok(false);
-    }
+    let read_upper = |source| LayerError::ReadUpper { path: upper.path().join(rel), source };
+    let read_lower = |source| LayerError::ReadLower { path: lower.to_owned(), source };
     let ft = um.file_type();
     if ft.is_symlink() {
-        let target = |p: &Path| fs::read_link(p).map_err(|e| (p.to_owned(), e));
-        return Ok(target(upper)? == target(lower)?);
+        let target = fs::read_link(lower).map_err(read_lower)?;
+        return Ok(upper.read_link(rel).map_err(read_upper)? == target.into_os_string());
     }
-    if ft.is_file() {
-        return same_contents(upper, lower);
+    if !ft.is_file() {
+        return Ok(true); // fifos and devices: nothing more than their metadata
     }
-    Ok(true) // fifos and devices: nothing more than their metadata
+    let upper_file = upper.open_file(rel, um).map_err(read_upper)?;
+    let upper_cap = upper.file_xattr(&upper_file, CAPABILITY_XATTR).map_err(read_upper)?;
+    if upper_cap != get_xattr_nofollow(lower, CAPABILITY_XATTR).map_err(read_lower)? {
+        return Ok(false);
+    }
+    let lower_file = File::open(lower).map_err(read_lower)?;
+    same_contents((upper_file, &upper.path().join(rel)), (lower_file, lower))
 }
 
-/// Compares two regular files of the same size, stopping at the first
+/// Compares two open regular files of the same size, stopping at the first
 /// difference.
-fn same_contents(a: &Path, b: &Path) -> Result<bool, (PathBuf, io::Error)> {
-    let open = |p: &Path| File::open(p).map_err(|e| (p.to_owned(), e));
-    let (mut fa, mut fb) = (open(a)?, open(b)?);
+fn same_contents(a: (File, &Path), b: (File, &Path)) -> Result<bool, LayerError> {
+    let ((mut fa, pa), (mut fb, pb)) = (a, b);
     let (mut ba, mut bb) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
     loop {
-        let n = read_full(&mut fa, &mut ba).map_err(|e| (a.to_owned(), e))?;
-        let m = read_full(&mut fb, &mut bb).map_err(|e| (b.to_owned(), e))?;
+        let n = read_full(&mut fa, &mut ba).map_err(|source| LayerError::ReadUpper { path: pa.to_owned(), source })?;
+        let m = read_full(&mut fb, &mut bb).map_err(|source| LayerError::ReadLower { path: pb.to_owned(), source })?;
         if ba[..n] != bb[..m] {
             return Ok(false);
         }
@@ -213,8 +220,11 @@ mod tests {
             File::options().write(true).open(&b).unwrap().set_modified(m).unwrap();
         };
         sync_mtime();
-        let same =
-            || same_leaf(&a, &fs::symlink_metadata(&a).unwrap(), &b, &fs::symlink_metadata(&b).unwrap()).unwrap();
+        let upper = Upper::open(t.path()).unwrap();
+        let same = || {
+            let (am, bm) = (fs::symlink_metadata(&a).unwrap(), fs::symlink_metadata(&b).unwrap());
+            same_leaf(&upper, Path::new("a"), &am, &b, &bm).unwrap()
+        };
         assert!(same());
         let mut other = big.clone();
         other[150_000] ^= 1;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use super::gzip::ParallelGz;
-use crate::oci::{UnpackError, UnpackOptions, UnpackStats, unpack};
+use crate::oci::{Compression, UnpackError, UnpackOptions, UnpackStats, unpack};
 use crate::store::BlobWriter;
 
 /// Bytes per chunk handed to the consumers.
@@ -102,15 +102,29 @@ impl Read for ChunkReader {
     }
 }
 
-/// Gzips the stream from `rx` into `blob` on all cores (see `gzip`; the
-/// bytes depend on the tar alone) and returns the blob, complete but not
-/// committed.
-pub(super) fn compress(rx: Receiver<Chunk>, blob: BlobWriter) -> io::Result<BlobWriter> {
-    let mut gz = ParallelGz::new(BufWriter::with_capacity(1 << 20, blob), GZIP_LEVEL)?;
-    for chunk in rx {
-        gz.write_all(&chunk)?;
-    }
-    gz.finish()?.into_inner().map_err(|e| e.into_error())
+/// Compresses the stream from `rx` into `blob` on all cores — gzip (see
+/// `gzip`) or zstd with its own worker threads; the bytes depend on the tar
+/// alone — and returns the blob, complete but not committed (its digest is
+/// computed as it is written).
+pub(super) fn compress(rx: Receiver<Chunk>, blob: BlobWriter, compression: Compression) -> io::Result<BlobWriter> {
+    let out = BufWriter::with_capacity(1 << 20, blob);
+    let out = match compression {
+        Compression::Zstd => {
+            let mut z = crate::oci::zstd_encoder(out)?;
+            for chunk in rx {
+                z.write_all(&chunk)?;
+            }
+            z.finish()?
+        }
+        Compression::Gzip | Compression::None => {
+            let mut gz = ParallelGz::new(out, GZIP_LEVEL)?;
+            for chunk in rx {
+                gz.write_all(&chunk)?;
+            }
+            gz.finish()?
+        }
+    };
+    out.into_inner().map_err(|e| e.into_error())
 }
 
 /// Unpacks the stream from `rx` into `root`.

@@ -1,18 +1,19 @@
 //! Which entries the layer holds: the upper dir is read into a tree of
 //! decisions ([`scan`]), hard-linked names are made to agree, and the tree
 //! is flattened into the entries, in the writer's order ([`Plan::entries`]).
-//! Nothing is written here.
+//! Nothing is written here. The upper dir is read through [`Upper`]: no
+//! symlink is ever followed in it.
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, Metadata};
+use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::LayerError;
 use super::lower::{self, OPAQUE_XATTRS};
-use crate::sys::fs::get_xattr_nofollow;
+use super::upper::Upper;
 
 /// The OCI whiteout prefix and opaque marker (see the image spec's layer page).
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -56,9 +57,10 @@ enum Kind {
 }
 
 /// Reads `upper` against `lowers` (top first) and decides what the layer
-/// holds (see the parent module's page for the rules).
-pub fn scan(upper: &Path, lowers: &[PathBuf]) -> Result<Plan, LayerError> {
-    let mut scanner = Scanner { upper, changed_inodes: HashSet::new() };
+/// holds (see the parent module's page for the rules). Paths in `exclude`
+/// (relative to the upper dir) are left out with everything below them.
+pub(super) fn scan(upper: &Upper, lowers: &[PathBuf], exclude: &HashSet<PathBuf>) -> Result<Plan, LayerError> {
+    let mut scanner = Scanner { upper, exclude, changed_inodes: HashSet::new() };
     let nodes = scanner.dir(Path::new(""), lowers)?;
     let mut plan = Plan::default();
     scanner.emit(&nodes, Path::new(""), &mut plan.entries);
@@ -66,7 +68,8 @@ pub fn scan(upper: &Path, lowers: &[PathBuf]) -> Result<Plan, LayerError> {
 }
 
 struct Scanner<'a> {
-    upper: &'a Path,
+    upper: &'a Upper,
+    exclude: &'a HashSet<PathBuf>,
     /// Multiply-linked inodes of which at least one name changed: all their
     /// names go into the layer, so that they stay one file.
     changed_inodes: HashSet<(u64, u64)>,
@@ -76,15 +79,17 @@ impl Scanner<'_> {
     /// The decisions for the upper directory `rel`, whose merged view was
     /// backed by the lower directories `below` (none if it is new or opaque).
     fn dir(&mut self, rel: &Path, below: &[PathBuf]) -> Result<Vec<Node>, LayerError> {
-        let path = self.upper.join(rel);
-        let read = |source| LayerError::ReadUpper { path: path.clone(), source };
+        let read = |source| LayerError::ReadUpper { path: self.upper.path().join(rel), source };
         let mut nodes = Vec::new();
-        for entry in fs::read_dir(&path).map_err(read)? {
-            let entry = entry.map_err(read)?;
-            let name = entry.file_name();
+        for name in self.upper.list(rel).map_err(read)? {
             let child = rel.join(&name);
-            let meta = fs::symlink_metadata(self.upper.join(&child))
-                .map_err(|source| LayerError::ReadUpper { path: self.upper.join(&child), source })?;
+            if self.exclude.contains(&child) {
+                continue;
+            }
+            let meta = self
+                .upper
+                .metadata(&child)
+                .map_err(|source| LayerError::ReadUpper { path: self.upper.path().join(&child), source })?;
             if let Some(node) = self.node(&child, name, &meta, below)? {
                 nodes.push(node);
             }
@@ -100,7 +105,7 @@ impl Scanner<'_> {
         meta: &Metadata,
         below: &[PathBuf],
     ) -> Result<Option<Node>, LayerError> {
-        let path = self.upper.join(rel);
+        let path = self.upper.path().join(rel);
         if lower::is_whiteout(meta) {
             if below.is_empty() {
                 return Ok(None); // under a new or opaque directory it hides nothing
@@ -112,7 +117,7 @@ impl Scanner<'_> {
         if name.as_bytes().starts_with(WHITEOUT_PREFIX) {
             return Err(LayerError::ReservedName { path });
         }
-        let xattrs = Xattrs::read(&path)?;
+        let xattrs = Xattrs::read(self.upper, rel, meta)?;
         xattrs.refuse_unsupported(&path)?;
         let lower = lower::lookup(below, &name).map_err(|(path, source)| LayerError::ReadLower { path, source })?;
         let kind = if meta.is_dir() {
@@ -130,8 +135,7 @@ impl Scanner<'_> {
             Kind::Dir { changed, children }
         } else {
             let changed = match &lower.object {
-                Some((lp, lm)) => !lower::same_leaf(&path, meta, lp, lm)
-                    .map_err(|(path, source)| LayerError::ReadLower { path, source })?,
+                Some((lp, lm)) => !lower::same_leaf(self.upper, rel, meta, lp, lm)?,
                 None => true,
             };
             let inode = (meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
@@ -180,19 +184,20 @@ struct Xattrs {
 }
 
 impl Xattrs {
-    fn read(path: &Path) -> Result<Xattrs, LayerError> {
-        let fail = |source| LayerError::ReadUpper { path: path.to_owned(), source };
-        let names = crate::sys::xattr::list_nofollow(path).map_err(fail)?;
-        let has = |key: &str| names.iter().any(|n| n == key);
+    /// The overlay xattrs of `rel` (of type `meta`) in the upper dir.
+    fn read(upper: &Upper, rel: &Path, meta: &Metadata) -> Result<Xattrs, LayerError> {
+        let fail = |source| LayerError::ReadUpper { path: upper.path().join(rel), source };
+        let overlay = |n: &OsString| {
+            [OPAQUE_XATTRS, REDIRECT_XATTRS, METACOPY_XATTRS].iter().flatten().any(|k| n.as_os_str() == *k)
+        };
+        let found = upper.xattrs(rel, meta, &overlay).map_err(fail)?;
+        let value = |key: &str| found.iter().find(|(n, _)| n == key).map(|(_, v)| v.as_slice());
         let mut xattrs = Xattrs { opaque: false, redirect: None, metacopy: None };
-        for key in OPAQUE_XATTRS.into_iter().filter(|k| has(k)) {
-            xattrs.opaque |= get_xattr_nofollow(path, key).map_err(fail)?.is_some_and(|v| v == b"y");
+        xattrs.opaque = OPAQUE_XATTRS.into_iter().any(|k| value(k) == Some(b"y"));
+        if let Some(key) = REDIRECT_XATTRS.into_iter().find(|k| value(k).is_some()) {
+            xattrs.redirect = Some((key.to_owned(), value(key).unwrap_or_default().to_vec()));
         }
-        if let Some(key) = REDIRECT_XATTRS.into_iter().find(|k| has(k)) {
-            let target = get_xattr_nofollow(path, key).map_err(fail)?.unwrap_or_default();
-            xattrs.redirect = Some((key.to_owned(), target));
-        }
-        xattrs.metacopy = METACOPY_XATTRS.into_iter().find(|k| has(k)).map(str::to_owned);
+        xattrs.metacopy = METACOPY_XATTRS.into_iter().find(|k| value(k).is_some()).map(str::to_owned);
         Ok(xattrs)
     }
 
