@@ -1,5 +1,5 @@
-//! The command line as a user meets it: help, version, init, images, and
-//! verbs that are not built yet.
+//! The command line as a user meets it: help (every verb with an example),
+//! version, init and images.
 
 mod support;
 
@@ -32,16 +32,6 @@ fn built_verbs_have_an_example_in_their_help() {
         let help = Berth::new().run(&[verb, "--help"]).ok().to_owned();
         assert!(help.contains("Example: berth"), "{verb} --help has no example:\n{help}");
     }
-}
-
-#[test]
-fn unbuilt_verbs_say_so_and_exit_2() {
-    let berth = Berth::new();
-    let run = berth.run(&["freeze", "-d", "x"]);
-    let err = run.fails_with(2);
-    assert!(err.contains("`berth freeze` is not built yet") && err.contains("nothing was done"), "{err}");
-    assert!(run.stdout.is_empty());
-    assert!(!berth.store_root().exists(), "an unbuilt verb must not touch the store");
 }
 
 #[test]

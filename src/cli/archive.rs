@@ -115,9 +115,13 @@ fn describe(path: &Path, contents: &ArchiveContents<()>) -> serde_json::Value {
                 .map(|l| json!({ "Digest": l.digest, "DiffID": l.diff_id, "Size": l.size, "MediaType": l.media_type }))
                 .collect();
             let size: u64 = image.layers.iter().map(|l| l.size).sum::<u64>() + image.config_bytes.len() as u64;
+            // What `berth freeze` recorded: the env's config, for `up --from`.
+            let env: Option<serde_json::Value> =
+                image.annotation(berth::plan::freeze::SPEC_ANNOTATION).and_then(|spec| serde_json::from_str(spec).ok());
             json!({
                 "Id": image.manifest_digest,
                 "Names": image.names,
+                "BerthEnv": env,
                 "Annotations": image.annotations,
                 "Index": image.index,
                 "ManifestMediaType": image.manifest_media_type,

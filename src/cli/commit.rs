@@ -72,7 +72,7 @@ struct Common {
     compression: Compression,
 }
 
-fn parse_compression(s: &str) -> Result<Compression, String> {
+pub(super) fn parse_compression(s: &str) -> Result<Compression, String> {
     match s.parse()? {
         Compression::None => Err("a layer blob is compressed: use gzip or zstd".to_owned()),
         c => Ok(c),

@@ -2,8 +2,8 @@
 //! output formatting and exit codes. Verbs call into the `berth` library and
 //! print what it returns; they decide nothing themselves.
 //!
-//! Exit codes: 0 success, 1 error, 2 a verb that is not built yet, bad usage,
-//! or (with `plan --exit-code`) changes pending.
+//! Exit codes: 0 success, 1 error, 2 bad usage or (with `plan --exit-code`)
+//! changes pending.
 
 mod archive;
 mod attach;
@@ -12,6 +12,7 @@ mod commit;
 mod containers;
 mod diff;
 mod exec;
+mod freeze;
 mod gc;
 mod images;
 mod import;
@@ -28,7 +29,6 @@ mod run;
 mod tags;
 mod top;
 mod transfer;
-mod unbuilt;
 mod up;
 mod version;
 
@@ -74,7 +74,7 @@ enum Command {
     /// Freeze an env's container into an image (PROJECT/ENV:snapshot-…)
     Snapshot(commit::SnapshotArgs),
     /// Snapshot an env and save it with its config, for `berth up --from`
-    Freeze(unbuilt::Args),
+    Freeze(freeze::Args),
     /// Resolve packages and base digests into berth.lock
     Lock(build::LockArgs),
     /// Build the project's images without starting containers
@@ -153,7 +153,7 @@ pub fn main() -> ExitCode {
         Command::Exec(a) => exec::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Snapshot(a) => commit::snapshot_run(&ctx, a),
-        Command::Freeze(a) => unbuilt::run("freeze", 6, a),
+        Command::Freeze(a) => freeze::run(&ctx, a),
         Command::Lock(a) => build::lock(&ctx, a),
         Command::Build(a) => build::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, *a),

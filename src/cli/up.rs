@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 /// Ctrl-C, which ends the watch and leaves the envs running.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Example: berth up -d -f manifests/demo/berth.toml\n         berth up --watch        # in a project directory"
+    after_help = "Example: berth up -d -f manifests/demo/berth.toml\n         berth up --watch        # in a project directory\n         berth up --from qa-handoff.tar"
 )]
 pub struct Args {
     /// The manifest [default: berth.toml here or in the nearest parent directory]
@@ -35,11 +35,24 @@ pub struct Args {
     /// Keep the machine matching berth.toml as files change, until Ctrl-C
     #[arg(long)]
     watch: bool,
+    /// Bring up the envs of an archive written by `berth freeze`, with no manifest (implies -d)
+    #[arg(long, value_name = "FILE.tar", conflicts_with_all = ["file", "watch", "locked", "reset_drift", "envs"])]
+    from: Option<PathBuf>,
     /// Envs to bring up (with what they depend on) [default: all]
     envs: Vec<String>,
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(archive) = &args.from {
+        for project in berth::plan::freeze::up_from(&ctx.store_root()?, archive)? {
+            eprintln!("project {} from {}:", project.project, archive.display());
+            for bind in &project.skipped_binds {
+                eprintln!("berth: warning: bind mount {bind} left out: its source does not exist on this machine");
+            }
+            print_actions(&project.actions);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let file = super::plan::manifest_path(args.file)?;
     let opts = UpOptions {
         build: BuildOptions {

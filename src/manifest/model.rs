@@ -12,7 +12,7 @@ use super::values::{ByteSize, Duration, Network, PortMapping, RestartPolicy, Use
 use crate::oci::ImageRef;
 
 /// A checked `berth.toml`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Manifest {
     /// The manifest file, as the user named it.
     pub file: PathBuf,
@@ -45,7 +45,7 @@ impl Manifest {
 }
 
 /// One `[env.NAME]`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Env {
     pub name: String,
     pub base: Base,
@@ -68,7 +68,7 @@ pub struct Env {
 }
 
 /// Where an env's filesystem starts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind", content = "source")]
 pub enum Base {
     /// Another env of the same manifest (`from`): its layers are shared.
@@ -80,7 +80,7 @@ pub enum Base {
 }
 
 /// The forms `image` can take.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "type")]
 pub enum ImageSource {
     /// `scratch`: an empty filesystem.
@@ -108,7 +108,7 @@ impl ImageSource {
 }
 
 /// A Debian root built from the archive.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Bootstrap {
     pub suite: String,
     pub mirror: String,
@@ -117,7 +117,7 @@ pub struct Bootstrap {
 }
 
 /// One `copy` entry. `src` is relative to the project directory and inside it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Copy {
     pub src: PathBuf,
     pub dest: String,
@@ -126,7 +126,7 @@ pub struct Copy {
 }
 
 /// Resource limits; `None` means unlimited.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Limits {
     pub memory: Option<ByteSize>,
     pub cpus: Option<f64>,
@@ -134,7 +134,7 @@ pub struct Limits {
 }
 
 /// A health check run inside the container.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Health {
     pub cmd: Vec<String>,
     pub interval: Duration,

@@ -22,7 +22,7 @@ fn bad(msg: String) -> ValueError {
 ///
 /// Units are binary as in Docker (`k`/`kb`/`kib` = 1024, `m` = 1024², `g`,
 /// `t`), case-insensitive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct ByteSize(pub u64);
 
 impl FromStr for ByteSize {
@@ -115,8 +115,14 @@ impl Serialize for Duration {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A transport protocol of a published port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
@@ -124,7 +130,7 @@ pub enum Protocol {
 }
 
 /// `[ADDR:]HOST:CONTAINER[/tcp|udp]`: a container port published on the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub struct PortMapping {
     /// The host address to bind; 127.0.0.1 unless the manifest names one.
     pub host_addr: IpAddr,
@@ -177,7 +183,7 @@ impl fmt::Display for PortMapping {
 }
 
 /// `user` and `group` as names or numbers: `1000`, `1000:1000`, `app`, `app:staff`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct User {
     pub user: String,
     pub group: Option<String>,
@@ -211,7 +217,7 @@ impl fmt::Display for User {
 }
 
 /// When a container is restarted after its main process exits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "policy")]
 pub enum RestartPolicy {
     #[default]
@@ -262,7 +268,7 @@ impl fmt::Display for RestartPolicy {
 }
 
 /// Which network namespace an env's container joins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Network {
     /// The project's shared namespace: envs reach each other on localhost.
@@ -286,7 +292,7 @@ impl FromStr for Network {
 }
 
 /// Where a volume's data comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind", content = "source")]
 pub enum VolumeSource {
     /// A named volume kept in the store; survives container recreation.
@@ -297,7 +303,7 @@ pub enum VolumeSource {
 
 /// `SOURCE:TARGET[:ro|:rw]`; a source starting with `/` or `.` is a host path,
 /// anything else names a volume.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Volume {
     pub source: VolumeSource,
     pub target: String,

@@ -10,6 +10,7 @@
 
 pub mod actual;
 pub mod containers;
+pub mod freeze;
 mod project;
 pub mod up;
 pub mod watch;

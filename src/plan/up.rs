@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use super::actual;
 use crate::build::{self, BuildOptions, Event, ProjectBuildError};
+use crate::manifest;
 use crate::manifest::values::{Network, VolumeSource};
-use crate::manifest::{self, Manifest};
 use crate::resolve::ContainerSpec;
 use crate::runtime::container::{self, Container};
 use crate::runtime::create::{self, RunOptions};
@@ -90,62 +90,18 @@ pub fn up(
     let _lock = store.lock_exclusive()?;
     let build::Built { outcome: built, manifest, resolution, .. } =
         build::build_locked(manifest_path, &store, &opts.build, progress)?;
-    let netns = store.projects_dir().join(format!("{}.netns", manifest.project));
-    if manifest.envs.values().any(|e| e.network == Network::Project) && !netns.exists() {
-        crate::sys::ns::persistent_netns(&netns).map_err(|source| UpError::Netns {
-            project: manifest.project.clone(),
-            path: netns.clone(),
-            source,
-        })?;
-    }
+    let netns = project_netns(&store, &manifest.project, resolution.specs.values())?;
     let existing = actual::project_state(&store, &manifest.project, opts.reset_drift)?;
     let peers: Vec<String> = manifest.envs.keys().cloned().collect();
     let mut actions = BTreeMap::new();
     let envs = &opts.build.envs;
     let wanted: Vec<String> = if envs.is_empty() { manifest.envs.keys().cloned().collect() } else { envs.clone() };
-    for env in start_order(&manifest, &wanted) {
+    let needed = |env: &str| manifest.envs.values().any(|e| e.depends_on.iter().any(|d| d == env));
+    for env in start_order(&wanted, &|e| manifest.envs[e].depends_on.clone()) {
         let spec = &resolution.specs[&env];
-        let image = &built.images[&env];
-        let config = spec.config_hash().to_string();
-        let fail = |e| UpError::Start { env: env.clone(), source: Box::new(e) };
+        let image = &built.images[&env].tag;
         let current = existing.iter().find(|c| c.env == env);
-        if !has_command(&store, &image.tag)? {
-            if let Some(c) = current {
-                control::remove(&c.container, true).map_err(fail)?;
-            }
-            actions.insert(env, Action::ImageOnly);
-            continue;
-        }
-        let action = match current {
-            Some(c) if c.config_hash == config && !c.drift.is_empty() => {
-                control::remove(&c.container, true).map_err(fail)?;
-                start_new(&store, &peers, spec, &image.tag, &netns)?;
-                Action::Recreated(format!("its files drifted: {} paths changed", c.drift.len()))
-            }
-            Some(c) if c.config_hash == config => {
-                // A container between two runs of its restart policy is its shim's.
-                if c.supervised() || control::is_running(&c.container).map_err(fail)? {
-                    Action::Unchanged
-                } else {
-                    control::start(&c.container).map_err(fail)?;
-                    Action::Started
-                }
-            }
-            Some(c) => {
-                control::remove(&c.container, true).map_err(fail)?;
-                start_new(&store, &peers, spec, &image.tag, &netns)?;
-                Action::Recreated(super::containers::changes(c.spec.as_ref(), spec).join("; "))
-            }
-            None => {
-                start_new(&store, &peers, spec, &image.tag, &netns)?;
-                Action::Created
-            }
-        };
-        // Envs that others depend on are waited for until healthy.
-        let needed = manifest.envs.values().any(|e| e.depends_on.contains(&env));
-        if needed && let Some(health) = &spec.health {
-            wait_healthy(&store, &manifest.project, &env, &health_check(health))?;
-        }
+        let action = reconcile_env(&store, &peers, spec, image, &netns, current, needed(&env))?;
         actions.insert(env, action);
     }
     if envs.is_empty() {
@@ -156,6 +112,76 @@ pub fn up(
         }
     }
     Ok(actions)
+}
+
+/// The project's network namespace, made if an env of `specs` joins it.
+pub(crate) fn project_netns<'a>(
+    store: &Store,
+    project: &str,
+    mut specs: impl Iterator<Item = &'a ContainerSpec>,
+) -> Result<PathBuf, UpError> {
+    let netns = store.projects_dir().join(format!("{project}.netns"));
+    if specs.any(|s| s.network == Network::Project) && !netns.exists() {
+        crate::sys::ns::persistent_netns(&netns).map_err(|source| UpError::Netns {
+            project: project.to_owned(),
+            path: netns.clone(),
+            source,
+        })?;
+    }
+    Ok(netns)
+}
+
+/// Makes one env's container match `spec` run from `image`: nothing when it
+/// does (and runs), start it when it is stopped, recreate it when its
+/// config (or with drift, its files) changed, create it when there is none.
+/// When other envs depend on it (`waited_for`), waits for its health check.
+pub(crate) fn reconcile_env(
+    store: &Store,
+    peers: &[String],
+    spec: &ContainerSpec,
+    image: &str,
+    netns: &Path,
+    current: Option<&actual::EnvState>,
+    waited_for: bool,
+) -> Result<Action, UpError> {
+    let env = &spec.env;
+    let config = spec.config_hash().to_string();
+    let fail = |e| UpError::Start { env: env.clone(), source: Box::new(e) };
+    if !has_command(store, image)? {
+        if let Some(c) = current {
+            control::remove(&c.container, true).map_err(fail)?;
+        }
+        return Ok(Action::ImageOnly);
+    }
+    let action = match current {
+        Some(c) if c.config_hash == config && !c.drift.is_empty() => {
+            control::remove(&c.container, true).map_err(fail)?;
+            start_new(store, peers, spec, image, netns)?;
+            Action::Recreated(format!("its files drifted: {} paths changed", c.drift.len()))
+        }
+        Some(c) if c.config_hash == config => {
+            // A container between two runs of its restart policy is its shim's.
+            if c.supervised() || control::is_running(&c.container).map_err(fail)? {
+                Action::Unchanged
+            } else {
+                control::start(&c.container).map_err(fail)?;
+                Action::Started
+            }
+        }
+        Some(c) => {
+            control::remove(&c.container, true).map_err(fail)?;
+            start_new(store, peers, spec, image, netns)?;
+            Action::Recreated(super::containers::changes(c.spec.as_ref(), spec).join("; "))
+        }
+        None => {
+            start_new(store, peers, spec, image, netns)?;
+            Action::Created
+        }
+    };
+    if waited_for && let Some(health) = &spec.health {
+        wait_healthy(store, &spec.project, env, &health_check(health))?;
+    }
+    Ok(action)
 }
 
 /// Stops and removes the project's containers and network namespace; with
@@ -251,20 +277,20 @@ fn volume_root(store: &Store) -> PathBuf {
     store.root().join("volumes")
 }
 
-/// `wanted` and what they depend on, dependencies first.
-fn start_order(manifest: &Manifest, wanted: &[String]) -> Vec<String> {
-    fn visit(m: &Manifest, env: &str, out: &mut Vec<String>) {
+/// `wanted` and what they depend on (`deps`), dependencies first.
+pub(crate) fn start_order(wanted: &[String], deps: &dyn Fn(&str) -> Vec<String>) -> Vec<String> {
+    fn visit(env: &str, deps: &dyn Fn(&str) -> Vec<String>, out: &mut Vec<String>) {
         if out.iter().any(|e| e == env) {
             return;
         }
-        for dep in &m.envs[env].depends_on {
-            visit(m, dep, out);
+        for dep in deps(env) {
+            visit(&dep, deps, out);
         }
         out.push(env.to_owned());
     }
     let mut out = Vec::new();
     for env in wanted {
-        visit(manifest, env, &mut out);
+        visit(env, deps, &mut out);
     }
     out
 }

@@ -16,7 +16,7 @@ use crate::manifest::values::{Network, PortMapping, RestartPolicy, User, Volume,
 use crate::manifest::{Base, Env, Health, Limits, Manifest};
 
 /// What one env's container should look like.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ContainerSpec {
     pub project: String,
     pub env: String,
