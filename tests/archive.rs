@@ -161,7 +161,8 @@ fn zstd_layers_load_and_run() {
 }
 
 /// Loads `archive` into a store holding busybox and expects a refusal
-/// whose message contains every one of `words`, with the store unchanged.
+/// whose message contains every one of `words`, with the store unchanged
+/// and `berth fsck` clean.
 #[track_caller]
 fn refused(berth: &Berth, archive: &Path, words: &[&str]) {
     let before = snapshot(&berth.store_root());
@@ -173,6 +174,8 @@ fn refused(berth: &Berth, archive: &Path, words: &[&str]) {
     }
     assert_eq!(snapshot(&berth.store_root()), before, "a refused load changes nothing in the store");
     assert_eq!(berth.run(&["images", "--json"]).json(), images);
+    let fsck = berth.run(&["fsck"]);
+    assert!(fsck.ok().contains("store is consistent"), "fsck is clean after a refused load: {}", fsck.stdout);
 }
 
 /// A store holding busybox, and a good archive of it to spoil.
