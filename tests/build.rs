@@ -168,3 +168,19 @@ fn on_a_terminal_progress_is_a_live_view_and_quiet_is_quiet() {
     let plain = build(&berth, dir.path(), &[]);
     assert!(plain.stderr.lines().next().unwrap().starts_with("20"), "{}", plain.stderr);
 }
+
+#[test]
+fn zstd_builds_zstd_layers_that_run() {
+    let berth = Berth::new();
+    let dir = project(MANIFEST);
+    build(&berth, dir.path(), &["--compression", "zstd", "web"]).ok();
+    let inspect = berth.run(&["inspect", "t/web"]).json();
+    let types: Vec<&str> =
+        inspect[0]["Manifest"]["layers"].as_array().unwrap().iter().map(|l| l["mediaType"].as_str().unwrap()).collect();
+    assert_eq!(types[0], "application/vnd.oci.image.layer.v1.tar+gzip", "the base keeps gzip: {types:?}");
+    assert!(types[1..].iter().all(|t| *t == "application/vnd.oci.image.layer.v1.tar+zstd"), "{types:?}");
+    let seen = berth.run(&["run", "--rm", "t/web", "cat", "/built", "/www/index.html"]).ok().to_owned();
+    assert_eq!(seen, "built\nhello\n");
+    let fsck = berth.run(&["fsck"]);
+    assert!(fsck.ok().contains("store is consistent"), "{}", fsck.stdout);
+}

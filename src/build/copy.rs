@@ -40,6 +40,7 @@ pub fn write_layer<W: Write>(
     owner: Option<(u32, u32)>,
     out: W,
     epoch: u64,
+    compression: Compression,
 ) -> Result<(W, LayerDigests), CopyError> {
     let src = copy.src.display().to_string();
     let werr = |source| CopyError::Write { src: src.clone(), dest: copy.dest.clone(), source };
@@ -51,7 +52,7 @@ pub fn write_layer<W: Write>(
     entries.sort_by(|a, b| a.rel.cmp(&b.rel));
     let src_is_dir = std::fs::symlink_metadata(&entries[0].source).is_ok_and(|m| m.is_dir());
     let dest = destination(copy, src_is_dir);
-    let mut writer = LayerWriter::new(out, Compression::Gzip, epoch);
+    let mut writer = LayerWriter::new(out, compression, epoch);
     // The destination's parents, as Docker makes them: 0755, root.
     let mut parent = PathBuf::new();
     let parents: Vec<Component> = dest.components().collect();
@@ -74,7 +75,7 @@ mod tests {
     use super::*;
 
     fn entries(copy: &Copy, project: &Path) -> Vec<(String, u32, u64)> {
-        let (bytes, _) = write_layer(project, copy, None, Vec::new(), 0).unwrap();
+        let (bytes, _) = write_layer(project, copy, None, Vec::new(), 0, Compression::Gzip).unwrap();
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
         tar.entries()
             .unwrap()
@@ -124,13 +125,21 @@ mod tests {
                 assert_eq!(mode & 0o7777, 0o700, "{name}");
             }
         }
-        let a = write_layer(p.path(), &copy("app", "/srv", None), None, Vec::new(), 0).unwrap().1;
+        let a = write_layer(p.path(), &copy("app", "/srv", None), None, Vec::new(), 0, Compression::Gzip).unwrap().1;
         let other = project();
-        let b = write_layer(other.path(), &copy("app", "/srv", None), None, Vec::new(), 0).unwrap().1;
+        let b =
+            write_layer(other.path(), &copy("app", "/srv", None), None, Vec::new(), 0, Compression::Gzip).unwrap().1;
         assert_eq!(a.diff_id, b.diff_id, "same files, other directory, other mtimes");
         let mut text = String::new();
-        let (bytes, _) =
-            write_layer(p.path(), &copy("app/main.py", "/x", None), Some((1000, 1000)), Vec::new(), 0).unwrap();
+        let (bytes, _) = write_layer(
+            p.path(),
+            &copy("app/main.py", "/x", None),
+            Some((1000, 1000)),
+            Vec::new(),
+            0,
+            Compression::Gzip,
+        )
+        .unwrap();
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
         for e in tar.entries().unwrap() {
             let mut e = e.unwrap();

@@ -39,6 +39,9 @@ pub struct BuildOptions {
     pub epoch: u64,
     /// Nodes built at once.
     pub jobs: usize,
+    /// How the layers of copy and run steps are compressed (gzip or zstd);
+    /// bases keep gzip, and cached layers are reused as they are.
+    pub compression: crate::oci::Compression,
 }
 
 /// What happened to one node, for progress output.
@@ -339,8 +342,15 @@ impl Ctx<'_> {
                     None => None,
                 };
                 let mut blob = self.store.blob_writer()?;
-                let (_, digests) = copy::write_layer(&self.manifest.dir, &copy, owner, &mut blob, self.opts.epoch)
-                    .map_err(|e| BuildError::Copy { env: env.clone(), source: Box::new(e) })?;
+                let (_, digests) = copy::write_layer(
+                    &self.manifest.dir,
+                    &copy,
+                    owner,
+                    &mut blob,
+                    self.opts.epoch,
+                    self.opts.compression,
+                )
+                .map_err(|e| BuildError::Copy { env: env.clone(), source: Box::new(e) })?;
                 let (digest, size) = blob.commit(Some(&digests.digest))?;
                 let record =
                     LayerRecord { digest, diff_id: digests.diff_id, size, media_type: digests.media_type.to_owned() };
@@ -376,7 +386,9 @@ impl Ctx<'_> {
         let output = step::run(lowers, scratch.path(), &cmd, self.init)
             .map_err(|e| BuildError::Step { env: env.to_owned(), source: Box::new(e) })?;
         let upper = scratch.path().join("upper");
-        let out = layer::layer_from_upper(self.store, &upper, lowers, self.opts.epoch)
+        let opts =
+            layer::LayerOptions { compression: self.opts.compression, ..layer::LayerOptions::build(self.opts.epoch) };
+        let out = layer::layer_from_upper_with(self.store, &upper, lowers, &opts)
             .map_err(|e| BuildError::Layer { env: env.to_owned(), source: Box::new(e) })?;
         if !out.empty {
             keep(out.record);

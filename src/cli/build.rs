@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use berth::build::{BuildOptions, Event};
+use berth::oci::Compression;
 
 /// Build the project's images (all envs, or those named) without starting
 /// containers. Nodes the store has are not rebuilt.
@@ -23,12 +24,35 @@ pub struct Args {
     /// Print only the images built
     #[arg(short, long)]
     quiet: bool,
+    /// Compression of the layers built now: gzip (the widest compatibility) or zstd
+    #[arg(long, value_name = "gzip|zstd", default_value = "gzip", value_parser = super::commit::parse_compression)]
+    compression: Compression,
     /// Envs to build [default: all]
     envs: Vec<String>,
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
     build(ctx, args, false)
+}
+
+/// What a build is asked for, with the epoch from `SOURCE_DATE_EPOCH` and
+/// one job per core.
+pub(super) fn options(
+    envs: Vec<String>,
+    locked: bool,
+    no_cache: bool,
+    refresh_packages: bool,
+    compression: Compression,
+) -> anyhow::Result<BuildOptions> {
+    Ok(BuildOptions {
+        envs,
+        locked,
+        no_cache,
+        refresh_packages,
+        epoch: berth::oci::source_date_epoch()?,
+        jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        compression,
+    })
 }
 
 /// Resolve packages and base digests into berth.lock: installs each env's
@@ -45,20 +69,20 @@ pub struct LockArgs {
 }
 
 pub fn lock(ctx: &super::Context, args: LockArgs) -> anyhow::Result<ExitCode> {
-    let build_args = Args { file: args.file, locked: false, no_cache: false, quiet: args.quiet, envs: Vec::new() };
+    let build_args = Args {
+        file: args.file,
+        locked: false,
+        no_cache: false,
+        quiet: args.quiet,
+        compression: Compression::Gzip,
+        envs: Vec::new(),
+    };
     build(ctx, build_args, true)
 }
 
 fn build(ctx: &super::Context, args: Args, refresh: bool) -> anyhow::Result<ExitCode> {
     let file = super::plan::manifest_path(args.file)?;
-    let opts = BuildOptions {
-        envs: args.envs,
-        locked: args.locked,
-        no_cache: args.no_cache,
-        refresh_packages: refresh,
-        epoch: berth::oci::source_date_epoch()?,
-        jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
-    };
+    let opts = options(args.envs, args.locked, args.no_cache, refresh, args.compression)?;
     let quiet = args.quiet;
     let progress = super::progress::Progress::new(std::io::stderr().is_terminal());
     let report = |e: Event| {

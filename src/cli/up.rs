@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use berth::build::{BuildOptions, Event};
+use berth::build::Event;
 use berth::plan::up::{Action, UpOptions};
 use std::collections::BTreeMap;
 
@@ -32,11 +32,14 @@ pub struct Args {
     /// Recreate containers whose files changed inside them (`berth plan` shows the drift)
     #[arg(long)]
     reset_drift: bool,
+    /// Compression of the layers built now: gzip or zstd
+    #[arg(long, value_name = "gzip|zstd", default_value = "gzip", value_parser = super::commit::parse_compression)]
+    compression: berth::oci::Compression,
     /// Keep the machine matching berth.toml as files change, until Ctrl-C
     #[arg(long)]
     watch: bool,
     /// Bring up the envs of an archive written by `berth freeze`, with no manifest (implies -d)
-    #[arg(long, value_name = "FILE.tar", conflicts_with_all = ["file", "watch", "locked", "reset_drift", "envs"])]
+    #[arg(long, value_name = "FILE.tar", conflicts_with_all = ["file", "watch", "locked", "reset_drift", "compression", "envs"])]
     from: Option<PathBuf>,
     /// Envs to bring up (with what they depend on) [default: all]
     envs: Vec<String>,
@@ -55,14 +58,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
     }
     let file = super::plan::manifest_path(args.file)?;
     let opts = UpOptions {
-        build: BuildOptions {
-            envs: args.envs,
-            locked: args.locked,
-            no_cache: false,
-            refresh_packages: false,
-            epoch: berth::oci::source_date_epoch()?,
-            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
-        },
+        build: super::build::options(args.envs, args.locked, false, false, args.compression)?,
         reset_drift: args.reset_drift,
     };
     let progress = super::progress::Progress::new(std::io::stderr().is_terminal());
