@@ -16,18 +16,9 @@ LARGE=100
 TOTAL=$((500 * 1024 * 1024))
 
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 [[ -f Cargo.toml ]] || { echo "hash.sh: run it from the berth repo" >&2; exit 2; }
 
-need() { # need CMD PACKAGE: install PACKAGE with apt if CMD is missing
-    command -v "$1" >/dev/null && return 0
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-        echo "hash.sh: installing $2" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
-            { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; } ||
-            true
-    fi
-    command -v "$1" >/dev/null
-}
 need python3 python3 || { echo "hash.sh: python3 is needed to generate the tree" >&2; exit 1; }
 need hyperfine hyperfine || { echo "hash.sh: hyperfine is needed (apt-get install hyperfine)" >&2; exit 1; }
 if need b3sum b3sum; then

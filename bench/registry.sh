@@ -19,12 +19,8 @@ set -euo pipefail
 RUNS=${RUNS:-10}
 WARMUP=${WARMUP:-1}
 cd "$(dirname "$0")/.."
-[[ $(id -u) -eq 0 ]] || { echo "registry.sh: needs root" >&2; exit 2; }
-need() {
-    command -v "$1" >/dev/null && return 0
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
-        { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
-}
+. bench/lib.sh
+need_root
 need hyperfine hyperfine; need skopeo skopeo; need docker-registry docker-registry; need python3 python3
 
 cargo build --release -q
@@ -82,7 +78,6 @@ echo "image $TAG: $LAYERS (layers, bytes)"
 $BERTH_BIN --root "$SRC" push -q "$TAG" "$REG/bench/berth:1" >/dev/null
 skopeo copy -q --dest-tls-verify=false "oci:$SRC/oci:$TAG" "docker://$REG/bench/skopeo:1"
 
-median() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print(' '.join('%.4f' % x['median'] for x in r))" "$1"; }
 run() { # run NAME BERTH_CMD SKOPEO_CMD PREPARE
     hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/$1.json" --prepare "$4" \
         -n berth "$2" -n skopeo "$3" >/dev/null 2>&1

@@ -18,12 +18,8 @@ set -euo pipefail
 RUNS=${RUNS:-10}
 WARMUP=${WARMUP:-1}
 cd "$(dirname "$0")/.."
-[[ $(id -u) -eq 0 ]] || { echo "save.sh: needs root" >&2; exit 2; }
-need() {
-    command -v "$1" >/dev/null && return 0
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
-        { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
-}
+. bench/lib.sh
+need_root
 need hyperfine hyperfine; need podman podman; need mmdebstrap mmdebstrap; need python3 python3
 
 cargo build --release -q
@@ -41,7 +37,6 @@ IMG=localhost/bench/debian:1
 $BERTH_BIN --root "$WORK/berth" import "$DEBIAN" "$IMG" >/dev/null
 $PODMAN import -q "$DEBIAN" "$IMG" >/dev/null
 
-median() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print(' '.join('%.4f' % x['median'] for x in r))" "$1"; }
 run() { # run NAME BERTH_CMD PODMAN_CMD BERTH_PREPARE PODMAN_PREPARE
     hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/$1.json" \
         -n berth --prepare "$4" "$2" -n podman --prepare "$5" "$3" >/dev/null 2>&1

@@ -9,10 +9,9 @@ set -euo pipefail
 
 N=${N:-50}
 cd "$(dirname "$0")/.."
-[[ $(id -u) -eq 0 ]] || { echo "shim-rss.sh: containers need root" >&2; exit 2; }
-for t in podman:podman runc:runc python3:python3; do
-    command -v "${t%%:*}" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${t##*:}" >/dev/null
-done
+. bench/lib.sh
+need_root
+need podman podman; need runc runc; need python3 python3
 
 cargo build --release -q
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-shim-bench.XXXXXX")

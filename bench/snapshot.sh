@@ -25,15 +25,9 @@ set -euo pipefail
 RUNS=${RUNS:-10}
 WARMUP=${WARMUP:-1}
 cd "$(dirname "$0")/.."
+. bench/lib.sh
+need_root
 [[ -f Cargo.toml ]] || { echo "snapshot.sh: run it from the berth repo" >&2; exit 2; }
-[[ $(id -u) -eq 0 ]] || { echo "snapshot.sh: containers need root" >&2; exit 2; }
-need() { # need CMD PACKAGE
-    command -v "$1" >/dev/null && return 0
-    echo "snapshot.sh: installing $2" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
-        { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
-    command -v "$1" >/dev/null
-}
 need hyperfine hyperfine && need podman podman && need runc runc && need mmdebstrap mmdebstrap && need python3 python3
 
 cargo build --release -q
@@ -64,7 +58,6 @@ $BERTH exec bench-snap sh -c "$CHANGE"
 $PODMAN exec bench-snap sh -c "$CHANGE"
 STAMP="sh -c 'head -c 4096 /dev/urandom > /data/stamp'"
 
-median() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print(' '.join('%.4f' % x['median'] for x in r))" "$1"; }
 run() { # run NAME BERTH_CMD PODMAN_CMD
     hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/$1.json" \
         --prepare "bash -c \"$BERTH exec bench-snap $STAMP && $PODMAN exec bench-snap $STAMP && sync\"" \

@@ -16,16 +16,10 @@ RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
 
 cd "$(dirname "$0")/.."
+. bench/lib.sh
+need_root
 [[ -f Cargo.toml ]] || { echo "start.sh: run it from the berth repo" >&2; exit 2; }
-[[ $(id -u) -eq 0 ]] || { echo "start.sh: containers need root" >&2; exit 2; }
 
-need() { # need CMD PACKAGE
-    command -v "$1" >/dev/null && return 0
-    echo "start.sh: installing $2" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
-        { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
-    command -v "$1" >/dev/null
-}
 need hyperfine hyperfine && need runc runc && need podman podman && need python3 python3
 
 cargo build --release -q
@@ -56,14 +50,12 @@ c["process"]["terminal"] = False
 json.dump(c, open(p, "w"))
 PY
 
-median() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print(' '.join('%.1f' % (x['median']*1000) for x in r))" "$1"; }
-
 echo "== start: berth run --rm vs runc run vs podman run --rm ($RUNS runs, $WARMUP warmup)"
 hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/start.json" \
     -n berth "$BERTH run --rm bench-busybox true" \
     -n runc "runc --root $WORK/runc run -b $WORK/bundle bench-start" \
     -n podman "$PODMAN run --rm --network none $LIMITS localhost/bench-busybox true" >/dev/null
-read -r B R P < <(median "$WORK/start.json")
+read -r B R P < <(median "$WORK/start.json" ms)
 
 $BERTH run -d --name bench-exec bench-busybox sleep 3600 >/dev/null
 $PODMAN run -d --name bench-exec --network none $LIMITS localhost/bench-busybox sleep 3600 >/dev/null
@@ -71,7 +63,7 @@ echo "== exec: berth exec vs podman exec ($RUNS runs, $WARMUP warmup)"
 hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/exec.json" \
     -n berth "$BERTH exec bench-exec true" \
     -n podman "$PODMAN exec bench-exec true" >/dev/null
-read -r BE PE < <(median "$WORK/exec.json")
+read -r BE PE < <(median "$WORK/exec.json" ms)
 
 python3 - "$B" "$R" "$P" "$BE" "$PE" <<'PY'
 import sys

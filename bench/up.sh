@@ -15,12 +15,8 @@ set -euo pipefail
 RUNS=${RUNS:-10}
 WARMUP=${WARMUP:-1}
 cd "$(dirname "$0")/.."
-[[ $(id -u) -eq 0 ]] || { echo "up.sh: containers need root" >&2; exit 2; }
-need() {
-    command -v "$1" >/dev/null && return 0
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
-        { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
-}
+. bench/lib.sh
+need_root
 need hyperfine hyperfine; need podman podman; need podman-compose podman-compose; need python3 python3
 
 cargo build --release -q
@@ -68,7 +64,6 @@ PODMAN_PLAN="bash -c 'for i in 1 2 3 4 5; do $PODMAN build -q -t localhost/bench
 $BERTH_BIN --root "$WORK/berth" up -d -f "$P/berth.toml" 2>/dev/null
 $COMPOSE up -d >/dev/null 2>&1
 
-median() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print(' '.join('%.4f' % x['median'] for x in r))" "$1"; }
 run() { # run NAME BERTH_CMD PODMAN_CMD BERTH_PREPARE PODMAN_PREPARE
     hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/$1.json" \
         --prepare "$4" -n berth "$2" --prepare "$5" -n podman "$3" >/dev/null
