@@ -1,3 +1,6 @@
+//! Tests of copy-source hashing: ignore rules, symlinks, special files,
+//! what changes the digest and what does not.
+
 use std::fs::{self, FileTimes, Permissions};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::os::unix::net::UnixListener;
