@@ -127,3 +127,41 @@ fn a_config_edit_plans_exactly_that_field_and_drift_is_reset_on_request() {
     let lines: Vec<&str> = plan.stdout.lines().filter(|l| l.trim_start().starts_with(['~', '+', '-'])).collect();
     assert_eq!(lines, ["  ~ app: recreate (env_vars: {} -> {\"MODE\":\"qa\"})"], "{}", plan.stdout);
 }
+
+#[test]
+fn a_container_whose_shim_died_is_reported_and_started_again() {
+    let berth = Berth::new();
+    let manifest = "project = \"orphan\"\n[env.app]\nimage = \"rootfs:busybox.tar\"\ncmd = [\"sleep\", \"300\"]\n";
+    let dir = project(manifest);
+    berth.run_in(dir.path(), &["up", "-d"]).ok();
+    let ps = berth.run_in(dir.path(), &["ps", "--json"]).json();
+    let id = ps[0]["id"].as_str().unwrap().to_owned();
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(berth.store_root().join("containers").join(&id).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    let shim = nix::unistd::Pid::from_raw(state["shim_pid"].as_i64().unwrap() as i32);
+    nix::sys::signal::kill(shim, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while nix::sys::signal::kill(shim, None).is_ok() {
+        assert!(Instant::now() < until, "the shim did not die");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let plan = berth.run_in(dir.path(), &["plan", "--exit-code"]);
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    // The container's init dies with its shim: how it ended is unknown.
+    assert!(
+        plan.stdout.contains("~ app: start (it is exited: its shim is gone; how it ended is unknown)"),
+        "{}",
+        plan.stdout
+    );
+    let table = berth.run_in(dir.path(), &["ps"]).ok().to_owned();
+    assert!(table.contains("exited — its shim is gone"), "{table}");
+    let up = berth.run_in(dir.path(), &["up", "-d"]);
+    up.ok();
+    assert!(up.stderr.contains("app: started"), "{}", up.stderr);
+    let ps = berth.run_in(dir.path(), &["ps", "--json"]).json();
+    assert_eq!(ps.as_array().unwrap().len(), 1, "{ps}");
+    assert_eq!(ps[0]["status"], "running");
+    assert_eq!(ps[0]["id"], id.as_str(), "the same container, with a new shim");
+}

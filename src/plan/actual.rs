@@ -52,6 +52,11 @@ impl EnvState {
         self.status == Status::Running
     }
 
+    /// Its shim is gone but its process still runs.
+    pub fn unsupervised(&self) -> bool {
+        self.status == Status::Dead
+    }
+
     /// Running, or between two runs of its restart policy: its shim has it.
     pub fn supervised(&self) -> bool {
         matches!(self.status, Status::Running | Status::Restarting)

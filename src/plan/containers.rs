@@ -9,6 +9,9 @@ use serde::Serialize;
 
 use crate::resolve::ContainerSpec;
 
+/// Why a container whose shim died is recreated.
+pub const UNSUPERVISED: &str = "its shim is gone and it runs unsupervised";
+
 /// What `berth up` would do with one env's container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "action")]
@@ -51,6 +54,9 @@ pub struct Existing {
     pub spec: Option<serde_json::Value>,
     /// Its filesystem drift, as `C /path` lines.
     pub drift: Vec<String>,
+    /// Its shim is gone but its process runs: nobody keeps its logs or
+    /// restart policy, so `up` recreates it.
+    pub unsupervised: bool,
 }
 
 impl From<&super::actual::EnvState> for Existing {
@@ -65,6 +71,7 @@ impl From<&super::actual::EnvState> for Existing {
             },
             spec: s.spec.clone(),
             drift: s.drift.iter().map(|c| format!("{} {}", c.kind.letter(), c.path.display())).collect(),
+            unsupervised: s.unsupervised(),
         }
     }
 }
@@ -84,6 +91,7 @@ pub fn container_actions(
         let action = match current {
             _ if !runs(spec) => ContainerAction::ImageOnly,
             None => ContainerAction::Create,
+            Some(e) if e.unsupervised => ContainerAction::Recreate { changes: vec![UNSUPERVISED.to_owned()] },
             Some(e) if reset_drift && !e.drift.is_empty() && e.config_hash == spec.config_hash().to_string() => {
                 ContainerAction::Recreate {
                     changes: vec![format!("filesystem drift: {} paths changed", e.drift.len())],
@@ -153,6 +161,7 @@ mod tests {
                 status: "running".into(),
                 spec: Some(serde_json::to_value(spec).unwrap()),
                 drift: if env == "b" { vec!["A /etc/x".into()] } else { Vec::new() },
+                unsupervised: false,
             })
             .collect();
         let plan = container_actions(&after, &existing, &|s| s.cmd.is_some(), false);

@@ -154,6 +154,11 @@ pub(crate) fn reconcile_env(
         return Ok(Action::ImageOnly);
     }
     let action = match current {
+        Some(c) if c.unsupervised() => {
+            control::remove(&c.container, true).map_err(fail)?;
+            start_new(store, peers, spec, image, netns)?;
+            Action::Recreated(super::containers::UNSUPERVISED.to_owned())
+        }
         Some(c) if c.config_hash == config && !c.drift.is_empty() => {
             control::remove(&c.container, true).map_err(fail)?;
             start_new(store, peers, spec, image, netns)?;
