@@ -1,4 +1,5 @@
-//! `berth up --watch`: an initial reconcile, then one per change — a copied
+//! `berth up --watch`: an initial reconcile (and the envs' output shown),
+//! then one per change — a copied
 //! file's edit recreates only the env that copies it, an `env` edit only
 //! that env, a broken manifest is reported and leaves the envs running —
 //! and Ctrl-C ends the watch, leaving the envs up.
@@ -23,13 +24,27 @@ cmd = ["sleep", "300"]
 
 [env.other]
 image = "rootfs:busybox.tar"
-cmd = ["sleep", "300"]
+cmd = ["sh", "-c", "echo other says hi; exec sleep 300"]
 "#;
 
-/// A running `berth up --watch` and everything it has said on stderr.
+/// A running `berth up --watch`, everything it has said on stderr and
+/// the envs' output it showed on stdout.
 struct Watch {
     child: Child,
     said: Arc<Mutex<String>>,
+    shown: Arc<Mutex<String>>,
+}
+
+/// Copies `from`, line by line, into a string the test can read.
+fn collect(from: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    let into = Arc::new(Mutex::new(String::new()));
+    let copy = into.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            copy.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    into
 }
 
 impl Watch {
@@ -38,18 +53,13 @@ impl Watch {
             .args(["--root", &berth.store_root().to_string_lossy(), "up", "--watch"])
             .current_dir(dir)
             .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let said = Arc::new(Mutex::new(String::new()));
-        let (stderr, copy) = (child.stderr.take().unwrap(), said.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                copy.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        Watch { child, said }
+        let said = collect(child.stderr.take().unwrap());
+        let shown = collect(child.stdout.take().unwrap());
+        Watch { child, said, shown }
     }
 
     /// Waits until stderr, from byte `from` on, contains `text`; returns
@@ -104,6 +114,12 @@ fn watch_applies_each_change_and_survives_a_broken_manifest() {
     let at = watch.wait_for(0, "watching ");
     assert!(watch.since(0).contains("web: created and started"), "the initial reconcile: {}", watch.since(0));
     let (web, other) = ids(&berth, dir.path());
+    // The envs' output is shown, prefixed by name, as `up` in the foreground shows it.
+    let until = Instant::now() + Duration::from_secs(20);
+    while !watch.shown.lock().unwrap().contains("watched-other | other says hi\n") {
+        assert!(Instant::now() < until, "output never shown: {}", watch.shown.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // An ignored file changes nothing; a copied file's edit recreates web only.
     std::fs::write(dir.path().join("www/index.html.swp"), "junk").unwrap();

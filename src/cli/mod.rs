@@ -12,6 +12,7 @@ mod commit;
 mod containers;
 mod diff;
 mod exec;
+mod follow;
 mod freeze;
 mod gc;
 mod images;

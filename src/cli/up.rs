@@ -1,19 +1,23 @@
 //! `berth up` and `berth down`: make the machine match berth.toml, or take
 //! the project away.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use berth::build::Event;
 use berth::plan::up::{Action, UpOptions};
-use std::collections::BTreeMap;
+
+use super::follow::Followers;
 
 /// Build what is missing and start the project's envs to match berth.toml
 /// (in depends_on order, sharing one network namespace, waiting for the
 /// health of envs others depend on). Without -d, follow their output,
-/// prefixed by name, until Ctrl-C, which stops them. With --watch, stay and
-/// apply every change to berth.toml, berth.lock or a copied file until
+/// prefixed by name, until Ctrl-C, which stops them. With --watch, also
+/// apply every change to berth.toml, berth.lock or a copied file, until
 /// Ctrl-C, which ends the watch and leaves the envs running.
 #[derive(clap::Args)]
 #[command(
@@ -98,21 +102,11 @@ fn print_actions(actions: &BTreeMap<String, Action>) {
     }
 }
 
-/// `up --watch`: reconcile on every change until SIGINT or SIGTERM.
-fn watch(
-    file: &std::path::Path,
-    root: &std::path::Path,
-    opts: &UpOptions,
-    progress: &(dyn Fn(Event) + Sync),
-) -> anyhow::Result<ExitCode> {
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
-
+/// `up --watch`: reconcile on every change, and show the envs' output as
+/// the foreground `up` does, until SIGINT or SIGTERM.
+fn watch(file: &Path, root: &Path, opts: &UpOptions, progress: &(dyn Fn(Event) + Sync)) -> anyhow::Result<ExitCode> {
     use berth::plan::watch::WatchEvent;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone())?;
-    }
+    let stop = interrupt_flag()?;
     let mut report = |event: WatchEvent| match event {
         WatchEvent::Watching { dir } => {
             eprintln!(
@@ -131,63 +125,37 @@ fn watch(
             eprintln!("berth: the running envs are left as they were; watching on");
         }
     };
-    berth::plan::watch::watch(file, root, opts, progress, &mut report, &stop)?;
+    let project = berth::manifest::load(file).ok().map(|m| m.project);
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| berth::plan::watch::watch(file, root, opts, progress, &mut report, &stop));
+        if let Some(project) = &project {
+            let mut followers = Followers::new(project, stop.clone());
+            while !watcher.is_finished() {
+                let _ = followers.refresh(root);
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            followers.join();
+        }
+        watcher.join().expect("the watch thread does not panic")
+    })?;
     eprintln!("stopped watching; the envs keep running (`berth down` stops them)");
     Ok(ExitCode::SUCCESS)
 }
 
 /// `up` in the foreground, like `docker compose up`: every env's new output
 /// prefixed by its name, until the envs exit or Ctrl-C, which stops them.
-fn follow_until_interrupted(root: &std::path::Path, project: &str) -> anyhow::Result<ExitCode> {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use berth::runtime::logs::{LogQuery, Outputs, follow_logs};
-    let store = berth::store::Store::open(root)?;
-    let containers = {
-        let _shared = store.lock_shared()?;
-        berth::plan::up::project_containers(&store, project)?
-    };
-    let width = containers.iter().map(|c| c.record.name.len()).max().unwrap_or(0);
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
-    let handle = signals.handle();
-    let flag = interrupted.clone();
-    let waiter = std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            flag.store(true, Ordering::SeqCst);
-        }
-    });
-    let since = Some(std::time::SystemTime::now() - std::time::Duration::from_secs(5));
-    let followers: Vec<_> = containers
-        .iter()
-        .cloned()
-        .map(|c| {
-            let flag = interrupted.clone();
-            std::thread::spawn(move || {
-                let prefix = format!("{:<width$} | ", c.record.name);
-                let mut out = Prefixed { prefix: prefix.clone(), at_line_start: true, inner: std::io::stdout() };
-                let mut err = Prefixed { prefix, at_line_start: true, inner: std::io::stderr() };
-                let mut outputs = Outputs::split(&mut out, &mut err);
-                let query = LogQuery { since, ..LogQuery::default() };
-                let dir = c.paths.dir.clone();
-                let done = move || {
-                    flag.load(Ordering::SeqCst)
-                        || berth::runtime::state::read_state(&dir).is_ok_and(|s| {
-                            berth::runtime::state::observed_status(&s).status != berth::runtime::state::Status::Running
-                        })
-                };
-                let _ = follow_logs(&c.paths.log(), &query, &mut outputs, &done);
-            })
-        })
-        .collect();
-    for f in followers {
-        let _ = f.join();
-    }
-    handle.close();
-    let _ = waiter.join();
-    if interrupted.load(Ordering::SeqCst) {
-        eprintln!("stopping {} envs…", containers.len());
+fn follow_until_interrupted(root: &Path, project: &str) -> anyhow::Result<ExitCode> {
+    let stop = interrupt_flag()?;
+    let mut followers = Followers::new(project, stop.clone());
+    let count = followers.refresh(root)?;
+    followers.join();
+    if stop.load(Ordering::SeqCst) {
+        eprintln!("stopping {count} envs…");
+        let store = berth::store::Store::open(root)?;
+        let containers = {
+            let _shared = store.lock_shared()?;
+            berth::plan::up::project_containers(&store, project)?
+        };
         for c in &containers {
             let _ = berth::runtime::control::stop(c, std::time::Duration::from_secs(10));
         }
@@ -195,30 +163,13 @@ fn follow_until_interrupted(root: &std::path::Path, project: &str) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
-/// A writer that starts every line with a prefix.
-struct Prefixed<W: std::io::Write> {
-    prefix: String,
-    at_line_start: bool,
-    inner: W,
-}
-
-impl<W: std::io::Write> std::io::Write for Prefixed<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut out = Vec::with_capacity(buf.len() + self.prefix.len());
-        for &b in buf {
-            if self.at_line_start {
-                out.extend_from_slice(self.prefix.as_bytes());
-            }
-            out.push(b);
-            self.at_line_start = b == b'\n';
-        }
-        self.inner.write_all(&out)?;
-        Ok(buf.len())
+/// A flag set by SIGINT or SIGTERM (which then no longer end berth).
+fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())?;
     }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
+    Ok(stop)
 }
 
 /// Stop and remove the project's containers (and with -v its named volumes).
