@@ -1,8 +1,7 @@
 //! `berth up --watch`: an initial reconcile (and the envs' output shown),
-//! then one per change — a copied
-//! file's edit recreates only the env that copies it, an `env` edit only
-//! that env, a broken manifest is reported and leaves the envs running —
-//! and Ctrl-C ends the watch, leaving the envs up.
+//! then one per change — a copied file's edit recreates only the env that
+//! copies it, an `env` edit only that env, a broken manifest is reported and
+//! leaves the envs running — and Ctrl-C ends the watch, leaving the envs up.
 
 mod support;
 
