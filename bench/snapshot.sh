@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Commit and export: berth against podman on the same container, in the same
+# Commit, export and save: berth against podman on the same container, in the same
 # run. Run from the repo root as root:
 #
 #     bash bench/snapshot.sh          # RUNS=10 WARMUP=1 by default
@@ -14,6 +14,9 @@
 #
 # commit: `berth commit C TAG`              vs  `podman commit -q C TAG`
 # export: `berth export C -o FILE`           vs  `podman export -o FILE C`
+# save:   `berth save TAG -o FILE`           vs  `podman save --format oci-archive -o FILE TAG`
+#         (the image the last commit made; the stamp rewrite before each
+#         run does not change it)
 #
 # Each side does what it does by default: berth freezes the container,
 # gzips the layer (level 1, on every core), computes both digests while
@@ -74,13 +77,18 @@ read -r BE PE < <(run export \
     "$BERTH export bench-snap -o $WORK/berth.tar" \
     "$PODMAN export -o $WORK/podman.tar bench-snap")
 SIZES="$(stat -c %s "$WORK/berth.tar") $(stat -c %s "$WORK/podman.tar")"
+echo "== save: the committed image as an OCI archive ($RUNS runs, $WARMUP warmup)" >&2
+read -r BS PS < <(run save \
+    "$BERTH save bench-snap:latest -o $WORK/berth-save.tar" \
+    "$PODMAN save -q --format oci-archive -o $WORK/podman-save.tar localhost/bench-snap:latest")
 
-python3 - "$BC" "$PC" "$BE" "$PE" $SIZES <<'PY'
+python3 - "$BC" "$PC" "$BE" "$PE" "$BS" "$PS" $SIZES <<'PY'
 import sys
-bc, pc, be, pe = map(float, sys.argv[1:5])
-bs, ps = map(int, sys.argv[5:7])
+bc, pc, be, pe, bs_, ps_ = map(float, sys.argv[1:7])
+bs, ps = map(int, sys.argv[7:9])
 print(f"{'':16}{'berth s':>9}{'podman s':>10}{'berth/podman':>14}")
 print(f"{'commit':16}{bc:9.3f}{pc:10.3f}{bc/pc:14.2f}   (goal: <= 0.5)")
 print(f"{'export':16}{be:9.3f}{pe:10.3f}{be/pe:14.2f}   (goal: <= 0.5)")
+print(f"{'save':16}{bs_:9.3f}{ps_:10.3f}{bs_/ps_:14.2f}   (goal: <= 0.5)")
 print(f"export tar sizes: berth {bs/2**20:.1f} MiB, podman {ps/2**20:.1f} MiB")
 PY
