@@ -1,12 +1,14 @@
-//! The reconciler's first half: desired state against actual state gives a
-//! [`Plan`], an ordered list of actions each with its reason.
+//! The reconciler: desired state against actual state gives a [`Plan`], an
+//! ordered list of actions each with its reason; `up` applies it.
 //!
 //! Planning is pure. [`plan`] takes the resolution and a question it may ask
 //! of the store ("is this cache key there?") and returns a value that can be
-//! printed, compared and tested; nothing here writes anything. Today a plan
-//! covers the layer graph — which nodes are cached and which must be built;
-//! container actions (create, recreate, start, remove) join it with the
-//! runtime.
+//! printed, compared and tested; [`containers`] compares each env's
+//! container spec with the container [`actual`] reads from the store
+//! (create, recreate with the fields that changed, start, remove, drift).
+//! Nothing in planning writes anything. The acting half: [`up`] (`berth up`
+//! and `down`), [`watch`] (`up --watch`) and [`freeze`] (`berth freeze` and
+//! `up --from`).
 
 pub mod actual;
 pub mod containers;
