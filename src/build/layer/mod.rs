@@ -49,7 +49,7 @@
 //!
 //! # How it is written
 //!
-//! [`plan::scan`] decides the entries first (nothing is written), sorted as
+//! `plan::scan` decides the entries first (nothing is written), sorted as
 //! the writer needs. Then one pass: the writer reads each upper file once
 //! and its tar stream goes to two threads (`pipe`): one gzips it into a
 //! store blob, on all cores (`gzip`: level 1, fixed 1 MiB blocks, blocks

@@ -1,7 +1,7 @@
 //! Which entries the layer holds: the upper dir is read into a tree of
-//! decisions ([`scan`]), hard-linked names are made to agree, and the tree
+//! decisions (`scan`), hard-linked names are made to agree, and the tree
 //! is flattened into the entries, in the writer's order ([`Plan::entries`]).
-//! Nothing is written here. The upper dir is read through [`Upper`]: no
+//! Nothing is written here. The upper dir is read through `Upper`: no
 //! symlink is ever followed in it.
 
 use std::collections::HashSet;

@@ -7,7 +7,7 @@
 //! (`oci/blobs/<alg>/<hex>`: manifests, indexes, configs, layer tars),
 //! **unpacked layers** (`layers/<diffid-hex>/`), **cache entries**
 //! (`cache/<key>`) and **leftovers** in `tmp/`. Three kinds of **roots**
-//! say what is needed ([`reach`]):
+//! say what is needed (`reach`):
 //!
 //! - every manifest in `oci/index.json`. A tag is an index entry with a
 //!   `ref.name` annotation; an entry without one (another tool's, or an
