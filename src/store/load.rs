@@ -17,6 +17,11 @@
 //! which garbage collection removes. The caller holds
 //! [`Store::lock_exclusive`] for the whole load (staging lives in `tmp/`,
 //! which a sweep would otherwise empty).
+//!
+//! The steps are also there one by one for the builder's archive bases
+//! (`build::base`), which take one image of an archive and tag nothing:
+//! [`Store::stage_archive`] is steps 1 and 2 (less the names),
+//! [`Store::commit_images`] steps 3 and 4 (less the tags).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufReader, BufWriter, Cursor, Read};
@@ -26,7 +31,9 @@ use sha2::Digest as _;
 
 use super::unpack::unpack_hashed;
 use super::{ArchiveError, StagedBlob, StagingDir, Store, StoreError, normalize_tag_name};
-use crate::oci::archive::{ArchiveContents, ArchiveFormat, ArchiveLayer, BlobSink, Content, interpret, read_stream};
+use crate::oci::archive::{
+    ArchiveContents, ArchiveFormat, ArchiveImage, ArchiveLayer, BlobSink, Content, FormatError, interpret, read_stream,
+};
 use crate::oci::image::descriptor;
 use crate::oci::{Digest, UnpackOptions, Whiteouts};
 
@@ -53,6 +60,10 @@ pub struct Loaded {
     pub images: Vec<LoadedImage>,
 }
 
+/// An archive read into the store's `tmp/` and checked, nothing committed:
+/// what [`Store::stage_archive`] returns. Dropping it removes what was staged.
+pub type StagedArchive = ArchiveContents<StagedBlob>;
+
 /// Stages each large archive file as a blob in the store's `tmp/`.
 struct StagingSink<'a> {
     store: &'a Store,
@@ -73,8 +84,7 @@ impl Store {
     /// Loads every image of the archive `input` (a tar, plain or
     /// compressed), which messages call `archive`; see the module page.
     pub fn load_archive(&self, input: impl Read, archive: &str) -> Result<Loaded, ArchiveError> {
-        let raw = read_stream(input, &mut StagingSink { store: self }).map_err(ArchiveError::format(archive))?;
-        let contents = interpret(raw).map_err(ArchiveError::format(archive))?;
+        let contents = self.stage_archive(input).map_err(ArchiveError::format(archive))?;
         if contents.images.is_empty() {
             return Err(ArchiveError::NoImages { archive: archive.to_owned() });
         }
@@ -86,18 +96,7 @@ impl Store {
             });
             tags.push(checked.collect::<Result<Vec<_>, _>>()?);
         }
-        let unpacked = self.check_layers(&contents, archive)?;
-
-        for image in &contents.images {
-            for layer in &image.layers {
-                self.commit_layer_blob(&contents, layer)?;
-            }
-            self.put_blob(&image.config_bytes)?;
-            self.put_blob(&image.manifest_bytes)?;
-        }
-        for (diff_id, staging) in unpacked {
-            self.commit_layer(staging, &diff_id)?;
-        }
+        self.commit_images(&contents, &contents.images.iter().collect::<Vec<_>>(), archive)?;
         let mut loaded = Vec::with_capacity(contents.images.len());
         for (image, tags) in contents.images.iter().zip(tags) {
             let media_type = MediaType::from(image.manifest_media_type.as_str());
@@ -111,17 +110,50 @@ impl Store {
         Ok(Loaded { format: contents.format, images: loaded })
     }
 
-    /// Decompresses every layer and checks its diffID, unpacking those the
-    /// store does not have yet into staging directories, which it returns.
+    /// Reads the archive `input` (a tar, plain or compressed) into `tmp/`
+    /// and checks it, committing nothing: steps 1 and 2 of the module page,
+    /// less the check of image names.
+    pub fn stage_archive(&self, input: impl Read) -> Result<StagedArchive, FormatError> {
+        interpret(read_stream(input, &mut StagingSink { store: self })?)
+    }
+
+    /// Puts `images` (images of `staged`) in the store, tagging nothing:
+    /// every layer's diffID is checked, and the layers unpacked, before any
+    /// blob is committed (steps 3 and 4 of the module page). Messages call
+    /// the archive `archive`.
+    pub fn commit_images(
+        &self,
+        staged: &StagedArchive,
+        images: &[&ArchiveImage],
+        archive: &str,
+    ) -> Result<(), ArchiveError> {
+        let unpacked = self.check_layers(staged, images, archive)?;
+        for image in images {
+            for layer in &image.layers {
+                self.commit_layer_blob(staged, layer)?;
+            }
+            self.put_blob(&image.config_bytes)?;
+            self.put_blob(&image.manifest_bytes)?;
+        }
+        for (diff_id, staging) in unpacked {
+            self.commit_layer(staging, &diff_id)?;
+        }
+        Ok(())
+    }
+
+    /// Decompresses every layer of `images` and checks its diffID, unpacking
+    /// those the store does not have yet into staging directories, which it
+    /// returns.
     fn check_layers(
         &self,
-        contents: &ArchiveContents<StagedBlob>,
+        contents: &StagedArchive,
+        images: &[&ArchiveImage],
         archive: &str,
     ) -> Result<Vec<(Digest, StagingDir)>, ArchiveError> {
         let options = UnpackOptions { whiteouts: Whiteouts::Overlay, preserve_owners: crate::sys::euid() == 0 };
         let mut checked = BTreeSet::new();
         let mut unpacked: Vec<(Digest, StagingDir)> = Vec::new();
-        for layer in contents.images.iter().flat_map(|i| &i.layers) {
+        for layer in images.iter().flat_map(|i| &i.layers) {
             if !checked.insert((layer.digest.clone(), layer.diff_id.clone())) {
                 continue;
             }
@@ -159,11 +191,7 @@ impl Store {
     }
 
     /// Puts the layer blob `layer` of `contents` in the store.
-    fn commit_layer_blob(
-        &self,
-        contents: &ArchiveContents<StagedBlob>,
-        layer: &ArchiveLayer,
-    ) -> Result<(), StoreError> {
+    fn commit_layer_blob(&self, contents: &StagedArchive, layer: &ArchiveLayer) -> Result<(), StoreError> {
         let (_, file) = contents.layer_file(&layer.digest).expect("interpret found every layer's file");
         match &file.content {
             Content::Memory(bytes) => self.put_blob(bytes).map(drop),

@@ -70,7 +70,7 @@ pub use images::ImageSummary;
 pub use import::ImportedImage;
 pub use layers::StagingDir;
 pub use layout::{LAYOUT_VERSION, default_root};
-pub use load::{Loaded, LoadedImage};
+pub use load::{Loaded, LoadedImage, StagedArchive};
 pub use lock::StoreLock;
 pub use refs::{Tag, normalize_tag_name};
 pub use save::SaveRequest;

@@ -85,6 +85,7 @@ impl Store {
             images.push(ArchiveImage {
                 names: name.into_iter().collect(),
                 annotations: request.annotations.clone(),
+                ref_names: Vec::new(),
                 index: None,
                 manifest_media_type: found
                     .manifest

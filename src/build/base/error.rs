@@ -3,10 +3,10 @@
 //! it was reading, and what would be right.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::oci::{Digest, DigestError, TarWriteError, UnpackError};
-use crate::store::{ImageError, StoreError};
+use crate::store::{ArchiveError, ImageError, StoreError};
 
 /// Everything that can go wrong making a base.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +98,9 @@ pub enum BaseError {
     #[error("base {base}: {} holds {count} images ({}); berth reads one: save just the one you need", path.display(), tags.join(", "))]
     ManyImages { base: Box<str>, path: PathBuf, count: usize, tags: Vec<String> },
 
+    #[error("base {base}: {source}")]
+    Archive { base: Box<str>, source: Box<ArchiveError> },
+
     #[error("base {base}: cannot unpack {}: {source}", path.display())]
     Unpack { base: Box<str>, path: PathBuf, source: UnpackError },
 
@@ -156,30 +159,4 @@ impl<T> Context<T> for Result<T, ImageError> {
 pub(super) fn io_err(base: &str, op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> BaseError {
     let (base, path) = (base.into(), path.into());
     move |source| BaseError::Io { base, op, path, source }
-}
-
-impl BaseError {
-    /// Renames paths below `from` (where an archive was extracted) as the
-    /// same members below `to` (the archive), so that messages name the
-    /// user's file rather than a staging directory that is already gone.
-    pub(super) fn rebase(mut self, from: &Path, to: &Path) -> BaseError {
-        let fix = |path: &mut PathBuf| match path.strip_prefix(from) {
-            Ok(member) if member.as_os_str().is_empty() => *path = to.to_owned(),
-            Ok(member) => *path = to.join(member),
-            Err(_) => {}
-        };
-        match &mut self {
-            BaseError::Io { path, .. }
-            | BaseError::NotThisKind { path, .. }
-            | BaseError::BadJson { path, .. }
-            | BaseError::BadDigest { path, .. }
-            | BaseError::BlobMissing { path, .. }
-            | BaseError::DigestMismatch { path, .. }
-            | BaseError::SizeMismatch { path, .. } => fix(path),
-            BaseError::NoSuchTag { index, .. } | BaseError::WhichImage { index, .. } => fix(index),
-            BaseError::Escapes { root, .. } => fix(root),
-            _ => {}
-        }
-        self
-    }
 }

@@ -1,5 +1,6 @@
-//! OCI image layouts: `oci:DIR[:TAG]`, and what `oci-archive:` and Docker
-//! 25+ `docker-archive:` files extract to.
+//! OCI image layout directories: `oci:DIR[:TAG]`. (Archives of a layout,
+//! `oci-archive:`, are read by `archive`, through `berth load`'s reader; the
+//! platform and media type rules are the same, from `oci::archive`.)
 //!
 //! `index.json` names the image: the entry whose
 //! `org.opencontainers.image.ref.name` is the tag, or, with no tag, the only
@@ -15,7 +16,8 @@
 //! type must fit where it is used (manifest, index, config, layer). Layers
 //! are copied as they are (tar or tar+gzip, OCI or Docker types); zstd
 //! layers are refused by name. Nothing is stored until every descriptor has
-//! been checked; blobs are then stored layers first, manifest last.
+//! been checked; blobs are then stored layers first, manifest last, and
+//! the store unpacks the layers, checking each diffID.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read};
@@ -26,73 +28,36 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest,
 use super::error::{Context, io_err};
 use super::{BaseError, BaseImage, finish, inside, parse_digest, parse_json, read_json_file};
 use crate::oci::Digest;
+use crate::oci::archive::media::{self, ANNOTATION_REF_NAME, LayerCompression};
+use crate::oci::archive::{choose_platform, host_platform};
 use crate::oci::digest::Algorithm;
 use crate::store::{LayerRecord, Store, StoreError};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
-
 /// How many image indexes deep a layout may nest before the manifest.
 const MAX_NESTING: usize = 4;
-
-/// What a layer's media type says about it.
-#[derive(Debug, PartialEq, Eq)]
-enum LayerType {
-    /// A tar or tar+gzip layer the store unpacks.
-    Usable,
-    /// A zstd layer: refused by name.
-    Zstd,
-    /// Not a layer at all (a config, a manifest, anything else).
-    NotALayer,
-}
-
-fn layer_type(media_type: &str) -> LayerType {
-    const USABLE: &[&str] = &[
-        "application/vnd.oci.image.layer.v1.tar",
-        "application/vnd.oci.image.layer.v1.tar+gzip",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-        "application/vnd.docker.image.rootfs.diff.tar",
-        "application/vnd.docker.image.rootfs.diff.tar.gzip",
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-    ];
-    if USABLE.contains(&media_type) {
-        LayerType::Usable
-    } else if media_type.starts_with("application/vnd.oci.image.layer.") && media_type.ends_with("+zstd") {
-        LayerType::Zstd
-    } else {
-        LayerType::NotALayer
-    }
-}
 
 /// Makes the image `tag` (or the only one) of the layout at `dir` a base.
 pub(super) fn materialise(store: &Store, base: &str, dir: &Path, tag: Option<&str>) -> Result<BaseImage, BaseError> {
     let layout = Layout::open(base, dir)?;
     let (index_path, entries) = layout.index()?;
-    let top = choose_tagged(base, &index_path, &entries, tag)?;
+    let top = choose_tagged(base, &index_path, &entries, tag, |d| ref_name(d).into_iter().collect())?;
     let (manifest_digest, manifest_bytes, manifest) = layout.manifest_for_host(top)?;
 
     let config_desc = manifest.config();
-    let config_type = config_desc.media_type().to_string();
-    if config_type != OCI_CONFIG && config_type != DOCKER_CONFIG {
+    if !media::is_config(config_desc.media_type().as_ref()) {
         return Err(media_type_err(base, "config", config_desc, "the image config", "an OCI or Docker image config"));
     }
     for layer in manifest.layers() {
-        match layer_type(layer.media_type().as_ref()) {
-            LayerType::Usable => {}
-            LayerType::Zstd => {
+        match media::layer_compression(layer.media_type().as_ref()) {
+            Some(LayerCompression::None | LayerCompression::Gzip) => {}
+            Some(LayerCompression::Zstd) => {
                 return Err(BaseError::Zstd {
                     base: base.into(),
                     digest: layer.digest().to_string(),
                     media_type: layer.media_type().to_string(),
                 });
             }
-            LayerType::NotALayer => {
+            None => {
                 let expected = "a tar or tar+gzip layer";
                 return Err(media_type_err(base, "blob", layer, "a layer", expected));
             }
@@ -162,9 +127,8 @@ impl<'a> Layout<'a> {
     fn manifest_for_host(&self, top: &Descriptor) -> Result<(Digest, Vec<u8>, ImageManifest), BaseError> {
         let mut desc = top.clone();
         for _ in 0..=MAX_NESTING {
-            let media_type = desc.media_type().to_string();
-            match media_type.as_str() {
-                OCI_INDEX | DOCKER_LIST => {
+            match desc.media_type().as_ref() {
+                t if media::is_index(t) => {
                     let (digest, bytes) = self.read_json_blob("image index", &desc)?;
                     let index: ImageIndex = parse_json(self.base, &self.blob_name(&digest), "an image index", &bytes)?;
                     self.check_own_type("image index", &desc, index.media_type().as_ref().map(|m| m.to_string()))?;
@@ -175,7 +139,7 @@ impl<'a> Layout<'a> {
                         available,
                     })?;
                 }
-                OCI_MANIFEST | DOCKER_MANIFEST => {
+                t if media::is_manifest(t) => {
                     let (digest, bytes) = self.read_json_blob("manifest", &desc)?;
                     let manifest: ImageManifest =
                         parse_json(self.base, &self.blob_name(&digest), "an image manifest", &bytes)?;
@@ -294,20 +258,22 @@ fn media_type_err(
 }
 
 fn ref_name(desc: &Descriptor) -> Option<&str> {
-    desc.annotations().as_ref()?.get(REF_NAME).map(String::as_str)
+    desc.annotations().as_ref()?.get(ANNOTATION_REF_NAME).map(String::as_str)
 }
 
-/// The entry of `index.json` (at `index`) tagged `tag`, or its only entry
-/// when no tag is given.
-fn choose_tagged<'d>(
+/// The entry of `entries` (listed in `index`) that `names` calls `tag`, or
+/// the only entry when no tag is given: an `index.json` entry of a layout,
+/// or an image of an archive.
+pub(super) fn choose_tagged<'d, T>(
     base: &str,
     index: &Path,
-    entries: &'d [Descriptor],
+    entries: &'d [T],
     tag: Option<&str>,
-) -> Result<&'d Descriptor, BaseError> {
-    let tags = || entries.iter().filter_map(ref_name).map(str::to_owned).collect::<Vec<_>>();
+    names: impl Fn(&'d T) -> Vec<&'d str>,
+) -> Result<&'d T, BaseError> {
+    let tags = || entries.iter().flat_map(&names).map(str::to_owned).collect::<Vec<_>>();
     match tag {
-        Some(tag) => entries.iter().find(|d| ref_name(d) == Some(tag)).ok_or_else(|| BaseError::NoSuchTag {
+        Some(tag) => entries.iter().find(|e| names(e).contains(&tag)).ok_or_else(|| BaseError::NoSuchTag {
             base: base.into(),
             index: index.to_owned(),
             tag: tag.to_owned(),
@@ -325,92 +291,30 @@ fn choose_tagged<'d>(
     }
 }
 
-/// This machine's platform as an image index names it, such as `linux/amd64`.
-fn host_platform() -> String {
-    format!("{}/{}", oci_spec::image::Os::default(), oci_spec::image::Arch::default())
-}
-
-/// The entry of an image index for this machine's platform; otherwise the
-/// platforms it has.
-fn choose_platform(entries: &[Descriptor]) -> Result<&Descriptor, Vec<String>> {
-    choose_platform_for(entries, &host_platform())
-}
-
-fn choose_platform_for<'d>(entries: &'d [Descriptor], wanted: &str) -> Result<&'d Descriptor, Vec<String>> {
-    let name = |d: &Descriptor| d.platform().as_ref().map(|p| format!("{}/{}", p.os(), p.architecture()));
-    let is_attestation = |d: &Descriptor| {
-        let annotated = d.annotations().as_ref().and_then(|a| a.get("vnd.docker.reference.type"));
-        annotated.is_some_and(|t| t == "attestation-manifest") || name(d).as_deref() == Some("unknown/unknown")
-    };
-    let images: Vec<&Descriptor> = entries.iter().filter(|d| !is_attestation(d)).collect();
-    if let Some(found) = images.iter().find(|d| name(d).as_deref() == Some(wanted)) {
-        return Ok(found);
-    }
-    if let [only] = images.as_slice()
-        && only.platform().is_none()
-    {
-        return Ok(only);
-    }
-    Err(images.iter().map(|d| name(d).unwrap_or_else(|| "unspecified".to_owned())).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
-    use oci_spec::image::{Arch, MediaType, Os, PlatformBuilder};
+    use oci_spec::image::MediaType;
 
     use super::*;
 
-    fn entry(n: u8, platform: Option<(Os, Arch)>, annotations: &[(&str, &str)]) -> Descriptor {
+    fn tagged(n: u8, tag: &str) -> Descriptor {
         let mut d = Descriptor::new(MediaType::ImageManifest, 2, &Digest::sha256(&[n]));
-        if let Some((os, arch)) = platform {
-            d.set_platform(Some(PlatformBuilder::default().os(os).architecture(arch).build().unwrap()));
-        }
-        if !annotations.is_empty() {
-            let map: HashMap<String, String> =
-                annotations.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-            d.set_annotations(Some(map));
-        }
+        d.set_annotations(Some(HashMap::from([(ANNOTATION_REF_NAME.to_owned(), tag.to_owned())])));
         d
     }
 
     #[test]
-    fn media_types_of_layers() {
-        assert_eq!(layer_type("application/vnd.oci.image.layer.v1.tar+gzip"), LayerType::Usable);
-        assert_eq!(layer_type("application/vnd.docker.image.rootfs.diff.tar.gzip"), LayerType::Usable);
-        assert_eq!(layer_type("application/vnd.oci.image.layer.v1.tar+zstd"), LayerType::Zstd);
-        assert_eq!(layer_type(OCI_CONFIG), LayerType::NotALayer);
-        assert_eq!(layer_type(OCI_MANIFEST), LayerType::NotALayer);
-    }
-
-    #[test]
     fn tags_choose_entries() {
-        let entries = [entry(1, None, &[(REF_NAME, "v1")]), entry(2, None, &[(REF_NAME, "v2")])];
+        let entries = [tagged(1, "v1"), tagged(2, "v2")];
         let index = Path::new("index.json");
-        assert_eq!(choose_tagged("b", index, &entries, Some("v2")).unwrap(), &entries[1]);
-        let err = choose_tagged("b", index, &entries, Some("v3")).unwrap_err();
+        let choose = |entries, tag| choose_tagged("b", index, entries, tag, |d| ref_name(d).into_iter().collect());
+        assert_eq!(choose(&entries, Some("v2")).unwrap(), &entries[1]);
+        let err = choose(&entries, Some("v3")).unwrap_err();
         assert!(matches!(&err, BaseError::NoSuchTag { tags, .. } if tags == &["v1", "v2"]), "{err:?}");
-        let err = choose_tagged("b", index, &entries, None).unwrap_err();
+        let err = choose(&entries, None).unwrap_err();
         assert!(err.to_string().contains("add \":TAG\" to the source with one of: v1, v2"), "{err}");
-        assert_eq!(choose_tagged("b", index, &entries[..1], None).unwrap(), &entries[0]);
-    }
-
-    #[test]
-    fn platforms_choose_entries_and_skip_attestations() {
-        let arm = entry(1, Some((Os::Linux, Arch::ARM64)), &[]);
-        let amd = entry(2, Some((Os::Linux, Arch::Amd64)), &[]);
-        let attestation = entry(3, Some((Os::Other("unknown".into()), Arch::Other("unknown".into()))), &[]);
-        let entries = [arm.clone(), attestation.clone(), amd.clone()];
-        assert_eq!(choose_platform_for(&entries, "linux/amd64").unwrap(), &amd);
-        assert_eq!(choose_platform_for(&entries, "linux/arm64").unwrap(), &arm);
-        let missing = choose_platform_for(&entries, "linux/s390x").unwrap_err();
-        assert_eq!(missing, ["linux/arm64", "linux/amd64"]);
-
-        let unnamed = entry(4, None, &[]);
-        let buildkit = entry(5, None, &[("vnd.docker.reference.type", "attestation-manifest")]);
-        let entries = [unnamed.clone(), buildkit];
-        assert_eq!(choose_platform_for(&entries, "linux/amd64").unwrap(), &unnamed);
-        assert_eq!(choose_platform_for(&[], "linux/amd64").unwrap_err(), Vec::<String>::new());
+        assert_eq!(choose(&entries[..1], None).unwrap(), &entries[0]);
     }
 }

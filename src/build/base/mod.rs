@@ -7,7 +7,7 @@
 //! |---|---|---|---|---|
 //! | `scratch` | nothing to do | none | empty | none |
 //! | `oci:DIR[:TAG]` | read the layout (`layout`) | copied, verified | the image's | its manifest |
-//! | `oci-archive:FILE[:TAG]` | extract, then as `oci:` (`archive`) | copied, verified | the image's | its manifest |
+//! | `oci-archive:FILE[:TAG]` | read as `berth load` reads it (`archive`) | copied, verified | the image's | its manifest |
 //! | `docker-archive:FILE` | Docker 25+ form as `oci-archive:`; legacy form converted (`archive`) | kept as they are | the image's | manifest, if the archive has one |
 //! | `rootfs:FILE.tar` | unpack, write one layer (`rootfs`) | one, written by berth | empty | none |
 //! | `bootstrap` | mmdebstrap or debootstrap, normalised (`bootstrap`, `normalise`) | one, written by berth | empty | none |
@@ -15,16 +15,18 @@
 //!
 //! # Trust
 //!
-//! Inputs are files the user named, but their contents are not trusted:
-//! archives are extracted with the safe tar reader into a staging directory
-//! in the store's `tmp/` (removed afterwards, also on error); names read
-//! from an archive's JSON are resolved inside its extraction root and
-//! refused if they lead out; every blob copied is checked against its
-//! descriptor's digest and size before it is stored; media types must fit
-//! the role a blob plays (a config listed as a layer is refused); layers are
-//! unpacked by the store, which checks each diffID. A refused input leaves
-//! at most complete, verified blobs that nothing refers to (garbage
-//! collection removes them) — never a blob that does not match its name.
+//! Inputs are files the user named, but their contents are not trusted.
+//! Archives go through `berth load`'s reader (`oci::archive`,
+//! `store::load`): staged in the store's `tmp/` (removed afterwards, also on
+//! error), every blob checked and every layer's diffID checked before
+//! anything is committed. In a layout directory, names are resolved inside
+//! it and refused if they lead out, and every blob copied is checked
+//! against its descriptor's digest and size before it is stored. Either
+//! way media types must fit the role a blob plays (a config listed as a
+//! layer is refused), and layers are unpacked by the store's safe tar
+//! reader. A refused input leaves at most complete, verified blobs that
+//! nothing refers to (garbage collection removes them) — never a blob that
+//! does not match its name.
 //!
 //! # Reproducibility
 //!
@@ -184,7 +186,7 @@ fn single_layer(store: &Store, base: &str, layer: LayerRecord, epoch: u64) -> Re
     finish(store, base, (manifest_digest, manifest), config, vec![layer], None)
 }
 
-/// `rel`, a name read from inside an extracted archive or layout at `root`
+/// `rel`, a name read from inside the layout at `root`
 /// (canonical), as a path that exists and stays inside `root` once every
 /// symlink is followed. Absolute names and `..` are refused outright.
 fn inside(base: &str, root: &Path, rel: &str, what: &'static str) -> Result<PathBuf, BaseError> {

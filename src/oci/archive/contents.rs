@@ -6,9 +6,11 @@
 //! `index.json` makes it an OCI image layout (`layout`), else
 //! `manifest.json` a legacy `docker save` archive (`legacy`) — and checks
 //! what can be checked without decompressing layers: every blob is present,
-//! has the size its descriptor gives and the digest its name gives, every
-//! media type fits the role its blob plays, every manifest and config
-//! parses, and each image has as many layers as diffIDs. Whether each
+//! has the size its descriptor gives and the digest its name gives (so does
+//! every other file named `blobs/sha256/<hex>`), every media type fits the
+//! role its blob plays, every manifest and config parses, each image has as
+//! many layers as diffIDs, and no name or link read from the archive leads
+//! out of it (an absolute name or symlink, or `..`). Whether each
 //! layer's uncompressed content has its diffID is for whoever reads the
 //! layers (the store checks it while unpacking).
 
@@ -17,7 +19,7 @@ use std::collections::BTreeMap;
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
 use super::media::LayerCompression;
-use super::read::{ArchiveFile, Content, RawArchive};
+use super::read::{ArchiveFile, Content, Link, RawArchive};
 use super::{ArchiveFormat, FormatError, layout, legacy};
 use crate::oci::Digest;
 
@@ -45,6 +47,11 @@ pub struct ArchiveImage {
     /// name it (which are in `names`): OCI archives only, merged when
     /// several entries name it. Written back as they are by `write`.
     pub annotations: BTreeMap<String, String>,
+    /// The names exactly as the archive writes them: the
+    /// `org.opencontainers.image.ref.name` of its `index.json` entries (OCI),
+    /// or its `RepoTags` (`docker save`). Bases such as
+    /// `oci-archive:FILE:TAG` choose an image by these. Not written.
+    pub ref_names: Vec<String>,
     /// The image index this manifest was chosen from for this machine's
     /// platform, when the entry was an index.
     pub index: Option<Digest>,
@@ -101,52 +108,81 @@ impl<B> ArchiveContents<B> {
 
 /// Reads the images out of `raw`; see the module page.
 pub fn interpret<B>(raw: RawArchive<B>) -> Result<ArchiveContents<B>, FormatError> {
-    if raw.files.contains_key("index.json") {
-        layout::interpret(raw)
+    let contents = if raw.files.contains_key("index.json") {
+        layout::interpret(raw)?
     } else if raw.files.contains_key("manifest.json") || raw.links.contains_key("manifest.json") {
-        legacy::interpret(raw)
+        legacy::interpret(raw)?
     } else {
         let why = "it has neither index.json nor manifest.json".to_owned();
-        Err(FormatError::NotAnImageArchive { why })
+        return Err(FormatError::NotAnImageArchive { why });
+    };
+    check_blob_names(&contents.raw)?;
+    Ok(contents)
+}
+
+/// Refuses a file named `blobs/sha256/<hex>` whose content has another
+/// digest, whether an image uses it or not. (Those an image uses were
+/// checked already, with the role they play.)
+fn check_blob_names<B>(raw: &RawArchive<B>) -> Result<(), FormatError> {
+    for (name, file) in &raw.files {
+        let Some(hex) = name.strip_prefix("blobs/sha256/") else { continue };
+        if let Ok(expected) = format!("sha256:{hex}").parse::<Digest>()
+            && expected != file.digest
+        {
+            return Err(FormatError::BlobNameMismatch { what: "blob", expected, actual: file.digest.clone() });
+        }
     }
+    Ok(())
 }
 
 /// The file `name` leads to, following links inside the archive, and its
-/// final name.
+/// final name; `None` if there is no such file. `name` was read from the
+/// archive's JSON, where it names the `what`: an absolute name, one with a
+/// `..` component, or a link on the way that leads out of the archive is
+/// refused.
 pub(super) fn resolve<'a, B>(
     raw: &'a RawArchive<B>,
     name: &str,
+    what: &'static str,
 ) -> Option<Result<(String, &'a ArchiveFile<B>), FormatError>> {
-    let mut current = name.to_owned();
+    let leads_out = |link| Some(Err(FormatError::LeadsOut { what, name: name.to_owned(), link }));
+    if name.starts_with('/') || name.split('/').any(|part| part == "..") {
+        return leads_out(None);
+    }
+    let mut current = join(Vec::new(), name)?;
     for _ in 0..=MAX_LINKS {
         if let Some(file) = raw.files.get(&current) {
             return Some(Ok((current, file)));
         }
-        let target = raw.links.get(&current)?;
-        current = match join_link(&current, target) {
+        let link = raw.links.get(&current)?;
+        current = match join_link(&current, link) {
             Some(next) => next,
-            None => {
-                let why = "leads out of the archive";
-                return Some(Err(FormatError::BadLink { entry: current, target: target.clone(), why }));
-            }
+            None => return leads_out(Some((current, link.target().to_owned()))),
         };
     }
     let why = "goes through too many links";
     Some(Err(FormatError::BadLink { entry: name.to_owned(), target: current, why }))
 }
 
-/// Where the link `link` to `target` points, as an archive name: relative to
-/// the link's directory, or to the root when `target` starts with `/`;
-/// `None` if it climbs above the root.
-fn join_link(link: &str, target: &str) -> Option<String> {
-    let mut parts: Vec<&str> = if target.starts_with('/') {
-        Vec::new()
-    } else {
-        let mut dir: Vec<&str> = link.split('/').collect();
-        dir.pop();
-        dir
-    };
-    for part in target.split('/') {
+/// Where the link `link` to `to` points, as an archive name: relative to
+/// the root for a hard link, to the link's directory for a symlink; `None`
+/// if it leads out (an absolute symlink, or `..` above the root).
+fn join_link(link: &str, to: &Link) -> Option<String> {
+    match to {
+        Link::Hard(target) => join(Vec::new(), target),
+        Link::Symbolic(target) if target.starts_with('/') => None,
+        Link::Symbolic(target) => {
+            let mut dir: Vec<&str> = link.split('/').collect();
+            dir.pop();
+            join(dir, target)
+        }
+    }
+}
+
+/// The components `parts` followed by the relative path `rel`, as an
+/// archive name; `None` if `rel` climbs above the root.
+fn join<'a>(mut parts: Vec<&'a str>, rel: &'a str) -> Option<String> {
+    for part in rel.split('/') {
         match part {
             "" | "." => {}
             ".." => {
@@ -187,6 +223,12 @@ pub(super) fn parse_digest(what: &'static str, digest: &str) -> Result<Digest, F
     digest.parse().map_err(|source| FormatError::BadDigest { what, digest: digest.to_owned(), source })
 }
 
+/// `blobs/sha256/<hex>`: the file holding the blob `digest` in an OCI
+/// image layout.
+pub fn blob_name(digest: &Digest) -> String {
+    format!("blobs/{}/{}", digest.algorithm().name(), digest.hex())
+}
+
 /// `name` in the familiar form Docker prints: `docker.io/library/busybox:1`
 /// is `busybox:1`, `docker.io/team/app` is `team/app`; other names stay.
 pub fn familiar_name(name: &str) -> String {
@@ -211,11 +253,24 @@ mod tests {
 
     #[test]
     fn links_resolve_inside_the_archive_only() {
-        assert_eq!(join_link("abc/layer.tar", "../def.tar").as_deref(), Some("def.tar"));
-        assert_eq!(join_link("abc/layer.tar", "/def.tar").as_deref(), Some("def.tar"));
-        assert_eq!(join_link("abc/layer.tar", "./x/../y.tar").as_deref(), Some("abc/y.tar"));
-        assert_eq!(join_link("abc/layer.tar", "../../etc/passwd"), None);
-        assert_eq!(join_link("layer.tar", "../x"), None);
+        let sym = |t: &str| Link::Symbolic(t.to_owned());
+        assert_eq!(join_link("abc/layer.tar", &sym("../def.tar")).as_deref(), Some("def.tar"));
+        assert_eq!(join_link("abc/layer.tar", &Link::Hard("def.tar".to_owned())).as_deref(), Some("def.tar"));
+        assert_eq!(join_link("abc/layer.tar", &sym("./x/../y.tar")).as_deref(), Some("abc/y.tar"));
+        assert_eq!(join_link("abc/layer.tar", &sym("/def.tar")), None);
+        assert_eq!(join_link("abc/layer.tar", &sym("../../etc/passwd")), None);
+        assert_eq!(join_link("layer.tar", &sym("../x")), None);
+    }
+
+    #[test]
+    fn names_from_json_stay_inside_the_archive() {
+        let mut raw = RawArchive::<()>::default();
+        raw.links.insert("link.tar".to_owned(), Link::Symbolic("/etc/passwd".to_owned()));
+        for name in ["../x.tar", "/etc/passwd", "a/../b", "link.tar"] {
+            let found = resolve(&raw, name, "layer");
+            assert!(matches!(found, Some(Err(FormatError::LeadsOut { what: "layer", .. }))), "{name}: {found:?}");
+        }
+        assert!(resolve(&raw, "./missing.tar", "layer").is_none());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::io;
 
+use super::blob_name;
 use crate::oci::{Digest, DigestError};
 
 /// Everything that can be wrong with an archive being read, or go wrong
@@ -51,8 +52,11 @@ pub enum FormatError {
     )]
     TooMuchMetadata { limit: u64 },
 
-    #[error("{entry} holds content with digest {actual}, not the digest its name says; the archive is corrupt")]
-    BlobNameMismatch { entry: String, actual: Digest },
+    #[error(
+        "the {what} {} holds content with digest {actual}, not the digest its name says; the archive is corrupt",
+        blob_name(.expected)
+    )]
+    BlobNameMismatch { what: &'static str, expected: Digest, actual: Digest },
 
     #[error(
         "it is not an image archive: {why}; expected an OCI image layout (oci-layout, index.json, blobs/) or a `docker save` archive (manifest.json)"
@@ -73,6 +77,9 @@ pub enum FormatError {
 
     #[error("{entry} is a link to {target:?}, which {why}")]
     BadLink { entry: String, target: String, why: &'static str },
+
+    #[error("the {what} {name} leads out of the archive{}; an image archive's names and links stay inside it", through(.link))]
+    LeadsOut { what: &'static str, name: String, link: Option<(String, String)> },
 
     #[error("blob {digest} is {actual} bytes, its descriptor says {expected}")]
     SizeMismatch { digest: Digest, expected: u64, actual: u64 },
@@ -131,6 +138,10 @@ pub enum FormatError {
 
 fn after(entry: &Option<String>) -> String {
     entry.as_ref().map(|e| format!(" after entry {e}")).unwrap_or_default()
+}
+
+fn through(link: &Option<(String, String)>) -> String {
+    link.as_ref().map(|(entry, target)| format!(" through the link {entry} -> {target:?}")).unwrap_or_default()
 }
 
 fn list_or_none(items: &[String]) -> String {

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, OciLayout};
 
 use super::contents::{
-    ArchiveContents, ArchiveImage, ArchiveLayer, familiar_name, json_bytes, parse, parse_digest, resolve,
+    ArchiveContents, ArchiveImage, ArchiveLayer, blob_name, familiar_name, json_bytes, parse, parse_digest, resolve,
 };
 use super::legacy::LegacyEntry;
 use super::media::{self, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
@@ -47,7 +47,7 @@ pub(super) fn interpret<B>(raw: RawArchive<B>) -> Result<ArchiveContents<B>, For
         let mut annotations: BTreeMap<String, String> =
             entry.annotations().clone().unwrap_or_default().into_iter().collect();
         let names = names_of(&annotations);
-        annotations.remove(ANNOTATION_REF_NAME);
+        let ref_name = annotations.remove(ANNOTATION_REF_NAME);
         annotations.remove(ANNOTATION_CONTAINERD_NAME);
         if let Some(seen) = images.iter_mut().find(|i| i.manifest_digest == manifest_digest) {
             for name in names {
@@ -55,13 +55,15 @@ pub(super) fn interpret<B>(raw: RawArchive<B>) -> Result<ArchiveContents<B>, For
                     seen.names.push(name);
                 }
             }
+            seen.ref_names.extend(ref_name);
             seen.annotations.extend(annotations);
             continue;
         }
         let mut image = reader.image(image_index, entry, manifest_digest, manifest_bytes, manifest, annotations)?;
         image.names = names;
+        image.ref_names.extend(ref_name);
         for layer in &image.layers {
-            locations.insert(layer.digest.clone(), reader.blob_file(&layer.digest));
+            locations.insert(layer.digest.clone(), blob_name(&layer.digest));
         }
         images.push(image);
     }
@@ -74,7 +76,7 @@ pub(super) fn interpret<B>(raw: RawArchive<B>) -> Result<ArchiveContents<B>, For
     }
     let locations = locations
         .into_iter()
-        .map(|(digest, name)| match resolve(&raw, &name) {
+        .map(|(digest, name)| match resolve(&raw, &name, "layer") {
             Some(Ok((real, _))) => Ok((digest, real)),
             Some(Err(e)) => Err(e),
             None => Ok((digest, name)),
@@ -99,7 +101,7 @@ struct Reader<'a, B> {
 impl<'a, B> Reader<'a, B> {
     /// The bytes of the JSON file `name`, if the archive has it.
     fn json_file(&self, name: &str, what: &'static str) -> Result<Option<&'a [u8]>, FormatError> {
-        match resolve(self.raw, name) {
+        match resolve(self.raw, name, "file") {
             None => Ok(None),
             Some(found) => {
                 let (real, file) = found?;
@@ -124,11 +126,6 @@ impl<'a, B> Reader<'a, B> {
             .collect())
     }
 
-    /// `blobs/sha256/<hex>`: where the blob `digest` lives in a layout.
-    fn blob_file(&self, digest: &Digest) -> String {
-        format!("blobs/{}/{}", digest.algorithm().name(), digest.hex())
-    }
-
     /// The blob `desc` names (`what` says which role it plays), checked
     /// against the descriptor's digest and size.
     fn blob(&self, what: &'static str, desc: &Descriptor) -> Result<(Digest, String), FormatError> {
@@ -137,13 +134,13 @@ impl<'a, B> Reader<'a, B> {
             let algorithm = digest.algorithm().name();
             return Err(FormatError::Algorithm { digest, algorithm });
         }
-        let name = self.blob_file(&digest);
-        let (real, file) = match resolve(self.raw, &name) {
+        let name = blob_name(&digest);
+        let (real, file) = match resolve(self.raw, &name, what) {
             Some(found) => found?,
             None => return Err(FormatError::BlobMissing { what, digest, file: name }),
         };
         if file.digest != digest {
-            return Err(FormatError::BlobNameMismatch { entry: real, actual: file.digest.clone() });
+            return Err(FormatError::BlobNameMismatch { what, expected: digest, actual: file.digest.clone() });
         }
         if file.size != desc.size() {
             return Err(FormatError::SizeMismatch { digest, expected: desc.size(), actual: file.size });
@@ -172,7 +169,7 @@ impl<'a, B> Reader<'a, B> {
             let media_type = desc.media_type().to_string();
             if media::is_index(&media_type) {
                 let (digest, bytes) = self.json_blob("image index", &desc)?;
-                let index: ImageIndex = parse(&self.blob_file(&digest), "an image index", bytes)?;
+                let index: ImageIndex = parse(&blob_name(&digest), "an image index", bytes)?;
                 check_own_type(&digest, &media_type, index.media_type().as_ref().map(ToString::to_string))?;
                 desc = choose_platform(index.manifests())
                     .map_err(|available| FormatError::NoPlatform {
@@ -184,13 +181,13 @@ impl<'a, B> Reader<'a, B> {
                 followed = Some(digest);
             } else if media::is_manifest(&media_type) {
                 let (digest, bytes) = self.json_blob("manifest", &desc)?;
-                let value: serde_json::Value = parse(&self.blob_file(&digest), "an image manifest", bytes)?;
+                let value: serde_json::Value = parse(&blob_name(&digest), "an image manifest", bytes)?;
                 let own = value.get("mediaType").and_then(serde_json::Value::as_str).map(str::to_owned);
                 check_own_type(&digest, &media_type, own)?;
                 if value.get("manifests").is_some() {
                     return Err(FormatError::IndexAsManifest { digest, listed: media_type });
                 }
-                let manifest: ImageManifest = parse(&self.blob_file(&digest), "an image manifest", bytes)?;
+                let manifest: ImageManifest = parse(&blob_name(&digest), "an image manifest", bytes)?;
                 return Ok((followed, (digest, bytes.to_vec(), manifest)));
             } else {
                 let expected = "an image manifest or image index (OCI or Docker)";
@@ -231,7 +228,7 @@ impl<'a, B> Reader<'a, B> {
             layers.push((digest, desc.size(), media_type, compression));
         }
         let (config_digest, config_bytes) = self.json_blob("config", config_desc)?;
-        let config: ImageConfiguration = parse(&self.blob_file(&config_digest), "an image config", config_bytes)?;
+        let config: ImageConfiguration = parse(&blob_name(&config_digest), "an image config", config_bytes)?;
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != layers.len() {
             let (image, layers, diff_ids) = (manifest_digest.to_string(), layers.len(), diff_ids.len());
@@ -248,6 +245,7 @@ impl<'a, B> Reader<'a, B> {
         Ok(ArchiveImage {
             names: Vec::new(),
             annotations,
+            ref_names: Vec::new(),
             index,
             manifest_digest,
             manifest_media_type: entry_manifest_type(entry, &manifest),
@@ -283,22 +281,26 @@ fn check_own_type(digest: &Digest, listed: &str, own: Option<String>) -> Result<
 }
 
 /// This machine's platform as image indexes name it, such as `linux/amd64`.
-fn host_platform() -> String {
+pub fn host_platform() -> String {
     format!("{}/{}", oci_spec::image::Os::default(), oci_spec::image::Arch::default())
 }
 
 /// The entry of an image index for this machine's platform, skipping
 /// attestations; an index whose one image names no platform gives that
 /// image. Otherwise the platforms it has.
-fn choose_platform(entries: &[Descriptor]) -> Result<&Descriptor, Vec<String>> {
-    let wanted = host_platform();
+pub fn choose_platform(entries: &[Descriptor]) -> Result<&Descriptor, Vec<String>> {
+    choose_platform_for(entries, &host_platform())
+}
+
+/// [`choose_platform`] for the platform `wanted`.
+pub(super) fn choose_platform_for<'d>(entries: &'d [Descriptor], wanted: &str) -> Result<&'d Descriptor, Vec<String>> {
     let name = |d: &Descriptor| d.platform().as_ref().map(|p| format!("{}/{}", p.os(), p.architecture()));
     let is_attestation = |d: &Descriptor| {
         let annotated = d.annotations().as_ref().and_then(|a| a.get("vnd.docker.reference.type"));
         annotated.is_some_and(|t| t == "attestation-manifest") || name(d).as_deref() == Some("unknown/unknown")
     };
     let images: Vec<&Descriptor> = entries.iter().filter(|d| !is_attestation(d)).collect();
-    if let Some(found) = images.iter().find(|d| name(d).as_deref() == Some(wanted.as_str())) {
+    if let Some(found) = images.iter().find(|d| name(d).as_deref() == Some(wanted)) {
         return Ok(found);
     }
     if let [only] = images.as_slice()

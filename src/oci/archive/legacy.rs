@@ -2,8 +2,8 @@
 //! docker-archive`): `manifest.json` is `[{"Config": …, "RepoTags": […],
 //! "Layers": […]}]`, naming a config file and one tar per layer (plain,
 //! gzip or zstd), possibly through symlinks (Docker links duplicate layers;
-//! podman links `<id>/layer.tar` to `<diffid>.tar`). Links are followed
-//! inside the archive only.
+//! podman links `<id>/layer.tar` to `<diffid>.tar`). Names and links are
+//! followed inside the archive only: one leading out is refused.
 //!
 //! The archive has no manifests, so berth writes an OCI manifest for each
 //! image (canonical JSON): the config as it is, each layer file as a blob
@@ -55,7 +55,7 @@ fn found<'a, B>(
     name: &str,
     what: &'static str,
 ) -> Result<(String, &'a ArchiveFile<B>), FormatError> {
-    resolve(raw, name).unwrap_or_else(|| Err(FormatError::FileMissing { what, file: name.to_owned() }))
+    resolve(raw, name, what).unwrap_or_else(|| Err(FormatError::FileMissing { what, file: name.to_owned() }))
 }
 
 /// One image, and the archive file holding each of its layer blobs.
@@ -107,6 +107,7 @@ fn image<B>(raw: &RawArchive<B>, entry: &LegacyEntry) -> Result<(ArchiveImage, V
     let image = ArchiveImage {
         names: entry.repo_tags.iter().flatten().map(|t| familiar_name(t)).collect(),
         annotations: BTreeMap::new(),
+        ref_names: entry.repo_tags.clone().unwrap_or_default(),
         index: None,
         manifest_digest: Digest::sha256(&manifest_bytes),
         manifest_media_type: media::OCI_MANIFEST.to_owned(),

@@ -33,10 +33,11 @@ use std::io::BufReader;
 use std::path::Path;
 use std::str::FromStr;
 
-pub use contents::{ArchiveContents, ArchiveImage, ArchiveLayer, familiar_name, interpret};
+pub use contents::{ArchiveContents, ArchiveImage, ArchiveLayer, blob_name, familiar_name, interpret};
 pub use error::FormatError;
+pub use layout::{choose_platform, host_platform};
 pub use media::LayerCompression;
-pub use read::{ArchiveFile, BlobSink, Content, Discard, RawArchive, read_stream};
+pub use read::{ArchiveFile, BlobSink, Content, Discard, Link, RawArchive, read_stream};
 pub use write::{BlobSource, WriteStats, write_archive};
 
 /// The two forms of image archive.

@@ -47,6 +47,7 @@ fn image(blobs: &mut Blobs, names: &[&str]) -> ArchiveImage {
     ArchiveImage {
         names: names.iter().map(|n| (*n).to_owned()).collect(),
         annotations: BTreeMap::from([("org.example.spec".to_owned(), "{\"env\":1}".to_owned())]),
+        ref_names: Vec::new(),
         index: None,
         manifest_digest: Digest::sha256(&manifest_bytes),
         manifest_media_type: media::OCI_MANIFEST.to_owned(),
@@ -121,6 +122,7 @@ fn oci_round_trip_keeps_digests_names_and_annotations() {
     assert_eq!(contents.format, ArchiveFormat::Oci);
     let [image] = contents.images.as_slice() else { panic!("one image: {:?}", contents.images) };
     assert_eq!(image.names, saved.names);
+    assert_eq!(image.ref_names, saved.names, "berth writes the familiar name as the ref name");
     assert_eq!(image.manifest_digest, saved.manifest_digest);
     assert_eq!(image.layers, saved.layers);
     assert_eq!(image.annotation("org.example.spec"), Some("{\"env\":1}"));
@@ -137,6 +139,7 @@ fn docker_round_trip_has_uncompressed_layers_and_names() {
     assert_eq!(contents.format, ArchiveFormat::Docker);
     let image = &contents.images[0];
     assert_eq!(image.names, ["busybox:latest"]);
+    assert_eq!(image.ref_names, ["docker.io/library/busybox:latest"], "RepoTags as written");
     assert_eq!(image.config_digest, saved.config_digest);
     let layer = &image.layers[0];
     assert_eq!((layer.compression, &layer.digest), (LayerCompression::None, &saved.layers[0].diff_id));
@@ -194,6 +197,22 @@ fn a_missing_blob_is_named() {
 }
 
 #[test]
+fn a_blob_that_is_not_what_its_name_says_is_refused_naming_its_role() {
+    let mut blobs = Blobs::default();
+    let saved = image(&mut blobs, &["a"]);
+    let tar = write(ArchiveFormat::Oci, std::slice::from_ref(&saved), &blobs);
+    let layer = format!("blobs/sha256/{}", saved.layers[0].digest.hex());
+    let err = read(&edited(&tar, |files| files.get_mut(&layer).unwrap()[10] ^= 0xff)).unwrap_err();
+    assert!(matches!(&err, FormatError::BlobNameMismatch { what: "layer", .. }), "{err}");
+    assert!(err.to_string().starts_with(&format!("the layer {layer} holds content with digest")), "{err}");
+    // A file that no image uses is refused all the same.
+    let stray = format!("blobs/sha256/{}", Digest::sha256(b"stray").hex());
+    let err = read(&edited(&tar, |files| drop(files.insert(stray.clone(), b"not stray".to_vec())))).unwrap_err();
+    assert!(matches!(&err, FormatError::BlobNameMismatch { what: "blob", .. }), "{err}");
+    assert!(err.to_string().contains(&stray), "{err}");
+}
+
+#[test]
 fn a_changed_source_blob_stops_the_write() {
     let mut blobs = Blobs::default();
     let saved = image(&mut blobs, &["a"]);
@@ -242,6 +261,7 @@ fn an_index_entry_is_followed_to_this_platform_and_named_as_docker_names_it() {
     let contents = read(&tar).unwrap();
     let [image] = contents.images.as_slice() else { panic!("{:?}", contents.images) };
     assert_eq!(image.names, ["multi:1"]);
+    assert_eq!(image.ref_names, ["1"], "the ref name as written");
     assert_eq!(image.index.as_ref(), Some(&index_digest));
     assert_eq!(image.manifest_digest, saved.manifest_digest);
     assert!(image.annotations.is_empty(), "{:?}", image.annotations);
@@ -274,4 +294,33 @@ fn docker_media_types_are_read() {
     assert_eq!(image.manifest_media_type, media::DOCKER_MANIFEST);
     assert_eq!(image.layers[0].compression, LayerCompression::Gzip);
     assert_eq!(image.layers[0].media_type, "application/vnd.docker.image.rootfs.diff.tar.gzip");
+}
+
+#[test]
+fn platforms_choose_entries_and_skip_attestations() {
+    use oci_spec::image::{Arch, Descriptor, Os, PlatformBuilder};
+    let entry = |n: u8, platform: Option<(Os, Arch)>, annotations: &[(&str, &str)]| {
+        let mut d = Descriptor::new(MediaType::ImageManifest, 2, &Digest::sha256(&[n]));
+        if let Some((os, arch)) = platform {
+            d.set_platform(Some(PlatformBuilder::default().os(os).architecture(arch).build().unwrap()));
+        }
+        if !annotations.is_empty() {
+            d.set_annotations(Some(annotations.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()));
+        }
+        d
+    };
+    let arm = entry(1, Some((Os::Linux, Arch::ARM64)), &[]);
+    let amd = entry(2, Some((Os::Linux, Arch::Amd64)), &[]);
+    let attestation = entry(3, Some((Os::Other("unknown".into()), Arch::Other("unknown".into()))), &[]);
+    let entries = [arm.clone(), attestation.clone(), amd.clone()];
+    assert_eq!(layout::choose_platform_for(&entries, "linux/amd64").unwrap(), &amd);
+    assert_eq!(layout::choose_platform_for(&entries, "linux/arm64").unwrap(), &arm);
+    let missing = layout::choose_platform_for(&entries, "linux/s390x").unwrap_err();
+    assert_eq!(missing, ["linux/arm64", "linux/amd64"]);
+
+    let unnamed = entry(4, None, &[]);
+    let buildkit = entry(5, None, &[("vnd.docker.reference.type", "attestation-manifest")]);
+    let entries = [unnamed.clone(), buildkit];
+    assert_eq!(layout::choose_platform_for(&entries, "linux/amd64").unwrap(), &unnamed);
+    assert_eq!(layout::choose_platform_for(&[], "linux/amd64").unwrap_err(), Vec::<String>::new());
 }

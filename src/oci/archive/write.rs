@@ -27,7 +27,7 @@ use std::io::{self, Read, Write};
 use serde::Serialize;
 use sha2::Digest as _;
 
-use super::contents::ArchiveImage;
+use super::contents::{ArchiveImage, blob_name};
 use super::media::{self, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, LayerCompression};
 use super::{ArchiveFormat, FormatError};
 use crate::oci::Digest;
@@ -190,10 +190,6 @@ fn qualified(name: &str) -> String {
 /// puts short names under `localhost/`) names images as Docker does.
 fn repo_tags(image: &ArchiveImage) -> Option<Vec<String>> {
     (!image.names.is_empty()).then(|| image.names.iter().map(|n| qualified(n)).collect())
-}
-
-fn blob_name(digest: &Digest) -> String {
-    format!("blobs/{}/{}", digest.algorithm().name(), digest.hex())
 }
 
 fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, FormatError> {
