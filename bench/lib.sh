@@ -25,3 +25,21 @@ r = json.load(open(sys.argv[1]))['results']
 ms = len(sys.argv) > 2
 print(' '.join(('%.1f' % (x['median'] * 1000)) if ms else ('%.4f' % x['median']) for x in r))" "$@"
 }
+
+# debian_root: prints the path of a Debian bookworm minbase root tar, made
+# once with mmdebstrap and kept in target/bench/.
+debian_root() {
+    need mmdebstrap mmdebstrap || return 1
+    mkdir -p target/bench
+    local tar=$PWD/target/bench/debian-bookworm.tar
+    [[ -s $tar ]] || SOURCE_DATE_EPOCH=0 mmdebstrap --quiet --variant=minbase bookworm "$tar" \
+        http://deb.debian.org/debian >&2 || { rm -f "$tar"; return 1; }
+    echo "$tar"
+}
+
+# podman_in DIR: prints a podman command line whose store lives in DIR
+# (runc, cgroupfs, overlay, no event log): nothing of the machine's podman
+# state is read or changed.
+podman_in() {
+    echo "podman --root $1/podman --runroot $1/podman-run --cgroup-manager cgroupfs --events-backend none --runtime runc --storage-driver overlay"
+}

@@ -20,16 +20,14 @@ WARMUP=${WARMUP:-1}
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 need_root
-need hyperfine hyperfine; need podman podman; need mmdebstrap mmdebstrap; need python3 python3
+need hyperfine hyperfine; need podman podman; need python3 python3
 
 cargo build --release -q
 BERTH_BIN="$PWD/target/release/berth"
-mkdir -p target/bench
-DEBIAN=$PWD/target/bench/debian-bookworm.tar
-[[ -s $DEBIAN ]] || SOURCE_DATE_EPOCH=0 mmdebstrap --quiet --variant=minbase bookworm "$DEBIAN" http://deb.debian.org/debian
+DEBIAN=$(debian_root)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-save-bench.XXXXXX")
-PODMAN="podman --root $WORK/podman --runroot $WORK/podman-run --cgroup-manager cgroupfs --events-backend none --storage-driver overlay"
+PODMAN=$(podman_in "$WORK")
 cleanup() { $PODMAN system reset -f >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 

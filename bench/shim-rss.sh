@@ -16,7 +16,7 @@ need podman podman; need runc runc; need python3 python3
 cargo build --release -q
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-shim-bench.XXXXXX")
 BERTH="$PWD/target/release/berth --root $WORK/berth"
-PODMAN="podman --root $WORK/podman --runroot $WORK/podman-run --cgroup-manager cgroupfs --events-backend none --runtime runc"
+PODMAN=$(podman_in "$WORK")
 cleanup() {
     $BERTH ps -aq 2>/dev/null | xargs -r $BERTH rm -f >/dev/null 2>&1 || true
     $PODMAN rm -a -f -t 0 >/dev/null 2>&1 || true

@@ -31,16 +31,14 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 need_root
 [[ -f Cargo.toml ]] || { echo "snapshot.sh: run it from the berth repo" >&2; exit 2; }
-need hyperfine hyperfine && need podman podman && need runc runc && need mmdebstrap mmdebstrap && need python3 python3
+need hyperfine hyperfine && need podman podman && need runc runc && need python3 python3
 
 cargo build --release -q
-mkdir -p target/bench
-DEBIAN=$PWD/target/bench/debian-bookworm.tar
-[[ -s $DEBIAN ]] || SOURCE_DATE_EPOCH=0 mmdebstrap --quiet --variant=minbase bookworm "$DEBIAN" http://deb.debian.org/debian
+DEBIAN=$(debian_root)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-snapshot-bench.XXXXXX")
 BERTH="$PWD/target/release/berth --root $WORK/berth"
-PODMAN="podman --root $WORK/podman --runroot $WORK/podman-run --cgroup-manager cgroupfs --events-backend none --runtime runc --storage-driver overlay"
+PODMAN=$(podman_in "$WORK")
 LIMITS="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
 cleanup() {
     $BERTH rm -f bench-snap >/dev/null 2>&1 || true

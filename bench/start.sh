@@ -25,7 +25,7 @@ need hyperfine hyperfine && need runc runc && need podman podman && need python3
 cargo build --release -q
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-start-bench.XXXXXX")
 BERTH="$PWD/target/release/berth --root $WORK/berth"
-PODMAN="podman --root $WORK/podman --runroot $WORK/podman-run --cgroup-manager cgroupfs --events-backend none --runtime runc"
+PODMAN=$(podman_in "$WORK")
 LIMITS="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
 cleanup() {
     $BERTH rm -f bench-exec >/dev/null 2>&1 || true

@@ -27,7 +27,7 @@ mkdir -p "$P" "$WORK/bin"
 # podman-compose calls `podman`: this one keeps everything in $WORK.
 cat > "$WORK/bin/podman" <<SH
 #!/bin/sh
-exec /usr/bin/podman --root $WORK/podman --runroot $WORK/podman-run --cgroup-manager cgroupfs --events-backend none --runtime runc "\$@"
+exec /usr/bin/$(podman_in "$WORK") "\$@"
 SH
 chmod +x "$WORK/bin/podman"
 PODMAN=$WORK/bin/podman
