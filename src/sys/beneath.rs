@@ -15,7 +15,6 @@ use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
 use nix::fcntl::{self, OFlag, OpenHow, ResolveFlag};
@@ -108,44 +107,22 @@ pub fn read_link(fd: BorrowedFd<'_>) -> io::Result<OsString> {
 /// directory `fd`; `Ok(None)` if it is not set or the filesystem has none.
 pub fn get_xattr(fd: BorrowedFd<'_>, key: &str) -> io::Result<Option<Vec<u8>>> {
     let ckey = CString::new(key)?;
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: the key is NUL-terminated and outlives the call; the kernel
-        // writes at most `buf.len()` bytes into `buf`; `fd` stays open.
-        let n = unsafe { libc::fgetxattr(fd.as_raw_fd(), ckey.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            return Ok(Some(buf));
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
-            Some(libc::ERANGE) if buf.len() < 1 << 16 => buf.resize(buf.len() * 4, 0),
-            _ => return Err(err),
-        }
-    }
+    // SAFETY: the key is NUL-terminated and outlives the call; the kernel
+    // writes at most `buf.len()` bytes into `buf`; `fd` stays open.
+    super::xattr::sized(1 << 16, &[libc::ENODATA, libc::ENOTSUP], |buf| unsafe {
+        libc::fgetxattr(fd.as_raw_fd(), ckey.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+    })
 }
 
 /// The names of the extended attributes of the open (not `O_PATH`) file or
 /// directory `fd`.
 pub fn list_xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`;
-        // `fd` stays open for the call.
-        let n = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            let names = buf.split(|&b| b == 0).filter(|name| !name.is_empty());
-            return Ok(names.map(|name| OsString::from_vec(name.to_vec())).collect());
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::ENOTSUP) => return Ok(Vec::new()),
-            Some(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
-            _ => return Err(err),
-        }
-    }
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`; `fd`
+    // stays open for the call.
+    let list = super::xattr::sized(1 << 20, &[libc::ENOTSUP], |buf| unsafe {
+        libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
+    })?;
+    Ok(super::xattr::names(list))
 }
 
 /// Whether `err` is what [`open`] fails with when it meets a symlink (or a

@@ -284,20 +284,9 @@ pub fn set_xattr_fd(fd: BorrowedFd<'_>, key: &str, value: &[u8]) -> io::Result<(
 pub fn get_xattr_nofollow(path: &Path, key: &str) -> io::Result<Option<Vec<u8>>> {
     let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())?;
     let ckey = std::ffi::CString::new(key)?;
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: path and key are NUL-terminated and outlive the call; the
-        // kernel writes at most `buf.len()` bytes into `buf`.
-        let n = unsafe { libc::lgetxattr(cpath.as_ptr(), ckey.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            return Ok(Some(buf));
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
-            Some(libc::ERANGE) if buf.len() < 1 << 16 => buf.resize(buf.len() * 4, 0),
-            _ => return Err(err),
-        }
-    }
+    // SAFETY: path and key are NUL-terminated and outlive the call; the
+    // kernel writes at most `buf.len()` bytes into `buf`.
+    super::xattr::sized(1 << 16, &[libc::ENODATA, libc::ENOTSUP], |buf| unsafe {
+        libc::lgetxattr(cpath.as_ptr(), ckey.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+    })
 }

@@ -12,21 +12,40 @@ use std::path::Path;
 /// filesystem has no xattrs.
 pub fn list_nofollow(path: &Path) -> io::Result<Vec<OsString>> {
     let cpath = CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: the path is NUL-terminated and outlives the call; the kernel
+    // writes at most `buf.len()` bytes into `buf`.
+    let list = sized(1 << 20, &[libc::ENOTSUP], |buf| unsafe {
+        libc::llistxattr(cpath.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+    })?;
+    Ok(names(list))
+}
+
+/// The NUL-separated names of an xattr list.
+pub(super) fn names(list: Option<Vec<u8>>) -> Vec<OsString> {
+    let list = list.unwrap_or_default();
+    list.split(|&b| b == 0).filter(|name| !name.is_empty()).map(|name| OsString::from_vec(name.to_vec())).collect()
+}
+
+/// Runs an xattr call that fills a buffer (`call(buf)` returns the length or
+/// -1) with a buffer grown until the answer fits (up to `max` bytes);
+/// `Ok(None)` when it fails with one of the `absent` errnos.
+pub(super) fn sized(
+    max: usize,
+    absent: &[i32],
+    mut call: impl FnMut(&mut [u8]) -> isize,
+) -> io::Result<Option<Vec<u8>>> {
     let mut buf = vec![0u8; 256];
     loop {
-        // SAFETY: the path is NUL-terminated and outlives the call; the
-        // kernel writes at most `buf.len()` bytes into `buf`.
-        let n = unsafe { libc::llistxattr(cpath.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = call(&mut buf);
         if n >= 0 {
             buf.truncate(n as usize);
-            let names = buf.split(|&b| b == 0).filter(|name| !name.is_empty());
-            return Ok(names.map(|name| OsString::from_vec(name.to_vec())).collect());
+            return Ok(Some(buf));
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
-            Some(libc::ENOTSUP) => return Ok(Vec::new()),
-            // The list grew since it was sized, or the buffer is too small.
-            Some(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            Some(e) if absent.contains(&e) => return Ok(None),
+            // The value grew since it was sized, or the buffer is too small.
+            Some(libc::ERANGE) if buf.len() < max => buf.resize(buf.len() * 4, 0),
             _ => return Err(err),
         }
     }
