@@ -165,3 +165,31 @@ fn a_container_whose_shim_died_is_reported_and_started_again() {
     assert_eq!(ps[0]["status"], "running");
     assert_eq!(ps[0]["id"], id.as_str(), "the same container, with a new shim");
 }
+
+#[test]
+fn logs_of_the_whole_project_are_prefixed_by_name() {
+    let berth = Berth::new();
+    let manifest = "project = \"chatty\"\n\
+                    [env.a]\nimage = \"rootfs:busybox.tar\"\ncmd = [\"sh\", \"-c\", \"echo hello from a; exec sleep 300\"]\n\
+                    [env.b]\nimage = \"rootfs:busybox.tar\"\ncmd = [\"sh\", \"-c\", \"echo hello from b >&2; exec sleep 300\"]\n";
+    let dir = project(manifest);
+    berth.run_in(dir.path(), &["up", "-d"]).ok();
+    let until = Instant::now() + Duration::from_secs(20);
+    let all = loop {
+        let run = berth.run_in(dir.path(), &["logs"]);
+        let all = format!("{}{}", run.ok(), run.stderr);
+        if all.contains("chatty-a | hello from a\n") && all.contains("chatty-b | hello from b\n") {
+            break all;
+        }
+        assert!(Instant::now() < until, "{all}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!all.contains("chatty-b | hello from a"), "{all}");
+    // One container named: its output as it printed it, no prefix.
+    assert_eq!(berth.run_in(dir.path(), &["logs", "a"]).ok(), "hello from a\n");
+    let both = berth.run_in(dir.path(), &["logs", "a", "b"]);
+    assert!(both.ok().contains("chatty-a | hello from a") && both.stderr.contains("chatty-b | hello from b"));
+    // Outside a project, a name is needed.
+    let err = berth.run(&["logs"]).fails_with(1).to_owned();
+    assert!(err.contains("name a container, or run this in a project directory"), "{err}");
+}

@@ -30,6 +30,16 @@ pub fn find(store: &Store, query: &str) -> anyhow::Result<Container> {
     }
 }
 
+/// The containers of the project whose berth.toml is here or above: what
+/// verbs that take several containers act on when none is named.
+pub fn project_containers(store: &Store) -> anyhow::Result<Vec<Container>> {
+    let Some(project) = project_of_cwd() else {
+        anyhow::bail!("name a container, or run this in a project directory (one with a berth.toml here or above)");
+    };
+    let _shared = store.lock_shared()?;
+    Ok(berth::plan::up::project_containers(store, &project)?)
+}
+
 /// The project whose berth.toml is in the current directory or above.
 fn project_of_cwd() -> Option<String> {
     let here = std::env::current_dir().ok()?;

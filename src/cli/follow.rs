@@ -69,9 +69,8 @@ fn running(dir: &Path) -> bool {
 
 fn follow(c: Container, width: usize, since: SystemTime, stop: Arc<AtomicBool>) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        let prefix = format!("{:<width$} | ", c.record.name);
-        let mut out = Prefixed { prefix: prefix.clone(), at_line_start: true, inner: std::io::stdout() };
-        let mut err = Prefixed { prefix, at_line_start: true, inner: std::io::stderr() };
+        let mut out = Prefixed::new(&c.record.name, width, std::io::stdout());
+        let mut err = Prefixed::new(&c.record.name, width, std::io::stderr());
         let mut outputs = Outputs::split(&mut out, &mut err);
         let query = LogQuery { since: Some(since), ..LogQuery::default() };
         let dir = c.paths.dir.clone();
@@ -81,10 +80,17 @@ fn follow(c: Container, width: usize, since: SystemTime, stop: Arc<AtomicBool>) 
 }
 
 /// A writer that starts every line with a prefix.
-struct Prefixed<W: Write> {
+pub(super) struct Prefixed<W: Write> {
     prefix: String,
     at_line_start: bool,
     inner: W,
+}
+
+impl<W: Write> Prefixed<W> {
+    /// `name` padded to `width`, then ` | `, before every line written to `inner`.
+    pub(super) fn new(name: &str, width: usize, inner: W) -> Prefixed<W> {
+        Prefixed { prefix: format!("{name:<width$} | "), at_line_start: true, inner }
+    }
 }
 
 impl<W: Write> Write for Prefixed<W> {
