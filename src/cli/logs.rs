@@ -68,10 +68,10 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
                 // One follower per container, all at once.
                 std::thread::scope(|s| {
                     let threads: Vec<_> = many.iter().map(|c| s.spawn(move || each(c))).collect();
-                    threads.into_iter().map(|t| t.join().expect("a log follower does not panic")).collect()
+                    threads.into_iter().try_for_each(|t| t.join().expect("a log follower does not panic"))
                 })
             } else {
-                many.iter().map(each).collect()
+                many.iter().try_for_each(each)
             }
         }
     };
