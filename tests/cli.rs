@@ -109,3 +109,18 @@ fn reading_verbs_do_not_create_a_store() {
     assert!(err.contains("no store at") && err.contains("yet"), "{err}");
     assert!(!berth.store_root().exists());
 }
+
+#[test]
+fn a_closed_standard_output_ends_berth_quietly() {
+    // `berth version | head -c 0`: the reader is gone before berth prints.
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("version")
+        .stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(141), "as a shell reports SIGPIPE");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no panic message");
+}

@@ -141,6 +141,37 @@ enum Command {
 /// Parses the command line, runs the verb and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    quiet_on_closed_output();
+    match std::panic::catch_unwind(move || run(cli)) {
+        Ok(code) => code,
+        // Standard output was closed under us (`berth images | head`): the
+        // verb has unwound (its guards ran); exit as a shell reports SIGPIPE.
+        Err(payload) if is_broken_pipe(payload.as_ref()) => ExitCode::from(141),
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+/// Printing to a closed pipe panics in Rust (SIGPIPE is ignored); that is
+/// no bug to report, so the panic message is left out for it.
+fn quiet_on_closed_output() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_broken_pipe(info.payload()) {
+            default(info);
+        }
+    }));
+}
+
+fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
+    let text = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    text.starts_with("failed printing to std") && text.contains("Broken pipe")
+}
+
+fn run(cli: Cli) -> ExitCode {
     let ctx = Context { root: cli.root };
     let result = match cli.command {
         Command::Init(a) => init::run(&ctx, a),
