@@ -193,3 +193,25 @@ fn logs_of_the_whole_project_are_prefixed_by_name() {
     let err = berth.run(&["logs"]).fails_with(1).to_owned();
     assert!(err.contains("name a container, or run this in a project directory"), "{err}");
 }
+
+#[test]
+fn an_image_rebuilt_to_other_bytes_recreates_its_env() {
+    let berth = Berth::new();
+    let manifest = "project = \"rebuilt\"\n[env.app]\nimage = \"rootfs:busybox.tar\"\n\
+                    run = [\"cat /proc/sys/kernel/random/uuid > /stamp\"]\ncmd = [\"sleep\", \"300\"]\n";
+    let dir = project(manifest);
+    berth.run_in(dir.path(), &["up", "-d"]).ok();
+    let before = berth.run_in(dir.path(), &["exec", "app", "cat", "/stamp"]).ok().to_owned();
+    // The same manifest, built again from scratch: other bytes, same spec.
+    berth.run_in(dir.path(), &["build", "--no-cache"]).ok();
+    let plan = berth.run_in(dir.path(), &["plan", "--exit-code"]);
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(plan.stdout.contains("~ app: recreate (image: sha256:"), "{}", plan.stdout);
+    let up = berth.run_in(dir.path(), &["up", "-d"]);
+    up.ok();
+    assert!(up.stderr.contains("app: recreated (image: sha256:"), "{}", up.stderr);
+    let after = berth.run_in(dir.path(), &["exec", "app", "cat", "/stamp"]).ok().to_owned();
+    assert_ne!(before, after, "the container runs the rebuilt image");
+    let again = berth.run_in(dir.path(), &["up", "-d"]);
+    assert!(again.stderr.contains("nothing to do"), "{}", again.stderr);
+}

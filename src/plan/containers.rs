@@ -12,6 +12,11 @@ use crate::resolve::ContainerSpec;
 /// Why a container whose shim died is recreated.
 pub const UNSUPERVISED: &str = "its shim is gone and it runs unsupervised";
 
+/// The reason given when only the image's bytes changed.
+pub fn image_changed(old: &crate::oci::Digest, new: &crate::oci::Digest) -> String {
+    format!("image: {} -> {}", &old.to_string()[..19], &new.to_string()[..19])
+}
+
 /// What `berth up` would do with one env's container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "action")]
@@ -54,6 +59,8 @@ pub struct Existing {
     pub spec: Option<serde_json::Value>,
     /// Its filesystem drift, as `C /path` lines.
     pub drift: Vec<String>,
+    /// The manifest digest of the image it runs.
+    pub image_digest: Option<crate::oci::Digest>,
     /// Its shim is gone but its process runs: nobody keeps its logs or
     /// restart policy, so `up` recreates it.
     pub unsupervised: bool,
@@ -72,17 +79,20 @@ impl From<&super::actual::EnvState> for Existing {
             spec: s.spec.clone(),
             drift: s.drift.iter().map(|c| format!("{} {}", c.kind.letter(), c.path.display())).collect(),
             unsupervised: s.unsupervised(),
+            image_digest: Some(s.image_digest.clone()),
         }
     }
 }
 
 /// The container actions for `specs` given `existing`; `runs(env)` says
-/// whether an env has a command (else it is image-only). With
+/// whether an env has a command (else it is image-only), `built(env)` the
+/// manifest digest of its image in the store, if built. With
 /// `reset_drift`, a container whose files drifted is recreated.
 pub fn container_actions(
     specs: &BTreeMap<String, ContainerSpec>,
     existing: &[Existing],
     runs: &dyn Fn(&ContainerSpec) -> bool,
+    built: &dyn Fn(&str) -> Option<crate::oci::Digest>,
     reset_drift: bool,
 ) -> Vec<ContainerPlan> {
     let mut out = Vec::new();
@@ -92,6 +102,13 @@ pub fn container_actions(
             _ if !runs(spec) => ContainerAction::ImageOnly,
             None => ContainerAction::Create,
             Some(e) if e.unsupervised => ContainerAction::Recreate { changes: vec![UNSUPERVISED.to_owned()] },
+            Some(e)
+                if e.config_hash == spec.config_hash().to_string()
+                    && let (Some(old), Some(new)) = (&e.image_digest, built(env))
+                    && *old != new =>
+            {
+                ContainerAction::Recreate { changes: vec![image_changed(old, &new)] }
+            }
             Some(e) if reset_drift && !e.drift.is_empty() && e.config_hash == spec.config_hash().to_string() => {
                 ContainerAction::Recreate {
                     changes: vec![format!("filesystem drift: {} paths changed", e.drift.len())],
@@ -162,19 +179,20 @@ mod tests {
                 spec: Some(serde_json::to_value(spec).unwrap()),
                 drift: if env == "b" { vec!["A /etc/x".into()] } else { Vec::new() },
                 unsupervised: false,
+                image_digest: None,
             })
             .collect();
-        let plan = container_actions(&after, &existing, &|s| s.cmd.is_some(), false);
+        let plan = container_actions(&after, &existing, &|s| s.cmd.is_some(), &|_| None, false);
         let by: BTreeMap<&str, &ContainerAction> = plan.iter().map(|p| (p.env.as_str(), &p.action)).collect();
         let ContainerAction::Recreate { changes } = by["a"] else { panic!("{plan:?}") };
         assert_eq!(changes, &["env_vars: {} -> {\"MODE\":\"test\"}"]);
         assert_eq!(by["c"], &ContainerAction::Create);
         assert_eq!(by["b"], &ContainerAction::Remove);
         assert_eq!(by["base"], &ContainerAction::ImageOnly);
-        let same = container_actions(&before, &existing, &|_| true, false);
+        let same = container_actions(&before, &existing, &|_| true, &|_| None, false);
         assert!(same.iter().all(|p| p.action == ContainerAction::Unchanged));
         assert_eq!(same.iter().find(|p| p.env == "b").unwrap().drift, ["A /etc/x"]);
-        let reset = container_actions(&before, &existing, &|_| true, true);
+        let reset = container_actions(&before, &existing, &|_| true, &|_| None, true);
         let by: BTreeMap<&str, &ContainerAction> = reset.iter().map(|p| (p.env.as_str(), &p.action)).collect();
         assert_eq!(by["a"], &ContainerAction::Unchanged);
         assert_eq!(by["b"], &ContainerAction::Recreate { changes: vec!["filesystem drift: 1 paths changed".into()] });

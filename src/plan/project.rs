@@ -57,6 +57,10 @@ pub fn plan_project(manifest_path: &Path, store_root: &Path, reset_drift: bool) 
             || spec.entrypoint.is_some()
             || built.is_some_and(|i| crate::build::image::has_command(&i.config))
     };
-    plan.containers = containers::container_actions(&resolution.specs, &existing, &runs, reset_drift);
+    let built = |env: &str| {
+        let tag = crate::build::image::tag_for(&manifest.project, env);
+        store.as_ref().and_then(|s| s.resolve_image(&tag).ok()).map(|i| i.manifest_digest)
+    };
+    plan.containers = containers::container_actions(&resolution.specs, &existing, &runs, &built, reset_drift);
     Ok((manifest, plan))
 }

@@ -147,7 +147,10 @@ pub(crate) fn reconcile_env(
     let env = &spec.env;
     let config = spec.config_hash().to_string();
     let fail = |e| UpError::Start { env: env.clone(), source: Box::new(e) };
-    if !has_command(store, image)? {
+    let resolved = store
+        .resolve_image(image)
+        .map_err(|e| UpError::Create { env: env.clone(), source: Box::new(create::CreateError::Image(Box::new(e))) })?;
+    if !crate::build::image::has_command(&resolved.config) {
         if let Some(c) = current {
             control::remove(&c.container, true).map_err(fail)?;
         }
@@ -158,6 +161,12 @@ pub(crate) fn reconcile_env(
             control::remove(&c.container, true).map_err(fail)?;
             start_new(store, peers, spec, image, netns)?;
             Action::Recreated(super::containers::UNSUPERVISED.to_owned())
+        }
+        // The same spec, but the image's bytes differ (a --no-cache rebuild).
+        Some(c) if c.config_hash == config && c.image_digest != resolved.manifest_digest => {
+            control::remove(&c.container, true).map_err(fail)?;
+            start_new(store, peers, spec, image, netns)?;
+            Action::Recreated(super::containers::image_changed(&c.image_digest, &resolved.manifest_digest))
         }
         Some(c) if c.config_hash == config && !c.drift.is_empty() => {
             control::remove(&c.container, true).map_err(fail)?;
@@ -259,15 +268,6 @@ fn health_check(h: &crate::manifest::Health) -> HealthCheck {
         retries: h.retries,
         start_period: h.start_period.0,
     }
-}
-
-/// Whether the image has a command to run.
-fn has_command(store: &Store, tag: &str) -> Result<bool, UpError> {
-    let image = store.resolve_image(tag).map_err(|e| UpError::Create {
-        env: tag.to_owned(),
-        source: Box::new(create::CreateError::Image(Box::new(e))),
-    })?;
-    Ok(crate::build::image::has_command(&image.config))
 }
 
 /// The project's containers, found by label.
