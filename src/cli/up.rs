@@ -150,7 +150,7 @@ fn follow_until_interrupted(root: &Path, project: &str) -> anyhow::Result<ExitCo
     let count = followers.refresh(root)?;
     followers.join();
     if stop.load(Ordering::SeqCst) {
-        eprintln!("stopping {count} envs…");
+        eprintln!("stopping {count} envs… (Ctrl-C again to leave them as they are)");
         let store = berth::store::Store::open(root)?;
         let containers = {
             let _shared = store.lock_shared()?;
@@ -163,10 +163,13 @@ fn follow_until_interrupted(root: &Path, project: &str) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// A flag set by SIGINT or SIGTERM (which then no longer end berth).
+/// A flag set by the first SIGINT or SIGTERM; a second one ends berth at
+/// once (exit 130), for a user who will not wait for a build to finish.
 fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registered first, so it sees the flag as the previous signal left it.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())?;
         signal_hook::flag::register(signal, stop.clone())?;
     }
     Ok(stop)
