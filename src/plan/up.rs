@@ -2,10 +2,12 @@
 //!
 //! `up` builds what is missing, then walks the envs in `depends_on` order
 //! and compares each with its container (found by the labels
-//! `org.berth.project` and `org.berth.env`): the same image and config and
-//! running — nothing; the same but stopped — start; different — remove and
-//! create anew; none — create. Containers of envs no longer declared are
-//! removed. All envs with `network = "project"` join one network namespace
+//! `org.berth.project` and `org.berth.env`; [`reconcile_env`]): the same
+//! spec, image digest and files, running — nothing; the same but stopped —
+//! start; another spec or image, files drifted (with `--reset-drift`) or a
+//! shim gone while the process runs — remove and create anew; none —
+//! create. Envs that others depend on are waited for until their health
+//! check passes. Containers of envs no longer declared are removed. All envs with `network = "project"` join one network namespace
 //! kept in the store (`projects/NAME.netns`), so they reach each other on
 //! `localhost` and by env name. `down` removes the project's containers and
 //! that namespace (and its named volumes with `-v`).
