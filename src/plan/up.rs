@@ -2,7 +2,7 @@
 //!
 //! `up` builds what is missing, then walks the envs in `depends_on` order
 //! and compares each with its container (found by the labels
-//! `org.berth.project` and `org.berth.env`; [`reconcile_env`]): the same
+//! `org.berth.project` and `org.berth.env`; `reconcile_env`): the same
 //! spec, image digest and files, running — nothing; the same but stopped —
 //! start; another spec or image, files drifted (with `--reset-drift`) or a
 //! shim gone while the process runs — remove and create anew; none —
