@@ -18,11 +18,19 @@ pub fn store(ctx: &super::Context) -> anyhow::Result<Store> {
 /// (a berth.toml here or above), an env name also names its container
 /// (`api` is `PROJECT-api`).
 pub fn find(store: &Store, query: &str) -> anyhow::Result<Container> {
-    let _shared = store.lock_shared()?;
-    let dir = store.containers_dir();
-    match container::find(&dir, query) {
-        Err(container::ContainerError::NotFound(_)) => match project_of_cwd() {
-            Some(project) => container::find(&dir, &format!("{project}-{query}"))
+    let all = {
+        let _shared = store.lock_shared()?;
+        container::list(&store.containers_dir())?
+    };
+    find_in(&all, query, &project_of_cwd)
+}
+
+/// [`find`] among `all`; `project()` names the project of the current
+/// directory, asked only when `query` names no container.
+fn find_in(all: &[Container], query: &str, project: &dyn Fn() -> Option<String>) -> anyhow::Result<Container> {
+    match container::find_in(all, query) {
+        Err(container::ContainerError::NotFound(_)) => match project() {
+            Some(project) => container::find_in(all, &format!("{project}-{query}"))
                 .map_err(|_| container::ContainerError::NotFound(query.to_owned()).into()),
             None => Err(container::ContainerError::NotFound(query.to_owned()).into()),
         },
@@ -48,15 +56,22 @@ fn project_of_cwd() -> Option<String> {
 }
 
 /// Runs `each` for every container in `names`, printing the name on success
-/// as Docker does; reports every failure and fails if any did.
+/// as Docker does; reports every failure and fails if any did. The store's
+/// containers are listed once, however many names there are.
 pub fn for_each(
     store: &Store,
     names: &[String],
     mut each: impl FnMut(&Container) -> anyhow::Result<()>,
 ) -> anyhow::Result<std::process::ExitCode> {
+    let all = {
+        let _shared = store.lock_shared()?;
+        container::list(&store.containers_dir())?
+    };
+    let project = std::cell::OnceCell::new();
+    let project_once = || project.get_or_init(project_of_cwd).clone();
     let mut failed = false;
     for name in names {
-        match find(store, name).and_then(|c| each(&c)) {
+        match find_in(&all, name, &project_once).and_then(|c| each(&c)) {
             Ok(()) => println!("{name}"),
             Err(e) => {
                 super::output::error(&e);

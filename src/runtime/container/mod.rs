@@ -82,7 +82,11 @@ fn read_record(path: &Path) -> Result<Option<Record>, ContainerError> {
 /// The container named `query`, or whose id is or starts with `query`
 /// (Docker's rules: an exact name wins over an id prefix).
 pub fn find(containers_dir: &Path, query: &str) -> Result<Container, ContainerError> {
-    let all = list(containers_dir)?;
+    find_in(&list(containers_dir)?, query)
+}
+
+/// [`find`] among containers already listed (one listing for many names).
+pub fn find_in(all: &[Container], query: &str) -> Result<Container, ContainerError> {
     if let Some(c) = all.iter().find(|c| c.record.name == query || c.record.id.as_str() == query) {
         return Ok(c.clone());
     }
