@@ -26,16 +26,11 @@ pub fn find(store: &Store, query: &str) -> anyhow::Result<Container> {
 }
 
 /// [`find`] among `all`; `project()` names the project of the current
-/// directory, asked only when `query` names no container.
+/// directory, asked only when `query` is no exact name or id.
 fn find_in(all: &[Container], query: &str, project: &dyn Fn() -> Option<String>) -> anyhow::Result<Container> {
-    match container::find_in(all, query) {
-        Err(container::ContainerError::NotFound(_)) => match project() {
-            Some(project) => container::find_in(all, &format!("{project}-{query}"))
-                .map_err(|_| container::ContainerError::NotFound(query.to_owned()).into()),
-            None => Err(container::ContainerError::NotFound(query.to_owned()).into()),
-        },
-        other => Ok(other?),
-    }
+    let exact = all.iter().any(|c| c.record.name == query || c.record.id.as_str() == query);
+    let project = if exact { None } else { project() };
+    Ok(container::find_in_project(all, query, project.as_deref())?)
 }
 
 /// The containers of the project whose berth.toml is here or above: what

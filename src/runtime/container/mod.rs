@@ -85,6 +85,23 @@ pub fn find(containers_dir: &Path, query: &str) -> Result<Container, ContainerEr
     find_in(&list(containers_dir)?, query)
 }
 
+/// [`find`] among containers already listed, inside the project `project`
+/// (when the caller is in one): an exact name or id wins, then the
+/// project's env of that name (`api` is `PROJECT-api`), and only then an id
+/// prefix, so env `a` is never the container whose id starts with `a`.
+pub fn find_in_project(all: &[Container], query: &str, project: Option<&str>) -> Result<Container, ContainerError> {
+    if let Some(c) = all.iter().find(|c| c.record.name == query || c.record.id.as_str() == query) {
+        return Ok(c.clone());
+    }
+    if let Some(project) = project {
+        let name = format!("{project}-{query}");
+        if let Some(c) = all.iter().find(|c| c.record.name == name) {
+            return Ok(c.clone());
+        }
+    }
+    find_in(all, query)
+}
+
 /// [`find`] among containers already listed (one listing for many names).
 pub fn find_in(all: &[Container], query: &str) -> Result<Container, ContainerError> {
     if let Some(c) = all.iter().find(|c| c.record.name == query || c.record.id.as_str() == query) {
@@ -197,6 +214,20 @@ mod tests {
             labels: Default::default(),
             health: None,
         }
+    }
+
+    #[test]
+    fn an_env_name_wins_over_an_id_prefix() {
+        let with = |name: &str, id: &str| Container {
+            paths: Paths::new(Path::new("/nowhere")),
+            record: Record { id: id.parse().unwrap(), ..record(name) },
+        };
+        let all = [with("shop-b", &"a".repeat(64)), with("shop-a", &"b".repeat(64))];
+        let found = |q: &str, p: Option<&str>| find_in_project(&all, q, p).map(|c| c.record.name);
+        assert_eq!(found("a", Some("shop")).unwrap(), "shop-a", "the env, not the id prefix");
+        assert_eq!(found("a", None).unwrap(), "shop-b", "outside the project, the id prefix");
+        assert_eq!(found("shop-b", Some("shop")).unwrap(), "shop-b");
+        assert!(matches!(found("c", Some("shop")), Err(ContainerError::NotFound(_))));
     }
 
     #[test]
