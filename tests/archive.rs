@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 
 use oci_edit::{Archive, blob_name, gunzip, gzip, tar_with_raw_name};
 use serde_json::Value;
-use support::image::{BUSYBOX, busybox_tar, require_tool};
+use support::image::{BUSYBOX, busybox_tar, require_tool, succeeded};
 use support::{Berth, snapshot};
 
 /// `berth save IMAGES… -o DIR/NAME` from `berth`'s store; returns the path.
@@ -30,18 +30,6 @@ fn image_id(berth: &Berth, name: &str) -> String {
     let (repo, tag) = name.rsplit_once(':').unwrap();
     let found = images.as_array().unwrap().iter().find(|i| i["repository"] == repo && i["tag"] == tag);
     found.unwrap_or_else(|| panic!("no {name} in {images}"))["manifest"].as_str().unwrap().to_owned()
-}
-
-#[track_caller]
-fn succeeded(what: &str, output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "{what} failed ({})\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[test]

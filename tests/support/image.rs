@@ -57,7 +57,7 @@ fn build_busybox_tar() -> PathBuf {
     }
     let partial = dir.join(format!("busybox.tar.{}", std::process::id()));
     let output = Command::new("bash").arg(&script).arg(&partial).output().expect("run bash");
-    assert_succeeded(&format!("{} {}", script.display(), partial.display()), &output);
+    succeeded(&format!("{} {}", script.display(), partial.display()), &output);
     fs::rename(&partial, &tar).expect("move the built fixture into place");
     tar
 }
@@ -73,7 +73,7 @@ pub fn import_busybox(berth_cli_root: &Path) -> String {
         .arg(BUSYBOX)
         .output()
         .expect("run berth import");
-    assert_succeeded("berth import busybox.tar busybox:latest", &output);
+    succeeded("berth import busybox.tar busybox:latest", &output);
     BUSYBOX.to_owned()
 }
 
@@ -102,10 +102,10 @@ pub fn require_tool(command: &str, package: &str) -> PathBuf {
             .args(["-o", "DPkg::Lock::Timeout=300", "update", "-q"])
             .output()
             .expect("run apt-get update");
-        assert_succeeded("apt-get update", &update);
+        succeeded("apt-get update", &update);
         output = install();
     }
-    assert_succeeded(&format!("apt-get install -y {package} (for {command})"), &output);
+    succeeded(&format!("apt-get install -y {package} (for {command})"), &output);
     find_in_path(command).unwrap_or_else(|| panic!("{package} is installed but {command} is still not on PATH"))
 }
 
@@ -114,8 +114,10 @@ fn find_in_path(command: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(command)).find(|p| p.is_file())
 }
 
+/// Fails the test, with both outputs, unless the command `what` succeeded;
+/// returns its standard output.
 #[track_caller]
-fn assert_succeeded(what: &str, output: &Output) {
+pub fn succeeded(what: &str, output: &Output) -> String {
     assert!(
         output.status.success(),
         "{what} failed ({})\nstdout:\n{}\nstderr:\n{}",
@@ -123,4 +125,5 @@ fn assert_succeeded(what: &str, output: &Output) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
