@@ -196,31 +196,11 @@ impl EtcFiles {
 mod tests {
     use super::*;
 
-    fn record(name: &str) -> Record {
-        Record {
-            id: ContainerId::random().unwrap(),
-            name: name.to_owned(),
-            image: "busybox".into(),
-            image_digest: crate::oci::Digest::sha256(b"x"),
-            created: "2026-11-28T13:00:00Z".into(),
-            command: vec!["true".into()],
-            lowers: Vec::new(),
-            ports: Vec::new(),
-            restart: "no".into(),
-            auto_remove: false,
-            tty: false,
-            interactive: false,
-            cgroup: "berth/x".into(),
-            labels: Default::default(),
-            health: None,
-        }
-    }
-
     #[test]
     fn an_env_name_wins_over_an_id_prefix() {
         let with = |name: &str, id: &str| Container {
             paths: Paths::new(Path::new("/nowhere")),
-            record: Record { id: id.parse().unwrap(), ..record(name) },
+            record: Record { id: id.parse().unwrap(), ..Record::example(name) },
         };
         let all = [with("shop-b", &"a".repeat(64)), with("shop-a", &"b".repeat(64))];
         let found = |q: &str, p: Option<&str>| find_in_project(&all, q, p).map(|c| c.record.name);
@@ -234,8 +214,8 @@ mod tests {
     fn create_list_find_remove() {
         let dir = tempfile::tempdir().unwrap();
         let etc = EtcFiles::new("web", &[], "nameserver 10.0.0.1\n");
-        let a = create(dir.path(), &record("web"), &etc).unwrap();
-        let b = create(dir.path(), &record("db"), &etc).unwrap();
+        let a = create(dir.path(), &Record::example("web"), &etc).unwrap();
+        let b = create(dir.path(), &Record::example("db"), &etc).unwrap();
         assert_eq!(list(dir.path()).unwrap().len(), 2);
         assert_eq!(find(dir.path(), "web").unwrap().record.id, a.record.id);
         assert_eq!(find(dir.path(), &b.record.id.as_str()[..12]).unwrap().record.name, "db");

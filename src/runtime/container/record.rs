@@ -49,6 +49,30 @@ pub struct Record {
     pub health: Option<crate::runtime::health::HealthCheck>,
 }
 
+#[cfg(test)]
+impl Record {
+    /// A plain record named `name` with a fresh id, for tests to adjust.
+    pub fn example(name: &str) -> Record {
+        Record {
+            id: ContainerId::random().unwrap(),
+            name: name.to_owned(),
+            image: "busybox".into(),
+            image_digest: Digest::sha256(b"x"),
+            created: "2026-11-28T13:00:00Z".into(),
+            command: vec!["true".into()],
+            lowers: Vec::new(),
+            ports: Vec::new(),
+            restart: "no".into(),
+            auto_remove: false,
+            tty: false,
+            interactive: false,
+            cgroup: "berth/x".into(),
+            labels: Default::default(),
+            health: None,
+        }
+    }
+}
+
 /// Paths inside one container's directory.
 #[derive(Debug, Clone)]
 pub struct Paths {

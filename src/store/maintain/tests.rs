@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::*;
 use crate::oci::ImageConfigInput;
 use crate::resolve::KeyHasher;
-use crate::runtime::container::{self, ContainerId, EtcFiles, Record};
+use crate::runtime::container::{self, EtcFiles, Record};
 use crate::store::testutil::temp_store;
 use crate::store::{CacheEntry, ImportedImage, LayerRecord, Store};
 
@@ -43,24 +43,13 @@ fn cache_entry(store: &Store, image: &ImportedImage, name: &str, secs: u64) -> s
 }
 
 fn container_for(store: &Store, image: &ImportedImage) {
-    let id = ContainerId::random().unwrap();
     let record = Record {
-        id: id.clone(),
-        name: format!("c-{}", id.short()),
         image: "app".into(),
         image_digest: image.manifest.clone(),
-        created: "2026-01-01T00:00:00Z".into(),
-        command: vec!["true".into()],
         lowers: vec![store.layer_dir(&image.layer.diff_id)],
-        ports: Vec::new(),
-        restart: "no".into(),
-        auto_remove: false,
-        tty: false,
-        interactive: false,
-        cgroup: "berth/x".into(),
-        labels: Default::default(),
-        health: None,
+        ..Record::example("c")
     };
+    let record = Record { name: format!("c-{}", record.id.short()), ..record };
     container::create(&store.containers_dir(), &record, &EtcFiles::new("c", &[], "")).unwrap();
 }
 
