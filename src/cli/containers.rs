@@ -40,7 +40,7 @@ pub fn project_containers(store: &Store) -> anyhow::Result<Vec<Container>> {
         anyhow::bail!("name a container, or run this in a project directory (one with a berth.toml here or above)");
     };
     let _shared = store.lock_shared()?;
-    Ok(berth::plan::up::project_containers(store, &project)?)
+    Ok(berth::plan::actual::project_containers(store, &project)?)
 }
 
 /// The project whose berth.toml is in the current directory or above.

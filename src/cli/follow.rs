@@ -18,6 +18,7 @@ use berth::runtime::state::{self, Status};
 
 /// Threads following the logs of a project's containers.
 pub struct Followers {
+    store: berth::store::Store,
     project: String,
     stop: Arc<AtomicBool>,
     threads: HashMap<String, JoinHandle<()>>,
@@ -26,20 +27,20 @@ pub struct Followers {
 }
 
 impl Followers {
-    /// Followers of `project`'s containers, showing output from a few
-    /// seconds before now; `stop` ends them all.
-    pub fn new(project: &str, stop: Arc<AtomicBool>) -> Followers {
+    /// Followers of `project`'s containers in the store at `root`, showing
+    /// output from a few seconds before now; `stop` ends them all.
+    pub fn new(root: &Path, project: &str, stop: Arc<AtomicBool>) -> anyhow::Result<Followers> {
+        let store = berth::store::Store::open(root)?;
         let since = SystemTime::now() - Duration::from_secs(5);
-        Followers { project: project.to_owned(), stop, threads: HashMap::new(), since }
+        Ok(Followers { store, project: project.to_owned(), stop, threads: HashMap::new(), since })
     }
 
     /// Follows every running container of the project that nobody follows;
     /// returns how many containers the project has.
-    pub fn refresh(&mut self, root: &Path) -> anyhow::Result<usize> {
-        let store = berth::store::Store::open(root)?;
+    pub fn refresh(&mut self) -> anyhow::Result<usize> {
         let containers = {
-            let _shared = store.lock_shared()?;
-            berth::plan::up::project_containers(&store, &self.project)?
+            let _shared = self.store.lock_shared()?;
+            berth::plan::actual::project_containers(&self.store, &self.project)?
         };
         let width = containers.iter().map(|c| c.record.name.len()).max().unwrap_or(0);
         let now = SystemTime::now();

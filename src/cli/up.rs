@@ -126,12 +126,12 @@ fn watch(file: &Path, root: &Path, opts: &UpOptions, progress: &(dyn Fn(Event) +
         }
     };
     let project = berth::manifest::load(file).ok().map(|m| m.project);
+    let followers = project.map(|p| Followers::new(root, &p, stop.clone())).transpose()?;
     std::thread::scope(|scope| {
         let watcher = scope.spawn(|| berth::plan::watch::watch(file, root, opts, progress, &mut report, &stop));
-        if let Some(project) = &project {
-            let mut followers = Followers::new(project, stop.clone());
+        if let Some(mut followers) = followers {
             while !watcher.is_finished() {
-                let _ = followers.refresh(root);
+                let _ = followers.refresh();
                 std::thread::sleep(std::time::Duration::from_millis(300));
             }
             followers.join();
@@ -146,15 +146,15 @@ fn watch(file: &Path, root: &Path, opts: &UpOptions, progress: &(dyn Fn(Event) +
 /// prefixed by its name, until the envs exit or Ctrl-C, which stops them.
 fn follow_until_interrupted(root: &Path, project: &str) -> anyhow::Result<ExitCode> {
     let stop = interrupt_flag()?;
-    let mut followers = Followers::new(project, stop.clone());
-    let count = followers.refresh(root)?;
+    let mut followers = Followers::new(root, project, stop.clone())?;
+    let count = followers.refresh()?;
     followers.join();
     if stop.load(Ordering::SeqCst) {
         eprintln!("stopping {count} envs… (Ctrl-C again to leave them as they are)");
         let store = berth::store::Store::open(root)?;
         let containers = {
             let _shared = store.lock_shared()?;
-            berth::plan::up::project_containers(&store, project)?
+            berth::plan::actual::project_containers(&store, project)?
         };
         for c in &containers {
             let _ = berth::runtime::control::stop(c, std::time::Duration::from_secs(10));

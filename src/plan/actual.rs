@@ -63,16 +63,18 @@ impl EnvState {
     }
 }
 
-/// The containers of `project` in `store`, sorted by env; with `drift`,
-/// each container's changed files too.
+/// The containers of `project` in `store` (found by their label), oldest
+/// first.
+pub fn project_containers(store: &Store, project: &str) -> Result<Vec<Container>, ContainerError> {
+    let mut all = container::list(&store.containers_dir())?;
+    all.retain(|c| c.record.labels.get(PROJECT_LABEL).map(String::as_str) == Some(project));
+    Ok(all)
+}
+
+/// The state of `project`'s containers, sorted by env; with `drift`, each
+/// container's changed files too.
 pub fn project_state(store: &Store, project: &str, drift: bool) -> Result<Vec<EnvState>, ContainerError> {
-    let mut out = Vec::new();
-    for c in container::list(&store.containers_dir())? {
-        if c.record.labels.get(PROJECT_LABEL).map(String::as_str) != Some(project) {
-            continue;
-        }
-        out.push(env_state(c, drift));
-    }
+    let mut out: Vec<EnvState> = project_containers(store, project)?.into_iter().map(|c| env_state(c, drift)).collect();
     out.sort_by(|a, b| a.env.cmp(&b.env));
     Ok(out)
 }

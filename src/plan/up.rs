@@ -20,7 +20,7 @@ use crate::build::{self, BuildOptions, Event, ProjectBuildError};
 use crate::manifest;
 use crate::manifest::values::{Network, VolumeSource};
 use crate::resolve::ContainerSpec;
-use crate::runtime::container::{self, Container};
+use crate::runtime::container;
 use crate::runtime::create::{self, RunOptions};
 use crate::runtime::health::{self, HealthCheck, Verdict};
 use crate::runtime::spec::{BindMount, NetworkMode, Resources};
@@ -206,7 +206,7 @@ pub fn down(store_root: &Path, project: &str, volumes: bool) -> Result<Vec<Strin
     let Some(store) = Store::open_existing(store_root)? else { return Ok(Vec::new()) };
     let _lock = store.lock_exclusive()?;
     let mut removed = Vec::new();
-    for c in project_containers(&store, project)? {
+    for c in actual::project_containers(&store, project)? {
         control::remove(&c, true).map_err(|e| UpError::Start { env: c.record.name.clone(), source: Box::new(e) })?;
         removed.push(c.record.name.clone());
     }
@@ -270,14 +270,6 @@ fn health_check(h: &crate::manifest::Health) -> HealthCheck {
         retries: h.retries,
         start_period: h.start_period.0,
     }
-}
-
-/// The project's containers, found by label.
-pub fn project_containers(store: &Store, project: &str) -> Result<Vec<Container>, UpError> {
-    Ok(container::list(&store.containers_dir())?
-        .into_iter()
-        .filter(|c| c.record.labels.get(PROJECT_LABEL).map(String::as_str) == Some(project))
-        .collect())
 }
 
 fn volume_root(store: &Store) -> PathBuf {
