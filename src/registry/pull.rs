@@ -2,8 +2,9 @@
 //!
 //! 1. The tag (or digest) is resolved to a manifest; an image index is
 //!    followed to the entry for the wanted platform.
-//! 2. The manifest is checked: an OCI or Docker config, and tar or tar+gzip
-//!    layers (zstd is refused by name), as many as the config has diffIDs.
+//! 2. The manifest is checked: an OCI or Docker config, and tar, tar+gzip
+//!    or tar+zstd layers (what the store unpacks), as many as the config has
+//!    diffIDs.
 //! 3. The config is fetched and checked; the layers the store lacks are
 //!    fetched side by side into the store's `tmp/`, each verified (size and
 //!    digest) while it streams, retried and resumed when a connection breaks.
@@ -18,10 +19,11 @@
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 
-use super::manifest::{self, DOCKER_CONFIG, OCI_CONFIG, Platform, Wanted};
+use super::manifest::{self, Platform, Wanted};
 use super::session::Session;
 use super::transfer::{self, Event, Progress};
 use super::{Client, RegistryError};
+use crate::oci::archive::media;
 use crate::oci::{Digest, ImageRef};
 use crate::store::{LayerRecord, Store};
 
@@ -168,7 +170,7 @@ type Layers<'m> = Vec<(Digest, &'m Descriptor)>;
 /// type checked.
 fn check_manifest<'m>(session: &Session<'_>, image: &'m ImageManifest) -> Result<(Digest, Layers<'m>), RegistryError> {
     let config_type = image.config().media_type().to_string();
-    if config_type != OCI_CONFIG && config_type != DOCKER_CONFIG {
+    if !media::is_config(&config_type) {
         let why = format!("its config has media type {config_type:?}, which is not an image config (an artifact?)");
         return Err(bad(session, "the manifest", why));
     }
@@ -176,21 +178,12 @@ fn check_manifest<'m>(session: &Session<'_>, image: &'m ImageManifest) -> Result
     let mut layers = Vec::new();
     for layer in image.layers() {
         let media_type = layer.media_type().to_string();
-        let usable = [
-            "application/vnd.oci.image.layer.v1.tar",
-            "application/vnd.oci.image.layer.v1.tar+gzip",
-            "application/vnd.oci.image.layer.nondistributable.v1.tar",
-            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-            "application/vnd.docker.image.rootfs.diff.tar",
-            "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-        ];
-        if !usable.contains(&media_type.as_str()) {
-            let why = if media_type.ends_with("zstd") {
-                format!("layer {} is zstd-compressed ({media_type}), which berth cannot unpack yet", layer.digest())
-            } else {
-                format!("layer {} has media type {media_type:?}, which is not a tar or tar+gzip layer", layer.digest())
-            };
+        // What the store unpacks: tar, tar+gzip or tar+zstd, OCI or Docker.
+        if media::layer_compression(&media_type).is_none() {
+            let why = format!(
+                "layer {} has media type {media_type:?}, which is not a tar, tar+gzip or tar+zstd layer",
+                layer.digest()
+            );
             return Err(bad(session, "the manifest", why));
         }
         layers.push((descriptor_digest(session, "a layer", layer)?, layer));
