@@ -103,12 +103,7 @@ pub fn commit_run(ctx: &super::Context, args: CommitArgs) -> anyhow::Result<Exit
 }
 
 pub fn snapshot_run(ctx: &super::Context, args: SnapshotArgs) -> anyhow::Result<ExitCode> {
-    let file = super::plan::manifest_path(args.file)?;
-    let manifest = berth::manifest::load(&file)?;
-    if !manifest.envs.contains_key(&args.env) {
-        let declared: Vec<&str> = manifest.envs.keys().map(String::as_str).collect();
-        bail!("{}: declares no env {:?}; its envs are: {}", file.display(), args.env, declared.join(", "));
-    }
+    let manifest = super::plan::manifest_with_envs(args.file, std::slice::from_ref(&args.env))?;
     let store = super::containers::store(ctx)?;
     let name = format!("{}-{}", manifest.project, args.env);
     let c = {

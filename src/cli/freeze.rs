@@ -35,12 +35,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
-    let file = super::plan::manifest_path(args.file)?;
-    let manifest = berth::manifest::load(&file)?;
-    if let Some(unknown) = args.envs.iter().find(|e| !manifest.envs.contains_key(*e)) {
-        let declared: Vec<&str> = manifest.envs.keys().map(String::as_str).collect();
-        anyhow::bail!("{}: declares no env {unknown:?}; its envs are: {}", file.display(), declared.join(", "));
-    }
+    let manifest = super::plan::manifest_with_envs(args.file, &args.envs)?;
     let store = super::containers::store(ctx)?;
     let opts = FreezeOptions { message: args.message, compression: args.compression };
     for env in freeze(&store, &manifest.project, &args.envs, &args.output, &opts)? {

@@ -43,6 +43,18 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
     Ok(if args.exit_code && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
+/// The manifest (as [`manifest_path`] finds it), loaded, with every one of
+/// `envs` declared in it.
+pub fn manifest_with_envs(given: Option<PathBuf>, envs: &[String]) -> anyhow::Result<berth::manifest::Manifest> {
+    let file = manifest_path(given)?;
+    let manifest = berth::manifest::load(&file)?;
+    if let Some(unknown) = envs.iter().find(|e| !manifest.envs.contains_key(*e)) {
+        let declared: Vec<&str> = manifest.envs.keys().map(String::as_str).collect();
+        anyhow::bail!("{}: declares no env {unknown:?}; its envs are: {}", file.display(), declared.join(", "));
+    }
+    Ok(manifest)
+}
+
 /// The manifest to use: `-f FILE`, or `berth.toml` here or in the nearest
 /// parent directory.
 pub fn manifest_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
