@@ -6,7 +6,7 @@ build:
 
 # Run the whole test suite (as CI does, after fmt and clippy).
 test:
-    cargo test
+    cargo test --no-fail-fast
 
 # Formatting and lints, as CI checks them.
 lint:

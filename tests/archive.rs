@@ -8,11 +8,12 @@ mod oci_edit;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use oci_edit::{Archive, blob_name, gunzip, gzip, tar_with_raw_name};
 use serde_json::Value;
 use support::image::{BUSYBOX, busybox_tar, require_tool, succeeded};
+use support::podman::Podman;
 use support::{Berth, snapshot};
 
 /// `berth save IMAGES… -o DIR/NAME` from `berth`'s store; returns the path.
@@ -258,49 +259,6 @@ fn a_layer_that_does_not_match_its_diff_id_is_refused() {
     archive.set_layer(gzip(&tar), "application/vnd.oci.image.layer.v1.tar+gzip", &other);
     archive.write(&bad);
     refused(&berth, &bad, &["diffID", "corrupt"]);
-}
-
-/// A private podman: its own storage in a temp dir, removed afterwards.
-struct Podman {
-    dir: tempfile::TempDir,
-}
-
-impl Podman {
-    fn new() -> Podman {
-        require_tool("podman", "podman");
-        Podman { dir: tempfile::tempdir().unwrap() }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("podman")
-            .arg("--root")
-            .arg(self.dir.path().join("root"))
-            .arg("--runroot")
-            .arg(self.dir.path().join("runroot"))
-            .args(["--storage-driver", "vfs", "--events-backend", "none", "--cgroup-manager", "cgroupfs"])
-            .args(args)
-            .output()
-            .expect("run podman")
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        succeeded(&format!("podman {}", args.join(" ")), &self.run(args))
-    }
-
-    fn echo(&self, image: &str, text: &str) -> String {
-        let run = ["run", "--rm", "--runtime", "runc", "--network", "none"];
-        let limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
-        let mut args: Vec<&str> = run.into_iter().chain(limits).collect();
-        args.extend([image, "echo", text]);
-        self.ok(&args)
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = self.run(&["rmi", "-a", "-f"]);
-    }
 }
 
 #[test]

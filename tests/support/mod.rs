@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod image;
+pub mod podman;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
