@@ -102,7 +102,8 @@ pub struct RmArgs {
 pub fn rm(ctx: &super::Context, args: RmArgs) -> anyhow::Result<ExitCode> {
     let store = super::containers::store(ctx)?;
     for_each(&store, &args.containers, |c| {
-        let _lock = store.lock_exclusive()?;
-        Ok(control::remove(c, args.force)?)
+        let lock = store.lock_exclusive()?;
+        control::remove_for_good(&store, &lock, c, args.force)?;
+        Ok(())
     })
 }

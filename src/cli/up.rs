@@ -175,22 +175,42 @@ fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-/// Stop and remove the project's containers (and with -v its named volumes).
+/// Stop and remove a project's containers and its network namespace (and
+/// with -v its named volumes). The project is berth.toml's, or the one
+/// named by -p, or those of a `berth freeze` archive (--from, as `berth up
+/// --from` brought them up); the last two need no manifest.
 #[derive(clap::Args)]
-#[command(after_help = "Example: berth down -v -f manifests/demo/berth.toml")]
+#[command(after_help = "\
+Example: berth down -v -f manifests/demo/berth.toml
+         berth down -p shop                  # by name, no manifest needed
+         berth down --from qa-handoff.tar    # what `berth up --from qa-handoff.tar` brought up")]
 pub struct DownArgs {
     /// The manifest [default: berth.toml here or in the nearest parent directory]
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with_all = ["project", "from"])]
     file: Option<PathBuf>,
+    /// The project to take down, by name, with no manifest (as `docker compose -p`)
+    #[arg(short = 'p', long = "project", value_name = "PROJECT", conflicts_with = "from")]
+    project: Option<String>,
+    /// Take down the projects of an archive written by `berth freeze`, with no manifest
+    #[arg(long, value_name = "FILE.tar")]
+    from: Option<PathBuf>,
     /// Also remove the project's named volumes
     #[arg(short, long)]
     volumes: bool,
 }
 
 pub fn down(ctx: &super::Context, args: DownArgs) -> anyhow::Result<ExitCode> {
-    let file = super::plan::manifest_path(args.file)?;
-    let manifest = berth::manifest::load(&file)?;
-    for name in berth::plan::up::down(&ctx.store_root()?, &manifest.project, args.volumes)? {
+    use berth::plan::up::IfUnknown;
+    let root = ctx.store_root()?;
+    let removed = if let Some(archive) = &args.from {
+        berth::plan::freeze::down_from(&root, archive, args.volumes)?
+    } else if let Some(project) = args.project {
+        berth::plan::up::down(&root, &[project], args.volumes, IfUnknown::Fail)?
+    } else {
+        let manifest = berth::manifest::load(&super::plan::manifest_path(args.file)?)?;
+        berth::plan::up::down(&root, &[manifest.project], args.volumes, IfUnknown::Nothing)?
+    };
+    for name in removed.iter().flat_map(|(_, names)| names) {
         println!("{name}");
     }
     Ok(ExitCode::SUCCESS)

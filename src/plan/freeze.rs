@@ -16,13 +16,17 @@
 //! with no manifest and no build. Bind mounts name paths of the machine
 //! that froze the envs: one whose source is missing here is left out and
 //! reported.
+//!
+//! `down --from` reads the archive's env configs (loading nothing) for the
+//! projects they belong to, and takes those projects down as `berth down`
+//! does, again with no manifest.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::actual;
-use super::up::{self, Action, UpError};
+use super::up::{self, Action, IfUnknown, UpError};
 use crate::build::commit::{self, CommitError, CommitOptions};
 use crate::manifest::values::VolumeSource;
 use crate::oci::Compression;
@@ -57,6 +61,14 @@ pub enum FreezeError {
         path.display()
     )]
     NotFrozen { path: PathBuf },
+    #[error(
+        "{}: no image in it carries a berth env config (the annotation {SPEC_ANNOTATION}); it was not written by \
+         `berth freeze`, so it names no project to take down; `berth down -p PROJECT` takes one down by name",
+        path.display()
+    )]
+    NotFrozenDown { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Read { path: PathBuf, source: Box<crate::oci::archive::FormatError> },
     #[error("{}: image {image}: its env config does not parse: {source}", path.display())]
     BadSpec { path: PathBuf, image: String, source: serde_json::Error },
     #[error(transparent)]
@@ -146,11 +158,7 @@ pub fn up_from(store_root: &Path, path: &Path) -> Result<Vec<UpFrom>, FreezeErro
     for image in &loaded.images {
         let Some(json) = image.annotations.get(SPEC_ANNOTATION) else { continue };
         let id = image.tags.first().cloned().unwrap_or_else(|| image.manifest.to_string());
-        let spec: ContainerSpec = serde_json::from_str(json).map_err(|source| FreezeError::BadSpec {
-            path: path.to_owned(),
-            image: id.clone(),
-            source,
-        })?;
+        let spec = parse_spec(path, &id, json)?;
         projects.entry(spec.project.clone()).or_default().push((spec, id));
     }
     if projects.is_empty() {
@@ -186,6 +194,41 @@ pub fn up_from(store_root: &Path, path: &Path) -> Result<Vec<UpFrom>, FreezeErro
         out.push(result);
     }
     Ok(out)
+}
+
+/// The env config `json` that image `image` of the archive `path` carries.
+fn parse_spec(path: &Path, image: &str, json: &str) -> Result<ContainerSpec, FreezeError> {
+    serde_json::from_str(json).map_err(|source| FreezeError::BadSpec {
+        path: path.to_owned(),
+        image: image.to_owned(),
+        source,
+    })
+}
+
+/// The projects whose envs the frozen archive at `path` holds, read
+/// (every blob checked) without loading anything into a store.
+pub fn archive_projects(path: &Path) -> Result<Vec<String>, FreezeError> {
+    let contents = crate::oci::archive::read_archive(path)
+        .map_err(|source| FreezeError::Read { path: path.to_owned(), source: Box::new(source) })?;
+    let mut projects = std::collections::BTreeSet::new();
+    for image in &contents.images {
+        let Some(json) = image.annotation(SPEC_ANNOTATION) else { continue };
+        let id = image.names.first().cloned().unwrap_or_else(|| image.manifest_digest.to_string());
+        projects.insert(parse_spec(path, &id, json)?.project);
+    }
+    if projects.is_empty() {
+        return Err(FreezeError::NotFrozenDown { path: path.to_owned() });
+    }
+    Ok(projects.into_iter().collect())
+}
+
+/// `berth down --from FILE.tar`: takes down every project of the frozen
+/// archive at `path` (see [`archive_projects`]) in the store at
+/// `store_root`, as [`up::down`] does; a project the store has nothing of
+/// is an error. Returns the containers removed, per project.
+pub fn down_from(store_root: &Path, path: &Path, volumes: bool) -> Result<Vec<(String, Vec<String>)>, FreezeError> {
+    let projects = archive_projects(path)?;
+    up::down(store_root, &projects, volumes, IfUnknown::Fail).map_err(|e| FreezeError::Up(Box::new(e)))
 }
 
 #[cfg(test)]

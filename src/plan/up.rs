@@ -7,10 +7,13 @@
 //! start; another spec or image, files drifted (with `--reset-drift`) or a
 //! shim gone while the process runs — remove and create anew; none —
 //! create. Envs that others depend on are waited for until their health
-//! check passes. Containers of envs no longer declared are removed. All envs with `network = "project"` join one network namespace
-//! kept in the store (`projects/NAME.netns`), so they reach each other on
-//! `localhost` and by env name. `down` removes the project's containers and
-//! that namespace (and its named volumes with `-v`).
+//! check passes. Containers of envs no longer declared are removed. All envs with
+//! `network = "project"` join one network namespace kept in the store
+//! (`projects/NAME.netns`, see `runtime::netns`), so they reach each other
+//! on `localhost` and by env name. `down` removes the project's containers
+//! and that namespace (and its named volumes with `-v`); the project is the
+//! manifest's, or named by hand or by a freeze archive, which needs no
+//! manifest (then a project the store has nothing of is an error).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,11 +27,11 @@ use crate::runtime::container;
 use crate::runtime::create::{self, RunOptions};
 use crate::runtime::health::{self, HealthCheck, Verdict};
 use crate::runtime::spec::{BindMount, NetworkMode, Resources};
-use crate::runtime::{control, shim};
+use crate::runtime::{control, netns, shim};
 use crate::store::Store;
 
 /// Labels that tie a container to a project's env.
-pub const PROJECT_LABEL: &str = "org.berth.project";
+pub use crate::runtime::netns::PROJECT_LABEL;
 pub const ENV_LABEL: &str = "org.berth.env";
 pub const CONFIG_LABEL: &str = "org.berth.config";
 /// The env's `ContainerSpec` as `up` created its container from it.
@@ -49,8 +52,10 @@ pub enum UpError {
     Start { env: String, source: Box<control::ControlError> },
     #[error(transparent)]
     Container(#[from] container::ContainerError),
-    #[error("project {project}: cannot make its network namespace {}: {source}", path.display())]
-    Netns { project: String, path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Netns(#[from] crate::runtime::netns::NetnsError),
+    #[error("no project {project:?} in the store {}: {}", store.display(), known_projects(known))]
+    UnknownProject { project: String, store: PathBuf, known: Vec<String> },
     #[error("env \"{env}\" did not become healthy ({why}) with `{check}`; its last log lines:\n{tail}")]
     Unhealthy { env: String, why: String, check: String, tail: String },
     #[error("cannot make the volume directory {}: {source}", path.display())]
@@ -89,7 +94,7 @@ pub fn up(
     // One exclusive lock from the build to the last container: a second
     // `up` of the same project waits, then finds nothing to do.
     let store = Store::open(store_root)?;
-    let _lock = store.lock_exclusive()?;
+    let lock = store.lock_exclusive()?;
     let build::Built { outcome: built, manifest, resolution, .. } =
         build::build_locked(manifest_path, &store, &opts.build, progress)?;
     let netns = project_netns(&store, &manifest.project, resolution.specs.values())?;
@@ -108,7 +113,7 @@ pub fn up(
     }
     if envs.is_empty() {
         for orphan in existing.iter().filter(|c| !manifest.envs.contains_key(&c.env)) {
-            control::remove(&orphan.container, true)
+            control::remove_for_good(&store, &lock, &orphan.container, true)
                 .map_err(|e| UpError::Start { env: orphan.name.clone(), source: Box::new(e) })?;
             actions.insert(orphan.env.clone(), Action::Removed);
         }
@@ -122,15 +127,10 @@ pub(crate) fn project_netns<'a>(
     project: &str,
     mut specs: impl Iterator<Item = &'a ContainerSpec>,
 ) -> Result<PathBuf, UpError> {
-    let netns = store.projects_dir().join(format!("{project}.netns"));
-    if specs.any(|s| s.network == Network::Project) && !netns.exists() {
-        crate::sys::ns::persistent_netns(&netns).map_err(|source| UpError::Netns {
-            project: project.to_owned(),
-            path: netns.clone(),
-            source,
-        })?;
+    if specs.any(|s| s.network == Network::Project) {
+        return Ok(netns::ensure(store, project)?);
     }
-    Ok(netns)
+    Ok(netns::path(store, project))
 }
 
 /// Makes one env's container match `spec` run from `image`: nothing when it
@@ -200,29 +200,89 @@ pub(crate) fn reconcile_env(
     Ok(action)
 }
 
-/// Stops and removes the project's containers and network namespace; with
-/// `volumes`, its named volumes too. Returns the names removed.
-pub fn down(store_root: &Path, project: &str, volumes: bool) -> Result<Vec<String>, UpError> {
-    let Some(store) = Store::open_existing(store_root)? else { return Ok(Vec::new()) };
-    let _lock = store.lock_exclusive()?;
-    let mut removed = Vec::new();
-    for c in actual::project_containers(&store, project)? {
-        control::remove(&c, true).map_err(|e| UpError::Start { env: c.record.name.clone(), source: Box::new(e) })?;
-        removed.push(c.record.name.clone());
-    }
-    let netns = store.projects_dir().join(format!("{project}.netns"));
-    crate::sys::ns::remove_persistent_netns(&netns).map_err(|source| UpError::Netns {
+/// What `down` does with a project the store has nothing of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfUnknown {
+    /// Nothing: a manifest's project that is not up.
+    Nothing,
+    /// Fail with [`UpError::UnknownProject`], which lists the store's
+    /// projects: a name given by hand or read from an archive.
+    Fail,
+}
+
+/// Stops and removes each project's containers and network namespace;
+/// with `volumes`, its named volumes too. Returns the names removed, per
+/// project. With [`IfUnknown::Fail`], every project is checked first, and
+/// nothing is removed if one is unknown.
+pub fn down(
+    store_root: &Path,
+    projects: &[String],
+    volumes: bool,
+    unknown: IfUnknown,
+) -> Result<Vec<(String, Vec<String>)>, UpError> {
+    let unknown_project = |project: &str, known| UpError::UnknownProject {
         project: project.to_owned(),
-        path: netns,
-        source,
-    })?;
-    if volumes {
-        let dir = volume_root(&store).join(project);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|source| UpError::Volume { path: dir, source })?;
+        store: store_root.to_owned(),
+        known,
+    };
+    let Some(store) = Store::open_existing(store_root)? else {
+        return match (unknown, projects.first()) {
+            (IfUnknown::Fail, Some(p)) => Err(unknown_project(p, Vec::new())),
+            _ => Ok(projects.iter().map(|p| (p.clone(), Vec::new())).collect()),
+        };
+    };
+    let lock = store.lock_exclusive()?;
+    let all = container::list(&store.containers_dir())?;
+    if unknown == IfUnknown::Fail {
+        let known = store_projects(&store, &all);
+        if let Some(p) = projects.iter().find(|p| !known.contains(p)) {
+            return Err(unknown_project(p, known));
         }
     }
-    Ok(removed)
+    let mut out = Vec::new();
+    for project in projects {
+        let mut removed = Vec::new();
+        for c in all.iter().filter(|c| netns::project_of(&c.record) == Some(project)) {
+            control::remove(c, true).map_err(|e| UpError::Start { env: c.record.name.clone(), source: Box::new(e) })?;
+            removed.push(c.record.name.clone());
+        }
+        // Its last container is gone: the namespace goes whoever made it.
+        netns::remove(&store, &lock, project)?;
+        if volumes {
+            let dir = volume_root(&store).join(project);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|source| UpError::Volume { path: dir, source })?;
+            }
+        }
+        out.push((project.clone(), removed));
+    }
+    Ok(out)
+}
+
+/// The projects the store has something of: a container, a network
+/// namespace or a named volume. `containers` are the store's containers.
+fn store_projects(store: &Store, containers: &[container::Container]) -> Vec<String> {
+    let mut known: std::collections::BTreeSet<String> =
+        containers.iter().filter_map(|c| netns::project_of(&c.record)).map(str::to_owned).collect();
+    let names = |dir: PathBuf| {
+        std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).collect::<Vec<PathBuf>>()
+    };
+    for ns in names(store.projects_dir()).iter().filter(|p| p.extension().is_some_and(|x| x == "netns")) {
+        known.extend(ns.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    }
+    for dir in names(volume_root(store)).iter().filter(|p| p.is_dir()) {
+        known.extend(dir.file_name().map(|s| s.to_string_lossy().into_owned()));
+    }
+    known.into_iter().collect()
+}
+
+/// The tail of [`UpError::UnknownProject`]'s message.
+fn known_projects(known: &[String]) -> String {
+    if known.is_empty() {
+        "it has no projects (`berth up` makes one)".to_owned()
+    } else {
+        format!("its projects: {}", known.join(", "))
+    }
 }
 
 /// Waits until the shim's health check calls the env's container healthy;

@@ -1,6 +1,12 @@
 //! Stopping, killing, starting and removing containers from the CLI: only
 //! through signals and the files in the container's directory, never by
 //! talking to a shim.
+//!
+//! Removal has one path for good, [`remove_for_good`] (`rm`, `down`, and
+//! [`remove_on_exit`] for `--rm`): the container, then its project's
+//! network namespace when it was the project's last container
+//! ([`netns::release_if_unused`]). [`remove`] alone is for a container that
+//! `up` replaces at once, in the same namespace.
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +14,10 @@ use nix::sys::signal::Signal;
 
 use super::cgroup::{self, Cgroup, CgroupPath};
 use super::container::{self, Container, ContainerError};
+use super::netns::{self, NetnsError};
 use super::shim::{self, STOP_REQUESTED, ShimError};
 use super::state::{self, State, StateError, Status};
+use crate::store::{Store, StoreLock};
 use nix::unistd::Pid;
 
 /// Why a container could not be controlled.
@@ -33,6 +41,10 @@ pub enum ControlError {
     Shim(#[from] ShimError),
     #[error("container {name}: {source}")]
     Cgroup { name: String, source: cgroup::CgroupError },
+    #[error("container {name} is removed, but {source}")]
+    Netns { name: String, source: NetnsError },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// The container's recorded state, `None` if it never started.
@@ -133,8 +145,35 @@ pub fn start(c: &Container) -> Result<(), ControlError> {
     Ok(())
 }
 
+/// Removes the container for good: [`remove`], then its project's network
+/// namespace if no other container of the project is left. The caller holds
+/// the store's exclusive lock (`lock`). Returns whether the namespace went.
+pub fn remove_for_good(store: &Store, lock: &StoreLock, c: &Container, force: bool) -> Result<bool, ControlError> {
+    remove(c, force)?;
+    netns::release_if_unused(store, lock, &c.record)
+        .map_err(|source| ControlError::Netns { name: c.record.name.clone(), source })
+}
+
+/// Removes a `--rm` container whose command has ended, from its supervisor
+/// (shim or foreground CLI), which holds no lock. Like [`remove_for_good`];
+/// only a container of a project takes the store's lock.
+pub fn remove_on_exit(c: &Container) -> Result<bool, ControlError> {
+    container::remove_dir(c)?;
+    if netns::project_of(&c.record).is_none() {
+        return Ok(false);
+    }
+    // containers/<id>/ sits in the store's root.
+    let Some(root) = c.paths.dir.parent().and_then(|d| d.parent()) else { return Ok(false) };
+    let Some(store) = Store::open_existing(root)? else { return Ok(false) };
+    let lock = store.lock_exclusive()?;
+    netns::release_if_unused(&store, &lock, &c.record)
+        .map_err(|source| ControlError::Netns { name: c.record.name.clone(), source })
+}
+
 /// Removes the container: with `force`, a running one is killed first.
 /// Also cleans what a dead shim left: processes in the cgroup, the cgroup.
+/// Keeps its project's network namespace: for a container replaced at once
+/// (`up`); every other removal is [`remove_for_good`].
 pub fn remove(c: &Container, force: bool) -> Result<(), ControlError> {
     let st = current_state(c)?;
     if let Some(st) = &st

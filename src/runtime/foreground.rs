@@ -10,7 +10,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::container::{self, Container};
+use super::container::Container;
 use super::logs::{LogError, LogWriter, Stream};
 use super::process::{InitExe, Stdio};
 use super::state::{self, State};
@@ -79,7 +79,7 @@ pub fn run(c: &Container) -> Result<i32, ForegroundError> {
         Err(e) => {
             st.failed(e.exit_code().unwrap_or(125), e.to_string());
             if c.record.auto_remove {
-                let _ = container::remove_dir(c);
+                let _ = super::control::remove_on_exit(c);
             } else {
                 let _ = state::write_state(&c.paths.dir, &st);
             }
@@ -101,7 +101,7 @@ pub fn run(c: &Container) -> Result<i32, ForegroundError> {
     let exit = exit?;
     st.exited(exit.code, exit.oom_killed);
     if c.record.auto_remove {
-        let _ = container::remove_dir(c);
+        let _ = super::control::remove_on_exit(c);
     } else {
         state::write_state(&c.paths.dir, &st).map_err(|e| other(Box::new(e)))?;
     }

@@ -94,6 +94,7 @@ pub mod health;
 pub mod init;
 pub mod logs;
 pub mod mounts;
+pub mod netns;
 pub mod ports;
 pub mod process;
 pub mod restart;

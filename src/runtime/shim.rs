@@ -189,7 +189,7 @@ fn supervise(dir: &Path, ready: OwnedFd) -> Result<(), String> {
         }
     }
     if container.record.auto_remove {
-        let _ = container::remove_dir(&container);
+        let _ = super::control::remove_on_exit(&container);
     }
     Ok(())
 }

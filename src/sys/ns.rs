@@ -146,11 +146,28 @@ pub fn persistent_netns(target: &std::path::Path) -> io::Result<()> {
     made
 }
 
-/// Undoes [`persistent_netns`]: detaches the bind mount and removes the file.
+/// Whether `target` is a namespace file kept by a bind mount (what
+/// [`persistent_netns`] makes): on the `nsfs` filesystem. `false` for a
+/// plain file (a leftover whose mount is gone) and for no file at all.
+pub fn is_persistent_ns(target: &std::path::Path) -> io::Result<bool> {
+    match nix::sys::statfs::statfs(target) {
+        Ok(fs) => Ok(fs.filesystem_type() == nix::sys::statfs::FsType(libc::NSFS_MAGIC as _)),
+        Err(nix::errno::Errno::ENOENT) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Undoes [`persistent_netns`]: detaches every bind mount on `target`
+/// (`MNT_DETACH`: processes still in the namespace keep it until they
+/// leave) and removes the file. Nothing there is not an error.
 pub fn remove_persistent_netns(target: &std::path::Path) -> io::Result<()> {
-    match nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH) {
-        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-        Err(e) => return Err(e.into()),
+    // Stacked mounts (two binds on one file) come off one at a time.
+    for _ in 0..16 {
+        match nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) => continue,
+            Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => break,
+            Err(e) => return Err(e.into()),
+        }
     }
     match std::fs::remove_file(target) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),

@@ -7,7 +7,8 @@
 //! manifest, index and config a root needs can be read; every cache entry
 //! parses and names blobs that exist and are sound; every container's
 //! unpacked layers exist; `oci/blobs/`, `layers/` and `cache/` hold only
-//! what their names promise; `tmp/` is empty. A layer directory is
+//! what their names promise; `tmp/` is empty; every project network
+//! namespace (`projects/NAME.netns`) has a container of its project. A layer directory is
 //! complete by construction (it is renamed into `layers/` only when
 //! complete), so an incomplete unpacked layer is a staging directory left in
 //! `tmp/`, reported as a leftover.
@@ -15,7 +16,8 @@
 //! [`repair`] removes only what is unsound or never readable: corrupt blobs
 //! (content that does not match the name), cache entries that cannot be
 //! parsed or that name missing or corrupt blobs (a hit would build an image
-//! without them; the step is rebuilt instead), strays and leftovers. A blob
+//! without them; the step is rebuilt instead), strays, leftovers and orphan
+//! network namespaces (unmounted, then deleted). A blob
 //! whose content matches its name is never removed. Missing blobs a tag or
 //! container needs cannot be repaired here; the message says what would.
 
@@ -32,7 +34,7 @@ use super::inventory::{BlobFile, Inventory};
 use super::reach::{Walker, read_index};
 use crate::oci::Digest;
 use crate::oci::digest::Algorithm;
-use crate::runtime::container;
+use crate::runtime::{container, netns};
 use crate::store::{Store, StoreLock};
 use crate::sys::lock::LockMode;
 
@@ -62,6 +64,10 @@ pub enum ProblemKind {
     Stray,
     /// A leftover of an interrupted write in `tmp/`. Repair removes it.
     Leftover,
+    /// A project's network namespace that no container of the project is
+    /// left to use (its bind mount keeps the store from being deleted).
+    /// Repair unmounts and removes it.
+    OrphanNetns,
 }
 
 impl ProblemKind {
@@ -78,6 +84,7 @@ impl ProblemKind {
             ProblemKind::MissingLayer => "missing layer",
             ProblemKind::Stray => "stray",
             ProblemKind::Leftover => "leftover",
+            ProblemKind::OrphanNetns => "orphan network namespace",
         }
     }
 
@@ -85,7 +92,11 @@ impl ProblemKind {
     pub fn repairable(self) -> bool {
         matches!(
             self,
-            ProblemKind::CorruptBlob | ProblemKind::BadCacheEntry | ProblemKind::Stray | ProblemKind::Leftover
+            ProblemKind::CorruptBlob
+                | ProblemKind::BadCacheEntry
+                | ProblemKind::Stray
+                | ProblemKind::Leftover
+                | ProblemKind::OrphanNetns
         )
     }
 }
@@ -159,6 +170,12 @@ pub fn fsck(store: &Store, _lock: &StoreLock) -> Result<FsckReport, MaintainErro
                     );
                     add(ProblemKind::MissingLayer, lower.clone(), message);
                 }
+            }
+            for (project, path) in orphan_netns(store, &all)? {
+                let message = format!(
+                    "no container of project {project:?} is left to use it; `berth fsck --repair` or `berth down -p {project}` removes it"
+                );
+                add(ProblemKind::OrphanNetns, path, message);
             }
         }
         Err(e) => add(ProblemKind::BadContainers, store.containers_dir(), e.to_string()),
@@ -245,6 +262,8 @@ pub fn repair(store: &Store, lock: &StoreLock, report: &FsckReport) -> Result<Ve
             continue;
         }
         let result = match fs::symlink_metadata(&p.path) {
+            // A bind mount: unlinking it would fail with EBUSY.
+            _ if p.kind == ProblemKind::OrphanNetns => crate::sys::ns::remove_persistent_netns(&p.path),
             Ok(meta) if meta.is_dir() => fs::remove_dir_all(&p.path),
             Ok(_) => fs::remove_file(&p.path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -254,6 +273,33 @@ pub fn repair(store: &Store, lock: &StoreLock, report: &FsckReport) -> Result<Ve
         fixed.push(p.clone());
     }
     Ok(fixed)
+}
+
+/// Each project network namespace in `projects/` that no container of
+/// `containers` (the store's) belongs to, with its project.
+fn orphan_netns(
+    store: &Store,
+    containers: &[container::Container],
+) -> Result<Vec<(String, PathBuf)>, MaintainError> {
+    let dir = store.projects_dir();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(MaintainError::io("list", &dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(MaintainError::io("list", &dir))?.path();
+        let (Some(stem), Some("netns")) = (path.file_stem(), path.extension().and_then(|x| x.to_str())) else {
+            continue;
+        };
+        let project = stem.to_string_lossy().into_owned();
+        if !containers.iter().any(|c| netns::project_of(&c.record) == Some(project.as_str())) {
+            out.push((project, path));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// The blobs whose content does not match their name, with the digest the
