@@ -62,7 +62,7 @@ enum Command {
     Plan(plan::Args),
     /// Build and start the project's envs to match berth.toml
     Up(up::Args),
-    /// Stop and remove the project's containers
+    /// Stop and remove a project's containers and network (by manifest, -p NAME or --from FILE.tar)
     Down(up::DownArgs),
     /// List containers and their state (-a for stopped ones too)
     Ps(ps::Args),

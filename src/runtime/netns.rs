@@ -105,3 +105,47 @@ pub fn release_if_unused(store: &Store, lock: &StoreLock, removed: &Record) -> R
     }
     remove(store, lock, project)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::container::EtcFiles;
+    use crate::store::testutil::temp_store;
+
+    fn container_of(store: &Store, project: Option<&str>, name: &str) -> container::Container {
+        let mut record = Record::example(name);
+        if let Some(p) = project {
+            record.labels.insert(PROJECT_LABEL.into(), p.into());
+        }
+        container::create(&store.containers_dir(), &record, &EtcFiles::new(name, &[], "")).unwrap()
+    }
+
+    #[test]
+    fn the_namespace_goes_with_the_projects_last_container_only() {
+        let (_dir, store) = temp_store();
+        let a = container_of(&store, Some("p"), "p-a");
+        let b = container_of(&store, Some("p"), "p-b");
+        let other = container_of(&store, Some("q"), "q-a");
+        let loose = container_of(&store, None, "loose");
+        std::fs::create_dir_all(store.projects_dir()).unwrap();
+        // A plain file stands in for the bind mount (tests/down.rs mounts one).
+        let ns = path(&store, "p");
+        std::fs::write(&ns, b"").unwrap();
+        let lock = store.lock_exclusive().unwrap();
+        let gone = |c: &container::Container| {
+            container::remove_dir(c).unwrap();
+            release_if_unused(&store, &lock, &c.record).unwrap()
+        };
+        assert!(!gone(&loose), "a container of no project");
+        assert!(!gone(&other), "project q has no namespace");
+        assert!(!gone(&a) && ns.exists(), "p-b is left");
+        assert!(gone(&b) && !ns.exists(), "p-b was the last");
+    }
+
+    #[test]
+    fn removing_needs_the_exclusive_lock() {
+        let (_dir, store) = temp_store();
+        let shared = store.lock_shared().unwrap();
+        assert!(matches!(remove(&store, &shared, "p"), Err(NetnsError::NeedsExclusiveLock)));
+    }
+}

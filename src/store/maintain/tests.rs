@@ -256,6 +256,37 @@ fn fsck_finds_corruption_and_leftovers_and_repair_removes_only_those() {
 }
 
 #[test]
+fn fsck_finds_a_project_netns_no_container_uses_and_repair_removes_it() {
+    let (_dir, store) = temp_store();
+    let app = import(&store, b"app", "app");
+    let mut record = Record {
+        image_digest: app.manifest.clone(),
+        lowers: vec![store.layer_dir(&app.layer.diff_id)],
+        ..Record::example("kept-web")
+    };
+    record.labels.insert(crate::runtime::netns::PROJECT_LABEL.into(), "kept".into());
+    container::create(&store.containers_dir(), &record, &EtcFiles::new("web", &[], "")).unwrap();
+    fs::create_dir_all(store.projects_dir()).unwrap();
+    // Plain files stand in for the bind mounts (the e2e test mounts one).
+    let kept = store.projects_dir().join("kept.netns");
+    let orphan = store.projects_dir().join("gone.netns");
+    for f in [&kept, &orphan] {
+        fs::write(f, b"").unwrap();
+    }
+    fs::write(store.projects_dir().join("gone.json"), b"{}").unwrap();
+
+    let report = check(&store);
+    assert_eq!(report.problems.len(), 1, "{report:#?}");
+    assert_eq!(kinds_at(&report, &orphan), [ProblemKind::OrphanNetns]);
+    assert!(report.problems[0].message.contains("no container of project \"gone\""), "{report:#?}");
+    let lock = store.lock_exclusive().unwrap();
+    assert_eq!(repair(&store, &lock, &report).unwrap().len(), 1);
+    drop(lock);
+    assert!(!orphan.exists() && kept.exists());
+    assert!(check(&store).is_clean());
+}
+
+#[test]
 fn fsck_reports_a_size_that_disagrees_with_a_sound_blob_and_keeps_it() {
     let (_dir, store) = temp_store();
     let app = import(&store, b"app", "app");
