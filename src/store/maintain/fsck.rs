@@ -277,10 +277,7 @@ pub fn repair(store: &Store, lock: &StoreLock, report: &FsckReport) -> Result<Ve
 
 /// Each project network namespace in `projects/` that no container of
 /// `containers` (the store's) belongs to, with its project.
-fn orphan_netns(
-    store: &Store,
-    containers: &[container::Container],
-) -> Result<Vec<(String, PathBuf)>, MaintainError> {
+fn orphan_netns(store: &Store, containers: &[container::Container]) -> Result<Vec<(String, PathBuf)>, MaintainError> {
     let dir = store.projects_dir();
     let entries = match fs::read_dir(&dir) {
         Ok(e) => e,
