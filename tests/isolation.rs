@@ -165,7 +165,9 @@ fn many_layers(berth: &Berth, count: usize) -> String {
         std::fs::create_dir_all(dir.join("layers")).unwrap();
         std::fs::write(dir.join("layers").join(n.to_string()), n.to_string()).unwrap();
         let mut blob = store.blob_writer().unwrap();
-        let (_, digests) = berth::oci::write_tree(&dir, &mut blob, berth::oci::Compression::Gzip, 0).unwrap();
+        let (_, digests) =
+            berth::oci::write_tree(&dir, &mut blob, berth::oci::Compression::Gzip, berth::oci::MtimePolicy::Clamp(0))
+                .unwrap();
         blob.commit(Some(&digests.digest)).unwrap();
         layers.push(descriptor(MediaType::ImageLayerGzip, digests.size, &digests.digest));
         diff_ids.push(digests.diff_id);

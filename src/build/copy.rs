@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 use crate::manifest::Copy;
-use crate::oci::{Compression, LayerDigests, LayerWriter, Overrides, TarWriteError};
+use crate::oci::{Compression, LayerDigests, LayerWriter, MtimePolicy, Overrides, TarWriteError};
 use crate::resolve::tree::{self, TreeError};
 
 /// Why a copy layer could not be written.
@@ -52,7 +52,7 @@ pub fn write_layer<W: Write>(
     entries.sort_by(|a, b| a.rel.cmp(&b.rel));
     let src_is_dir = std::fs::symlink_metadata(&entries[0].source).is_ok_and(|m| m.is_dir());
     let dest = destination(copy, src_is_dir);
-    let mut writer = LayerWriter::new(out, compression, epoch);
+    let mut writer = LayerWriter::new(out, compression, MtimePolicy::Clamp(epoch));
     // The destination's parents, as Docker makes them: 0755, root.
     let mut parent = PathBuf::new();
     let parents: Vec<Component> = dest.components().collect();

@@ -27,5 +27,6 @@ pub use layer_sink::{ZSTD_LEVEL, zstd_encoder};
 pub use reference::{ImageRef, ReferenceError};
 pub use tar_read::{UnpackError, UnpackOptions, UnpackStats, Whiteouts, unpack, unpack_compressed};
 pub use tar_write::{
-    Beneath, Compression, LayerDigests, LayerWriter, Overrides, TarWriteError, source_date_epoch, write_tree,
+    Beneath, Compression, LayerDigests, LayerWriter, MtimePolicy, Overrides, TarWriteError, source_date_epoch,
+    write_tree,
 };

@@ -7,9 +7,12 @@
 //!   whole subtree follows it before its next sibling), with `./`-less
 //!   relative names and a trailing `/` on directories (the root itself gets
 //!   no entry);
-//! - each mtime is clamped to the epoch (`min(mtime, epoch)`; the epoch is
-//!   `SOURCE_DATE_EPOCH` or 0, see [`source_date_epoch`]); there is no atime
-//!   or ctime;
+//! - mtimes follow the writer's [`MtimePolicy`]: clamped to the epoch
+//!   (`min(mtime, epoch)`; the epoch is `SOURCE_DATE_EPOCH` or 0, see
+//!   [`source_date_epoch`]) for layers that must be reproducible, kept for
+//!   commits, exports and imports; entries no source tree holds (whiteouts,
+//!   opaque markers, the parents of a copy destination) get the epoch, or 0
+//!   when mtimes are kept; there is no atime or ctime;
 //! - owners are numeric uid/gid with empty uname/gname; the mode keeps the
 //!   permission bits with setuid, setgid and sticky;
 //! - a second path to an inode already added by the same writer becomes a
@@ -18,8 +21,9 @@
 //!   `SCHILY.xattr.` record): the other namespaces hold host-specific state
 //!   (SELinux labels, overlay internals) or user data we do not promise to
 //!   carry; sockets are skipped, as tar cannot hold them;
-//! - headers are ustar, with PAX records only for what ustar cannot hold
-//!   (see `tar_header`); the gzip header has no name and mtime 0.
+//! - headers are ustar, with PAX records only for what ustar cannot hold;
+//!   every header is made by `tar_header`, which refuses what no tar reader
+//!   takes; the gzip header has no name and mtime 0.
 //!
 //! The stream is hashed twice as it is written: sha256 over the tar (the
 //! diffID) and sha256 over the compressed bytes (the blob digest).
@@ -62,9 +66,51 @@ pub enum TarWriteError {
     #[error("cannot list {path} while writing it as a layer: {source}")]
     Walk { path: PathBuf, source: io::Error },
     #[error(
-        "SOURCE_DATE_EPOCH is {value:?}; expected a whole number of seconds since 1970-01-01 UTC, such as 1700000000"
+        "SOURCE_DATE_EPOCH is {value:?}; expected a whole number of seconds since 1970-01-01 UTC, at most {MAX_EPOCH} (9999-12-31T23:59:59Z), such as 1700000000"
     )]
     BadEpoch { value: String },
+}
+
+/// The latest epoch [`source_date_epoch`] takes: 9999-12-31T23:59:59Z, the
+/// last second an image config's RFC 3339 `created` can hold.
+pub const MAX_EPOCH: u64 = 253_402_300_799;
+
+/// How a layer's entries get their mtimes. There is no "no mtime" value:
+/// every entry, also one no source tree holds, gets a time every tar
+/// reader accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MtimePolicy {
+    /// Reproducible layers (builds, bases): each mtime is `min(mtime,
+    /// epoch)`, in seconds since 1970-01-01 UTC; whiteouts, opaque markers
+    /// and directories no source tree holds get the epoch.
+    Clamp(u64),
+    /// Each object keeps its own mtime (commits, snapshots, exports, imports
+    /// of a fixed tar); whiteouts, opaque markers and directories no source
+    /// tree holds get 0 (1970-01-01), as containerd 2 writes whiteouts, so
+    /// the same changes give the same layer (Docker stamps whiteouts with
+    /// the time of writing instead).
+    Keep,
+}
+
+impl MtimePolicy {
+    /// The entry mtime of an object whose mtime is `mtime` (seconds, as
+    /// `stat` gives it); times before 1970 become 0.
+    pub fn of(self, mtime: i64) -> u64 {
+        let mtime = u64::try_from(mtime).unwrap_or(0);
+        match self {
+            MtimePolicy::Clamp(epoch) => mtime.min(epoch),
+            MtimePolicy::Keep => mtime,
+        }
+    }
+
+    /// The mtime of an entry no source tree holds (a whiteout, an opaque
+    /// marker, an implied parent directory).
+    pub fn synthetic(self) -> u64 {
+        match self {
+            MtimePolicy::Clamp(epoch) => epoch,
+            MtimePolicy::Keep => 0,
+        }
+    }
 }
 
 /// How the layer blob is compressed.
@@ -129,31 +175,31 @@ pub struct LayerWriter<W: Write> {
     compression: Compression,
     /// Whether the stream is hashed (not for [`LayerWriter::plain_tar`]).
     hashed: bool,
-    epoch: u64,
+    mtimes: MtimePolicy,
     /// `(dev, ino)` of multiply-linked objects → the first name written.
     inodes: HashMap<(u64, u64), Vec<u8>>,
 }
 
 impl<W: Write> LayerWriter<W> {
-    /// A writer into `out`, clamping mtimes to `epoch` (seconds).
+    /// A writer into `out`, giving entries mtimes as `mtimes` says.
     ///
     /// # Panics
     /// If the zstd encoder cannot be set up (only when it cannot allocate).
-    pub fn new(out: W, compression: Compression, epoch: u64) -> Self {
+    pub fn new(out: W, compression: Compression, mtimes: MtimePolicy) -> Self {
         // Uncompressed, the blob is the tar: one hash gives both digests.
         let hash_blob = compression != Compression::None;
         let sink = Sink::new(out, compression, hash_blob).expect("a zstd encoder with valid parameters");
         let builder = tar::Builder::new(Hashing::new(sink));
-        LayerWriter { builder, compression, hashed: true, epoch, inodes: HashMap::new() }
+        LayerWriter { builder, compression, hashed: true, mtimes, inodes: HashMap::new() }
     }
 
     /// A writer of a plain tar that nobody needs digests of (a flat
     /// filesystem tar for `berth export`): nothing is hashed; end it with
     /// [`LayerWriter::finish_plain`].
-    pub fn plain_tar(out: W, epoch: u64) -> Self {
+    pub fn plain_tar(out: W, mtimes: MtimePolicy) -> Self {
         let sink = Sink::new(out, Compression::None, false).expect("a plain sink cannot fail");
         let builder = tar::Builder::new(Hashing::off(sink));
-        LayerWriter { builder, compression: Compression::None, hashed: false, epoch, inodes: HashMap::new() }
+        LayerWriter { builder, compression: Compression::None, hashed: false, mtimes, inodes: HashMap::new() }
     }
 
     /// Adds the filesystem object at `source` (never following a symlink
@@ -185,15 +231,15 @@ impl<W: Write> LayerWriter<W> {
         if ft.is_socket() {
             return Ok(());
         }
-        let mtime = u64::try_from(meta.mtime()).unwrap_or(0).min(self.epoch);
+        let mtime = self.mtimes.of(meta.mtime());
         let mode = match overrides.mode {
             Some(perm) if !ft.is_symlink() => (meta.mode() & !0o7777) | (perm & 0o7777),
             _ => meta.mode(),
         };
         let mut entry = EntryMeta::new(Vec::new(), EntryType::Regular, mode, mtime);
         let (uid, gid) = overrides.owner.unwrap_or((meta.uid(), meta.gid()));
-        entry.uid = uid.into();
-        entry.gid = gid.into();
+        entry.uid = uid;
+        entry.gid = gid;
         if ft.is_dir() {
             name.push(b'/');
             entry.name = name;
@@ -238,13 +284,12 @@ impl<W: Write> LayerWriter<W> {
     }
 
     /// Adds a directory entry that exists in no source tree (the parents of
-    /// a copy destination): `mode`, owner 0:0, mtime = the epoch.
+    /// a copy destination): `mode`, owner 0:0, the policy's
+    /// [synthetic](MtimePolicy::synthetic) mtime.
     pub fn add_dir(&mut self, rel: &Path, mode: u32) -> Result<(), TarWriteError> {
         let mut name = entry_name(rel)?;
         name.push(b'/');
-        let mut entry = EntryMeta::new(name, EntryType::Directory, mode & 0o7777, self.epoch);
-        entry.uid = 0;
-        entry.gid = 0;
+        let entry = EntryMeta::new(name, EntryType::Directory, mode & 0o7777, self.mtimes.synthetic());
         self.append(rel, &entry, io::empty())
     }
 
@@ -299,9 +344,9 @@ impl<W: Write> LayerWriter<W> {
     }
 
     /// A whiteout or opaque marker: an empty regular file, mode 0644, owned
-    /// by 0:0, with the epoch as its mtime.
+    /// by 0:0, with the policy's [synthetic](MtimePolicy::synthetic) mtime.
     fn append_marker(&mut self, rel: &Path, name: Vec<u8>) -> Result<(), TarWriteError> {
-        let entry = EntryMeta::new(name, EntryType::Regular, 0o644, self.epoch);
+        let entry = EntryMeta::new(name, EntryType::Regular, 0o644, self.mtimes.synthetic());
         self.append(rel, &entry, io::empty())
     }
 
@@ -370,19 +415,19 @@ impl<R: Read> Read for Exact<R> {
     }
 }
 
-/// Writes the directory `root` as one layer (see the module page) and
-/// returns `out` with the layer's digests.
+/// Writes the directory `root` as one layer, mtimes as `mtimes` says (see
+/// the module page), and returns `out` with the layer's digests.
 pub fn write_tree<W: Write>(
     root: &Path,
     out: W,
     compression: Compression,
-    epoch: u64,
+    mtimes: MtimePolicy,
 ) -> Result<(W, LayerDigests), TarWriteError> {
     let mut paths = Vec::new();
     collect(root, Path::new(""), &mut paths)?;
     // `Path`'s order compares component by component, each bytewise.
     paths.sort();
-    let mut writer = LayerWriter::new(out, compression, epoch);
+    let mut writer = LayerWriter::new(out, compression, mtimes);
     for rel in &paths {
         writer.add(rel, &root.join(rel))?;
     }
@@ -407,8 +452,8 @@ fn collect(root: &Path, rel: &Path, paths: &mut Vec<PathBuf>) -> Result<(), TarW
 }
 
 /// The epoch to clamp mtimes to: `SOURCE_DATE_EPOCH` if set, else 0. Read
-/// it once at the edge (the CLI) and pass it down; a malformed value is an
-/// error, as reproducible-builds.org asks.
+/// it once at the edge (the CLI) and pass it down; a malformed value, or
+/// one past [`MAX_EPOCH`], is an error, as reproducible-builds.org asks.
 pub fn source_date_epoch() -> Result<u64, TarWriteError> {
     parse_epoch(std::env::var_os("SOURCE_DATE_EPOCH").as_deref())
 }
@@ -417,7 +462,10 @@ pub fn source_date_epoch() -> Result<u64, TarWriteError> {
 fn parse_epoch(value: Option<&std::ffi::OsStr>) -> Result<u64, TarWriteError> {
     let Some(value) = value else { return Ok(0) };
     let text = value.to_string_lossy();
-    text.trim().parse().map_err(|_| TarWriteError::BadEpoch { value: text.into_owned() })
+    match text.trim().parse() {
+        Ok(epoch) if epoch <= MAX_EPOCH => Ok(epoch),
+        _ => Err(TarWriteError::BadEpoch { value: text.into_owned() }),
+    }
 }
 
 #[cfg(test)]
@@ -429,10 +477,21 @@ mod tests {
     fn source_date_epoch_parses_or_fails_loudly() {
         assert_eq!(parse_epoch(None).unwrap(), 0);
         assert_eq!(parse_epoch(Some(OsStr::new("1700000000"))).unwrap(), 1_700_000_000);
-        for bad in ["", "yesterday", "-5", "1.5"] {
+        assert_eq!(parse_epoch(Some(OsStr::new("253402300799"))).unwrap(), MAX_EPOCH);
+        for bad in ["", "yesterday", "-5", "1.5", "253402300800", "18446744073709551615"] {
             let err = parse_epoch(Some(OsStr::new(bad))).unwrap_err();
             assert!(matches!(err, TarWriteError::BadEpoch { .. }), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn every_mtime_policy_gives_every_entry_a_time() {
+        assert_eq!(MtimePolicy::Clamp(100).of(50), 50);
+        assert_eq!(MtimePolicy::Clamp(100).of(i64::MAX), 100);
+        assert_eq!(MtimePolicy::Keep.of(i64::MAX), i64::MAX as u64);
+        assert_eq!(MtimePolicy::Keep.of(-5), 0, "before 1970");
+        assert_eq!(MtimePolicy::Clamp(100).synthetic(), 100);
+        assert_eq!(MtimePolicy::Keep.synthetic(), 0);
     }
 
     #[test]

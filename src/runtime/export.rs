@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use super::container::Container;
 use super::freeze::{self, FreezeError};
-use crate::oci::{Beneath, LayerWriter, TarWriteError};
+use crate::oci::{Beneath, LayerWriter, MtimePolicy, TarWriteError};
 use crate::sys::beneath::{self, Open};
 
 /// The xattrs that mark a directory opaque (`user.` under `userxattr`).
@@ -111,7 +111,8 @@ pub fn export_to_file(c: &Container, dest: &Path, opts: ExportOptions) -> Result
 fn write<W: Write>(c: &Container, out: W) -> Result<(W, ExportStats), ExportError> {
     let mut roots = vec![c.paths.upper()];
     roots.extend(c.record.lowers.iter().cloned());
-    let mut merge = Merge { container: &c.record.name, writer: LayerWriter::plain_tar(out, u64::MAX), entries: 0 };
+    let mut merge =
+        Merge { container: &c.record.name, writer: LayerWriter::plain_tar(out, MtimePolicy::Keep), entries: 0 };
     let mut backing = Vec::new();
     for root in &roots {
         let fd = beneath::open_root(root).map_err(|e| merge.read_err(root, e))?;

@@ -27,7 +27,9 @@ use oci_spec::image::MediaType;
 
 use super::{ImageError, LayerRecord, Store, StoreError, normalize_tag_name, rfc3339};
 use crate::oci::image::{canonical_json, descriptor, history_entry, image_config, image_manifest};
-use crate::oci::{Compression, Digest, ImageConfigInput, UnpackOptions, Whiteouts, unpack_compressed, write_tree};
+use crate::oci::{
+    Compression, Digest, ImageConfigInput, MtimePolicy, UnpackOptions, Whiteouts, unpack_compressed, write_tree,
+};
 
 /// What [`Store::import_rootfs`] made.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,8 +46,8 @@ pub struct ImportedImage {
     pub tag: Option<String>,
 }
 
-/// Mtimes are kept as the tar has them: no entry is later than this.
-const KEEP_MTIMES: u64 = u64::MAX;
+/// Mtimes are kept as the tar has them (not clamped to an epoch).
+const KEEP_MTIMES: MtimePolicy = MtimePolicy::Keep;
 
 impl Store {
     /// Imports the flat filesystem tar `tar` (plain or gzip) as a one-layer

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use super::error::{Context, io_err};
 use super::{BaseError, BaseImage, single_layer};
-use crate::oci::{Compression, UnpackOptions, Whiteouts, unpack_compressed, write_tree};
+use crate::oci::{Compression, MtimePolicy, UnpackOptions, Whiteouts, unpack_compressed, write_tree};
 use crate::store::{LayerRecord, Store};
 
 /// Makes the filesystem tar `file` a one-layer base.
@@ -40,7 +40,7 @@ pub(super) fn materialise(store: &Store, base: &str, file: &Path, epoch: u64) ->
 /// clamped to `epoch`, and returns its record.
 pub(super) fn tree_layer(store: &Store, base: &str, root: &Path, epoch: u64) -> Result<LayerRecord, BaseError> {
     let out = BufWriter::with_capacity(256 << 10, store.blob_writer().in_base(base)?);
-    let (out, digests) = write_tree(root, out, Compression::Gzip, epoch)
+    let (out, digests) = write_tree(root, out, Compression::Gzip, MtimePolicy::Clamp(epoch))
         .map_err(|source| BaseError::WriteLayer { base: base.into(), source })?;
     let blob = out.into_inner().map_err(|e| io_err(base, "write the layer blob for", root)(e.into_error()))?;
     let (digest, size) = blob.commit(Some(&digests.digest)).in_base(base)?;

@@ -15,7 +15,10 @@
 //!    first error if there was one.
 //! 3. Makes the layer with [`layer_from_upper_with`]: only what changed
 //!    against the image's layers, whiteouts for deletions, opaque markers
-//!    for replaced directories, mtimes kept as they are. The mount points
+//!    for replaced directories, mtimes kept as they are
+//!    ([`MtimePolicy::Keep`]: whiteouts and opaque markers, which have no
+//!    mtime of their own, are dated 1970 as containerd dates them, so every
+//!    tar reader takes them). The mount points
 //!    the runtime made in the upper dir for the container's mounts (an empty
 //!    `/etc/hosts` when the image had none, a volume's directory) are left
 //!    out, as Docker leaves its init layer out. The upper dir is read without
@@ -45,7 +48,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use crate::build::layer::{LayerError, LayerOptions, layer_from_upper_with};
-use crate::oci::{ChangeError, Compression, Digest, ImageConfigInput};
+use crate::oci::{ChangeError, Compression, Digest, ImageConfigInput, MtimePolicy};
 use crate::runtime::container::Container;
 use crate::runtime::freeze::{self, FreezeError, Frozen};
 use crate::store::{ImageError, LayerRecord, Store, StoreError, normalize_tag_name, rfc3339};
@@ -145,8 +148,12 @@ pub fn commit(store: &Store, c: &Container, opts: &CommitOptions) -> Result<Comm
     if let Some(missing) = c.record.lowers.iter().find(|l| !l.is_dir()) {
         return Err(CommitError::LowerMissing { container: name, path: missing.clone() });
     }
-    let layer_opts =
-        LayerOptions { epoch: u64::MAX, compression: opts.compression, exclude: mount_points(c), unpack: false };
+    let layer_opts = LayerOptions {
+        mtimes: MtimePolicy::Keep,
+        compression: opts.compression,
+        exclude: mount_points(c),
+        unpack: false,
+    };
 
     let frozen = if opts.pause { freeze::freeze(c).map_err(|e| CommitError::Freeze(Box::new(e)))? } else { None };
     let froze = frozen.is_some();

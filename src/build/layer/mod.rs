@@ -58,8 +58,9 @@
 //! directory. The staged files are fsynced several at a time, then
 //! [`Store::commit_layer`] renames the directory to `layers/<diffid>`. The
 //! unpacked layer is thus exactly what unpacking the blob gives, as for a
-//! pulled image. mtimes are clamped to `epoch`, so the same upper dir gives
-//! the same diffID and digest.
+//! pulled image. mtimes follow [`LayerOptions::mtimes`]: a build clamps
+//! them to its epoch (and dates whiteouts and opaque markers at it), so the
+//! same upper dir gives the same diffID and digest; a commit keeps them.
 //!
 //! 500 new files of 100 KiB and three deletions (`time_50_mib_in_500_files`
 //! in `tests/layers.rs`, 2 CPUs, ext4): 0.27–0.39 s with random contents,
@@ -103,7 +104,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::oci::{Compression, Digest, LayerWriter, TarWriteError, UnpackError, UnpackOptions, Whiteouts};
+use crate::oci::{Compression, Digest, LayerWriter, MtimePolicy, TarWriteError, UnpackError, UnpackOptions, Whiteouts};
 use crate::store::{LayerRecord, Store, StoreError};
 use upper::Upper;
 
@@ -159,9 +160,8 @@ pub enum LayerError {
 /// How [`layer_from_upper_with`] writes a layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerOptions {
-    /// mtimes later than this (seconds) are clamped to it; `u64::MAX`
-    /// keeps them all.
-    pub epoch: u64,
+    /// Clamped to an epoch (a build step) or kept (a commit).
+    pub mtimes: MtimePolicy,
     /// Gzip (the default) or zstd; `None` is not a layer blob berth writes.
     pub compression: Compression,
     /// Paths relative to the upper dir (no leading `/`) left out of the
@@ -179,7 +179,12 @@ impl LayerOptions {
     /// Gzip, mtimes clamped to `epoch`, nothing excluded, unpacked: a build
     /// step's.
     pub fn build(epoch: u64) -> LayerOptions {
-        LayerOptions { epoch, compression: Compression::Gzip, exclude: HashSet::new(), unpack: true }
+        LayerOptions {
+            mtimes: MtimePolicy::Clamp(epoch),
+            compression: Compression::Gzip,
+            exclude: HashSet::new(),
+            unpack: true,
+        }
     }
 }
 
@@ -195,7 +200,7 @@ pub fn layer_from_upper(
     layer_from_upper_with(store, upper, lowers, &LayerOptions::build(epoch))
 }
 
-/// [`layer_from_upper`] as `opts` says: the compression, the epoch, and
+/// [`layer_from_upper`] as `opts` says: the compression, the mtimes, and
 /// paths to leave out.
 pub fn layer_from_upper_with(
     store: &Store,
@@ -229,7 +234,7 @@ pub fn layer_from_upper_with(
             let (path, unpack) = (staging.path(), &unpack);
             s.spawn(move || pipe::stage(stage_rx, path, unpack))
         });
-        let written = write(&plan, &upper, opts.epoch, pipe::Tee::new(outs, &gone));
+        let written = write(&plan, &upper, opts.mtimes, pipe::Tee::new(outs, &gone));
         let compressed = compressing.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         let staged = staging.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
         (written, compressed, staged.transpose())
@@ -268,9 +273,9 @@ pub fn layer_from_upper_with(
 
 /// Writes the plan's entries as an uncompressed tar into `out`; returns the
 /// tar's digest (the diffID).
-fn write(plan: &Plan, upper: &Upper, epoch: u64, out: pipe::Tee<'_>) -> Result<Digest, LayerError> {
+fn write(plan: &Plan, upper: &Upper, mtimes: MtimePolicy, out: pipe::Tee<'_>) -> Result<Digest, LayerError> {
     let fail = |source| LayerError::Write { upper: upper.path().to_owned(), source };
-    let mut writer = LayerWriter::new(out, Compression::None, epoch);
+    let mut writer = LayerWriter::new(out, Compression::None, mtimes);
     for entry in &plan.entries {
         match entry {
             Entry::Add(rel) => writer.add_beneath(rel, &mut upper.source(rel)),
@@ -318,7 +323,7 @@ mod tests {
         std::os::unix::fs::symlink(&host, upper_path.join("escape/d")).unwrap();
         let gone = AtomicBool::new(false);
         let (tx, _rx) = pipe::channel();
-        let err = write(&plan, &upper, u64::MAX, pipe::Tee::new(vec![tx], &gone)).unwrap_err();
+        let err = write(&plan, &upper, MtimePolicy::Keep, pipe::Tee::new(vec![tx], &gone)).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("escape/d/secret") && text.contains("never follows links"), "{text}");
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::writer::{CAP_NET_BIND, EPOCH, build_tree, layer, now};
 use super::{RawTar, Sandbox};
 use crate::oci::tar_read::{UnpackOptions, Whiteouts, unpack, unpack_compressed};
-use crate::oci::tar_write::{Compression, LayerWriter};
+use crate::oci::tar_write::{Compression, LayerWriter, MtimePolicy};
 use crate::sys::fs as sysfs;
 
 /// Everything below `root` that a layer carries: kind and mode, owner,
@@ -112,7 +112,7 @@ fn lower_and_upper() -> (Vec<u8>, Vec<u8>) {
     fs::create_dir_all(src.join("d/-implicit")).unwrap();
     fs::write(src.join("d/-implicit/f"), b"kept too").unwrap();
     fs::write(src.join("d/g"), b"g").unwrap();
-    let mut writer = LayerWriter::new(Vec::new(), Compression::None, EPOCH);
+    let mut writer = LayerWriter::new(Vec::new(), Compression::None, MtimePolicy::Clamp(EPOCH));
     writer.add_whiteout(Path::new("a/b")).unwrap();
     writer.add(Path::new("d"), &src.join("d")).unwrap();
     writer.add(Path::new("d/-early"), &src.join("d/-early")).unwrap();

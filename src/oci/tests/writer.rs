@@ -11,7 +11,7 @@ use tar::EntryType;
 
 use super::tar_names;
 use crate::oci::Digest;
-use crate::oci::tar_write::{Compression, LayerDigests, LayerWriter, write_tree};
+use crate::oci::tar_write::{Compression, LayerDigests, LayerWriter, MtimePolicy, write_tree};
 use crate::sys::fs as sysfs;
 
 /// The epoch the tests clamp to (2020-09-13).
@@ -75,7 +75,7 @@ pub fn now() -> u64 {
 }
 
 pub fn layer(root: &Path, compression: Compression) -> (Vec<u8>, LayerDigests) {
-    write_tree(root, Vec::new(), compression, EPOCH).unwrap()
+    write_tree(root, Vec::new(), compression, MtimePolicy::Clamp(EPOCH)).unwrap()
 }
 
 fn sha256(bytes: &[u8]) -> Digest {
@@ -211,7 +211,7 @@ fn entries_are_sorted_with_clamped_times_and_numeric_owners() {
 
 #[test]
 fn whiteout_and_opaque_names() {
-    let mut writer = LayerWriter::new(Vec::new(), Compression::None, EPOCH);
+    let mut writer = LayerWriter::new(Vec::new(), Compression::None, MtimePolicy::Clamp(EPOCH));
     writer.add_opaque(Path::new("")).unwrap();
     writer.add_whiteout(Path::new("top")).unwrap();
     writer.add_opaque(Path::new("a")).unwrap();
@@ -220,6 +220,38 @@ fn whiteout_and_opaque_names() {
     assert!(writer.add_whiteout(Path::new("")).is_err());
     let (tar, _) = writer.finish().unwrap();
     assert_eq!(tar_names(&tar), [".wh..wh..opq", ".wh.top", "a/.wh..wh..opq", "a/b/.wh.c"]);
+}
+
+/// Whiteouts, opaque markers and implied directories get the epoch when
+/// mtimes are clamped and 0 when they are kept (a commit); a kept mtime past
+/// 2242 is written and read back whole.
+#[test]
+fn entries_no_tree_holds_get_a_defined_mtime() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("future"), b"later").unwrap();
+    let y2300 = 10_413_792_000;
+    set_mtime(&dir.path().join("future"), y2300);
+    for (policy, synthetic, future) in [(MtimePolicy::Clamp(EPOCH), EPOCH, EPOCH), (MtimePolicy::Keep, 0, y2300)] {
+        let mut writer = LayerWriter::new(Vec::new(), Compression::None, policy);
+        writer.add_dir(Path::new("bin"), 0o755).unwrap();
+        writer.add_whiteout(Path::new("bin/vi")).unwrap();
+        writer.add_opaque(Path::new("home")).unwrap();
+        writer.add(Path::new("future"), &dir.path().join("future")).unwrap();
+        let (tar, _) = writer.finish().unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mtimes: Vec<_> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (String::from_utf8_lossy(&e.path_bytes()).into_owned(), e.header().mtime().unwrap())
+            })
+            .collect();
+        let want =
+            [("bin/", synthetic), ("bin/.wh.vi", synthetic), ("home/.wh..wh..opq", synthetic), ("future", future)];
+        let want: Vec<_> = want.iter().map(|(n, t)| (n.to_string(), *t)).collect();
+        assert_eq!(mtimes, want, "{policy:?}");
+    }
 }
 
 #[test]
@@ -246,7 +278,7 @@ fn long_names_and_link_targets_use_pax_deterministically() {
 #[test]
 fn add_refuses_bad_names_and_missing_sources() {
     let dir = tempfile::tempdir().unwrap();
-    let mut writer = LayerWriter::new(Vec::new(), Compression::None, EPOCH);
+    let mut writer = LayerWriter::new(Vec::new(), Compression::None, MtimePolicy::Clamp(EPOCH));
     for bad in ["/abs", "../up", "", "./x"] {
         assert!(writer.add(Path::new(bad), dir.path()).is_err(), "{bad}");
     }
