@@ -6,9 +6,8 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
 
-use support::Berth;
+use support::{Berth, poll};
 
 const PORT: u16 = 18477;
 
@@ -31,18 +30,15 @@ cmd = ["sleep", "300"]
 
 /// GET `path` on the published port until it answers 200 (or time is up).
 fn get(path: &str) -> String {
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", PORT)) {
-            let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut body = String::new();
-            if s.read_to_string(&mut body).is_ok() && body.lines().next().is_some_and(|l| l.contains(" 200 ")) {
-                return body.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-            }
-        }
-        assert!(Instant::now() < until, "nothing answered {path} on port {PORT}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll(&format!("a 200 answer to GET {path} on port {PORT}"), || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", PORT)).ok()?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        let ok = body.lines().next().is_some_and(|l| l.contains(" 200 "));
+        ok.then(|| body.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
+    })
 }
 
 #[test]

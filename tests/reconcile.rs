@@ -6,9 +6,8 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use support::Berth;
+use support::{Berth, poll, wait_until};
 
 fn project(manifest: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -19,18 +18,10 @@ fn project(manifest: &str) -> tempfile::TempDir {
 
 /// Polls `berth ps --json` in `dir` until `env`'s health is `want`.
 fn wait_health(berth: &Berth, dir: &Path, env: &str, want: &str) -> serde_json::Value {
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
+    poll(&format!("{env} to become {want}"), || {
         let ps = berth.run_in(dir, &["ps", "--json"]).json();
-        let row = ps.as_array().unwrap().iter().find(|r| r["env"] == env).cloned();
-        if let Some(row) = row
-            && row["health"]["status"] == want
-        {
-            return row;
-        }
-        assert!(Instant::now() < until, "{env} never became {want}: {ps}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        ps.as_array().unwrap().iter().find(|r| r["env"] == env && r["health"]["status"] == want).cloned()
+    })
 }
 
 const HEALTHY: &str = r#"
@@ -142,11 +133,7 @@ fn a_container_whose_shim_died_is_reported_and_started_again() {
     .unwrap();
     let shim = nix::unistd::Pid::from_raw(state["shim_pid"].as_i64().unwrap() as i32);
     nix::sys::signal::kill(shim, nix::sys::signal::Signal::SIGKILL).unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    while nix::sys::signal::kill(shim, None).is_ok() {
-        assert!(Instant::now() < until, "the shim did not die");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the shim to die", || nix::sys::signal::kill(shim, None).is_err());
     let plan = berth.run_in(dir.path(), &["plan", "--exit-code"]);
     assert_eq!(plan.code, 2, "{}", plan.stdout);
     // The container's init dies with its shim: how it ended is unknown.
@@ -174,16 +161,11 @@ fn logs_of_the_whole_project_are_prefixed_by_name() {
                     [env.b]\nimage = \"rootfs:busybox.tar\"\ncmd = [\"sh\", \"-c\", \"echo hello from b >&2; exec sleep 300\"]\n";
     let dir = project(manifest);
     berth.run_in(dir.path(), &["up", "-d"]).ok();
-    let until = Instant::now() + Duration::from_secs(20);
-    let all = loop {
+    let all = poll("both envs' lines in the project's log", || {
         let run = berth.run_in(dir.path(), &["logs"]);
         let all = format!("{}{}", run.ok(), run.stderr);
-        if all.contains("chatty-a | hello from a\n") && all.contains("chatty-b | hello from b\n") {
-            break all;
-        }
-        assert!(Instant::now() < until, "{all}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        (all.contains("chatty-a | hello from a\n") && all.contains("chatty-b | hello from b\n")).then_some(all)
+    });
     assert!(!all.contains("chatty-b | hello from a"), "{all}");
     // One container named: its output as it printed it, no prefix.
     assert_eq!(berth.run_in(dir.path(), &["logs", "a"]).ok(), "hello from a\n");
