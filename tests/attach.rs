@@ -45,10 +45,8 @@ fn input_reaches_an_interactive_container_and_output_comes_back() {
 /// terminal's size set first, types `keys` once berth has put the terminal
 /// in raw mode, and returns what the terminal showed.
 fn attach_on_a_terminal(berth: &Berth, name: &str, keys: &[u8]) -> String {
-    let shell = format!(
-        "stty rows 12 cols 34; {WAIT_FOR_RAW_MODE} & {} attach {name}; echo attach-rc=$?",
-        berth_cmd(berth)
-    );
+    let shell =
+        format!("stty rows 12 cols 34; {WAIT_FOR_RAW_MODE} & {} attach {name}; echo attach-rc=$?", berth_cmd(berth));
     let mut terminal = Terminal::run(&shell);
     terminal.wait_for("RAW-MODE-ON");
     terminal.type_keys(keys);

@@ -51,6 +51,12 @@ impl Berth {
         Berth { store: tempfile::tempdir().expect("temp store") }
     }
 
+    /// A fresh, empty store in a new directory below `parent` (on the
+    /// filesystem a test chose).
+    pub fn new_in(parent: &Path) -> Berth {
+        Berth { store: tempfile::tempdir_in(parent).expect("temp store") }
+    }
+
     /// The store's directory (it may not exist as a store yet).
     pub fn store(&self) -> &Path {
         self.store.path()
@@ -101,7 +107,9 @@ impl Berth {
             }
             if Instant::now() >= until {
                 let ps = self.run(&["ps", "-a"]).stdout;
-                panic!("container {container} never logged {needle:?} in {PATIENCE:?}; its log:\n{text}\nberth ps -a:\n{ps}");
+                panic!(
+                    "container {container} never logged {needle:?} in {PATIENCE:?}; its log:\n{text}\nberth ps -a:\n{ps}"
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

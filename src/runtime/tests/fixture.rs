@@ -45,7 +45,8 @@ fn busybox() -> &'static Path {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     let path = Path::new("/bin/busybox");
     // ldd (libc-bin, Essential) fails on a static executable.
-    let is_static = || path.exists() && std::process::Command::new("ldd").arg(path).output().is_ok_and(|o| !o.status.success());
+    let is_static =
+        || path.exists() && std::process::Command::new("ldd").arg(path).output().is_ok_and(|o| !o.status.success());
     INSTALLED.get_or_init(|| {
         if !is_static() {
             let apt = |args: &[&str]| {
