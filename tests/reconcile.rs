@@ -30,7 +30,7 @@ project = "checked"
 [env.web]
 image = "rootfs:busybox.tar"
 cmd = ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && httpd -f -p 8000 -h /www"]
-ports = ["127.0.0.1:18431:8000"]
+ports = ["127.0.0.1:PORT:8000"]
 health = { cmd = ["wget", "-q", "-O", "/dev/null", "http://localhost:8000/"], interval = "100ms", retries = 50 }
 
 [env.slow]
@@ -42,7 +42,9 @@ health = { cmd = ["sleep", "5"], interval = "100ms", timeout = "200ms", retries 
 #[test]
 fn the_shim_runs_health_checks_and_ps_shows_the_project() {
     let berth = Berth::new();
-    let dir = project(HEALTHY);
+    // A free port, not a fixed one: another run of this test may be using that.
+    let port = support::registry::free_port();
+    let dir = project(&HEALTHY.replace("PORT", &port.to_string()));
     berth.run_in(dir.path(), &["up", "-d"]).ok();
     wait_health(&berth, dir.path(), "web", "healthy");
     // A check that outlives its timeout is killed and counts as a failure.
@@ -55,7 +57,10 @@ fn the_shim_runs_health_checks_and_ps_shows_the_project() {
         assert!(header.contains(column), "{table}");
     }
     let web = table.lines().find(|l| l.starts_with("web ")).unwrap_or_else(|| panic!("{table}"));
-    assert!(web.contains("running") && web.contains("healthy") && web.contains("127.0.0.1:18431->8000/tcp"), "{table}");
+    assert!(
+        web.contains("running") && web.contains("healthy") && web.contains(&format!("127.0.0.1:{port}->8000/tcp")),
+        "{table}"
+    );
     assert!(web.contains("checked/web:latest ("), "the image and its digest: {table}");
     // Outside the project (or with --global), Docker's view, health in the status.
     let global = berth.run_in(dir.path(), &["ps", "--global"]).ok().to_owned();
