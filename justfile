@@ -1,4 +1,6 @@
 # Recipes for working on berth. `just --list` shows them.
+# Debian bookworm does not package just: `cargo install just` installs it.
+# Without it, run a recipe's lines by hand: each is a plain shell command.
 
 # Build the release binary.
 build:

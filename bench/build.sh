@@ -6,7 +6,7 @@
 #
 #     bash bench/build.sh             # RUNS=10 WARMUP=1 by default
 #
-# Needs hyperfine, podman and mmdebstrap (installed with apt when missing);
+# Needs hyperfine, podman, runc and mmdebstrap (installed with apt when missing);
 # the Debian root is made once with mmdebstrap and kept in target/bench/.
 set -euo pipefail
 
@@ -15,7 +15,7 @@ WARMUP=${WARMUP:-1}
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 need_root
-need hyperfine hyperfine; need podman podman; need python3 python3
+need hyperfine hyperfine; need podman podman; need runc runc; need python3 python3
 
 cargo build --release -q
 BERTH_BIN="$PWD/target/release/berth"

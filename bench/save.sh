@@ -10,7 +10,7 @@
 # load:        berth load -i F (fresh store)       vs  podman load -i F (image removed first),
 #              each loading the OCI archive it saved
 #
-# Needs hyperfine, podman and mmdebstrap (installed with apt when missing);
+# Needs hyperfine, podman, runc and mmdebstrap (installed with apt when missing);
 # the Debian root is made once with mmdebstrap and kept in target/bench/
 # (as bench/build.sh does). Every store lives in a temp dir removed at exit.
 set -euo pipefail
@@ -20,7 +20,7 @@ WARMUP=${WARMUP:-1}
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 need_root
-need hyperfine hyperfine; need podman podman; need python3 python3
+need hyperfine hyperfine; need podman podman; need runc runc; need python3 python3
 
 cargo build --release -q
 BERTH_BIN="$PWD/target/release/berth"

@@ -8,7 +8,7 @@
 #
 #     bash bench/up.sh                # RUNS=10 WARMUP=1 by default
 #
-# Needs hyperfine, podman and podman-compose (installed with apt when
+# Needs hyperfine, podman, runc and podman-compose (installed with apt when
 # missing). podman runs with its own temporary root, runc and cgroupfs.
 set -euo pipefail
 
@@ -17,7 +17,7 @@ WARMUP=${WARMUP:-1}
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 need_root
-need hyperfine hyperfine; need podman podman; need podman-compose podman-compose; need python3 python3
+need hyperfine hyperfine; need podman podman; need runc runc; need podman-compose podman-compose; need python3 python3
 
 cargo build --release -q
 BERTH_BIN="$PWD/target/release/berth"

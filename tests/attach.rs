@@ -7,6 +7,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use support::Berth;
+use support::stream::{Collected, Terminal, WAIT_FOR_RAW_MODE, wait_child};
 
 fn berth_cmd(berth: &Berth) -> String {
     format!("{} --root {}", env!("CARGO_BIN_EXE_berth"), berth.store_root().display())
@@ -21,6 +22,9 @@ fn status(berth: &Berth, name: &str) -> serde_json::Value {
 fn input_reaches_an_interactive_container_and_output_comes_back() {
     let berth = Berth::with_busybox();
     berth.detach(&["-i", "--name", "echo", "busybox", "sh", "-c", "read a; echo got:$a; read b; echo got:$b; exit 5"]);
+    // No wait needed: input written before attach connects waits in the
+    // pipe, and the shim adds a client before it reads the client's input,
+    // so the replies reach it.
     let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["--root", &berth.store_root().to_string_lossy(), "attach", "echo"])
         .stdin(Stdio::piped())
@@ -28,38 +32,32 @@ fn input_reaches_an_interactive_container_and_output_comes_back() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
     stdin.write_all(b"one\ntwo\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "got:one\ngot:two\n");
-    assert_eq!(out.status.code(), Some(5), "attach exits with the container's status");
+    let out = Collected::start(child.stdout.take().unwrap());
+    let status = wait_child(&mut child, "berth attach");
+    drop(stdin);
+    assert_eq!(out.finish(), "got:one\ngot:two\n");
+    assert_eq!(status.code(), Some(5), "attach exits with the container's status");
     assert_eq!(berth.run(&["logs", "echo"]).stdout, "got:one\ngot:two\n");
 }
 
-/// Runs `shell` under script(1) (a terminal), types `keys` once berth has
-/// had time to attach, and returns what the terminal showed.
-fn on_a_terminal(shell: &str, keys: &[u8]) -> String {
-    let mut child = Command::new("script")
-        .args(["-qec", shell, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    stdin.write_all(keys).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+/// Runs `berth attach NAME` under script(1) (a terminal) with the
+/// terminal's size set first, types `keys` once berth has put the terminal
+/// in raw mode, and returns what the terminal showed.
+fn attach_on_a_terminal(berth: &Berth, name: &str, keys: &[u8]) -> String {
+    let shell =
+        format!("stty rows 12 cols 34; {WAIT_FOR_RAW_MODE} & {} attach {name}; echo attach-rc=$?", berth_cmd(berth));
+    let mut terminal = Terminal::run(&shell);
+    terminal.wait_for("RAW-MODE-ON");
+    terminal.type_keys(keys);
+    terminal.finish()
 }
 
 #[test]
 fn a_terminal_container_gets_the_users_size_and_keys() {
     let berth = Berth::with_busybox();
     berth.detach(&["-it", "--name", "tty", "busybox", "sh"]);
-    let script = format!("stty rows 12 cols 34; {} attach tty; echo attach-rc=$?", berth_cmd(&berth));
-    let text = on_a_terminal(&script, b"stty size; exit 7\r");
+    let text = attach_on_a_terminal(&berth, "tty", b"stty size; exit 7\r");
     assert!(text.contains("\n12 34\n") && text.contains("attach-rc=7"), "{text:?}");
     assert_eq!(status(&berth, "tty")["exit_code"], 7);
 }
@@ -68,8 +66,7 @@ fn a_terminal_container_gets_the_users_size_and_keys() {
 fn ctrl_p_ctrl_q_detaches_and_leaves_the_container_running() {
     let berth = Berth::with_busybox();
     berth.detach(&["-it", "--name", "stay", "busybox", "sh"]);
-    let script = format!("{} attach stay; echo attach-rc=$?", berth_cmd(&berth));
-    let text = on_a_terminal(&script, &[0x10, 0x11]);
+    let text = attach_on_a_terminal(&berth, "stay", &[0x10, 0x11]);
     assert!(text.contains("attach-rc=0"), "{text:?}");
     assert_eq!(status(&berth, "stay")["status"], "running");
 }

@@ -7,17 +7,8 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use support::Berth;
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use support::{Berth, wait_until as wait_for};
 
 /// Starts a detached busybox container `name` running `script`, which
 /// must `touch /ready` when it has made its changes; waits for that.

@@ -3,21 +3,18 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
-use support::Berth;
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use support::{Berth, wait_until as wait_for};
 
 fn status(berth: &Berth, name: &str) -> serde_json::Value {
     let all = berth.run(&["ps", "-a", "--json"]).json();
     all.as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap_or(serde_json::Value::Null)
+}
+
+/// The pid of the shim of container `name`, from its state.json.
+fn shim_pid(berth: &Berth, name: &str) -> i64 {
+    let id = status(berth, name)["id"].as_str().unwrap().to_owned();
+    let state = std::fs::read(berth.store_root().join("containers").join(id).join("state.json")).unwrap();
+    serde_json::from_slice::<serde_json::Value>(&state).unwrap()["shim_pid"].as_i64().unwrap()
 }
 
 fn mounts_mentioning(id: &str) -> usize {
@@ -45,7 +42,10 @@ fn detached_container_lifecycle() {
     let ps = berth.run(&["ps"]).ok().to_owned();
     assert!(ps.contains("web") && ps.contains("Up "), "{ps}");
 
-    wait_for("the log", || berth.run(&["logs", "web"]).stdout.contains("started"));
+    wait_for("both lines in the log", || {
+        let logs = berth.run(&["logs", "web"]);
+        logs.stdout.contains("started") && logs.stderr.contains("oops")
+    });
     let logs = berth.run(&["logs", "web"]);
     assert_eq!((logs.stdout.as_str(), logs.stderr.as_str()), ("started\n", "oops\n"));
     let stamped = berth.run(&["logs", "-t", "web"]).stdout;
@@ -123,7 +123,9 @@ fn restart_policies() {
     berth.run(&["stop", "-t", "1", "steady"]).ok();
     let after = status(&berth, "steady");
     assert_eq!(after["status"], "exited", "{after}");
-    std::thread::sleep(Duration::from_millis(600));
+    // Only the shim restarts a container: once it has gone, nothing can.
+    let shim = shim_pid(&berth, "steady");
+    wait_for("the stopped container's shim to exit", || !std::path::Path::new(&format!("/proc/{shim}")).exists());
     assert_eq!(status(&berth, "steady")["status"], "exited", "a stopped container is not restarted");
 
     berth.detach(&["--name", "fine", "--restart", "on-failure", "busybox", "true"]);
@@ -134,9 +136,12 @@ fn restart_policies() {
 #[test]
 fn kill_sends_signals_and_names_are_unique() {
     let berth = Berth::with_busybox();
-    berth.detach(&["--name", "k", "busybox", "sh", "-c", "trap 'echo got-hup' HUP; while true; do sleep 0.1; done"]);
+    // A HUP before the trap is set would end sh: wait for the line after it.
+    let script = "trap 'echo got-hup' HUP; echo trap-set; while true; do sleep 0.1; done";
+    berth.detach(&["--name", "k", "busybox", "sh", "-c", script]);
+    berth.wait_for_log("k", "trap-set");
     berth.run(&["kill", "-s", "HUP", "k"]).ok();
-    wait_for("the trap", || berth.run(&["logs", "k"]).stdout.contains("got-hup"));
+    berth.wait_for_log("k", "got-hup");
     let err = berth.run(&["run", "-d", "--name", "k", "busybox", "true"]).fails_with(1).to_owned();
     assert!(err.contains("already used by container"), "{err}");
     berth.run(&["kill", "k"]).ok();

@@ -6,11 +6,8 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
 
-use support::Berth;
-
-const PORT: u16 = 18477;
+use support::{Berth, poll};
 
 const MANIFEST: &str = r#"
 project = "handoff"
@@ -19,7 +16,7 @@ project = "handoff"
 image = "rootfs:busybox.tar"
 env = { GREETING = "hello from qa" }
 cmd = ["sh", "-c", "mkdir -p /www && echo \"$GREETING\" > /www/index.html && exec httpd -f -p 8000 -h /www"]
-ports = ["127.0.0.1:18477:8000"]
+ports = ["127.0.0.1:PORT:8000"]
 health = { cmd = ["wget", "-q", "-O", "/dev/null", "http://localhost:8000/"], interval = "100ms", retries = 50 }
 limits = { memory = "64MiB" }
 
@@ -29,32 +26,31 @@ depends_on = ["web"]
 cmd = ["sleep", "300"]
 "#;
 
-/// GET `path` on the published port until it answers 200 (or time is up).
-fn get(path: &str) -> String {
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", PORT)) {
-            let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut body = String::new();
-            if s.read_to_string(&mut body).is_ok() && body.lines().next().is_some_and(|l| l.contains(" 200 ")) {
-                return body.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-            }
-        }
-        assert!(Instant::now() < until, "nothing answered {path} on port {PORT}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// GET `path` on the published `port` until it answers 200 (or time is up).
+fn get(port: u16, path: &str) -> String {
+    poll(&format!("a 200 answer to GET {path} on port {port}"), || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        let ok = body.lines().next().is_some_and(|l| l.contains(" 200 "));
+        ok.then(|| body.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
+    })
 }
 
 #[test]
 fn freeze_on_one_store_and_up_from_on_a_fresh_one() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(support::image::busybox_tar(), dir.path().join("busybox.tar")).unwrap();
-    std::fs::write(dir.path().join("berth.toml"), MANIFEST).unwrap();
+    // A free port, not a fixed one: another run of this test may be using that.
+    let port = support::registry::free_port();
+    std::fs::write(dir.path().join("berth.toml"), MANIFEST.replace("PORT", &port.to_string())).unwrap();
     let archive = dir.path().join("handoff.tar");
 
     let dev = Berth::new();
     dev.run_in(dir.path(), &["up", "-d"]).ok();
-    assert_eq!(get("/index.html"), "hello from qa\n");
+    assert_eq!(get(port, "/index.html"), "hello from qa\n");
     // State that only the running container has: it must travel.
     dev.run_in(dir.path(), &["exec", "web", "sh", "-c", "echo made by hand > /www/extra.html"]).ok();
     let frozen = dev.run_in(dir.path(), &["freeze", "web", "client", "-m", "for QA", "-o", archive.to_str().unwrap()]);
@@ -68,7 +64,7 @@ fn freeze_on_one_store_and_up_from_on_a_fresh_one() {
     let images = inspected[0]["Images"].as_array().unwrap();
     let web = images.iter().find(|i| i["BerthEnv"]["env"] == "web").unwrap_or_else(|| panic!("{inspected}"));
     assert_eq!(web["BerthEnv"]["env_vars"]["GREETING"], "hello from qa");
-    assert_eq!(web["BerthEnv"]["ports"][0]["host_port"], PORT);
+    assert_eq!(web["BerthEnv"]["ports"][0]["host_port"], port);
     assert!(!nowhere.store_root().exists(), "inspect of a file makes no store");
 
     // Another machine: a fresh store, no manifest, another directory.
@@ -77,8 +73,8 @@ fn freeze_on_one_store_and_up_from_on_a_fresh_one() {
     let up = qa.run_in(elsewhere.path(), &["up", "--from", archive.to_str().unwrap()]);
     up.ok();
     assert!(up.stderr.contains("web: created and started") && up.stderr.contains("client: created"), "{}", up.stderr);
-    assert_eq!(get("/extra.html"), "made by hand\n");
-    assert_eq!(get("/index.html"), "hello from qa\n");
+    assert_eq!(get(port, "/extra.html"), "made by hand\n");
+    assert_eq!(get(port, "/index.html"), "hello from qa\n");
     let ps = qa.run_in(elsewhere.path(), &["ps", "--json"]).json();
     let row = ps.as_array().unwrap().iter().find(|r| r["labels"]["org.berth.env"] == "web").cloned().unwrap();
     assert_eq!(row["health"]["status"], "healthy", "client waited for web's health: {ps}");

@@ -7,10 +7,10 @@ mod support;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::Digest as _;
-use support::Berth;
+use support::{Berth, wait_until as wait_for};
 
 /// A project dir with the busybox rootfs as `busybox.tar` and `manifest`
 /// as its berth.toml.
@@ -74,14 +74,6 @@ fn file_bytes(root: &Path) -> u64 {
 
 fn entries(dir: &Path) -> usize {
     std::fs::read_dir(dir).unwrap().count()
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn status(berth: &Berth, name: &str) -> String {
@@ -169,7 +161,13 @@ fn keep_storage_evicts_stale_cache_entries_least_recently_used_first() {
         nodes.iter().find(|n| n["kind"] == kind).unwrap()["key"].as_str().unwrap().to_owned()
     };
     let (base, old_run) = (keys(&plan, "base"), keys(&plan, "run"));
-    std::thread::sleep(Duration::from_millis(20)); // the rebuild's cache hit is a later use
+    // The first build's uses, long ago: the rebuild's cache hit on the base
+    // is then later whatever the clock's resolution (an entry's mtime is its
+    // last use).
+    for entry in std::fs::read_dir(berth.store_root().join("cache")).unwrap() {
+        let file = std::fs::File::options().write(true).open(entry.unwrap().path()).unwrap();
+        file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000)).unwrap();
+    }
     std::fs::write(dir.path().join("berth.toml"), manifest("v2")).unwrap();
     berth.run_in(dir.path(), &["build", "-q"]).ok();
     let cache = berth.store_root().join("cache");

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::Berth;
+use support::{Berth, wait_until};
 
 fn cgroup_file(id: &str, controller_v1: &str, file_v1: &str, file_v2: &str) -> String {
     let v1 = format!("/sys/fs/cgroup/{controller_v1}/berth/{id}/{file_v1}");
@@ -51,17 +51,10 @@ fn a_fork_bomb_is_stopped_by_the_pids_limit() {
         let events = cgroup_file(&id, "pids", "pids.events", "pids.events");
         events.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0)
     };
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while refused() == 0 {
-        assert!(std::time::Instant::now() < until, "the fork loop never hit the limit");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until("the fork loop to hit the limit", || refused() > 0);
     let current: u64 = cgroup_file(&id, "pids", "pids.current", "pids.current").trim().parse().unwrap();
     assert!(current <= 20, "{current} processes under a limit of 20");
-    while !berth.run(&["logs", &id]).stdout.contains("the-bomb-stopped") {
-        assert!(std::time::Instant::now() < until, "the fork loop did not end at the limit");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    berth.wait_for_log(&id, "the-bomb-stopped");
     berth.run(&["rm", "-f", &id]).ok();
 }
 

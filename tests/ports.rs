@@ -7,25 +7,34 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
-use support::Berth;
+use support::{Berth, poll};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Sends `request` to 127.0.0.1:`port`, half-closes, and returns the
+/// reply; `None` if anything failed or nothing came back. The proxy
+/// accepts as soon as the container runs, and closes the connection while
+/// the server inside does not listen yet: that is `None`, not an answer.
+fn exchange(port: u16, request: &[u8]) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    s.write_all(request).ok()?;
+    s.shutdown(Shutdown::Write).ok()?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).ok()?;
+    (!reply.is_empty()).then_some(reply)
+}
+
+/// Waits until the server behind `port` answers `request`; returns the reply.
+#[track_caller]
+fn first_answer(port: u16, request: &[u8]) -> String {
+    poll(&format!("an answer on 127.0.0.1:{port}"), || exchange(port, request))
+}
+
 fn get(port: u16, path: &str) -> String {
-    for _ in 0..100 {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-            let mut out = String::new();
-            if s.read_to_string(&mut out).is_ok() && !out.is_empty() {
-                return out;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing answered on 127.0.0.1:{port}");
+    first_answer(port, format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
 }
 
 #[test]
@@ -58,19 +67,9 @@ fn connections_close_cleanly_both_ways() {
     let publish = format!("{port}:9000");
     // A server that answers only after the client has finished sending.
     berth.detach(&["--name", "echo", "-p", &publish, "busybox", "nc", "-ll", "-p", "9000", "-e", "sh", "-c", "wc -c"]);
-    let mut reply = String::new();
-    for _ in 0..100 {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            s.write_all(&[b'x'; 100_000]).unwrap();
-            s.shutdown(Shutdown::Write).unwrap();
-            reply.clear();
-            if s.read_to_string(&mut reply).is_ok() && !reply.is_empty() {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Ready once an empty request gets its count back (nc -ll keeps listening).
+    assert_eq!(first_answer(port, b"").trim(), "0");
+    let reply = exchange(port, &[b'x'; 100_000]).expect("a reply to the whole request");
     assert_eq!(reply.trim(), "100000", "half-close carried the whole request and the reply came back");
 }
 

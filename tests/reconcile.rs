@@ -6,9 +6,8 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use support::Berth;
+use support::{Berth, poll, wait_until};
 
 fn project(manifest: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -19,18 +18,10 @@ fn project(manifest: &str) -> tempfile::TempDir {
 
 /// Polls `berth ps --json` in `dir` until `env`'s health is `want`.
 fn wait_health(berth: &Berth, dir: &Path, env: &str, want: &str) -> serde_json::Value {
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
+    poll(&format!("{env} to become {want}"), || {
         let ps = berth.run_in(dir, &["ps", "--json"]).json();
-        let row = ps.as_array().unwrap().iter().find(|r| r["env"] == env).cloned();
-        if let Some(row) = row
-            && row["health"]["status"] == want
-        {
-            return row;
-        }
-        assert!(Instant::now() < until, "{env} never became {want}: {ps}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        ps.as_array().unwrap().iter().find(|r| r["env"] == env && r["health"]["status"] == want).cloned()
+    })
 }
 
 const HEALTHY: &str = r#"
@@ -39,7 +30,7 @@ project = "checked"
 [env.web]
 image = "rootfs:busybox.tar"
 cmd = ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && httpd -f -p 8000 -h /www"]
-ports = ["127.0.0.1:18431:8000"]
+ports = ["127.0.0.1:PORT:8000"]
 health = { cmd = ["wget", "-q", "-O", "/dev/null", "http://localhost:8000/"], interval = "100ms", retries = 50 }
 
 [env.slow]
@@ -51,7 +42,9 @@ health = { cmd = ["sleep", "5"], interval = "100ms", timeout = "200ms", retries 
 #[test]
 fn the_shim_runs_health_checks_and_ps_shows_the_project() {
     let berth = Berth::new();
-    let dir = project(HEALTHY);
+    // A free port, not a fixed one: another run of this test may be using that.
+    let port = support::registry::free_port();
+    let dir = project(&HEALTHY.replace("PORT", &port.to_string()));
     berth.run_in(dir.path(), &["up", "-d"]).ok();
     wait_health(&berth, dir.path(), "web", "healthy");
     // A check that outlives its timeout is killed and counts as a failure.
@@ -64,7 +57,10 @@ fn the_shim_runs_health_checks_and_ps_shows_the_project() {
         assert!(header.contains(column), "{table}");
     }
     let web = table.lines().find(|l| l.starts_with("web ")).unwrap_or_else(|| panic!("{table}"));
-    assert!(web.contains("running") && web.contains("healthy") && web.contains("127.0.0.1:18431->8000/tcp"), "{table}");
+    assert!(
+        web.contains("running") && web.contains("healthy") && web.contains(&format!("127.0.0.1:{port}->8000/tcp")),
+        "{table}"
+    );
     assert!(web.contains("checked/web:latest ("), "the image and its digest: {table}");
     // Outside the project (or with --global), Docker's view, health in the status.
     let global = berth.run_in(dir.path(), &["ps", "--global"]).ok().to_owned();
@@ -142,11 +138,7 @@ fn a_container_whose_shim_died_is_reported_and_started_again() {
     .unwrap();
     let shim = nix::unistd::Pid::from_raw(state["shim_pid"].as_i64().unwrap() as i32);
     nix::sys::signal::kill(shim, nix::sys::signal::Signal::SIGKILL).unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    while nix::sys::signal::kill(shim, None).is_ok() {
-        assert!(Instant::now() < until, "the shim did not die");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the shim to die", || nix::sys::signal::kill(shim, None).is_err());
     let plan = berth.run_in(dir.path(), &["plan", "--exit-code"]);
     assert_eq!(plan.code, 2, "{}", plan.stdout);
     // The container's init dies with its shim: how it ended is unknown.
@@ -174,16 +166,11 @@ fn logs_of_the_whole_project_are_prefixed_by_name() {
                     [env.b]\nimage = \"rootfs:busybox.tar\"\ncmd = [\"sh\", \"-c\", \"echo hello from b >&2; exec sleep 300\"]\n";
     let dir = project(manifest);
     berth.run_in(dir.path(), &["up", "-d"]).ok();
-    let until = Instant::now() + Duration::from_secs(20);
-    let all = loop {
+    let all = poll("both envs' lines in the project's log", || {
         let run = berth.run_in(dir.path(), &["logs"]);
         let all = format!("{}{}", run.ok(), run.stderr);
-        if all.contains("chatty-a | hello from a\n") && all.contains("chatty-b | hello from b\n") {
-            break all;
-        }
-        assert!(Instant::now() < until, "{all}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        (all.contains("chatty-a | hello from a\n") && all.contains("chatty-b | hello from b\n")).then_some(all)
+    });
     assert!(!all.contains("chatty-b | hello from a"), "{all}");
     // One container named: its output as it printed it, no prefix.
     assert_eq!(berth.run_in(dir.path(), &["logs", "a"]).ok(), "hello from a\n");

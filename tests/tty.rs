@@ -4,20 +4,19 @@
 
 mod support;
 
-use std::process::Command;
-
 use support::Berth;
+use support::stream::Terminal;
 
-/// Runs `shell` (which may call `$BERTH`) under `script`, on a terminal.
-fn on_a_terminal(berth: &Berth, shell: &str) -> String {
+/// `$BERTH` in a shell command: berth with the test's store.
+fn with_berth(berth: &Berth, shell: &str) -> String {
     let bin = format!("{} --root {}", env!("CARGO_BIN_EXE_berth"), berth.store_root().display());
-    let out = Command::new("script")
-        .args(["-qec", &shell.replace("$BERTH", &bin), "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run script(1) from bsdutils");
-    // script(1) echoes a NUL (`^@`) when its own stdin, /dev/null here, ends.
-    String::from_utf8_lossy(&out.stdout).replace(['\r', '\0'], "").replace("^@", "")
+    shell.replace("$BERTH", &bin)
+}
+
+/// Runs `shell` (which may call `$BERTH`) under `script`, on a terminal,
+/// and returns what the terminal showed.
+fn on_a_terminal(berth: &Berth, shell: &str) -> String {
+    Terminal::run(&with_berth(berth, shell)).finish()
 }
 
 #[test]
@@ -33,11 +32,23 @@ fn the_command_gets_a_terminal_of_the_users_size() {
 #[test]
 fn window_size_changes_are_forwarded_and_the_terminal_is_restored() {
     let berth = Berth::with_busybox();
-    let out = on_a_terminal(
-        &berth,
-        "stty rows 10 cols 20; (sleep 1.2; stty rows 40 cols 100 < /dev/tty) & \
-         $BERTH run --rm -it busybox sh -c 'stty size; sleep 2.5; stty size'; stty -a | grep -o -- ' -*icanon'",
+    let resized = tempfile::tempdir().unwrap();
+    let go = resized.path().join("resize-now");
+    // The container prints its first size, then waits (at most a minute)
+    // for another one; the terminal is resized once the test has seen the
+    // first size, which is when berth has forwarded the terminal's size.
+    let container = "stty size; i=0; while [ \"$(stty size)\" = \"10 20\" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; stty size";
+    let resize = format!(
+        "(i=0; while [ ! -e {go} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; stty rows 40 cols 100 < /dev/tty)",
+        go = go.display()
     );
+    let shell = format!(
+        "stty rows 10 cols 20; {resize} & $BERTH run --rm -it busybox sh -c '{container}'; wait; stty -a | grep -o -- ' -*icanon'"
+    );
+    let terminal = Terminal::run(&with_berth(&berth, &shell));
+    terminal.wait_for("10 20");
+    std::fs::write(&go, "").unwrap();
+    let out = terminal.finish();
     assert_eq!(out, "10 20\n40 100\n icanon\n", "raw mode must be undone when berth exits");
 }
 

@@ -5,9 +5,8 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
-use support::Berth;
+use support::stream::{Collected, wait_child};
+use support::{Berth, wait_until};
 
 const MANIFEST: &str = r#"
 project = "shop"
@@ -38,11 +37,9 @@ fn project() -> tempfile::TempDir {
 }
 
 fn wait_for_file(path: &std::path::Path, want: &str) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(path).unwrap_or_default() != want {
-        assert!(Instant::now() < until, "{} never read {want:?}", path.display());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(&format!("{} to read {want:?}", path.display()), || {
+        std::fs::read_to_string(path).unwrap_or_default() == want
+    });
 }
 
 #[test]
@@ -100,7 +97,6 @@ fn up_reconciles_and_down_cleans() {
 
 #[test]
 fn up_in_the_foreground_follows_the_logs_and_ctrl_c_stops_the_envs() {
-    use std::io::Read;
     let berth = Berth::new();
     let dir = project();
     let manifest = "project = \"fg\"\n[env.ticker]\nimage = \"rootfs:busybox.tar\"\n\
@@ -113,16 +109,10 @@ fn up_in_the_foreground_follows_the_logs_and_ctrl_c_stops_the_envs() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 256];
-    while !String::from_utf8_lossy(&seen).contains("fg-ticker | tick\n") {
-        let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "berth up ended early: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buf[..n]);
-    }
+    let shown = Collected::start(child.stdout.take().unwrap());
+    shown.wait_for(0, "fg-ticker | tick\n");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
-    let status = child.wait().unwrap();
+    let status = wait_child(&mut child, "berth up after Ctrl-C");
     assert!(status.success(), "{status}");
     let ps = berth.run(&["ps", "-a", "--json"]).json();
     assert_eq!(ps[0]["status"], "exited", "Ctrl-C stops the envs: {ps}");

@@ -5,13 +5,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use support::Berth;
+use support::stream::{Collected, wait_child};
 
 const MANIFEST: &str = r#"
 project = "watched"
@@ -30,20 +28,8 @@ cmd = ["sh", "-c", "echo other says hi; exec sleep 300"]
 /// the envs' output it showed on stdout.
 struct Watch {
     child: Child,
-    said: Arc<Mutex<String>>,
-    shown: Arc<Mutex<String>>,
-}
-
-/// Copies `from`, line by line, into a string the test can read.
-fn collect(from: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
-    let into = Arc::new(Mutex::new(String::new()));
-    let copy = into.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(from).lines().map_while(Result::ok) {
-            copy.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
-    into
+    said: Collected,
+    shown: Collected,
 }
 
 impl Watch {
@@ -56,27 +42,20 @@ impl Watch {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let said = collect(child.stderr.take().unwrap());
-        let shown = collect(child.stdout.take().unwrap());
+        let said = Collected::start(child.stderr.take().unwrap());
+        let shown = Collected::start(child.stdout.take().unwrap());
         Watch { child, said, shown }
     }
 
     /// Waits until stderr, from byte `from` on, contains `text`; returns
     /// the length of stderr then.
+    #[track_caller]
     fn wait_for(&self, from: usize, text: &str) -> usize {
-        let until = Instant::now() + Duration::from_secs(60);
-        loop {
-            let said = self.said.lock().unwrap().clone();
-            if said[from..].contains(text) {
-                return said.len();
-            }
-            assert!(Instant::now() < until, "never said {text:?}; said:\n{said}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.said.wait_for(from, text)
     }
 
     fn since(&self, from: usize) -> String {
-        self.said.lock().unwrap()[from..].to_owned()
+        self.said.text().get(from..).unwrap_or_default().to_owned()
     }
 }
 
@@ -114,11 +93,7 @@ fn watch_applies_each_change_and_survives_a_broken_manifest() {
     assert!(watch.since(0).contains("web: created and started"), "the initial reconcile: {}", watch.since(0));
     let (web, other) = ids(&berth, dir.path());
     // The envs' output is shown, prefixed by name, as `up` in the foreground shows it.
-    let until = Instant::now() + Duration::from_secs(20);
-    while !watch.shown.lock().unwrap().contains("watched-other | other says hi\n") {
-        assert!(Instant::now() < until, "output never shown: {}", watch.shown.lock().unwrap());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    watch.shown.wait_for(0, "watched-other | other says hi\n");
 
     // An ignored file changes nothing; a copied file's edit recreates web only.
     std::fs::write(dir.path().join("www/index.html.swp"), "junk").unwrap();
@@ -155,7 +130,7 @@ fn watch_applies_each_change_and_survives_a_broken_manifest() {
     // Ctrl-C ends the watch; the envs keep running.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(watch.child.id() as i32), nix::sys::signal::Signal::SIGINT)
         .unwrap();
-    let status = watch.child.wait().unwrap();
+    let status = wait_child(&mut watch.child, "berth up --watch after Ctrl-C");
     assert!(status.success(), "{status}");
     assert_eq!(ids(&berth, dir.path()), (web3, other3));
     berth.run_in(dir.path(), &["down"]).ok();

@@ -91,10 +91,28 @@ pub enum UnpackError {
         "tar entry {entry:?} has type {kind:?}, which berth cannot unpack; expected a file, directory, link, fifo or device"
     )]
     Unsupported { entry: String, kind: EntryType },
+    /// A field of the entry's header or its PAX records could not be read.
+    #[error("tar entry {entry:?}: cannot {op}: {source}")]
+    Header { entry: String, op: &'static str, source: io::Error },
+    /// Creating, writing or changing the entry below the root failed.
     #[error("tar entry {entry:?}: cannot {op}: {source}")]
     Io { entry: String, op: &'static str, source: io::Error },
     #[error("cannot set mode and mtime of directory {dir:?} after unpacking: {source}")]
     FinishDir { dir: PathBuf, source: io::Error },
+}
+
+impl UnpackError {
+    /// The I/O error of writing below the root (creating, writing or
+    /// changing an entry there), if that is what stopped the unpack: the
+    /// destination's failure, not the tar's. `None` for errors reading the
+    /// tar and for what the tar holds.
+    pub fn write_error(&self) -> Option<&io::Error> {
+        match self {
+            UnpackError::OpenRoot { source, .. } | UnpackError::Io { source, .. } => Some(source),
+            UnpackError::FinishDir { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 /// Unpacks the uncompressed tar `reader` into the existing directory `root`
@@ -142,7 +160,13 @@ pub fn unpack_compressed<R: Read>(
     }
 }
 
-/// Maps an I/O error on entry `shown` while doing `op`.
+/// Maps an I/O error reading field `op` of entry `shown`'s header.
+pub(super) fn header_err(shown: &str, op: &'static str) -> impl FnOnce(io::Error) -> UnpackError {
+    let entry = shown.to_owned();
+    move |source| UnpackError::Header { entry, op, source }
+}
+
+/// Maps an I/O error on entry `shown` while doing `op` below the root.
 pub(super) fn io_err(shown: &str, op: &'static str) -> impl FnOnce(io::Error) -> UnpackError {
     let entry = shown.to_owned();
     move |source| UnpackError::Io { entry, op, source }

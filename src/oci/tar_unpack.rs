@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use tar::EntryType;
 
 use super::tar_name::{CleanName, NameKind, WhiteoutProblem, classify};
-use super::tar_read::{UnpackError, UnpackOptions, UnpackStats, Whiteouts, io_err};
+use super::tar_read::{UnpackError, UnpackOptions, UnpackStats, Whiteouts, header_err, io_err};
 use super::tar_root::{Root, clear_slot};
 use crate::sys::fs::{self as sysfs, FileKind, NodeKind};
 
@@ -61,6 +61,8 @@ pub struct Unpacker {
     /// (`Apply` mode only).
     written: HashSet<PathBuf>,
     stats: UnpackStats,
+    /// The buffer file contents are copied through.
+    buf: Vec<u8>,
 }
 
 impl Unpacker {
@@ -73,6 +75,7 @@ impl Unpacker {
             dir_index: HashMap::new(),
             written: HashSet::new(),
             stats: UnpackStats::default(),
+            buf: vec![0u8; 64 << 10],
         }
     }
 
@@ -182,7 +185,8 @@ impl Unpacker {
         let capability = capability_xattr(shown, entry)?;
         clear_slot(parent, file_name, false).map_err(io_err(shown, REPLACE_OP))?;
         let mut file = sysfs::create_file_at(parent, file_name, 0o600).map_err(io_err(shown, "create the file"))?;
-        self.stats.bytes += io::copy(entry, &mut file).map_err(io_err(shown, "write the file's contents"))?;
+        let done = self.stats.entries - 1;
+        self.stats.bytes += copy_contents(shown, entry, &mut file, &mut self.buf, done)?;
         let fd = file.as_fd();
         if self.opts.preserve_owners {
             sysfs::chown_fd(fd, meta.uid, meta.gid).map_err(io_err(shown, "set the file's owner"))?;
@@ -276,8 +280,8 @@ impl Unpacker {
             (0, 0)
         } else {
             let number = |n: io::Result<Option<u32>>| n.map(|n| u64::from(n.unwrap_or(0)));
-            let major = number(header.device_major()).map_err(io_err(shown, "read the device major number"))?;
-            let minor = number(header.device_minor()).map_err(io_err(shown, "read the device minor number"))?;
+            let major = number(header.device_major()).map_err(header_err(shown, "read the device major number"))?;
+            let minor = number(header.device_minor()).map_err(header_err(shown, "read the device minor number"))?;
             (major, minor)
         };
         clear_slot(parent, file_name, false).map_err(io_err(shown, REPLACE_OP))?;
@@ -371,7 +375,7 @@ impl Unpacker {
 
 fn header_meta<R: Read>(shown: &str, entry: &tar::Entry<'_, R>) -> Result<Meta, UnpackError> {
     let header = entry.header();
-    let field = |op| io_err(shown, op);
+    let field = |op| header_err(shown, op);
     let id = |v: u64, op| u32::try_from(v).map_err(|_| field(op)(io::Error::other("value does not fit 32 bits")));
     Ok(Meta {
         mode: header.mode().map_err(field("read the mode"))? & 0o7777,
@@ -381,12 +385,37 @@ fn header_meta<R: Read>(shown: &str, entry: &tar::Entry<'_, R>) -> Result<Meta, 
     })
 }
 
+/// Copies a file entry's contents into `file`: an error reading the tar is
+/// the input's ([`UnpackError::Read`], after `entries` entries), an error
+/// writing the file the destination's.
+fn copy_contents(
+    shown: &str,
+    entry: &mut impl Read,
+    file: &mut std::fs::File,
+    buf: &mut [u8],
+    entries: u64,
+) -> Result<u64, UnpackError> {
+    let mut copied = 0u64;
+    loop {
+        let n = match entry.read(buf) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(UnpackError::Read { entries, source }),
+        };
+        io::Write::write_all(file, &buf[..n]).map_err(io_err(shown, "write the file's contents"))?;
+        copied += n as u64;
+    }
+}
+
 /// The `SCHILY.xattr.security.capability` PAX record, if the entry has one.
 fn capability_xattr<R: Read>(shown: &str, entry: &mut tar::Entry<'_, R>) -> Result<Option<Vec<u8>>, UnpackError> {
     let key = format!("SCHILY.xattr.{CAPABILITY_XATTR}");
-    let Some(records) = entry.pax_extensions().map_err(io_err(shown, "read its PAX records"))? else { return Ok(None) };
+    let Some(records) = entry.pax_extensions().map_err(header_err(shown, "read its PAX records"))? else {
+        return Ok(None);
+    };
     for record in records {
-        let record = record.map_err(io_err(shown, "read its PAX records"))?;
+        let record = record.map_err(header_err(shown, "read its PAX records"))?;
         if record.key_bytes() == key.as_bytes() {
             return Ok(Some(record.value_bytes().to_vec()));
         }

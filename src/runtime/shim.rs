@@ -259,10 +259,19 @@ fn run_once(
     for p in pumps {
         let _ = p.join();
     }
-    attached.clients.close_all();
-    let exit = exit?;
+    let exit = match exit {
+        Ok(exit) => exit,
+        Err(e) => {
+            attached.clients.close_all();
+            return Err(e);
+        }
+    };
     st.exited(exit.code, exit.oom_killed);
-    state::write_state(dir, st).map_err(|e| (None, e.to_string()))?;
+    // Recorded before the attached clients are let go: `berth attach` reads
+    // the exit status as soon as its output ends.
+    let recorded = state::write_state(dir, st).map_err(|e| (None, e.to_string()));
+    attached.clients.close_all();
+    recorded?;
     Ok(exit)
 }
 

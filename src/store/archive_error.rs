@@ -54,9 +54,17 @@ impl From<ImageError> for ArchiveError {
 }
 
 impl ArchiveError {
-    /// A format error found in the archive `archive`.
+    /// A format error found in the archive `archive`; the store's own error
+    /// when what failed was keeping a file in the store (a full disk is not
+    /// the archive's fault).
     pub(crate) fn format(archive: &str) -> impl FnOnce(FormatError) -> ArchiveError {
         let archive = archive.to_owned();
-        move |source| ArchiveError::Format { archive, source }
+        move |source| match source {
+            FormatError::Keep { entry, source } => match super::unwritable::lift(source) {
+                Ok(store) => ArchiveError::Store(store),
+                Err(source) => ArchiveError::Format { archive, source: FormatError::Keep { entry, source } },
+            },
+            source => ArchiveError::Format { archive, source },
+        }
     }
 }

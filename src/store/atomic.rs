@@ -19,7 +19,7 @@ use super::StoreError;
 /// `dir_for_tmp`, which must be on the same filesystem as `dest`.
 pub fn atomic_write(dir_for_tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let mut tmp = TempFile::create(dir_for_tmp, "write")?;
-    tmp.file.write_all(bytes).map_err(StoreError::io("write temp file", &tmp.path))?;
+    tmp.file.write_all(bytes).map_err(StoreError::write("write temp file", &tmp.path))?;
     tmp.persist(dest)
 }
 
@@ -46,7 +46,7 @@ impl TempFile {
 
     /// fsyncs the file, renames it to `dest` and fsyncs `dest`'s directory.
     pub(crate) fn persist(mut self, dest: &Path) -> Result<(), StoreError> {
-        self.file.sync_all().map_err(StoreError::io("fsync temp file", &self.path))?;
+        self.file.sync_all().map_err(StoreError::write("fsync temp file", &self.path))?;
         fs::rename(&self.path, dest).map_err(StoreError::io("rename a temp file into place at", dest))?;
         self.armed = false;
         sync_parent(dest)

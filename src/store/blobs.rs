@@ -11,6 +11,7 @@ use std::io::{self, Write};
 use sha2::Digest as _;
 
 use super::atomic::{TempFile, atomic_write};
+use super::unwritable::mark_write_error;
 use super::{Store, StoreError};
 use crate::oci::Digest;
 
@@ -73,7 +74,7 @@ impl BlobWriter {
     /// blob is fsynced and renamed to its digest's path (or dropped if an
     /// identical blob is already there). Returns the digest and the size.
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
-        self.tmp.file.flush().map_err(StoreError::io("write blob temp file", &self.tmp.path))?;
+        self.tmp.file.flush().map_err(StoreError::write("write blob temp file", &self.tmp.path))?;
         let digest = Digest::from_sha256(self.hasher.finalize().into());
         if let Some(expected) = expected
             && *expected != digest
@@ -92,22 +93,24 @@ impl BlobWriter {
     /// `tmp/` as a [`StagedBlob`](super::StagedBlob), to be committed once
     /// whatever it belongs to has been checked.
     pub fn stage(mut self) -> Result<super::StagedBlob, StoreError> {
-        self.tmp.file.flush().map_err(StoreError::io("write blob temp file", &self.tmp.path))?;
+        self.tmp.file.flush().map_err(StoreError::write("write blob temp file", &self.tmp.path))?;
         let digest = Digest::from_sha256(self.hasher.finalize().into());
         Ok(super::StagedBlob::new(self.store, self.tmp, digest, self.size))
     }
 }
 
+/// Its errors name the store's filesystem when it is full, over quota,
+/// read-only or failing (see `store::unwritable`), whoever reports them.
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.tmp.file.write(buf)?;
+        let n = self.tmp.file.write(buf).map_err(|e| mark_write_error("write blob", &self.tmp.path, e))?;
         self.hasher.update(&buf[..n]);
         self.size += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.tmp.file.flush()
+        self.tmp.file.flush().map_err(|e| mark_write_error("write blob", &self.tmp.path, e))
     }
 }
 

@@ -7,6 +7,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use super::unwritable::{WriteProblem, lift};
 use crate::oci::{Digest, DigestError};
 
 /// Everything that can go wrong in the store.
@@ -40,6 +41,11 @@ pub enum StoreError {
 
     #[error("cannot {action} {}: {source}", path.display())]
     Io { action: &'static str, path: PathBuf, source: io::Error },
+
+    /// A write into the store that its filesystem did not take (see
+    /// `store::unwritable`): never the input's fault.
+    #[error("cannot {doing} {}: {problem} ({source}); {}", path.display(), problem.advice())]
+    Unwritable { doing: String, path: PathBuf, problem: WriteProblem, source: Box<dyn std::error::Error + Send + Sync> },
 
     #[error("blob {digest} is not in the store (looked for {})", path.display())]
     BlobMissing { digest: Digest, path: PathBuf },
@@ -83,9 +89,34 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// An I/O failure while doing `action` ("read", "create", …) on `path`.
+    /// An I/O failure while doing `action` ("read", "create", …) on `path`;
+    /// [`StoreError::Unwritable`] when the store's filesystem is full, over
+    /// quota or read-only, or the error carries the store's own error.
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> StoreError {
         let path = path.into();
-        move |source| StoreError::Io { action, path, source }
+        move |source| classify(action, path, source, WriteProblem::of)
+    }
+
+    /// Like [`io`](Self::io) for a write into the store, where EIO is the
+    /// store's filesystem failing too.
+    pub(crate) fn write(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> StoreError {
+        let path = path.into();
+        move |source| classify(action, path, source, WriteProblem::of_write)
+    }
+}
+
+fn classify(
+    action: &'static str,
+    path: PathBuf,
+    source: io::Error,
+    problem: fn(&io::Error) -> Option<WriteProblem>,
+) -> StoreError {
+    let source = match lift(source) {
+        Ok(store) => return store,
+        Err(source) => source,
+    };
+    match problem(&source) {
+        Some(problem) => StoreError::Unwritable { doing: action.to_owned(), path, problem, source: Box::new(source) },
+        None => StoreError::Io { action, path, source },
     }
 }

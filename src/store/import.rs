@@ -25,6 +25,7 @@ use std::time::SystemTime;
 
 use oci_spec::image::MediaType;
 
+use super::unwritable::from_unpack;
 use super::{ImageError, LayerRecord, Store, StoreError, normalize_tag_name, rfc3339};
 use crate::oci::image::{canonical_json, descriptor, history_entry, image_config, image_manifest};
 use crate::oci::{
@@ -65,8 +66,13 @@ impl Store {
         let tag = name.map(normalize_tag_name).transpose()?;
         let staging = self.layer_staging_dir()?;
         let options = UnpackOptions { whiteouts: Whiteouts::Apply, preserve_owners: crate::sys::euid() == 0 };
-        let stats =
-            unpack_compressed(tar, staging.path(), &options).map_err(|source| ImageError::ImportTar { source })?;
+        let stats = unpack_compressed(tar, staging.path(), &options).map_err(|e| {
+            // A full store is the store's problem, not the input's.
+            match from_unpack(self.root(), e) {
+                Ok(store) => ImageError::Store(store),
+                Err(source) => ImageError::ImportTar { source },
+            }
+        })?;
         if stats.entries == 0 {
             return Err(ImageError::EmptyRootfs);
         }
@@ -101,7 +107,7 @@ impl Store {
             .map_err(|source| ImageError::WriteLayer { source })?;
         let blob = out
             .into_inner()
-            .map_err(|e| StoreError::io("write the layer blob into", self.tmp_dir())(e.into_error()))?;
+            .map_err(|e| StoreError::write("write the layer blob into", self.tmp_dir())(e.into_error()))?;
         let (digest, size) = blob.commit(Some(&digests.digest))?;
         Ok(LayerRecord { digest, diff_id: digests.diff_id, size, media_type: digests.media_type.to_owned() })
     }

@@ -30,6 +30,7 @@ use oci_spec::image::MediaType;
 use sha2::Digest as _;
 
 use super::unpack::unpack_hashed;
+use super::unwritable::from_unpack;
 use super::{ArchiveError, StagedBlob, StagingDir, Store, StoreError, normalize_tag_name};
 use crate::oci::archive::{
     ArchiveContents, ArchiveFormat, ArchiveImage, ArchiveLayer, BlobSink, Content, FormatError, interpret, read_stream,
@@ -73,6 +74,8 @@ impl BlobSink for StagingSink<'_> {
     type Blob = StagedBlob;
 
     fn receive(&mut self, content: &mut dyn Read) -> io::Result<StagedBlob> {
+        // The store's errors travel inside the io::Error, for
+        // `ArchiveError::format` to take out again.
         let mut out = BufWriter::with_capacity(256 << 10, self.store.blob_writer().map_err(io::Error::other)?);
         io::copy(content, &mut out)?;
         let blob = out.into_inner().map_err(|e| e.into_error())?;
@@ -170,11 +173,15 @@ impl Store {
                 sha256_of(tar).map_err(read_err)?
             } else {
                 let staging = self.layer_staging_dir()?;
-                let actual = unpack_hashed(tar, staging.path(), &options).map_err(|source| ArchiveError::Unpack {
-                    archive: archive.to_owned(),
-                    file: file.to_owned(),
-                    source: Box::new(source),
-                })?;
+                let actual =
+                    unpack_hashed(tar, staging.path(), &options).map_err(|e| match from_unpack(self.root(), e) {
+                        Ok(store) => ArchiveError::Store(store),
+                        Err(source) => ArchiveError::Unpack {
+                            archive: archive.to_owned(),
+                            file: file.to_owned(),
+                            source: Box::new(source),
+                        },
+                    })?;
                 unpacked.push((layer.diff_id.clone(), staging));
                 actual
             };

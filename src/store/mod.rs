@@ -56,6 +56,7 @@ mod save;
 mod staged;
 pub mod time;
 mod unpack;
+pub mod unwritable;
 
 use std::path::{Path, PathBuf};
 

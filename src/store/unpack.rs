@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use sha2::Digest as _;
 
 use super::image::Image;
+use super::unwritable::from_unpack;
 use super::{ImageError, LayerRecord, StagingDir, Store, StoreError};
 use crate::oci::archive::media::layer_compression;
 use crate::oci::{Digest, UnpackOptions, Whiteouts, unpack};
@@ -61,7 +62,10 @@ impl Store {
         let tar = compression
             .decompress(blob)
             .map_err(|source| unpack_err(crate::oci::UnpackError::Read { entries: 0, source }))?;
-        let actual = unpack_hashed(tar, staging.path(), &options).map_err(unpack_err)?;
+        let actual = unpack_hashed(tar, staging.path(), &options).map_err(|e| match from_unpack(self.root(), e) {
+            Ok(store) => ImageError::Store(store),
+            Err(e) => unpack_err(e),
+        })?;
         if actual != layer.diff_id {
             return Err(ImageError::DiffIdMismatch {
                 image: image.to_owned(),

@@ -10,6 +10,29 @@
 //!   apt-get when missing; panics with the reason if that fails, so an
 //!   interop test never passes by skipping.
 //!
+//! # Every program the tests run on the host, and who installs it
+//!
+//! A fresh Debian machine has only the Essential and `Priority: required`
+//! packages. Everything else a test, a fixture script or berth itself runs
+//! is installed before its first use:
+//!
+//! | program | package | installed by |
+//! |---|---|---|
+//! | `podman`, `runc` | podman, runc | [`require_tool`] (`support::podman`, `tests/bases.rs`) |
+//! | `skopeo`, `umoci` | skopeo, umoci | [`require_tool`] (`tests/archive.rs`, `import.rs`, `registry.rs`, `bases.rs`) |
+//! | `docker-registry` | docker-registry | [`require_tool`] (`support::registry`) |
+//! | `htpasswd` | apache2-utils | [`require_tool`] (`support::registry`) |
+//! | `openssl` | openssl | [`require_tool`] (`support::registry`, its token service) |
+//! | `/bin/busybox` (static) | busybox-static | `fixtures/images/busybox.sh` and the runtime unit tests' fixture, with apt-get |
+//! | `mmdebstrap` | mmdebstrap | berth itself, for a `bootstrap` base (`build::base::bootstrap`) |
+//!
+//! Already on every Debian system (Essential: yes, or Priority: required):
+//! `bash` (bash), `sh` (dash), `tar` (tar), `cp`, `chroot`, `sleep`,
+//! `true`, `stty`, `mktemp`, `install` (coreutils), `grep` (grep),
+//! `unshare`, `nsenter` (util-linux), `script` (bsdutils), `mount`,
+//! `umount` (mount), `ldd` (libc-bin), `apt-get` (apt). berth runs no other host program: its other
+//! `Command`s start berth itself (the shim) or run inside a container.
+//!
 //! Use it from a test file either through the shared support module,
 //!
 //! ```ignore

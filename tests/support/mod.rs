@@ -1,14 +1,45 @@
 //! Test support: run the built `berth` binary against a fresh temporary
 //! store, as a user would, and read what it printed.
+//!
+//! Waiting: a test never sleeps to let something happen. It waits for a
+//! readiness signal (a line in a container's log, a file, a port that
+//! answers) with [`wait_until`], [`poll`] or [`Berth::wait_for_log`], which
+//! poll every 50 ms for at most [`PATIENCE`] — a bound against a hang, not a
+//! timing: on a loaded machine readiness may take seconds.
 
 #![allow(dead_code)]
 
 pub mod image;
 pub mod podman;
 pub mod registry;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The longest a test waits for anything to become ready before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Calls `probe` every 50 ms until it returns `Some`, and returns that;
+/// fails the test, naming `what`, after [`PATIENCE`].
+#[track_caller]
+pub fn poll<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + PATIENCE;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < until, "timed out after {PATIENCE:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `done` returns true (see [`poll`]).
+#[track_caller]
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    poll(what, || done().then_some(()))
+}
 
 /// A fresh, empty store for one test, removed when the test ends.
 pub struct Berth {
@@ -18,6 +49,12 @@ pub struct Berth {
 impl Berth {
     pub fn new() -> Berth {
         Berth { store: tempfile::tempdir().expect("temp store") }
+    }
+
+    /// A fresh, empty store in a new directory below `parent` (on the
+    /// filesystem a test chose).
+    pub fn new_in(parent: &Path) -> Berth {
+        Berth { store: tempfile::tempdir_in(parent).expect("temp store") }
     }
 
     /// The store's directory (it may not exist as a store yet).
@@ -53,6 +90,29 @@ impl Berth {
         let berth = Berth::new();
         image::import_busybox(&berth.store_root());
         berth
+    }
+
+    /// Waits until the log of `container` (stdout and stderr) contains
+    /// `needle`, and returns the log; on timeout fails with the log and the
+    /// container's status. The readiness signal of a container that prints
+    /// a line when it is ready (after a `trap`, once a server listens).
+    #[track_caller]
+    pub fn wait_for_log(&self, container: &str, needle: &str) -> String {
+        let until = Instant::now() + PATIENCE;
+        loop {
+            let logs = self.run(&["logs", container]);
+            let text = format!("{}{}", logs.stdout, logs.stderr);
+            if text.contains(needle) {
+                return text;
+            }
+            if Instant::now() >= until {
+                let ps = self.run(&["ps", "-a"]).stdout;
+                panic!(
+                    "container {container} never logged {needle:?} in {PATIENCE:?}; its log:\n{text}\nberth ps -a:\n{ps}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// `berth run -d ARGS…`; returns the container id.

@@ -98,7 +98,7 @@ impl Registry {
     }
 
     fn wait_until_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + super::PATIENCE;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("docker-registry exited ({status}):\n{}", self.log());
@@ -108,7 +108,12 @@ impl Registry {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("docker-registry did not listen on 127.0.0.1:{} within 30 s:\n{}", self.port, self.log());
+        panic!(
+            "docker-registry did not listen on 127.0.0.1:{} within {:?}:\n{}",
+            self.port,
+            super::PATIENCE,
+            self.log()
+        );
     }
 
     /// `127.0.0.1:PORT`, as references name it.

@@ -24,6 +24,7 @@ pub struct TokenServer {
 impl TokenServer {
     /// Makes `token.key` and `token.pem` in `dir` and starts serving.
     pub fn start(dir: &Path, user: Option<(String, String)>) -> TokenServer {
+        super::super::image::require_tool("openssl", "openssl");
         let out = Command::new("openssl")
             .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
             .args(["-keyout", "token.key", "-out", "token.pem", "-subj", "/CN=berth test tokens", "-days", "2"])

@@ -119,7 +119,7 @@ fn format_err(base: &str, file: &Path, expected: &'static str, e: FormatError) -
         FormatError::NoPlatform { digest, wanted, available } => {
             BaseError::NoPlatform { base: base.into(), digest, wanted, available }
         }
-        source => load_err(base, file, ArchiveError::Format { archive: file.display().to_string(), source }),
+        source => load_err(base, file, ArchiveError::format(&file.display().to_string())(source)),
     }
 }
 

@@ -26,8 +26,13 @@ pub(super) fn materialise(store: &Store, base: &str, file: &Path, epoch: u64) ->
     let input = File::open(file).map_err(io_err(base, "open", file))?;
     let staging = store.staging_dir().in_base(base)?;
     let options = UnpackOptions { whiteouts: Whiteouts::Apply, preserve_owners: crate::sys::euid() == 0 };
-    let stats = unpack_compressed(BufReader::with_capacity(256 << 10, input), staging.path(), &options)
-        .map_err(|source| BaseError::Unpack { base: base.into(), path: file.to_owned(), source })?;
+    let stats =
+        unpack_compressed(BufReader::with_capacity(256 << 10, input), staging.path(), &options).map_err(|e| {
+            match crate::store::unwritable::from_unpack(store.root(), e) {
+                Ok(full) => BaseError::Store { base: base.into(), source: Box::new(full) },
+                Err(source) => BaseError::Unpack { base: base.into(), path: file.to_owned(), source },
+            }
+        })?;
     if stats.entries == 0 {
         return Err(BaseError::EmptyRootfs { base: base.into(), path: file.to_owned() });
     }

@@ -17,6 +17,11 @@ pub enum FormatError {
     #[error("cannot read the archive{}: {source}; expected a tar file (plain, gzip or zstd)", after(.entry))]
     Read { entry: Option<String>, source: io::Error },
 
+    /// The sink could not keep a file the archive was read into (the
+    /// archive itself read fine).
+    #[error("cannot keep entry {entry} of the archive: {source}")]
+    Keep { entry: String, source: io::Error },
+
     #[error(
         "it is not a tar archive ({source}); expected a tar (plain, gzip or zstd) as `berth save` or `docker save` write"
     )]

@@ -40,7 +40,8 @@ pub trait BlobSink {
     /// What the sink keeps of one file, such as a staged temp file.
     type Blob;
     /// Takes the whole content of one file. The reader hashes and counts
-    /// it; the sink only stores (or drops) it.
+    /// it; the sink only stores (or drops) it. An error of the sink's own
+    /// (not of reading `content`) becomes [`FormatError::Keep`].
     fn receive(&mut self, content: &mut dyn Read) -> io::Result<Self::Blob>;
 }
 
@@ -211,7 +212,7 @@ fn receive<S: BlobSink>(
     memory: &mut u64,
 ) -> Result<ArchiveFile<S::Blob>, FormatError> {
     let read_err = |e| FormatError::Read { entry: Some(name.to_owned()), source: tidy(e) };
-    let mut hashing = Hashing { inner: entry, hasher: sha2::Sha256::new(), count: 0 };
+    let mut hashing = Hashing { inner: entry, hasher: sha2::Sha256::new(), count: 0, failed: false };
     let mut magic = [0u8; 4];
     let seen = read_up_to(&mut hashing, &mut magic).map_err(read_err)?;
     let magic = magic[..seen].to_vec();
@@ -226,7 +227,12 @@ fn receive<S: BlobSink>(
         return Err(FormatError::TooMuchMetadata { limit: MEMORY_LIMIT });
     } else {
         let mut rest = io::Cursor::new(magic.clone()).chain(&mut hashing);
-        Content::Sink(sink.receive(&mut rest).map_err(read_err)?)
+        let received = sink.receive(&mut rest);
+        match received {
+            Ok(blob) => Content::Sink(blob),
+            Err(e) if hashing.failed => return Err(read_err(e)),
+            Err(source) => return Err(FormatError::Keep { entry: name.to_owned(), source }),
+        }
     };
     if hashing.count != declared {
         return Err(FormatError::TruncatedEntry { entry: name.to_owned(), expected: declared, actual: hashing.count });
@@ -256,16 +262,18 @@ pub(super) fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<us
     Ok(seen)
 }
 
-/// A reader that hashes and counts what is read through it.
+/// A reader that hashes and counts what is read through it, and notes
+/// whether reading failed (so that a sink's own failure is told apart).
 struct Hashing<'a> {
     inner: &'a mut dyn Read,
     hasher: sha2::Sha256,
     count: u64,
+    failed: bool,
 }
 
 impl Read for Hashing<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).inspect_err(|e| self.failed |= e.kind() != io::ErrorKind::Interrupted)?;
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)

@@ -42,7 +42,7 @@ impl NetNs {
         let ns = NetNs { child, path };
         // Until unshare(2) has run, the child is still in our namespace.
         let ours = std::fs::read_link("/proc/self/ns/net").expect("own netns");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while std::fs::read_link(&ns.path).ok().is_none_or(|theirs| theirs == ours) {
             assert!(Instant::now() < deadline, "unshare -n did not create a namespace");
             thread::sleep(Duration::from_millis(5));
@@ -232,15 +232,15 @@ fn a_refused_connection_closes_the_client_promptly() {
     // A port nobody listens on inside the namespace.
     let closed_port = Server::start(&ns.path, "127.0.0.1", Behavior::Echo).expect("server").port;
     let (set, addr) = proxy(&ns, closed_port);
-    let started = Instant::now();
+    // Promptly: closed by the proxy, not left open until the client's read
+    // times out (`connect`'s 20 s).
     let mut client = connect(addr);
     let mut buf = [0u8; 16];
     match client.read(&mut buf) {
         Ok(0) => {}
         Ok(n) => panic!("read {n} bytes from a refused connection"),
-        Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}"),
+        Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "the proxy kept it open: {e}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
     assert_eq!(set.stats().failed, 1);
 }
 
@@ -291,7 +291,7 @@ fn serves_twenty_connections_at_once() {
     }
     let stats = set.stats();
     assert_eq!((stats.accepted, stats.failed), (20, 0));
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while set.stats().active > 0 {
         assert!(Instant::now() < deadline, "connections stayed open: {:?}", set.stats());
         thread::sleep(Duration::from_millis(10));
@@ -310,7 +310,8 @@ fn stop_waits_for_the_grace_time_then_closes_connections() {
     let started = Instant::now();
     set.stop(Duration::from_millis(300));
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "stop took {took:?}");
+    // The upper bound only tells a hang from waiting out the grace time.
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(60), "stop took {took:?}");
     assert_eq!(idle.read(&mut one).expect("read after stop"), 0, "the client must see the end");
 }
 

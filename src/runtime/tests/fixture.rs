@@ -38,12 +38,17 @@ pub struct Fixture {
     pub rootfs: Rootfs,
 }
 
-/// Debian's static busybox, installed with apt the first time it is missing.
+/// Debian's static busybox, installed with apt the first time it is missing
+/// (or is Debian's dynamically linked `busybox`, which cannot run in an
+/// empty root: installing busybox-static replaces it).
 fn busybox() -> &'static Path {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     let path = Path::new("/bin/busybox");
+    // ldd (libc-bin, Essential) fails on a static executable.
+    let is_static =
+        || path.exists() && std::process::Command::new("ldd").arg(path).output().is_ok_and(|o| !o.status.success());
     INSTALLED.get_or_init(|| {
-        if !path.exists() {
+        if !is_static() {
             let apt = |args: &[&str]| {
                 std::process::Command::new("apt-get")
                     .args(args)
@@ -59,8 +64,8 @@ fn busybox() -> &'static Path {
         }
     });
     assert!(
-        path.exists(),
-        "the runtime tests need /bin/busybox and could not install it: apt-get install -y busybox-static"
+        is_static(),
+        "the runtime tests need a static /bin/busybox and could not install it: apt-get install -y busybox-static"
     );
     path
 }
