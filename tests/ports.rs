@@ -194,6 +194,9 @@ ports = ["{port}:53/udp", "127.0.0.1:{port}:53/tcp"]
     assert!(line.starts_with("tcp over-tcp from 127.0.0.1:"), "{line}");
 
     let ps = berth.run_in(dir.path(), &["ps"]).ok().to_owned();
-    assert!(ps.contains(&format!("127.0.0.1:{port}->53/udp")) && ps.contains(&format!("127.0.0.1:{port}->53/tcp")), "{ps}");
+    assert!(
+        ps.contains(&format!("127.0.0.1:{port}->53/udp")) && ps.contains(&format!("127.0.0.1:{port}->53/tcp")),
+        "{ps}"
+    );
     berth.run_in(dir.path(), &["down"]).ok();
 }

@@ -111,10 +111,6 @@ fn overlaps(a: IpAddr, b: IpAddr) -> bool {
     a == b || a.is_unspecified() || b.is_unspecified()
 }
 
-fn show(addr: IpAddr, port: u16) -> String {
-    std::net::SocketAddr::new(addr, port).to_string()
-}
-
 fn ports(c: &mut Checker<'_>, spans: &Spans) {
     let mut host: Vec<(PortMapping, &str, usize)> = Vec::new();
     let mut inner: Vec<(PortMapping, &str, usize)> = Vec::new();
@@ -143,12 +139,14 @@ fn ports(c: &mut Checker<'_>, spans: &Spans) {
             let Ok(port) = p.get_ref().parse::<PortMapping>() else { continue };
             let line = c.map.at(&p.span(), "").line;
             if let Some((_, other, other_line)) = host.iter().find(|(q, _, _)| {
-                q.host_port == port.host_port && q.protocol == port.protocol && overlaps(q.host_addr, port.host_addr)
+                q.host.port() == port.host.port()
+                    && q.protocol == port.protocol
+                    && overlaps(q.host.ip(), port.host.ip())
             }) {
                 let by = if *other == name.as_str() { "this env".to_owned() } else { format!("env \"{other}\"") };
                 let msg = format!(
                     "host port {} is already published by {by} on line {other_line}; choose another host port",
-                    show(port.host_addr, port.host_port)
+                    port.host
                 );
                 c.error(&p.span(), msg);
             } else if let Some((_, other, other_line)) = inner

@@ -332,7 +332,7 @@ pub(crate) fn start_new(
     let opts = RunOptions {
         image: image.to_owned(),
         name: Some(format!("{}-{}", spec.project, env)),
-        ports: spec.ports.iter().map(ToString::to_string).collect(),
+        ports: spec.ports.clone(),
         resources,
         network: match spec.network {
             Network::Project => NetworkMode::Join(netns.to_path_buf()),
