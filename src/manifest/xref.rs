@@ -46,7 +46,10 @@ fn references(c: &mut Checker<'_>, envs: &BTreeMap<String, Env>, spans: &Spans) 
             } else if verb == "depends on" && seen.contains(&t) {
                 c.error(&target.span(), format!("env \"{name}\" lists \"{t}\" twice in depends_on; keep one"));
             }
-            seen.push(t);
+            // `from` and `depends_on` may name the same env.
+            if verb == "depends on" {
+                seen.push(t);
+            }
         }
     }
 }
@@ -162,5 +165,23 @@ fn ports(c: &mut Checker<'_>, spans: &Spans) {
             host.push((port, name, line));
             inner.push((port, name, line));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn check(text: &str) -> Result<(), String> {
+        crate::manifest::parse(text, Path::new("berth.toml"), Path::new("/p")).map(drop).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn from_and_depends_on_may_name_the_same_env() {
+        let both = "[env.db]\nimage = \"scratch\"\n[env.app]\nfrom = \"db\"\ndepends_on = [\"db\"]\n";
+        check(both).expect("built from db and started after it");
+        let twice = "[env.db]\nimage = \"scratch\"\n[env.app]\nfrom = \"db\"\ndepends_on = [\"db\", \"db\"]\n";
+        let err = check(twice).expect_err("db listed twice");
+        assert!(err.contains("lists \"db\" twice in depends_on"), "{err}");
     }
 }
