@@ -130,8 +130,8 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut resources =
         Resources { memory_bytes: args.memory.map(|m| m.0 as i64), pids: args.pids_limit, ..Resources::default() };
     if let Some(cpus) = args.cpus {
-        if !(cpus > 0.0 && cpus.is_finite()) {
-            bail!("--cpus {cpus}: expected a number of CPUs above 0, as in 0.5");
+        if !(cpus >= berth::runtime::cgroup::MIN_CPUS && cpus.is_finite()) {
+            bail!("--cpus {cpus}: expected a number of CPUs of at least 0.01, as in 0.5");
         }
         resources.set_cpus(cpus);
     }
