@@ -1,6 +1,6 @@
 //! Published ports: `-p [ADDR:]HOST:CONTAINER[/tcp|/udp]` and the
-//! manifest's `ports`, one type for both ([`PortMapping`], parsed in
-//! [`mapping`](PortMapping) only).
+//! manifest's `ports` are one type, [`PortMapping`], with one parser (its
+//! `FromStr`), which the container record keeps as it is.
 //!
 //! The container has its own network namespace, so nothing on the host can
 //! reach its ports directly. The shim publishes them with a userspace proxy
