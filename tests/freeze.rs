@@ -64,7 +64,7 @@ fn freeze_on_one_store_and_up_from_on_a_fresh_one() {
     let images = inspected[0]["Images"].as_array().unwrap();
     let web = images.iter().find(|i| i["BerthEnv"]["env"] == "web").unwrap_or_else(|| panic!("{inspected}"));
     assert_eq!(web["BerthEnv"]["env_vars"]["GREETING"], "hello from qa");
-    assert_eq!(web["BerthEnv"]["ports"][0]["host_port"], port);
+    assert_eq!(web["BerthEnv"]["ports"][0], format!("127.0.0.1:{port}:8000/tcp"), "ports read as -p writes them");
     assert!(!nowhere.store_root().exists(), "inspect of a file makes no store");
 
     // Another machine: a fresh store, no manifest, another directory.

@@ -76,7 +76,7 @@ pub fn write(
     labels.insert("org.berth.project".to_owned(), spec.project.clone());
     labels.insert("org.berth.env".to_owned(), spec.env.clone());
     input.labels = labels;
-    input.exposed_ports = spec.ports.iter().map(|p| format!("{}/{}", p.container_port, proto(p))).collect();
+    input.exposed_ports = spec.ports.iter().map(|p| format!("{}/{}", p.container_port, p.protocol)).collect();
 
     let mut history: Vec<History> = base_config.history().clone().unwrap_or_default();
     let mut layers = Vec::new();
@@ -101,11 +101,4 @@ pub fn write(
     let tag = tag_for(&spec.project, &spec.env);
     store.set_tag(&tag, descriptor(MediaType::ImageManifest, manifest_bytes.len() as u64, &digest))?;
     Ok(BuiltImage { tag, digest })
-}
-
-fn proto(p: &crate::manifest::values::PortMapping) -> &'static str {
-    match p.protocol {
-        crate::manifest::values::Protocol::Tcp => "tcp",
-        crate::manifest::values::Protocol::Udp => "udp",
-    }
 }

@@ -84,18 +84,7 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
         let spec = &env.spec;
         let mut parts = vec![format!("image {}", spec.image.short())];
         if !spec.ports.is_empty() {
-            let ports: Vec<String> = spec
-                .ports
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{}->{}/{}",
-                        std::net::SocketAddr::new(p.host_addr, p.host_port),
-                        p.container_port,
-                        proto(p.protocol)
-                    )
-                })
-                .collect();
+            let ports: Vec<String> = spec.ports.iter().map(|p| p.listing()).collect();
             parts.push(format!("ports {}", ports.join(",")));
         }
         if let Some(cmd) = &spec.cmd {
@@ -176,12 +165,5 @@ fn tree(plan: &Plan, node: &NodePlan, lead: &str, branch: &str, paint: &Paint, o
     for (i, child) in children.iter().enumerate() {
         let last = i + 1 == children.len();
         tree(plan, child, &child_lead, if last { "└─ " } else { "├─ " }, paint, out);
-    }
-}
-
-fn proto(p: berth::manifest::values::Protocol) -> &'static str {
-    match p {
-        berth::manifest::values::Protocol::Tcp => "tcp",
-        berth::manifest::values::Protocol::Udp => "udp",
     }
 }

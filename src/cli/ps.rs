@@ -111,7 +111,7 @@ fn env_row(s: &berth::plan::actual::EnvState) -> Vec<String> {
         s.env.clone(),
         state,
         health,
-        s.ports.iter().map(|p| docker_port(p)).collect::<Vec<_>>().join(", "),
+        s.ports.iter().map(|p| p.listing()).collect::<Vec<_>>().join(", "),
         format!("{} ({})", s.image, &s.image_digest.hex()[..12]),
         uptime,
     ]
@@ -164,7 +164,7 @@ fn global(ctx: &super::Context, args: &Args) -> anyhow::Result<ExitCode> {
             format!("\"{}\"", shorten(&c.record.command.join(" "), 20)),
             ago(&c.record.created),
             shown.trim_end().to_owned(),
-            c.record.ports.iter().map(|p| docker_port(p)).collect::<Vec<_>>().join(", "),
+            c.record.ports.iter().map(|p| p.listing()).collect::<Vec<_>>().join(", "),
             c.record.name.clone(),
         ]);
         docs.push(json!({
@@ -191,13 +191,4 @@ fn global(ctx: &super::Context, args: &Args) -> anyhow::Result<ExitCode> {
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
-}
-
-/// `127.0.0.1:8080:80/tcp` as Docker shows it: `127.0.0.1:8080->80/tcp`.
-fn docker_port(p: &str) -> String {
-    let (ports, proto) = p.rsplit_once('/').unwrap_or((p, "tcp"));
-    match ports.rsplit_once(':') {
-        Some((host, container)) => format!("{host}->{container}/{proto}"),
-        None => p.to_owned(),
-    }
 }

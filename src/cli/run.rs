@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
-use berth::manifest::values::{ByteSize, Duration, PortMapping};
+use berth::manifest::values::{ByteSize, Duration};
 use berth::runtime::create::RunOptions;
+use berth::runtime::ports::PortMapping;
 use berth::runtime::spec::{BindMount, NetworkMode, Resources};
 
 /// Run a command in a new container.
@@ -35,8 +36,8 @@ pub struct Args {
     /// Set an environment variable (KEY=VALUE, or KEY to pass berth's own value)
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// Publish a container port: [ADDR:]HOST:CONTAINER[/tcp]
-    #[arg(short, long = "publish", value_name = "PORTS", value_parser = parse_port)]
+    /// Publish a container port: [ADDR:]HOST:CONTAINER[/tcp|/udp]; ADDR is 127.0.0.1 unless given
+    #[arg(short, long = "publish", value_name = "PORTS")]
     pub publish: Vec<PortMapping>,
     /// Working directory inside the container
     #[arg(short, long)]
@@ -90,10 +91,6 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-fn parse_port(s: &str) -> Result<PortMapping, String> {
-    s.parse().map_err(|e: berth::manifest::values::ValueError| e.to_string())
-}
-
 fn parse_duration(s: &str) -> Result<Duration, String> {
     s.parse().map_err(|e: berth::manifest::values::ValueError| e.to_string())
 }
@@ -133,8 +130,8 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut resources =
         Resources { memory_bytes: args.memory.map(|m| m.0 as i64), pids: args.pids_limit, ..Resources::default() };
     if let Some(cpus) = args.cpus {
-        if !(cpus > 0.0 && cpus.is_finite()) {
-            bail!("--cpus {cpus}: expected a number of CPUs above 0, as in 0.5");
+        if !(cpus >= berth::runtime::cgroup::MIN_CPUS && cpus.is_finite()) {
+            bail!("--cpus {cpus}: expected a number of CPUs of at least 0.01, as in 0.5");
         }
         resources.set_cpus(cpus);
     }
@@ -157,7 +154,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         env,
         workdir: args.workdir,
         user: args.user,
-        ports: args.publish.iter().map(ToString::to_string).collect(),
+        ports: args.publish,
         resources,
         network,
         hostname: args.hostname,

@@ -422,6 +422,9 @@ impl Checker<'_> {
     }
 
     fn limits(&mut self, raw: &RawLimits) -> Limits {
+        // The least values the runtime can apply, so that `up` runs what
+        // `plan` accepts.
+        use crate::runtime::cgroup::{MIN_CPUS, MIN_MEMORY, MIN_PIDS};
         let memory = raw.memory.as_ref().and_then(|m| match m.get_ref() {
             Value::String(s) => self.parse(&S::new(m.span(), s.clone())),
             Value::Integer(i) if *i > 0 => Some(super::values::ByteSize(*i as u64)),
@@ -430,18 +433,27 @@ impl Checker<'_> {
                 None
             }
         });
+        let memory = memory.filter(|m| {
+            let enough = m.0 >= MIN_MEMORY;
+            if !enough {
+                let msg = format!("memory limit {m} is too small: a container needs at least 1MiB, as in \"256MiB\"");
+                self.error(&raw.memory.as_ref().map_or(0..0, |m| m.span()), msg);
+            }
+            enough
+        });
         let cpus = raw.cpus.as_ref().and_then(|c| match c.get_ref() {
-            Value::Float(f) if *f > 0.0 && f.is_finite() => Some(*f),
+            Value::Float(f) if *f >= MIN_CPUS && f.is_finite() => Some(*f),
             Value::Integer(i) if *i > 0 => Some(*i as f64),
             _ => {
-                self.error(&c.span(), "bad cpus limit: expected a number of CPUs above 0, as in 0.5 or 2");
+                self.error(&c.span(), "bad cpus limit: expected a number of CPUs of at least 0.01, as in 0.5 or 2");
                 None
             }
         });
         let pids = raw.pids.as_ref().and_then(|p| match u64::try_from(*p.get_ref()) {
-            Ok(n) if n > 0 => Some(n),
+            Ok(n) if n >= MIN_PIDS => Some(n),
             _ => {
-                self.error(&p.span(), "bad pids limit: expected a number of processes above 0, as in 256");
+                let msg = "bad pids limit: expected a number of processes of at least 2 (berth's init and the command), as in 256";
+                self.error(&p.span(), msg);
                 None
             }
         });

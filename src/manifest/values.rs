@@ -1,13 +1,18 @@
 //! Typed manifest values: sizes, durations, port mappings, users, restart
 //! policies, networks and volumes. Each parses once from its text form and
 //! cannot hold a bad value; the error says what a right value looks like.
+//!
+//! A port mapping is the runtime's own type ([`PortMapping`], re-exported):
+//! `ports` here, `berth run -p` and the container record share its one
+//! parser, so what the manifest accepts is what the runtime publishes.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::Serialize;
+
+pub use crate::runtime::ports::{PortMapping, Protocol};
 
 /// A value that did not parse; the text says what would be right.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,67 +123,6 @@ impl Serialize for Duration {
 impl<'de> serde::Deserialize<'de> for Duration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// A transport protocol of a published port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-/// `[ADDR:]HOST:CONTAINER[/tcp|udp]`: a container port published on the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-pub struct PortMapping {
-    /// The host address to bind; 127.0.0.1 unless the manifest names one.
-    pub host_addr: IpAddr,
-    pub host_port: u16,
-    pub container_port: u16,
-    pub protocol: Protocol,
-}
-
-impl FromStr for PortMapping {
-    type Err = ValueError;
-
-    fn from_str(s: &str) -> Result<Self, ValueError> {
-        let err = |why: &str| {
-            bad(format!(
-                "bad port mapping {s:?}: {why}; expected \"[ADDR:]HOST:CONTAINER[/tcp|/udp]\", as in \"8080:80\" or \"0.0.0.0:8080:80/tcp\""
-            ))
-        };
-        let (ports, protocol) = match s.rsplit_once('/') {
-            Some((p, "tcp")) => (p, Protocol::Tcp),
-            Some((p, "udp")) => (p, Protocol::Udp),
-            Some(_) => return Err(err("the protocol must be tcp or udp")),
-            None => (s, Protocol::Tcp),
-        };
-        let (front, container) =
-            ports.rsplit_once(':').ok_or_else(|| err("both a host and a container port are needed"))?;
-        let (addr, host) = match front.rsplit_once(':') {
-            Some((a, h)) => (a.trim_start_matches('[').trim_end_matches(']'), h),
-            None => ("127.0.0.1", front),
-        };
-        let host_addr: IpAddr = addr.parse().map_err(|_| err(&format!("{addr:?} is not an IP address")))?;
-        let port = |p: &str| match p.parse::<u16>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(err(&format!("{p:?} is not a port between 1 and 65535"))),
-        };
-        Ok(PortMapping { host_addr, host_port: port(host)?, container_port: port(container)?, protocol })
-    }
-}
-
-impl fmt::Display for PortMapping {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let proto = match self.protocol {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        };
-        match self.host_addr {
-            IpAddr::V6(a) => write!(f, "[{a}]:{}:{}/{proto}", self.host_port, self.container_port),
-            IpAddr::V4(a) => write!(f, "{a}:{}:{}/{proto}", self.host_port, self.container_port),
-        }
     }
 }
 
@@ -379,19 +323,6 @@ mod tests {
         assert!("5".parse::<Duration>().is_err());
         assert!("1 day".parse::<Duration>().is_err());
         assert!("".parse::<Duration>().is_err());
-    }
-
-    #[test]
-    fn ports() {
-        let p: PortMapping = "8080:80".parse().unwrap();
-        assert_eq!((p.host_addr.to_string().as_str(), p.host_port, p.container_port), ("127.0.0.1", 8080, 80));
-        let p: PortMapping = "0.0.0.0:53:53/udp".parse().unwrap();
-        assert_eq!((p.host_addr.to_string().as_str(), p.protocol), ("0.0.0.0", Protocol::Udp));
-        let p: PortMapping = "[::1]:8080:80".parse().unwrap();
-        assert_eq!(p.to_string(), "[::1]:8080:80/tcp");
-        assert!("80".parse::<PortMapping>().unwrap_err().0.contains("both a host and a container port"));
-        assert!("70000:80".parse::<PortMapping>().unwrap_err().0.contains("between 1 and 65535"));
-        assert!("1:2/sctp".parse::<PortMapping>().is_err());
     }
 
     #[test]

@@ -46,7 +46,10 @@ fn references(c: &mut Checker<'_>, envs: &BTreeMap<String, Env>, spans: &Spans) 
             } else if verb == "depends on" && seen.contains(&t) {
                 c.error(&target.span(), format!("env \"{name}\" lists \"{t}\" twice in depends_on; keep one"));
             }
-            seen.push(t);
+            // `from` and `depends_on` may name the same env.
+            if verb == "depends on" {
+                seen.push(t);
+            }
         }
     }
 }
@@ -111,10 +114,6 @@ fn overlaps(a: IpAddr, b: IpAddr) -> bool {
     a == b || a.is_unspecified() || b.is_unspecified()
 }
 
-fn show(addr: IpAddr, port: u16) -> String {
-    std::net::SocketAddr::new(addr, port).to_string()
-}
-
 fn ports(c: &mut Checker<'_>, spans: &Spans) {
     let mut host: Vec<(PortMapping, &str, usize)> = Vec::new();
     let mut inner: Vec<(PortMapping, &str, usize)> = Vec::new();
@@ -143,12 +142,14 @@ fn ports(c: &mut Checker<'_>, spans: &Spans) {
             let Ok(port) = p.get_ref().parse::<PortMapping>() else { continue };
             let line = c.map.at(&p.span(), "").line;
             if let Some((_, other, other_line)) = host.iter().find(|(q, _, _)| {
-                q.host_port == port.host_port && q.protocol == port.protocol && overlaps(q.host_addr, port.host_addr)
+                q.host.port() == port.host.port()
+                    && q.protocol == port.protocol
+                    && overlaps(q.host.ip(), port.host.ip())
             }) {
                 let by = if *other == name.as_str() { "this env".to_owned() } else { format!("env \"{other}\"") };
                 let msg = format!(
                     "host port {} is already published by {by} on line {other_line}; choose another host port",
-                    show(port.host_addr, port.host_port)
+                    port.host
                 );
                 c.error(&p.span(), msg);
             } else if let Some((_, other, other_line)) = inner
@@ -164,5 +165,23 @@ fn ports(c: &mut Checker<'_>, spans: &Spans) {
             host.push((port, name, line));
             inner.push((port, name, line));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn check(text: &str) -> Result<(), String> {
+        crate::manifest::parse(text, Path::new("berth.toml"), Path::new("/p")).map(drop).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn from_and_depends_on_may_name_the_same_env() {
+        let both = "[env.db]\nimage = \"scratch\"\n[env.app]\nfrom = \"db\"\ndepends_on = [\"db\"]\n";
+        check(both).expect("built from db and started after it");
+        let twice = "[env.db]\nimage = \"scratch\"\n[env.app]\nfrom = \"db\"\ndepends_on = [\"db\", \"db\"]\n";
+        let err = check(twice).expect_err("db listed twice");
+        assert!(err.contains("lists \"db\" twice in depends_on"), "{err}");
     }
 }

@@ -39,7 +39,7 @@ pub struct EnvState {
     pub health: Option<Health>,
     /// RFC 3339 time of its last start.
     pub started_at: Option<String>,
-    pub ports: Vec<String>,
+    pub ports: Vec<crate::runtime::ports::PortMapping>,
     /// The spec it was made from, when recorded.
     pub spec: Option<serde_json::Value>,
     /// What the container changed in its own filesystem (volumes, mounts

@@ -367,7 +367,13 @@ pub(crate) fn start_new(
     let mut volumes = Vec::new();
     for v in &spec.volumes {
         let source = match &v.source {
-            VolumeSource::Bind(p) => p.clone(),
+            // A missing host path is made, as a directory, as Docker does.
+            VolumeSource::Bind(p) => {
+                if std::fs::symlink_metadata(p).is_err() {
+                    std::fs::create_dir_all(p).map_err(|source| UpError::Volume { path: p.clone(), source })?;
+                }
+                p.clone()
+            }
             VolumeSource::Named(name) => {
                 let dir = volume_root(store).join(&spec.project).join(name);
                 std::fs::create_dir_all(&dir).map_err(|source| UpError::Volume { path: dir.clone(), source })?;
@@ -392,7 +398,7 @@ pub(crate) fn start_new(
     let opts = RunOptions {
         image: image.to_owned(),
         name: Some(format!("{}-{}", spec.project, env)),
-        ports: spec.ports.iter().map(ToString::to_string).collect(),
+        ports: spec.ports.clone(),
         resources,
         network: match spec.network {
             Network::Project => NetworkMode::Join(netns.to_path_buf()),

@@ -5,13 +5,20 @@
 //! index names for the tag; a registry reference by its locked digest when
 //! the lock has one, by the reference itself otherwise (a later pull pins
 //! it); `scratch` and `bootstrap` by their parameters.
+//!
+//! An image archive (`oci-archive:`, `docker-archive:`) is read in the same
+//! pass that hashes it, and the image the build will take is chosen here
+//! by the build's rule (the tag, or the only image), so a base that names
+//! no image of its file is refused by `plan`, not first by `up`.
 
 use std::fs::File;
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::ResolveError;
 use crate::manifest::{Base, Bootstrap, EnvLock, ImageSource};
 use crate::oci::Digest;
+use crate::oci::archive::{ArchiveFormat, ArchiveImage, Discard, interpret, read_stream};
 
 /// The canonical parameters and input digest of a base, for its cache key.
 pub struct BaseInput {
@@ -42,13 +49,13 @@ pub fn base_input(dir: &Path, env: &str, base: &Base, lock: Option<&EnvLock>) ->
             )
         }
         Base::Image(ImageSource::OciArchive { path, tag }) => {
-            let hash = file_hash(env, &dir.join(path))?;
+            let hash = archive_hash(env, &dir.join(path), ArchiveFormat::Oci, tag.as_deref())?;
             let source = format!("oci-archive:{}{}", path.display(), tag_suffix(tag));
             (source, vec![b"oci-archive".to_vec(), hash.to_vec(), tag.clone().unwrap_or_default().into_bytes()])
         }
         Base::Image(ImageSource::DockerArchive { path }) => (
             format!("docker-archive:{}", path.display()),
-            vec![b"docker-archive".to_vec(), file_hash(env, &dir.join(path))?.to_vec()],
+            vec![b"docker-archive".to_vec(), archive_hash(env, &dir.join(path), ArchiveFormat::Docker, None)?.to_vec()],
         ),
         Base::Image(ImageSource::Rootfs { path }) => {
             (format!("rootfs:{}", path.display()), vec![b"rootfs".to_vec(), file_hash(env, &dir.join(path))?.to_vec()])
@@ -80,6 +87,82 @@ fn file_hash(env: &str, path: &Path) -> Result<[u8; 32], ResolveError> {
     Ok(*hasher.finalize().as_bytes())
 }
 
+/// A blake3 reader: hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// blake3 of the image archive `path`, read in one pass that also checks it
+/// holds the image the build will take: for `oci-archive:` (`kind` Oci) the
+/// one tagged `tag`, or the only one; for `docker-archive:` its only image.
+fn archive_hash(env: &str, path: &Path, kind: ArchiveFormat, tag: Option<&str>) -> Result<[u8; 32], ResolveError> {
+    let file = File::open(path).map_err(|e| missing(env, path, e))?;
+    let mut reader = Hashing { inner: BufReader::with_capacity(256 << 10, file), hasher: blake3::Hasher::new() };
+    let bad = |why: String| ResolveError::BadBase { env: env.to_owned(), path: path.to_owned(), why };
+    let expected = match kind {
+        ArchiveFormat::Oci => "an OCI archive (an OCI image layout in a tar)",
+        ArchiveFormat::Docker => "a `docker save` archive",
+    };
+    let contents = read_stream(&mut reader, &mut Discard)
+        .and_then(interpret)
+        .map_err(|e| bad(format!("{e}; expected {expected}")))?;
+    // The tar's end may leave padding unread: the hash covers the whole file.
+    io::copy(&mut reader, &mut io::sink()).map_err(|e| missing(env, path, e))?;
+    let names = |i: &ArchiveImage| i.ref_names.clone();
+    match (kind, contents.format) {
+        (ArchiveFormat::Oci, ArchiveFormat::Docker) => {
+            return Err(bad(
+                "it is a legacy `docker save` archive (manifest.json, no index.json); name it as docker-archive:FILE"
+                    .to_owned(),
+            ));
+        }
+        (ArchiveFormat::Oci, _) => drop(choose(&contents.images, names, tag, "oci-archive:FILE:TAG").map_err(bad)?),
+        (ArchiveFormat::Docker, _) if contents.images.len() != 1 => {
+            let tags: Vec<String> = contents.images.iter().flat_map(names).collect();
+            return Err(bad(format!(
+                "it holds {} images ({}); docker-archive:FILE takes an archive of one image",
+                contents.images.len(),
+                if tags.is_empty() { "untagged".to_owned() } else { tags.join(", ") }
+            )));
+        }
+        (ArchiveFormat::Docker, _) => {}
+    }
+    Ok(*reader.hasher.finalize().as_bytes())
+}
+
+/// The entry named `tag`, or with no tag the only entry, as the build
+/// chooses; otherwise what is there, for the error. `instead` is what to
+/// write when there are many and no tag.
+fn choose<'a, T>(
+    entries: &'a [T],
+    names: impl Fn(&T) -> Vec<String>,
+    tag: Option<&str>,
+    instead: &str,
+) -> Result<&'a T, String> {
+    let chosen = match tag {
+        Some(t) => entries.iter().find(|e| names(e).iter().any(|n| n == t)),
+        None if entries.len() == 1 => entries.first(),
+        None => None,
+    };
+    chosen.ok_or_else(|| {
+        let tags: Vec<String> = entries.iter().flat_map(&names).collect();
+        let tags = if tags.is_empty() { "none".to_owned() } else { tags.join(", ") };
+        match tag {
+            Some(t) => format!("no image tagged {t:?}; tags in it: {tags}"),
+            None => format!("{} images and no tag given; write {instead} with one of: {tags}", entries.len()),
+        }
+    })
+}
+
 /// The manifest digest an OCI layout's index names for `tag` (or its only
 /// manifest when no tag is given).
 fn oci_layout_manifest(env: &str, dir: &Path, tag: Option<&str>) -> Result<Digest, ResolveError> {
@@ -91,28 +174,13 @@ fn oci_layout_manifest(env: &str, dir: &Path, tag: Option<&str>) -> Result<Diges
     })?;
     let manifests = index.manifests();
     let ref_name = |d: &oci_spec::image::Descriptor| {
-        d.annotations().as_ref().and_then(|a| a.get("org.opencontainers.image.ref.name").cloned())
+        d.annotations().as_ref().and_then(|a| a.get("org.opencontainers.image.ref.name").cloned()).into_iter().collect()
     };
-    let chosen = match tag {
-        Some(t) => manifests.iter().find(|d| ref_name(d).as_deref() == Some(t)),
-        None if manifests.len() == 1 => manifests.first(),
-        None => None,
-    };
-    let Some(descriptor) = chosen else {
-        let tags: Vec<String> = manifests.iter().filter_map(ref_name).collect();
-        let why = match tag {
-            Some(t) => format!(
-                "no image tagged {t:?}; tags in it: {}",
-                if tags.is_empty() { "none".into() } else { tags.join(", ") }
-            ),
-            None => format!(
-                "{} images and no tag given; write oci:DIR:TAG with one of: {}",
-                manifests.len(),
-                tags.join(", ")
-            ),
-        };
-        return Err(ResolveError::BadBase { env: env.to_owned(), path: index_path, why });
-    };
+    let descriptor = choose(manifests, ref_name, tag, "oci:DIR:TAG").map_err(|why| ResolveError::BadBase {
+        env: env.to_owned(),
+        path: index_path.clone(),
+        why,
+    })?;
     Digest::try_from(descriptor.digest()).map_err(|e| ResolveError::BadBase {
         env: env.to_owned(),
         path: index_path,

@@ -25,8 +25,8 @@ pub struct RunOptions {
     pub env: Vec<String>,
     pub workdir: Option<String>,
     pub user: Option<String>,
-    /// Published ports, `ADDR:HOST:CONTAINER/PROTO`.
-    pub ports: Vec<String>,
+    /// Published ports.
+    pub ports: Vec<super::ports::PortMapping>,
     pub resources: Resources,
     pub network: NetworkMode,
     pub hostname: Option<String>,

@@ -15,7 +15,7 @@ use oci_spec::runtime::Spec;
 
 use super::cgroup::{self, Cgroup, CgroupError, CgroupPath, Hierarchy, Resources};
 use super::container::{Container, Paths};
-use super::ports::{PortError, ProxySet, Publish};
+use super::ports::{PortError, ProxySet};
 use super::process::{self, InitExe, Launch, ProcessError, Stdio};
 use super::rootfs::Rootfs;
 use nix::unistd::Pid;
@@ -31,8 +31,6 @@ pub enum SuperviseError {
     Start { name: String, source: ProcessError },
     #[error("container {name}: {source}")]
     Ports { name: String, source: PortError },
-    #[error("container {name}: bad published port {port:?} in its record: {why}")]
-    BadPort { name: String, port: String, why: String },
     #[error("container {name}: cannot wait for pid {pid}: {source}")]
     Wait { name: String, pid: i32, source: std::io::Error },
 }
@@ -63,7 +61,6 @@ pub struct Prepared {
     hierarchy: Hierarchy,
     cgroup_path: CgroupPath,
     resources: Resources,
-    publish: Vec<Publish>,
 }
 
 /// A container that is running.
@@ -87,19 +84,7 @@ impl Prepared {
             Some(r) => Resources::try_from(r).map_err(cg)?,
             None => Resources::default(),
         };
-        let publish = container
-            .record
-            .ports
-            .iter()
-            .map(|p| {
-                p.parse::<Publish>().map_err(|e| SuperviseError::BadPort {
-                    name: name.clone(),
-                    port: p.clone(),
-                    why: e.to_string(),
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Prepared { container: container.clone(), spec, hierarchy, cgroup_path, resources, publish })
+        Ok(Prepared { container: container.clone(), spec, hierarchy, cgroup_path, resources })
     }
 
     fn paths(&self) -> &Paths {
@@ -135,9 +120,10 @@ impl Prepared {
         };
         let pid_start = super::state::process_start_time(pid.as_raw()).unwrap_or(0);
         let mut running = Running { pid, pid_start, started: Instant::now(), cgroup, proxies: None };
-        if !self.publish.is_empty() {
+        let ports = &self.container.record.ports;
+        if !ports.is_empty() {
             let netns = PathBuf::from(format!("/proc/{}/ns/net", pid.as_raw()));
-            match ProxySet::start(&self.publish, &netns) {
+            match ProxySet::start(ports, &netns) {
                 Ok(set) => running.proxies = Some(set),
                 Err(source) => {
                     let _ = running.cgroup.destroy();

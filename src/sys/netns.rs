@@ -4,18 +4,21 @@
 //! A socket belongs to the network namespace of the thread that created it,
 //! for its whole life, whichever thread uses it later. So the proxy keeps one
 //! thread that has entered the container's namespace ([`enter_net_ns`]) and
-//! creates sockets there ([`stream_socket`]); any other thread then connects
-//! them ([`connect`]). [`wake_listener`] makes a thread blocked in `accept`
-//! return, which std cannot do without closing the listener under it.
+//! creates sockets there ([`stream_socket`], [`datagram_socket`]); any other
+//! thread then connects them ([`connect`], or std's `UdpSocket::connect`).
+//! [`wake_listener`] makes a thread blocked in `accept` return, which std
+//! cannot do without closing the listener under it; [`wait_readable`] waits
+//! on many sockets at once, for the UDP relay.
 
 use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::{CloneFlags, setns};
 use nix::sys::socket::{
     self, AddressFamily, Shutdown, SockFlag, SockType, SockaddrIn, SockaddrIn6, setsockopt, sockopt,
@@ -32,11 +35,20 @@ pub fn enter_net_ns(ns: &File) -> io::Result<()> {
 /// A new TCP socket for `addr`'s family, in the calling thread's network
 /// namespace, close-on-exec.
 pub fn stream_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
-    let family = match addr {
+    socket::socket(family(addr), SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(io::Error::from)
+}
+
+/// A new UDP socket for `addr`'s family, in the calling thread's network
+/// namespace, close-on-exec.
+pub fn datagram_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    socket::socket(family(addr), SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).map_err(io::Error::from)
+}
+
+fn family(addr: &SocketAddr) -> AddressFamily {
+    match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
-    };
-    socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(io::Error::from)
+    }
 }
 
 /// Connects `fd` (from [`stream_socket`]) to `addr`, giving up after
@@ -77,4 +89,21 @@ pub fn connect(fd: OwnedFd, addr: SocketAddr, timeout: Duration) -> io::Result<T
 /// once the listener is dropped.
 pub fn wake_listener(listener: &TcpListener) -> io::Result<()> {
     socket::shutdown(listener.as_raw_fd(), Shutdown::Both).map_err(io::Error::from)
+}
+
+/// Waits until one of `fds` can be read (or has an error, or hung up), or
+/// `timeout` passes (`None`: no limit); returns, per fd, whether it can. A
+/// signal ends the wait early with none ready.
+pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let mut polls: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)).collect();
+    let timeout = match timeout {
+        None => PollTimeout::NONE,
+        // Rounded up: a wait of 0 ms for 0.4 ms left would spin.
+        Some(t) => PollTimeout::try_from(t.as_micros().div_ceil(1000)).unwrap_or(PollTimeout::MAX),
+    };
+    match poll(&mut polls, timeout) {
+        Ok(_) => Ok(polls.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect()),
+        Err(Errno::EINTR) => Ok(vec![false; fds.len()]),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -6,6 +6,9 @@
 //!   tests and test binaries never build it twice at once.
 //! - [`import_busybox`]: `berth --root ROOT import TAR busybox:latest` with
 //!   the built binary; returns the tag.
+//! - [`echo_server`]: `fixtures/helpers/echo_server.rs` compiled with rustc
+//!   into a static executable (for the busybox image, which has no UDP
+//!   server), built once per test run the same way.
 //! - [`require_tool`]: a peer tool (`umoci`, `skopeo`, …), installed with
 //!   apt-get when missing; panics with the reason if that fails, so an
 //!   interop test never passes by skipping.
@@ -83,6 +86,44 @@ fn build_busybox_tar() -> PathBuf {
     succeeded(&format!("{} {}", script.display(), partial.display()), &output);
     fs::rename(&partial, &tar).expect("move the built fixture into place");
     tar
+}
+
+/// The echo server of `fixtures/helpers/echo_server.rs` (TCP and UDP on one
+/// port; see that file), a static executable that runs in the busybox image.
+/// Built on first use in this test run with the rustc of the toolchain that
+/// runs the tests.
+pub fn echo_server() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(build_echo_server).clone()
+}
+
+fn build_echo_server() -> PathBuf {
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/helpers/echo_server.rs");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures");
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let bin = dir.join("echo-server");
+    let lock = File::create(dir.join("echo-server.lock")).expect("create the fixture lock file");
+    lock.lock().expect("lock the fixture lock file"); // released when `lock` is dropped
+
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(built), Some(written)) = (modified(&bin), modified(&source))
+        && built >= written
+    {
+        return bin;
+    }
+    // The rustc beside the cargo that built the tests, else the one on PATH.
+    let beside_cargo = Path::new(env!("CARGO")).with_file_name("rustc");
+    let rustc = if beside_cargo.is_file() { beside_cargo } else { PathBuf::from("rustc") };
+    let partial = dir.join(format!("echo-server.{}", std::process::id()));
+    let output = Command::new(&rustc)
+        .args(["--edition=2024", "-O", "-C", "target-feature=+crt-static", "-o"])
+        .arg(&partial)
+        .arg(&source)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", rustc.display()));
+    succeeded(&format!("{} -C target-feature=+crt-static {}", rustc.display(), source.display()), &output);
+    fs::rename(&partial, &bin).expect("move the built helper into place");
+    bin
 }
 
 /// Imports the busybox fixture into the store at `berth_cli_root` (the

@@ -62,7 +62,7 @@ pub use error::CgroupError;
 pub use join::Joiner;
 pub use mountinfo::{Hierarchy, detect, detect_from};
 pub use path::CgroupPath;
-pub use resources::{CpuList, CpuMax, DEFAULT_CPU_PERIOD_US, MIN_MEMORY, Resources};
+pub use resources::{CpuList, CpuMax, DEFAULT_CPU_PERIOD_US, MIN_CPUS, MIN_MEMORY, MIN_PIDS, Resources};
 
 use crate::sys;
 

@@ -17,6 +17,14 @@ pub const DEFAULT_CPU_PERIOD_US: u64 = 100_000;
 /// even start below that).
 pub const MIN_MEMORY: u64 = 1 << 20;
 
+/// The smallest pids limit berth accepts: berth's init (PID 1) and the
+/// command it starts. (With 1, init cannot fork the command at all.)
+pub const MIN_PIDS: u64 = 2;
+
+/// The smallest number of CPUs: a CPU quota of 1 ms, the kernel's least,
+/// per [`DEFAULT_CPU_PERIOD_US`].
+pub const MIN_CPUS: f64 = 0.01;
+
 /// Limits for one cgroup. `None` means "no limit".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Resources {
@@ -45,11 +53,13 @@ impl Resources {
                 expected: "at least 1 MiB",
             });
         }
-        if self.pids == Some(0) {
+        if let Some(pids) = self.pids
+            && pids < MIN_PIDS
+        {
             return Err(CgroupError::InvalidResource {
                 what: "the pids limit",
-                value: "0".into(),
-                expected: "at least 1 (or no limit)",
+                value: pids.to_string(),
+                expected: "at least 2, berth's init and the command (or no limit)",
             });
         }
         Ok(())

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::id::ContainerId;
 use crate::oci::Digest;
+use crate::runtime::ports::PortMapping;
 
 /// The file a container's record is kept in.
 pub const RECORD_FILE: &str = "container.json";
@@ -32,8 +33,8 @@ pub struct Record {
     pub command: Vec<String>,
     /// Unpacked image layers, top first: the overlay's lower dirs.
     pub lowers: Vec<PathBuf>,
-    /// Published ports as `[ADDR:]HOST:CONTAINER/PROTO`.
-    pub ports: Vec<String>,
+    /// Published ports (kept as `ADDR:HOST:CONTAINER/PROTO`, as `-p` takes them).
+    pub ports: Vec<PortMapping>,
     /// Restart policy as written (`no`, `on-failure[:N]`, `always`, `unless-stopped`).
     pub restart: String,
     /// Remove the container when it exits (`--rm`).

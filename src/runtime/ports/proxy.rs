@@ -1,30 +1,43 @@
-//! The TCP proxy behind published ports: listeners, the dialer thread inside
-//! the container's network namespace, and the per-connection copy threads.
+//! [`ProxySet`]: the published ports of one container, their listening
+//! sockets and threads, what they share, and how they stop.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, PipeWriter};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::{PortError, Publish};
+use super::dialer::{Dialer, Kind};
+use super::{MAX_UDP_FLOWS, PortError, PortMapping, Protocol, UDP_IDLE_TIMEOUT, tcp, udp};
 use crate::sys::netns;
 
 /// How long a connection into the container may take before the client's
 /// connection is closed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections open at once per [`ProxySet`]; more are closed on arrival.
+/// TCP connections open at once per [`ProxySet`]; more are closed on arrival.
 pub const MAX_CONNECTIONS: usize = 1024;
-/// The copy buffer of each direction of a connection.
-const BUFFER: usize = 16 * 1024;
 /// The stack of each proxy thread; they only copy bytes.
-const STACK: usize = 256 * 1024;
+pub(super) const STACK: usize = 256 * 1024;
+
+/// The limits of UDP flows; [`Default`] gives [`UDP_IDLE_TIMEOUT`] and
+/// [`MAX_UDP_FLOWS`], which the shim uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpLimits {
+    /// A flow with no datagram either way for this long is dropped.
+    pub idle_timeout: Duration,
+    /// Flows open at once per published UDP port.
+    pub max_flows: usize,
+}
+
+impl Default for UdpLimits {
+    fn default() -> UdpLimits {
+        UdpLimits { idle_timeout: UDP_IDLE_TIMEOUT, max_flows: MAX_UDP_FLOWS }
+    }
+}
 
 /// The published ports of one container, served until [`stop`](Self::stop)
 /// (or drop, which stops without a grace time).
@@ -35,90 +48,146 @@ pub struct ProxySet {
 }
 
 struct Listening {
-    publish: Publish,
-    listener: Arc<TcpListener>,
+    mapping: PortMapping,
+    socket: Listener,
     thread: Option<JoinHandle<()>>,
+}
+
+enum Listener {
+    /// Shut down to wake the accept loop.
+    Tcp(Arc<TcpListener>),
+    /// The relay thread owns the socket; dropping the writer wakes it.
+    Udp(Option<PipeWriter>),
 }
 
 /// Counters of a [`ProxySet`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProxyStats {
-    /// Connections open now.
+    /// TCP connections open now.
     pub active: usize,
-    /// Connections accepted so far.
+    /// TCP connections accepted so far.
     pub accepted: u64,
-    /// Connections closed because the container refused them (or did not
-    /// answer, or too many were open).
+    /// TCP connections closed because the container refused them (or did
+    /// not answer, or too many were open), and UDP flows that could not be
+    /// opened.
     pub failed: u64,
+    /// UDP flows open now, over all UDP ports.
+    pub flows: usize,
 }
 
-struct Shared {
+/// What the threads of a [`ProxySet`] share.
+pub(super) struct Shared {
     dialer: Mutex<Option<Dialer>>,
-    conns: Mutex<Conns>,
+    /// Bumped by each retarget: UDP flows of an older generation were made
+    /// in the old namespace.
+    pub(super) generation: AtomicU64,
+    pub(super) conns: Mutex<Conns>,
     /// Notified whenever a connection ends.
-    ended: Condvar,
+    pub(super) ended: Condvar,
     /// Listeners are closing: accept no more.
-    stopping: AtomicBool,
-    accepted: AtomicU64,
-    failed: AtomicU64,
+    pub(super) stopping: AtomicBool,
+    pub(super) accepted: AtomicU64,
+    pub(super) failed: AtomicU64,
+    pub(super) flows: AtomicUsize,
+    pub(super) udp: UdpLimits,
 }
 
 #[derive(Default)]
-struct Conns {
-    next_id: u64,
+pub(super) struct Conns {
+    pub(super) next_id: u64,
     /// Per open connection, clones of its sockets, to shut them down when
     /// the grace time is over.
-    open: HashMap<u64, Vec<TcpStream>>,
+    pub(super) open: HashMap<u64, Vec<TcpStream>>,
     /// The grace time is over: connections still being set up are closed.
-    forced: bool,
+    pub(super) forced: bool,
+}
+
+impl Shared {
+    /// A socket of `addr`'s family and `kind` in the container's namespace.
+    pub(super) fn socket(&self, addr: SocketAddr, kind: Kind) -> io::Result<OwnedFd> {
+        let requests = match &*lock(&self.dialer) {
+            Some(dialer) => dialer.requests(),
+            None => return Err(io::Error::other("the proxy is stopping")),
+        };
+        requests.socket(addr, kind)
+    }
 }
 
 impl ProxySet {
-    /// Listens on every `publishes[i].host`, then forwards each connection to
-    /// `container_port` inside the network namespace `netns`
-    /// (`/proc/PID/ns/net`). All listeners are bound before anything is
-    /// served; if one cannot be, none stays open.
-    pub fn start(publishes: &[Publish], netns: &Path) -> Result<ProxySet, PortError> {
-        let mut bound = Vec::with_capacity(publishes.len());
-        for publish in publishes {
-            let listener = TcpListener::bind(publish.host).map_err(|e| bind_error(publish, e))?;
-            let host = listener.local_addr().map_err(|e| bind_error(publish, e))?;
-            bound.push((Publish { host, ..*publish }, listener));
+    /// Listens on every `mappings[i].host` (TCP or UDP), then forwards into
+    /// the network namespace `netns` (`/proc/PID/ns/net`), with the default
+    /// [`UdpLimits`]. All sockets are bound before anything is served; if
+    /// one cannot be, none stays open.
+    pub fn start(mappings: &[PortMapping], netns: &Path) -> Result<ProxySet, PortError> {
+        ProxySet::start_with(mappings, netns, UdpLimits::default())
+    }
+
+    /// [`start`](Self::start) with other limits for UDP flows.
+    pub fn start_with(mappings: &[PortMapping], netns: &Path, udp: UdpLimits) -> Result<ProxySet, PortError> {
+        let mut bound = Vec::with_capacity(mappings.len());
+        for mapping in mappings {
+            let fail = |e| bind_error(mapping, e);
+            let socket = match mapping.protocol {
+                Protocol::Tcp => Bound::Tcp(TcpListener::bind(mapping.host).map_err(fail)?),
+                Protocol::Udp => Bound::Udp(UdpSocket::bind(mapping.host).map_err(fail)?),
+            };
+            let host = socket.local_addr().map_err(fail)?;
+            bound.push((PortMapping { host, ..*mapping }, socket));
         }
         let shared = Arc::new(Shared {
             dialer: Mutex::new(Some(Dialer::start(netns)?)),
+            generation: AtomicU64::new(0),
             conns: Mutex::new(Conns::default()),
             ended: Condvar::new(),
             stopping: AtomicBool::new(false),
             accepted: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            flows: AtomicUsize::new(0),
+            udp,
         });
         let mut set = ProxySet { listeners: Vec::new(), shared, stopped: false };
-        for (publish, listener) in bound {
-            let listener = Arc::new(listener);
-            let (l, s) = (Arc::clone(&listener), Arc::clone(&set.shared));
+        for (mapping, socket) in bound {
             // On failure `set` is dropped, which stops what already runs.
-            let thread = thread::Builder::new()
-                .name(format!("port-{}", publish.host.port()))
-                .stack_size(STACK)
-                .spawn(move || accept_loop(&l, &s, publish.container_port))
-                .map_err(|source| PortError::Spawn { what: "listener", source })?;
-            set.listeners.push(Listening { publish, listener, thread: Some(thread) });
+            let listening = set.serve(mapping, socket)?;
+            set.listeners.push(listening);
         }
         Ok(set)
     }
 
-    /// The published ports as bound: a host port 0 is replaced by the port
-    /// the kernel chose.
-    pub fn published(&self) -> Vec<Publish> {
-        self.listeners.iter().map(|l| l.publish).collect()
+    fn serve(&self, mapping: PortMapping, socket: Bound) -> Result<Listening, PortError> {
+        let shared = Arc::clone(&self.shared);
+        let port = mapping.container_port;
+        let builder = thread::Builder::new().name(format!("port-{}", mapping.host.port())).stack_size(STACK);
+        let spawned = |e| PortError::Spawn { what: "listener", source: e };
+        Ok(match socket {
+            Bound::Tcp(listener) => {
+                let listener = Arc::new(listener);
+                let l = Arc::clone(&listener);
+                let thread = builder.spawn(move || tcp::accept_loop(&l, &shared, port)).map_err(spawned)?;
+                Listening { mapping, socket: Listener::Tcp(listener), thread: Some(thread) }
+            }
+            Bound::Udp(socket) => {
+                let (woken, wake) = io::pipe().map_err(spawned)?;
+                let thread = builder.spawn(move || udp::relay(&socket, &woken, &shared, port)).map_err(spawned)?;
+                Listening { mapping, socket: Listener::Udp(Some(wake)), thread: Some(thread) }
+            }
+        })
     }
 
-    /// Forwards new connections into another network namespace (the
-    /// container was restarted with a new one). Open connections continue.
+    /// The published ports as bound: a host port 0 is replaced by the port
+    /// the kernel chose.
+    pub fn published(&self) -> Vec<PortMapping> {
+        self.listeners.iter().map(|l| l.mapping).collect()
+    }
+
+    /// Forwards new TCP connections and UDP flows into another network
+    /// namespace (the container was restarted with a new one). Open TCP
+    /// connections continue; each UDP client's next datagram opens a new
+    /// flow.
     pub fn retarget(&self, netns: &Path) -> Result<(), PortError> {
         let new = Dialer::start(netns)?;
         let old = lock(&self.shared.dialer).replace(new);
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
         if let Some(old) = old {
             old.close();
         }
@@ -131,11 +200,13 @@ impl ProxySet {
             active: lock(&self.shared.conns).open.len(),
             accepted: self.shared.accepted.load(Ordering::Relaxed),
             failed: self.shared.failed.load(Ordering::Relaxed),
+            flows: self.shared.flows.load(Ordering::Relaxed),
         }
     }
 
-    /// Closes the listeners (their ports are free when this returns), lets
-    /// open connections finish for up to `grace`, then closes the rest.
+    /// Closes the listening sockets (their ports are free when this
+    /// returns) and the UDP flows, lets open TCP connections finish for up
+    /// to `grace`, then closes the rest.
     pub fn stop(mut self, grace: Duration) {
         self.shutdown(grace);
     }
@@ -146,9 +217,12 @@ impl ProxySet {
         }
         let shared = &*self.shared;
         shared.stopping.store(true, Ordering::SeqCst);
-        for l in &self.listeners {
-            // Fails only if the socket is already shut down, which is the aim.
-            let _ = netns::wake_listener(&l.listener);
+        for l in &mut self.listeners {
+            match &mut l.socket {
+                // Fails only if the socket is already shut down, which is the aim.
+                Listener::Tcp(listener) => drop(netns::wake_listener(listener)),
+                Listener::Udp(wake) => drop(wake.take()),
+            }
         }
         for l in &mut self.listeners {
             if let Some(thread) = l.thread.take() {
@@ -178,6 +252,21 @@ impl Drop for ProxySet {
     }
 }
 
+/// A socket bound for one mapping, not yet served.
+enum Bound {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
+impl Bound {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Bound::Tcp(s) => s.local_addr(),
+            Bound::Udp(s) => s.local_addr(),
+        }
+    }
+}
+
 fn wait_for_connections<'a>(
     shared: &'a Shared,
     mut conns: MutexGuard<'a, Conns>,
@@ -193,222 +282,17 @@ fn wait_for_connections<'a>(
     conns
 }
 
-fn bind_error(publish: &Publish, source: io::Error) -> PortError {
-    let (host, container_port) = (publish.host, publish.container_port);
+fn bind_error(mapping: &PortMapping, source: io::Error) -> PortError {
+    let (host, container_port, protocol) = (mapping.host, mapping.container_port, mapping.protocol);
     match source.kind() {
-        io::ErrorKind::AddrInUse => PortError::InUse { host, container_port },
-        io::ErrorKind::AddrNotAvailable => PortError::AddrNotAvailable { host, container_port, source },
-        _ => PortError::Bind { host, container_port, source },
+        io::ErrorKind::AddrInUse => PortError::InUse { host, container_port, protocol },
+        io::ErrorKind::AddrNotAvailable => PortError::AddrNotAvailable { host, container_port, protocol, source },
+        _ => PortError::Bind { host, container_port, protocol, source },
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves the data consistent; a panic elsewhere
     // must not stop the proxy from shutting down.
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Serves one listener until it is woken by [`ProxySet::stop`].
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, container_port: u16) {
-    loop {
-        let client = match listener.accept() {
-            Ok((client, _peer)) => client,
-            Err(_) if shared.stopping.load(Ordering::SeqCst) => return,
-            Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted) => continue,
-            Err(_) => {
-                // Out of file descriptors or memory: let connections end.
-                thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        shared.accepted.fetch_add(1, Ordering::Relaxed);
-        let Some(conn) = Connection::register(shared, &client) else {
-            shared.failed.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        let spawned = thread::Builder::new()
-            .name("port-conn".into())
-            .stack_size(STACK)
-            .spawn(move || conn.serve(client, container_port));
-        if spawned.is_err() {
-            shared.failed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// One accepted connection; unregisters itself when dropped.
-struct Connection {
-    shared: Arc<Shared>,
-    id: u64,
-}
-
-impl Connection {
-    fn register(shared: &Arc<Shared>, client: &TcpStream) -> Option<Connection> {
-        let clone = client.try_clone().ok()?;
-        let mut conns = lock(&shared.conns);
-        if conns.open.len() >= MAX_CONNECTIONS || conns.forced {
-            return None;
-        }
-        let id = conns.next_id;
-        conns.next_id += 1;
-        conns.open.insert(id, vec![clone]);
-        Some(Connection { shared: Arc::clone(shared), id })
-    }
-
-    /// Registers the upstream socket; false if the proxy is being forced shut.
-    fn add(&self, upstream: &TcpStream) -> bool {
-        let Ok(clone) = upstream.try_clone() else { return false };
-        let mut conns = lock(&self.shared.conns);
-        if conns.forced {
-            return false;
-        }
-        match conns.open.get_mut(&self.id) {
-            Some(streams) => {
-                streams.push(clone);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn serve(self, client: TcpStream, container_port: u16) {
-        let upstream = match self.dial(container_port) {
-            Ok(upstream) if self.add(&upstream) => upstream,
-            _ => {
-                self.shared.failed.fetch_add(1, Ordering::Relaxed);
-                return; // dropping `client` closes it
-            }
-        };
-        let _ = client.set_nodelay(true);
-        let _ = upstream.set_nodelay(true);
-        let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else { return };
-        let back =
-            thread::Builder::new().name("port-conn".into()).stack_size(STACK).spawn(move || pipe(&upstream2, &client2));
-        match back {
-            Ok(back) => {
-                pipe(&client, &upstream);
-                let _ = back.join();
-            }
-            Err(_) => {
-                self.shared.failed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Connects to the container's port on 127.0.0.1, then on ::1.
-    fn dial(&self, port: u16) -> io::Result<TcpStream> {
-        let mut last = io::Error::other("no address to try");
-        for ip in [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)] {
-            let addr = SocketAddr::new(ip, port);
-            let socket = self.socket(addr)?;
-            match netns::connect(socket, addr, CONNECT_TIMEOUT) {
-                Ok(stream) => return Ok(stream),
-                // Nothing answered: ::1 would only make the client wait twice.
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(e),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
-    }
-
-    /// A socket of `addr`'s family in the container's network namespace.
-    fn socket(&self, addr: SocketAddr) -> io::Result<OwnedFd> {
-        let requests = match &*lock(&self.shared.dialer) {
-            Some(dialer) => dialer.requests.clone(),
-            None => return Err(io::Error::other("the proxy is stopping")),
-        };
-        let (reply, answer) = mpsc::sync_channel(1);
-        requests.send(DialRequest { addr, reply }).map_err(|_| io::Error::other("the dialer thread has ended"))?;
-        answer.recv().map_err(|_| io::Error::other("the dialer thread has ended"))?
-    }
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        lock(&self.shared.conns).open.remove(&self.id);
-        self.shared.ended.notify_all();
-    }
-}
-
-/// Copies `from` to `to` until `from` ends, then shuts down writing on `to`
-/// so that the other side sees the end too. On an error, shuts both
-/// sockets down completely, which also ends the other direction.
-fn pipe(from: &TcpStream, to: &TcpStream) {
-    let mut buf = vec![0u8; BUFFER];
-    let mut reader = from;
-    let mut writer = to;
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => {
-                let _ = to.shutdown(Shutdown::Write);
-                return;
-            }
-            Ok(n) => {
-                if writer.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-    }
-    let _ = from.shutdown(Shutdown::Both);
-    let _ = to.shutdown(Shutdown::Both);
-}
-
-/// The thread that lives in the container's network namespace and creates
-/// sockets there on request.
-struct Dialer {
-    requests: mpsc::Sender<DialRequest>,
-    thread: JoinHandle<()>,
-}
-
-struct DialRequest {
-    addr: SocketAddr,
-    reply: mpsc::SyncSender<io::Result<OwnedFd>>,
-}
-
-impl Dialer {
-    fn start(netns: &Path) -> Result<Dialer, PortError> {
-        let path = netns.to_owned();
-        let ns = File::open(netns).map_err(|source| PortError::OpenNetns { path: path.clone(), source })?;
-        let (requests, incoming) = mpsc::channel::<DialRequest>();
-        let (ready_tx, ready) = mpsc::sync_channel(1);
-        let thread = thread::Builder::new()
-            .name("port-dialer".into())
-            .stack_size(STACK)
-            .spawn(move || {
-                // This thread never leaves the namespace; it ends with the proxy.
-                let entered = netns::enter_net_ns(&ns);
-                drop(ns);
-                let ok = entered.is_ok();
-                let _ = ready_tx.send(entered);
-                if ok {
-                    for request in incoming {
-                        let _ = request.reply.send(netns::stream_socket(&request.addr));
-                    }
-                }
-            })
-            .map_err(|source| PortError::Spawn { what: "dialer", source })?;
-        match ready.recv() {
-            Ok(Ok(())) => Ok(Dialer { requests, thread }),
-            Ok(Err(source)) => {
-                let _ = thread.join();
-                Err(PortError::EnterNetns { path, source })
-            }
-            Err(_) => {
-                let _ = thread.join();
-                Err(PortError::EnterNetns { path, source: io::Error::other("the dialer thread ended early") })
-            }
-        }
-    }
-
-    /// Ends the thread once no request is pending.
-    fn close(self) {
-        drop(self.requests);
-        let _ = self.thread.join();
-    }
 }

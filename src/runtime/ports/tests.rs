@@ -1,13 +1,14 @@
-//! End-to-end tests of the proxy against servers inside a real network
-//! namespace that each test creates (`unshare -n sleep`) and removes (the
-//! helper is killed by pid when the test ends, also on failure).
+//! End-to-end tests of the proxy against TCP and UDP servers inside a real
+//! network namespace that each test creates (`unshare -n sleep`) and
+//! removes (the helper is killed by pid when the test ends, also on
+//! failure).
 //!
 //! They need root, `unshare`, `nsenter` and `ip`; without them they pass
 //! without testing anything, saying so on stderr.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -150,8 +151,13 @@ fn serve(mut conn: TcpStream, behavior: Behavior) {
     }
 }
 
-fn publish_any_port(container_port: u16) -> Publish {
-    Publish { host: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0), container_port, protocol: Protocol::Tcp }
+fn publish_any_port(container_port: u16) -> PortMapping {
+    any_port(container_port, Protocol::Tcp)
+}
+
+/// 127.0.0.1:<any free port> to `container_port`.
+fn any_port(container_port: u16, protocol: Protocol) -> PortMapping {
+    PortMapping { host: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0), container_port, protocol }
 }
 
 /// A proxy on 127.0.0.1:<free port> to `container_port` in `ns`; its address.
@@ -216,8 +222,8 @@ fn a_port_in_use_names_the_address_and_binds_nothing() {
     let free_addr = free.local_addr().expect("addr");
     drop(free);
     let publishes = [
-        Publish { host: free_addr, container_port: 80, protocol: Protocol::Tcp },
-        Publish { host: taken_addr, container_port: 81, protocol: Protocol::Tcp },
+        PortMapping { host: free_addr, container_port: 80, protocol: Protocol::Tcp },
+        PortMapping { host: taken_addr, container_port: 81, protocol: Protocol::Tcp },
     ];
     let err = ProxySet::start(&publishes, &ns.path).err().expect("the second port is taken");
     assert!(matches!(err, PortError::InUse { .. }), "{err}");
@@ -342,4 +348,170 @@ fn a_path_that_is_not_a_network_namespace_is_rejected() {
     let wrong = ProxySet::start(&[publish_any_port(80)], &mnt).err().expect("not a netns");
     assert!(matches!(wrong, PortError::EnterNetns { .. }), "{wrong}");
     assert!(wrong.to_string().contains("must be a network namespace"), "{wrong}");
+}
+
+/// A UDP server on a thread inside a namespace that answers each datagram
+/// with `TAG DATA from PEER`; stopped on drop.
+struct UdpServer {
+    socket: Arc<UdpSocket>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    port: u16,
+}
+
+impl UdpServer {
+    fn start(ns: &Path, port: u16, tag: &'static str) -> UdpServer {
+        let ns = File::open(ns).expect("open netns");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let thread = thread::spawn(move || {
+            netns::enter_net_ns(&ns).expect("enter the test namespace");
+            let socket = Arc::new(UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).expect("bind UDP in the namespace"));
+            tx.send(Arc::clone(&socket)).expect("send the socket");
+            let mut buf = [0u8; 2048];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let reply = format!("{tag} {} from {peer}", String::from_utf8_lossy(&buf[..n]));
+                let _ = socket.send_to(reply.as_bytes(), peer);
+            }
+        });
+        let socket = rx.recv().expect("the server socket");
+        let port = socket.local_addr().expect("addr").port();
+        UdpServer { socket, stop, thread: Some(thread), port }
+    }
+}
+
+impl Drop for UdpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the server's recv_from with a datagram of its own.
+        let addr = self.socket.local_addr().expect("addr");
+        let _ = self.socket.send_to(b"", addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A UDP proxy on 127.0.0.1:<free port> to `container_port` in `ns`.
+fn udp_proxy(ns: &NetNs, container_port: u16, limits: UdpLimits) -> (ProxySet, SocketAddr) {
+    let set = ProxySet::start_with(&[any_port(container_port, Protocol::Udp)], &ns.path, limits).expect("start proxy");
+    let addr = set.published()[0].host;
+    assert_ne!(addr.port(), 0);
+    (set, addr)
+}
+
+/// Sends `message` until its reply comes back from `to` (UDP may drop a
+/// datagram); returns the reply.
+fn ask(socket: &UdpSocket, to: SocketAddr, message: &str) -> String {
+    socket.set_read_timeout(Some(Duration::from_millis(200))).expect("read timeout");
+    let mut buf = [0u8; 2048];
+    for _ in 0..50 {
+        socket.send_to(message.as_bytes(), to).expect("send");
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            assert_eq!(from, to, "replies come from the published address");
+            let reply = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if reply.contains(&format!(" {message} from ")) {
+                return reply;
+            }
+        }
+    }
+    panic!("no reply to {message:?} from {to}");
+}
+
+fn client() -> UdpSocket {
+    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a client socket")
+}
+
+fn peer(reply: &str) -> String {
+    reply.rsplit_once(" from ").expect("a reply").1.to_owned()
+}
+
+/// Polls `done` for up to 10 s.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn udp_gives_each_client_its_own_flow() {
+    let Some(ns) = NetNs::new() else { return };
+    let server = UdpServer::start(&ns.path, 0, "echo");
+    // Unreachable from the host's namespace: only the proxy gets there.
+    let (set, addr) = udp_proxy(&ns, server.port, UdpLimits::default());
+    let (a, b) = (client(), client());
+    let first_a = ask(&a, addr, "a1");
+    let first_b = ask(&b, addr, "b1");
+    assert!(first_a.starts_with("echo a1 from 127.0.0.1:"), "{first_a}");
+    assert_ne!(peer(&first_a), peer(&first_b), "two clients, two flows");
+    assert_eq!(peer(&ask(&a, addr, "a2")), peer(&first_a), "a client keeps its flow");
+    assert_eq!(set.stats().flows, 2);
+    set.stop(Duration::ZERO);
+    UdpSocket::bind(addr).expect("the UDP port is free after stop");
+}
+
+#[test]
+fn an_idle_udp_flow_is_dropped_and_the_client_gets_a_new_one() {
+    let Some(ns) = NetNs::new() else { return };
+    let server = UdpServer::start(&ns.path, 0, "echo");
+    let limits = UdpLimits { idle_timeout: Duration::from_millis(300), ..UdpLimits::default() };
+    let (set, addr) = udp_proxy(&ns, server.port, limits);
+    let a = client();
+    let before = peer(&ask(&a, addr, "before"));
+    assert_eq!(set.stats().flows, 1);
+    wait_until("the idle flow to be dropped", || set.stats().flows == 0);
+    let after = peer(&ask(&a, addr, "after"));
+    assert_ne!(before, after, "a new flow, so a new source port inside");
+    assert_eq!(set.stats().flows, 1);
+}
+
+#[test]
+fn udp_flows_are_capped_and_the_least_recent_gives_way() {
+    let Some(ns) = NetNs::new() else { return };
+    let server = UdpServer::start(&ns.path, 0, "echo");
+    let limits = UdpLimits { max_flows: 2, ..UdpLimits::default() };
+    let (set, addr) = udp_proxy(&ns, server.port, limits);
+    let clients: Vec<UdpSocket> = (0..3).map(|_| client()).collect();
+    let peers: Vec<String> = clients.iter().enumerate().map(|(i, c)| peer(&ask(c, addr, &format!("c{i}")))).collect();
+    assert_eq!(set.stats().flows, 2, "never more than the cap");
+    // Client 0 was the least recently active: it was replaced, and comes
+    // back with a new flow; client 2 still has its own.
+    assert_ne!(peer(&ask(&clients[0], addr, "c0-again")), peers[0]);
+    assert_eq!(peer(&ask(&clients[2], addr, "c2-again")), peers[2]);
+    assert_eq!(set.stats().flows, 2);
+}
+
+#[test]
+fn udp_follows_a_retarget_to_the_new_namespace() {
+    let Some(first) = NetNs::new() else { return };
+    let Some(second) = NetNs::new() else { return };
+    let old = UdpServer::start(&first.path, 0, "old");
+    let _new = UdpServer::start(&second.path, old.port, "new");
+    let (set, addr) = udp_proxy(&first, old.port, UdpLimits::default());
+    let a = client();
+    assert!(ask(&a, addr, "x").starts_with("old x"));
+    set.retarget(&second.path).expect("retarget");
+    assert!(ask(&a, addr, "y").starts_with("new y"), "the same client reaches the new namespace");
+}
+
+#[test]
+fn a_udp_port_in_use_is_refused_and_tcp_on_the_same_number_is_not() {
+    let Some(ns) = NetNs::new() else { return };
+    let taken = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let taken_addr = taken.local_addr().expect("addr");
+    let udp = PortMapping { host: taken_addr, container_port: 53, protocol: Protocol::Udp };
+    let err = ProxySet::start(&[udp], &ns.path).err().expect("the UDP port is taken");
+    assert!(matches!(err, PortError::InUse { .. }), "{err}");
+    assert!(err.to_string().contains(&format!("port 53/udp: {taken_addr} is already in use")), "{err}");
+    // TCP and UDP ports are separate: the same number is free for TCP.
+    if TcpListener::bind(taken_addr).is_ok() {
+        let tcp = PortMapping { protocol: Protocol::Tcp, ..udp };
+        ProxySet::start(&[tcp], &ns.path).expect("TCP on the number UDP holds");
+    }
 }
