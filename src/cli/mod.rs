@@ -172,7 +172,18 @@ fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
 }
 
 fn run(cli: Cli) -> ExitCode {
-    let ctx = Context { root: cli.root };
+    let mut ctx = Context { root: cli.root };
+    if cli.command.needs_userns() && berth::sys::euid() != 0 {
+        // Rootless: the store is decided by who the user is, before this
+        // process becomes root of the store's user namespace.
+        ctx.root = ctx.store_root().ok();
+        if let Some(root) = &ctx.root
+            && let Err(e) = berth::runtime::userns::enter(root)
+        {
+            output::error(&anyhow::Error::from(e));
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match cli.command {
         Command::Init(a) => init::run(&ctx, a),
         Command::Plan(a) => plan::run(&ctx, a),
@@ -220,6 +231,28 @@ fn run(cli: Cli) -> ExitCode {
             output::error(&e);
             ExitCode::FAILURE
         }
+    }
+}
+
+impl Command {
+    /// Whether the verb, run by an ordinary user, works inside the store's
+    /// user namespace (`runtime::userns`): everything but what only reads
+    /// the user's own files.
+    fn needs_userns(&self) -> bool {
+        !matches!(
+            self,
+            Command::Init(_)
+                | Command::Plan(_)
+                | Command::Ps(_)
+                | Command::Logs(_)
+                | Command::Images(_)
+                | Command::History(_)
+                | Command::Inspect(_)
+                | Command::Login(_)
+                | Command::Logout(_)
+                | Command::Search(_)
+                | Command::Version(_)
+        )
     }
 }
 

@@ -30,8 +30,11 @@ const CAPABILITY_XATTR: &str = "security.capability";
 const PARENT_OP: &str = "open or create its parent directory inside the root";
 /// What failed when the old occupant of an entry's name could not go.
 const REPLACE_OP: &str = "remove the existing entry it replaces";
-/// The xattr overlayfs reads to mark a directory opaque.
-const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The xattr overlayfs reads to mark a directory opaque: `trusted.` as
+/// root, `user.` in a user namespace (rootless, mounted with `userxattr`).
+fn overlay_opaque_xattr() -> String {
+    format!("{}opaque", crate::sys::userns::overlay_xattr_prefix())
+}
 
 /// A directory whose mode and mtime are applied at the end.
 struct PendingDir {
@@ -346,8 +349,8 @@ impl Unpacker {
             Whiteouts::Overlay => {
                 self.root.make_dir(dir).map_err(io_err(shown, "create the opaque directory"))?;
                 let fd = self.root.open_dir(dir).map_err(io_err(shown, "open the opaque directory"))?;
-                sysfs::set_xattr_fd(fd.as_fd(), OVERLAY_OPAQUE_XATTR, b"y")
-                    .map_err(io_err(shown, "set trusted.overlay.opaque"))
+                let xattr = overlay_opaque_xattr();
+                sysfs::set_xattr_fd(fd.as_fd(), &xattr, b"y").map_err(io_err(shown, "set the overlay opaque xattr"))
             }
         }
     }

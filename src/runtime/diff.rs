@@ -135,8 +135,11 @@ fn walk_added(dir: &Path, at: &Path, out: &mut Vec<Change>) -> std::io::Result<(
     Ok(())
 }
 
+/// Whether `dir` is marked opaque (`user.` under `userxattr`, rootless).
 fn is_opaque(dir: &Path) -> bool {
-    matches!(crate::sys::fs::get_xattr_nofollow(dir, "trusted.overlay.opaque"), Ok(Some(v)) if v == b"y")
+    ["trusted.overlay.opaque", "user.overlay.opaque"]
+        .iter()
+        .any(|key| matches!(crate::sys::fs::get_xattr_nofollow(dir, key), Ok(Some(v)) if v == b"y"))
 }
 
 #[cfg(test)]

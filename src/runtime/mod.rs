@@ -105,6 +105,7 @@ pub mod state;
 pub mod supervise;
 pub mod top;
 pub mod tty;
+pub mod userns;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -116,12 +116,18 @@ impl Rootfs {
         ctx.set_path("upperdir", &self.upper).map_err(|e| LowerPlus::Failed(with_path(e, "upper", &self.upper)))?;
         ctx.set_path("workdir", &self.work).map_err(|e| LowerPlus::Failed(with_path(e, "work", &self.work)))?;
         ctx.set_string("index", b"off").map_err(LowerPlus::Failed)?;
+        if crate::sys::userns::in_user_namespace() {
+            ctx.set_flag("userxattr").map_err(LowerPlus::Failed)?;
+        }
         let mnt = ctx.create_mount().map_err(LowerPlus::Failed)?;
         sysmount::move_mount_to(std::os::fd::AsFd::as_fd(&mnt), &self.target).map_err(LowerPlus::Failed)
     }
 
     fn mount_classic(&self, lowers: &[PathBuf]) -> Result<(), RootfsError> {
-        let data = classic_options(lowers, &self.upper, &self.work);
+        let mut data = classic_options(lowers, &self.upper, &self.work);
+        if crate::sys::userns::in_user_namespace() {
+            data.push_str(",userxattr");
+        }
         if data.len() > 4095 {
             return Err(RootfsError::TooLong { target: self.target.clone(), layers: lowers.len(), len: data.len() });
         }

@@ -31,7 +31,7 @@ pub const LAYOUT_VERSION: &str = "1.0.0";
 const DIRS: &[&str] = &["oci", "oci/blobs", "oci/blobs/sha256", "layers", "cache", "containers", "projects", "tmp"];
 
 /// Top-level names a store (or a half-initialised one) may hold.
-const TOP_LEVEL: &[&str] = &["oci", "layers", "cache", "containers", "projects", "volumes", "tmp", "lock"];
+const TOP_LEVEL: &[&str] = &["oci", "layers", "cache", "containers", "projects", "volumes", "tmp", "lock", "userns"];
 
 /// The store root used when neither `--root` nor `BERTH_ROOT` is given:
 /// `/var/lib/berth` for euid 0, else `$XDG_DATA_HOME/berth`, else

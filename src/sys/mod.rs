@@ -17,6 +17,7 @@ pub mod pty;
 pub mod scoped;
 pub mod signal;
 pub mod tty;
+pub mod userns;
 pub mod xattr;
 
 /// The effective user id of this process.

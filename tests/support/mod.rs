@@ -12,6 +12,7 @@
 pub mod image;
 pub mod podman;
 pub mod registry;
+pub mod rootless;
 pub mod stream;
 
 use std::path::{Path, PathBuf};

@@ -36,6 +36,12 @@ pub enum CgroupError {
     )]
     ControllerMissing { controller: &'static str, purpose: &'static str, detail: String },
 
+    #[error("{limits} cannot be applied: {why}; or run without the limit (--limits=ignore runs and warns)")]
+    NotDelegated { limits: String, why: String },
+
+    #[error("{what} needs a cgroup, and there is none: {why}")]
+    NoCgroup { what: &'static str, why: String },
+
     #[error("cannot move process {pid} into a cgroup: process ids are positive")]
     InvalidPid { pid: i32 },
 

@@ -106,6 +106,9 @@ pub struct Cgroup {
 enum Layout {
     V1(Vec<v1::Dir>),
     V2 { root: PathBuf },
+    /// No cgroup ([`Hierarchy::Unavailable`]): nothing to join, nothing to
+    /// read, nothing to remove; freezing is refused with `why`.
+    None { why: String },
 }
 
 impl Cgroup {
@@ -118,6 +121,10 @@ impl Cgroup {
         match h {
             Hierarchy::V1 { controllers } => v1::create(controllers, path, resources),
             Hierarchy::V2 { root } => v2::create(root, path, resources),
+            Hierarchy::Unavailable { why } => match resources.named_limits() {
+                Some(limits) => Err(CgroupError::NotDelegated { limits, why: why.clone() }),
+                None => Ok(Cgroup { path: path.clone(), layout: Layout::None { why: why.clone() } }),
+            },
         }
     }
 
@@ -126,6 +133,9 @@ impl Cgroup {
         let layout = match h {
             Hierarchy::V1 { controllers } => Layout::V1(v1::existing(controllers, path)),
             Hierarchy::V2 { root } => Layout::V2 { root: root.clone() },
+            Hierarchy::Unavailable { why } => {
+                return Ok(Cgroup { path: path.clone(), layout: Layout::None { why: why.clone() } });
+            }
         };
         let cgroup = Cgroup { path: path.clone(), layout };
         let dirs = cgroup.paths();
@@ -146,6 +156,7 @@ impl Cgroup {
         match &self.layout {
             Layout::V1(dirs) => dirs.iter().map(|d| self.path.under(&d.mount)).collect(),
             Layout::V2 { root } => vec![self.path.under(root)],
+            Layout::None { .. } => Vec::new(),
         }
     }
 
@@ -154,7 +165,7 @@ impl Cgroup {
     pub fn devices_enforced(&self) -> bool {
         match &self.layout {
             Layout::V1(dirs) => dirs.iter().any(|d| d.has("devices")),
-            Layout::V2 { .. } => false,
+            Layout::V2 { .. } | Layout::None { .. } => false,
         }
     }
 
@@ -199,6 +210,7 @@ impl Cgroup {
         match &self.layout {
             Layout::V1(dirs) => v1::oom_kills(&self.path, dirs),
             Layout::V2 { root } => v2::oom_kills(&self.path.under(root)),
+            Layout::None { .. } => Ok(0),
         }
     }
 
@@ -208,6 +220,7 @@ impl Cgroup {
         match &self.layout {
             Layout::V1(dirs) => v1::set_frozen(&self.path, dirs, true),
             Layout::V2 { root } => v2::set_frozen(&self.path.under(root), true),
+            Layout::None { why } => Err(CgroupError::NoCgroup { what: "freezing a container", why: why.clone() }),
         }
     }
 
@@ -216,6 +229,7 @@ impl Cgroup {
         match &self.layout {
             Layout::V1(dirs) => v1::set_frozen(&self.path, dirs, false),
             Layout::V2 { root } => v2::set_frozen(&self.path.under(root), false),
+            Layout::None { why } => Err(CgroupError::NoCgroup { what: "freezing a container", why: why.clone() }),
         }
     }
 
@@ -224,6 +238,7 @@ impl Cgroup {
         match &self.layout {
             Layout::V1(dirs) => v1::is_frozen(&self.path, dirs),
             Layout::V2 { root } => v2::is_frozen(&self.path.under(root)),
+            Layout::None { why } => Err(CgroupError::NoCgroup { what: "freezing a container", why: why.clone() }),
         }
     }
 
@@ -295,6 +310,7 @@ impl Cgroup {
         match &self.layout {
             Layout::V1(dirs) => dirs.iter().any(|d| d.has("freezer")),
             Layout::V2 { root } => self.path.under(root).join("cgroup.freeze").exists(),
+            Layout::None { .. } => false,
         }
     }
 
@@ -307,6 +323,7 @@ impl Cgroup {
         let mounts: Vec<PathBuf> = match &self.layout {
             Layout::V1(dirs) => dirs.iter().map(|d| d.mount.clone()).collect(),
             Layout::V2 { root } => vec![root.clone()],
+            Layout::None { .. } => Vec::new(),
         };
         for mount in &mounts {
             fsio::remove_tree(&self.path.under(mount))?;
@@ -331,6 +348,7 @@ impl Cgroup {
         match &self.layout {
             Layout::V1(dirs) => v1::stats(&self.path, dirs),
             Layout::V2 { root } => v2::stats(&self.path.under(root)),
+            Layout::None { .. } => Ok(Stats::default()),
         }
     }
 

@@ -39,6 +39,10 @@ pub enum Hierarchy {
     V1 { controllers: BTreeMap<String, PathBuf> },
     /// cgroup v2: the mount point of the unified hierarchy.
     V2 { root: PathBuf },
+    /// No cgroup this process may write: berth runs without root and no
+    /// subtree is delegated to it. Containers run without a cgroup; a limit
+    /// asked for is refused with `why` (see [`CgroupError::NotDelegated`]).
+    Unavailable { why: String },
 }
 
 /// One cgroup mount from mountinfo.
@@ -57,7 +61,24 @@ pub fn detect() -> Result<Hierarchy, CgroupError> {
     let path = Path::new("/proc/self/mountinfo");
     let text =
         fs::read_to_string(path).map_err(|source| CgroupError::ReadMountinfo { path: path.to_path_buf(), source })?;
-    detect_from(&text, Path::new("/"))
+    let found = detect_from(&text, Path::new("/"))?;
+    if crate::runtime::userns::rootless() {
+        return Ok(Hierarchy::Unavailable { why: not_delegated(&found) });
+    }
+    Ok(found)
+}
+
+/// Why a rootless berth has no cgroup on a host whose hierarchy is `found`.
+fn not_delegated(found: &Hierarchy) -> String {
+    match found {
+        Hierarchy::V2 { .. } => "berth runs without root, and berth does not yet place containers in a cgroup v2 \
+                                 subtree delegated to the user"
+            .to_owned(),
+        _ => "berth runs without root on a cgroup v1 host, where no cgroup can be delegated to a user; limits \
+              need root, or a cgroup v2 host with a systemd user session that delegates the memory, cpu and pids \
+              controllers (systemd.unified_cgroup_hierarchy=1, Delegate=yes in user@.service)"
+            .to_owned(),
+    }
 }
 
 /// Picks the hierarchy described by `mountinfo` (the text of a

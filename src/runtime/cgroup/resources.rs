@@ -42,6 +42,19 @@ pub struct Resources {
 }
 
 impl Resources {
+    /// The limits set, named as a user asks for them ("memory, pids"), or
+    /// `None` when there is no limit at all.
+    pub fn named_limits(&self) -> Option<String> {
+        let named = [
+            (self.memory.is_some(), "memory"),
+            (self.cpu.is_some(), "cpus"),
+            (self.pids.is_some(), "pids"),
+            (self.cpuset_cpus.is_some() || self.cpuset_mems.is_some(), "cpuset"),
+        ];
+        let set: Vec<&str> = named.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect();
+        (!set.is_empty()).then(|| format!("the limit{} {}", if set.len() > 1 { "s" } else { "" }, set.join(", ")))
+    }
+
     /// Checks the values that plain integers can get wrong.
     pub(crate) fn check(&self) -> Result<(), CgroupError> {
         if let Some(memory) = self.memory

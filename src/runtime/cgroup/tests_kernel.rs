@@ -96,6 +96,7 @@ impl Fixture {
                 self.cgroup.path.under(&dir.mount)
             }
             Layout::V2 { root } => self.cgroup.path.under(root),
+            Layout::None { .. } => panic!("the kernel tests run as root, with a cgroup"),
         }
     }
 }
