@@ -27,3 +27,134 @@ fn import_and_run_as_an_ordinary_user() {
     let out = r.run(&["run", "--rm", "busybox:latest", "stat", "-c", "%u:%g", "/home/user"]);
     assert_eq!(out.ok().trim(), "1000:1000");
 }
+
+/// A detached container as an ordinary user: later invocations reach it
+/// (exec, logs, ps, stop, start, restart, kill, rm), and `-e` reaches it.
+#[test]
+fn detached_containers_are_reached_by_later_verbs() {
+    let r = Rootless::with_busybox();
+    let script = "trap 'exit 0' TERM; echo ready $GREETING; while true; do sleep 1 & wait; done";
+    r.detach(&["--name", "web", "-e", "GREETING=hi", "busybox:latest", "sh", "-c", script]);
+    r.wait_for_log("web", "ready hi");
+
+    let exec = r.run(&["exec", "web", "sh", "-c", "id; echo $GREETING"]);
+    assert!(exec.ok().contains("uid=0(root)") && exec.stdout.contains("hi"), "{}", exec.stdout);
+    let ps = r.run(&["ps"]);
+    assert!(ps.ok().contains("web") && ps.stdout.contains(" Up "), "{}", ps.stdout);
+
+    r.run(&["stop", "web"]).ok();
+    let ps = r.run(&["ps", "-a"]);
+    assert!(ps.ok().contains("web") && ps.stdout.contains("Exited"), "{}", ps.stdout);
+
+    r.run(&["start", "web"]).ok();
+    support::wait_until("web ready twice", || r.wait_for_log("web", "ready hi").matches("ready hi").count() >= 2);
+    r.run(&["restart", "web"]).ok();
+    support::wait_until("web ready three times", || r.wait_for_log("web", "ready hi").matches("ready hi").count() >= 3);
+    r.run(&["kill", "web"]).ok();
+    support::wait_until("web stopped by kill", || !r.run(&["ps"]).ok().contains("web"));
+    r.run(&["rm", "web"]).ok();
+    assert!(!r.run(&["ps", "-a"]).ok().contains("web"));
+}
+
+/// Bind mounts: container root is the user on the host, so it cannot
+/// change a root-owned file handed in, and what it creates belongs to the
+/// user.
+#[test]
+fn bind_mounts_keep_the_hosts_owners() {
+    let r = Rootless::with_busybox();
+    let shared = r.home().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::os::unix::fs::chown(&shared, Some(r.user.uid), Some(r.user.gid)).unwrap();
+    let root_file = r.home().join("root-owned");
+    std::fs::write(&root_file, "root's\n").unwrap(); // written by the test, as root
+
+    let rw = format!("{}:/etc/hostfile", root_file.display());
+    let ro = format!("{}:/etc/hostfile-ro:ro", root_file.display());
+    let vol = format!("{}:/shared", shared.display());
+    let out = r.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &rw,
+        "-v",
+        &ro,
+        "-v",
+        &vol,
+        "busybox:latest",
+        "sh",
+        "-c",
+        "cat /etc/hostfile; echo x >> /etc/hostfile && echo WROTE; echo x >> /etc/hostfile-ro && echo WROTE-RO; \
+         echo new > /shared/made; echo done",
+    ]);
+    let text = format!("{}{}", out.ok(), out.stderr);
+    assert!(text.contains("root's") && text.contains("done"), "{text}");
+    assert!(!text.contains("WROTE"), "container root changed a root-owned host file: {text}");
+    assert!(text.contains("Permission denied") || text.contains("Read-only"), "{text}");
+    assert_eq!(std::fs::read_to_string(&root_file).unwrap(), "root's\n");
+    assert_eq!(owner(&shared.join("made")), (r.user.uid, r.user.gid));
+}
+
+/// A published port is served from the host: the shim's proxy listens in
+/// the host's network namespace and connects inside the container's.
+#[test]
+fn a_published_port_answers_from_the_host() {
+    use std::io::{Read, Write};
+    let r = Rootless::with_busybox();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let publish = format!("{port}:8000");
+    r.detach(&[
+        "--name",
+        "www",
+        "-p",
+        &publish,
+        "busybox:latest",
+        "sh",
+        "-c",
+        "mkdir /www; echo hello-rootless > /www/index.html; exec httpd -f -p 8000 -h /www",
+    ]);
+    let reply = support::poll("an answer from the published port", || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).ok()?;
+        reply.contains("200 OK").then_some(reply)
+    });
+    assert!(reply.ends_with("hello-rootless\n"), "{reply}");
+}
+
+/// `--network host` keeps the host's network (and, since a new sysfs needs
+/// a network namespace of its own, shows the host's /sys read-only).
+#[test]
+fn host_network_works_rootless() {
+    let r = Rootless::with_busybox();
+    let mut host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    host.sort();
+    let out = r.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox:latest",
+        "sh",
+        "-c",
+        "ls /sys/class/net; touch /sys/x || echo RO",
+    ]);
+    let text = out.ok();
+    let inside: Vec<&str> = text.lines().filter(|l| *l != "RO").collect();
+    assert_eq!(inside, host, "{text}");
+    assert!(text.contains("RO"), "/sys is read-only: {text}");
+}
+
+/// `run -it`: the container gets a terminal, as an ordinary user.
+#[test]
+fn interactive_terminal_works_rootless() {
+    let r = Rootless::with_busybox();
+    let mut terminal = support::stream::Terminal::run(&r.shell_line(&["run", "--rm", "-it", "busybox:latest", "sh"]));
+    terminal.type_keys(b"tty; id -u; exit\n");
+    let shown = terminal.finish();
+    assert!(shown.contains("/dev/pts/0") || shown.contains("/dev/console"), "{shown}");
+    assert!(shown.lines().any(|l| l.trim() == "0"), "{shown}");
+}

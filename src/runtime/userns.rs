@@ -80,7 +80,9 @@ pub enum UsernsError {
          sysctl user.max_user_namespaces > 0, and kernel.unprivileged_userns_clone=1 where it exists)"
     )]
     Unshare { source: io::Error },
-    #[error("rootless: {tool} {args} failed: {why} (is the `uidmap` package installed, and is the range yours in {file}?)")]
+    #[error(
+        "rootless: {tool} {args} failed: {why} (is the `uidmap` package installed, and is the range yours in {file}?)"
+    )]
     Map { tool: &'static str, args: String, why: String, file: &'static str },
     #[error("rootless: cannot join the user namespace of the holder process {pid} ({}): {source}", pidfile.display())]
     Join { pid: i32, pidfile: PathBuf, source: io::Error },

@@ -68,7 +68,10 @@ fn make_user() -> User {
     }
     let range = format!("{SUB_START}-{}", SUB_START + SUB_COUNT - 1);
     let has = |file: &str| {
-        std::fs::read_to_string(file).unwrap_or_default().lines().any(|l| l.starts_with(&format!("{USER}:{SUB_START}:")))
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with(&format!("{USER}:{SUB_START}:")))
     };
     if !has("/etc/subuid") || !has("/etc/subgid") {
         run_ok(Command::new("usermod").args(["--add-subuids", &range, "--add-subgids", &range, USER]));
@@ -108,8 +111,7 @@ impl Rootless {
             std::fs::create_dir_all(&path).unwrap();
             std::os::unix::fs::chown(&path, Some(user.uid), Some(user.gid)).expect("chown to the test user");
         }
-        std::fs::set_permissions(dir.path().join("run"), std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .unwrap();
+        std::fs::set_permissions(dir.path().join("run"), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
         Rootless { dir, user }
     }
 
@@ -160,6 +162,21 @@ impl Rootless {
             .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
             .env("NO_COLOR", "1");
         cmd
+    }
+
+    /// The shell command line that runs `berth --root STORE ARGS…` as the
+    /// test user (for `support::stream::Terminal`); arguments are quoted.
+    pub fn shell_line(&self, args: &[&str]) -> String {
+        let cmd = self.command(&repo(), args);
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let mut line: Vec<String> = vec!["env".into(), "-i".into()];
+        for (k, v) in cmd.get_envs() {
+            let (k, v) = (k.to_string_lossy(), v.map(|v| v.to_string_lossy().into_owned()).unwrap_or_default());
+            line.push(quote(&format!("{k}={v}")));
+        }
+        line.push(quote(&cmd.get_program().to_string_lossy()));
+        line.extend(cmd.get_args().map(|a| quote(&a.to_string_lossy())));
+        line.join(" ")
     }
 
     /// `berth run -d ARGS…` as the test user; returns the container id.

@@ -105,10 +105,14 @@ pub struct Cgroup {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Layout {
     V1(Vec<v1::Dir>),
-    V2 { root: PathBuf },
+    V2 {
+        root: PathBuf,
+    },
     /// No cgroup ([`Hierarchy::Unavailable`]): nothing to join, nothing to
     /// read, nothing to remove; freezing is refused with `why`.
-    None { why: String },
+    None {
+        why: String,
+    },
 }
 
 impl Cgroup {

@@ -186,14 +186,26 @@ impl MountPlan {
                 let target =
                     scoped::mkdir_all(root, &m.dest, 0o755).map_err(step("creating the mount point", &m.dest))?;
                 let data = m.opts.data_string();
-                sysmount::mount(
+                let mounted = sysmount::mount(
                     Some(Path::new(source)),
                     &fd_path(target.as_fd()),
                     Some(fstype),
                     m.opts.flags,
                     data.as_deref(),
-                )
-                .map_err(step(what("mounting"), &m.dest))?;
+                );
+                match mounted {
+                    // In a user namespace that does not own the network
+                    // namespace (rootless `--network host`), the kernel
+                    // refuses a new sysfs: bind the host's, read-only, as
+                    // runc and crun do.
+                    Err(e) if fstype == "sysfs" && e.raw_os_error() == Some(libc::EPERM) => {
+                        let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+                        sysmount::mount(Some(Path::new("/sys")), &fd_path(target.as_fd()), None, flags, None)
+                            .map_err(step("bind-mounting the host's /sys (a new sysfs was refused) on", &m.dest))?;
+                        remount_bind(root, &m.dest, m.opts.flags & MsFlags::MS_RDONLY)?;
+                    }
+                    other => other.map_err(step(what("mounting"), &m.dest))?,
+                }
             }
         }
         for &p in &m.opts.propagation {
