@@ -158,3 +158,36 @@ fn interactive_terminal_works_rootless() {
     assert!(shown.contains("/dev/pts/0") || shown.contains("/dev/console"), "{shown}");
     assert!(shown.lines().any(|l| l.trim() == "0"), "{shown}");
 }
+
+/// Limits on a host that delegates no cgroup to the user (cgroup v1 here):
+/// refused with the reason, run with a warning under `--limits=ignore`,
+/// shown by `plan` and refused by `up` the same way.
+#[test]
+fn limits_without_a_delegated_cgroup_fail_clearly_unless_ignored() {
+    let r = Rootless::with_busybox();
+    let refused = r.run(&["run", "--rm", "--memory", "64m", "--pids-limit", "50", "busybox:latest", "true"]);
+    let err = refused.stderr.clone();
+    assert_ne!(refused.code, 0, "a limit must not be dropped silently");
+    assert!(err.contains("memory, pids cannot be applied") && err.contains("--limits=ignore"), "{err}");
+    assert!(err.contains("cgroup"), "says why: {err}");
+    assert_eq!(r.run(&["ps", "-aq"]).ok().trim(), "", "nothing was created");
+
+    let ran = r.run(&["run", "--rm", "--memory", "64m", "--limits=ignore", "busybox:latest", "echo", "ran"]);
+    assert_eq!(ran.ok().trim(), "ran");
+    assert!(ran.stderr.contains("warning") && ran.stderr.contains("memory are not applied"), "{}", ran.stderr);
+
+    let manifest = "project = \"limited\"\n[env.app]\nimage = \"rootfs:busybox.tar\"\ncmd = [\"sleep\", \"300\"]\n\
+                    limits = { memory = \"64MiB\", pids = 50 }\n";
+    let dir = r.project("limited", manifest);
+    let plan = r.run_in(&dir, &["plan"]);
+    assert!(plan.ok().contains("limits: memory 64MiB, pids 50 cannot be applied"), "{}", plan.stdout);
+    let up = r.run_in(&dir, &["up", "-d"]);
+    assert_ne!(up.code, 0, "{}", up.stderr);
+    assert!(up.stderr.contains("cannot be applied"), "{}", up.stderr);
+    let up = r.run_in(&dir, &["up", "-d", "--limits=ignore"]);
+    up.ok();
+    assert!(up.stderr.contains("not applied"), "{}", up.stderr);
+    let ps = r.run_in(&dir, &["ps"]);
+    assert!(ps.ok().lines().any(|l| l.starts_with("app ") && l.contains("running")), "{}", ps.stdout);
+    r.run_in(&dir, &["down"]).ok();
+}

@@ -122,6 +122,10 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
             ContainerAction::ImageOnly => format!("{} {}: image only (no command to run)", paint.dim("="), c.env),
         };
         out += &format!("  {line}\n");
+        if let Some(limits) = &c.limits_unavailable {
+            out +=
+                &format!("      {} {limits}; `berth up --limits=ignore` runs without them\n", paint.yellow("limits:"));
+        }
         if !c.drift.is_empty() && !matches!(c.action, ContainerAction::Recreate { .. }) {
             let shown: Vec<&str> = c.drift.iter().take(3).map(String::as_str).collect();
             let more = if c.drift.len() > 3 { ", …" } else { "" };

@@ -54,6 +54,9 @@ pub struct Args {
     /// Maximum number of processes
     #[arg(long)]
     pub pids_limit: Option<i64>,
+    /// Where no cgroup can apply limits (without root): `apply` refuses to run, `ignore` runs without them and warns
+    #[arg(long, env = "BERTH_LIMITS", value_name = "apply|ignore", default_value = "apply", value_parser = parse_limits)]
+    pub limits: berth::runtime::create::LimitPolicy,
     /// Network: `none` (only loopback, the default) or `host`
     #[arg(long, default_value = "none")]
     pub network: String,
@@ -166,6 +169,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         volumes,
         labels: Default::default(),
         health,
+        limits: args.limits,
     };
     let store = berth::store::Store::open(&ctx.store_root()?)?;
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -173,6 +177,9 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         let _lock = store.lock_exclusive()?;
         berth::runtime::create::create(&store, &opts, &resolv)?
     };
+    if let Some(warning) = berth::runtime::create::limits_warning(&container, &opts.resources) {
+        eprintln!("berth: warning: {warning}");
+    }
     if args.detach {
         return match berth::runtime::shim::spawn(&container.paths.dir) {
             Ok(()) => {
@@ -193,6 +200,18 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("berth: {e}");
             Ok(exit_code(CANNOT_RUN))
         }
+    }
+}
+
+/// `--limits apply|ignore`.
+pub fn parse_limits(s: &str) -> Result<berth::runtime::create::LimitPolicy, String> {
+    use berth::runtime::create::LimitPolicy;
+    match s {
+        "apply" => Ok(LimitPolicy::Apply),
+        "ignore" => Ok(LimitPolicy::Ignore),
+        other => Err(format!(
+            "{other:?}: expected apply (refuse to run where limits cannot apply) or ignore (run without them, with a warning)"
+        )),
     }
 }
 

@@ -39,6 +39,9 @@ pub struct Args {
     /// Compression of the layers built now: gzip or zstd
     #[arg(long, value_name = "gzip|zstd", default_value = "gzip", value_parser = super::commit::parse_compression)]
     compression: berth::oci::Compression,
+    /// Where no cgroup can apply limits (without root): `apply` refuses to run, `ignore` runs without them and warns
+    #[arg(long, env = "BERTH_LIMITS", value_name = "apply|ignore", default_value = "apply", value_parser = super::run::parse_limits)]
+    limits: berth::runtime::create::LimitPolicy,
     /// Keep the machine matching berth.toml as files change, until Ctrl-C
     #[arg(long)]
     watch: bool,
@@ -64,6 +67,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
     let opts = UpOptions {
         build: super::build::options(args.envs, args.locked, false, false, args.compression)?,
         reset_drift: args.reset_drift,
+        limits: args.limits,
     };
     let progress = super::progress::Progress::new(std::io::stderr().is_terminal());
     let report = |e: Event| {
@@ -72,6 +76,11 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let root = ctx.store_root()?;
+    if args.limits == berth::runtime::create::LimitPolicy::Ignore
+        && let Some(why) = berth::runtime::cgroup::unavailable()
+    {
+        eprintln!("berth: warning: limits in {} are not applied (--limits=ignore): {why}", file.display());
+    }
     if args.watch {
         return watch(&file, &root, &opts, &report);
     }

@@ -47,6 +47,10 @@ pub struct ContainerPlan {
     /// Files the container changed in its own filesystem (`C /etc/x`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<String>,
+    /// Limits the env asks for that no cgroup here can apply, and why
+    /// (berth without root): `up` refuses them unless `--limits=ignore`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits_unavailable: Option<String>,
 }
 
 /// A container `berth up` made, as the store shows it now.
@@ -125,11 +129,17 @@ pub fn container_actions(
         };
         let drift = current.map(|e| e.drift.clone()).unwrap_or_default();
         let status = current.map(|e| e.status.clone());
-        out.push(ContainerPlan { env: env.clone(), action, status, drift });
+        out.push(ContainerPlan { env: env.clone(), action, status, drift, limits_unavailable: None });
     }
     for e in existing.iter().filter(|e| !specs.contains_key(&e.env)) {
         let status = Some(e.status.clone());
-        out.push(ContainerPlan { env: e.env.clone(), action: ContainerAction::Remove, status, drift: Vec::new() });
+        out.push(ContainerPlan {
+            env: e.env.clone(),
+            action: ContainerAction::Remove,
+            status,
+            drift: Vec::new(),
+            limits_unavailable: None,
+        });
     }
     out
 }

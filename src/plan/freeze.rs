@@ -187,8 +187,16 @@ pub fn up_from(store_root: &Path, path: &Path) -> Result<Vec<UpFrom>, FreezeErro
             let (spec, image) = envs.iter().find(|(s, _)| s.env == env).expect("every ordered env is in the archive");
             let current = existing.iter().find(|c| c.env == env);
             let waited_for = envs.iter().any(|(s, _)| s.depends_on.contains(&env));
-            let action =
-                up::reconcile_env(&store, &peers, spec, image, &netns, current, waited_for).map_err(Box::new)?;
+            let action = up::reconcile_env(
+                &store,
+                &peers,
+                spec,
+                image,
+                &netns,
+                current,
+                up::Reconcile { waited_for, ..Default::default() },
+            )
+            .map_err(Box::new)?;
             result.actions.insert(env, action);
         }
         out.push(result);

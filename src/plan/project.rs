@@ -62,5 +62,32 @@ pub fn plan_project(manifest_path: &Path, store_root: &Path, reset_drift: bool) 
         store.as_ref().and_then(|s| s.resolve_image(&tag).ok()).map(|i| i.manifest_digest)
     };
     plan.containers = containers::container_actions(&resolution.specs, &existing, &runs, &built, reset_drift);
+    if let Some(why) = crate::runtime::cgroup::unavailable() {
+        for c in &mut plan.containers {
+            let running =
+                !matches!(c.action, containers::ContainerAction::Remove | containers::ContainerAction::ImageOnly);
+            if let Some(limits) = resolution.specs.get(&c.env).and_then(|s| named_limits(&s.limits))
+                && running
+            {
+                c.limits_unavailable = Some(format!("{limits} cannot be applied: {why}"));
+            }
+        }
+    }
     Ok((manifest, plan))
+}
+
+/// An env's limits as berth.toml writes them (`memory 256.0MiB, pids 10`),
+/// or `None` when it has none.
+fn named_limits(limits: &crate::manifest::Limits) -> Option<String> {
+    let mut set = Vec::new();
+    if let Some(m) = limits.memory {
+        set.push(format!("memory {m}"));
+    }
+    if let Some(c) = limits.cpus {
+        set.push(format!("cpus {c}"));
+    }
+    if let Some(p) = limits.pids {
+        set.push(format!("pids {p}"));
+    }
+    (!set.is_empty()).then(|| set.join(", "))
 }

@@ -81,6 +81,8 @@ pub struct UpOptions {
     pub build: BuildOptions,
     /// Recreate containers whose files drifted from their image.
     pub reset_drift: bool,
+    /// What to do with limits no cgroup can apply (rootless).
+    pub limits: create::LimitPolicy,
 }
 
 /// Brings the project of `manifest_path` up in the store at `store_root`,
@@ -108,7 +110,15 @@ pub fn up(
         let spec = &resolution.specs[&env];
         let image = &built.images[&env].tag;
         let current = existing.iter().find(|c| c.env == env);
-        let action = reconcile_env(&store, &peers, spec, image, &netns, current, needed(&env))?;
+        let action = reconcile_env(
+            &store,
+            &peers,
+            spec,
+            image,
+            &netns,
+            current,
+            Reconcile { waited_for: needed(&env), limits: opts.limits },
+        )?;
         actions.insert(env, action);
     }
     if envs.is_empty() {
@@ -133,10 +143,19 @@ pub(crate) fn project_netns<'a>(
     Ok(netns::path(store, project))
 }
 
+/// How [`reconcile_env`] treats one env.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Reconcile {
+    /// Other envs depend on it: wait for its health check.
+    pub waited_for: bool,
+    /// What to do with limits no cgroup can apply (rootless).
+    pub limits: create::LimitPolicy,
+}
+
 /// Makes one env's container match `spec` run from `image`: nothing when it
 /// does (and runs), start it when it is stopped, recreate it when its
 /// config (or with drift, its files) changed, create it when there is none.
-/// When other envs depend on it (`waited_for`), waits for its health check.
+/// When other envs depend on it (`how.waited_for`), waits for its health check.
 pub(crate) fn reconcile_env(
     store: &Store,
     peers: &[String],
@@ -144,8 +163,9 @@ pub(crate) fn reconcile_env(
     image: &str,
     netns: &Path,
     current: Option<&actual::EnvState>,
-    waited_for: bool,
+    how: Reconcile,
 ) -> Result<Action, UpError> {
+    let Reconcile { waited_for, limits } = how;
     let env = &spec.env;
     let config = spec.config_hash().to_string();
     let fail = |e| UpError::Start { env: env.clone(), source: Box::new(e) };
@@ -161,18 +181,18 @@ pub(crate) fn reconcile_env(
     let action = match current {
         Some(c) if c.unsupervised() => {
             control::remove(&c.container, true).map_err(fail)?;
-            start_new(store, peers, spec, image, netns)?;
+            start_new(store, peers, spec, image, netns, limits)?;
             Action::Recreated(super::containers::UNSUPERVISED.to_owned())
         }
         // The same spec, but the image's bytes differ (a --no-cache rebuild).
         Some(c) if c.config_hash == config && c.image_digest != resolved.manifest_digest => {
             control::remove(&c.container, true).map_err(fail)?;
-            start_new(store, peers, spec, image, netns)?;
+            start_new(store, peers, spec, image, netns, limits)?;
             Action::Recreated(super::containers::image_changed(&c.image_digest, &resolved.manifest_digest))
         }
         Some(c) if c.config_hash == config && !c.drift.is_empty() => {
             control::remove(&c.container, true).map_err(fail)?;
-            start_new(store, peers, spec, image, netns)?;
+            start_new(store, peers, spec, image, netns, limits)?;
             Action::Recreated(format!("its files drifted: {} paths changed", c.drift.len()))
         }
         Some(c) if c.config_hash == config => {
@@ -186,11 +206,11 @@ pub(crate) fn reconcile_env(
         }
         Some(c) => {
             control::remove(&c.container, true).map_err(fail)?;
-            start_new(store, peers, spec, image, netns)?;
+            start_new(store, peers, spec, image, netns, limits)?;
             Action::Recreated(super::containers::changes(c.spec.as_ref(), spec).join("; "))
         }
         None => {
-            start_new(store, peers, spec, image, netns)?;
+            start_new(store, peers, spec, image, netns, limits)?;
             Action::Created
         }
     };
@@ -362,6 +382,7 @@ pub(crate) fn start_new(
     spec: &ContainerSpec,
     image: &str,
     netns: &Path,
+    policy: create::LimitPolicy,
 ) -> Result<(), UpError> {
     let env = spec.env.clone();
     let mut volumes = Vec::new();
@@ -411,6 +432,7 @@ pub(crate) fn start_new(
         volumes,
         labels,
         health: spec.health.as_ref().map(health_check),
+        limits: policy,
         ..RunOptions::default()
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

@@ -40,6 +40,19 @@ pub struct RunOptions {
     pub labels: BTreeMap<String, String>,
     /// Run by the shim while the container runs (`berth ps` shows it).
     pub health: Option<super::health::HealthCheck>,
+    /// What to do with limits no cgroup can apply (rootless).
+    pub limits: LimitPolicy,
+}
+
+/// What to do with `resources` where no cgroup can apply them (berth
+/// without root, no delegated cgroup): never drop them silently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LimitPolicy {
+    /// Refuse to create the container, saying why and what would work.
+    #[default]
+    Apply,
+    /// Run without them; the caller warns ([`limits_warning`]).
+    Ignore,
 }
 
 /// Why a container could not be created.
@@ -61,11 +74,36 @@ pub enum CreateError {
     WriteSpec { path: PathBuf, source: oci_spec::OciSpecError },
     #[error("cannot create a container id: {0}")]
     Random(std::io::Error),
+    #[error(transparent)]
+    Limits(#[from] super::cgroup::CgroupError),
+}
+
+/// The warning for a container whose limits are not applied
+/// ([`LimitPolicy::Ignore`] where no cgroup is available), or `None`.
+pub fn limits_warning(c: &Container, resources: &Resources) -> Option<String> {
+    let limits = resources.named()?;
+    let why = super::cgroup::unavailable()?;
+    c.record.limits_ignored.then(|| format!("container {}: the limits {limits} are not applied: {why}", c.record.name))
+}
+
+/// Whether `opts`' limits can be applied; `Ok(true)` when they are to be
+/// ignored (no cgroup, [`LimitPolicy::Ignore`]).
+fn check_limits(opts: &RunOptions) -> Result<bool, CreateError> {
+    let (Some(limits), Some(why)) = (opts.resources.named(), super::cgroup::unavailable()) else {
+        return Ok(false);
+    };
+    match opts.limits {
+        LimitPolicy::Ignore => Ok(true),
+        LimitPolicy::Apply => {
+            Err(super::cgroup::CgroupError::NotDelegated { limits: format!("the limits {limits}"), why }.into())
+        }
+    }
 }
 
 /// Creates a container from `opts` in `store`. The caller holds the store's
 /// exclusive lock.
 pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Result<Container, CreateError> {
+    let limits_ignored = check_limits(opts)?;
     let image = store.resolve_image(&opts.image).map_err(Box::new)?;
     let mut lowers = store.unpacked_layers(&image).map_err(Box::new)?;
     lowers.reverse(); // overlayfs wants the top layer first
@@ -97,6 +135,7 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
         cgroup: format!("berth/{id}"),
         labels: opts.labels.clone(),
         health: opts.health.clone(),
+        limits_ignored,
     };
     let etc = EtcFiles::new(&hostname, &opts.aliases, host_resolv_conf);
     let created = container::create(&containers, &record, &etc)?;

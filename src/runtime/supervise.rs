@@ -81,6 +81,10 @@ impl Prepared {
         let hierarchy = cgroup::detect().map_err(cg)?;
         let cgroup_path = CgroupPath::new(&container.record.cgroup).map_err(cg)?;
         let resources = match spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            // Asked for with `--limits=ignore` where no cgroup can apply them.
+            Some(_) if container.record.limits_ignored && matches!(hierarchy, Hierarchy::Unavailable { .. }) => {
+                Resources::default()
+            }
             Some(r) => Resources::try_from(r).map_err(cg)?,
             None => Resources::default(),
         };

@@ -123,6 +123,19 @@ impl Rootless {
         r
     }
 
+    /// A project directory in the user's home, owned by the user, holding
+    /// `berth.toml` (`manifest`) and the busybox rootfs tar as `busybox.tar`.
+    pub fn project(&self, name: &str, manifest: &str) -> PathBuf {
+        let dir = self.home().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(busybox_tar(), dir.join("busybox.tar")).unwrap();
+        std::fs::write(dir.join("berth.toml"), manifest).unwrap();
+        for entry in [dir.clone(), dir.join("busybox.tar"), dir.join("berth.toml")] {
+            std::os::unix::fs::chown(&entry, Some(self.user.uid), Some(self.user.gid)).unwrap();
+        }
+        dir
+    }
+
     /// The user's home directory.
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")

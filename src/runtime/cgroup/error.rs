@@ -36,7 +36,9 @@ pub enum CgroupError {
     )]
     ControllerMissing { controller: &'static str, purpose: &'static str, detail: String },
 
-    #[error("{limits} cannot be applied: {why}; or run without the limit (--limits=ignore runs and warns)")]
+    #[error(
+        "{limits} cannot be applied: {why}; or run without them (--limits=ignore, or BERTH_LIMITS=ignore, runs and warns)"
+    )]
     NotDelegated { limits: String, why: String },
 
     #[error("{what} needs a cgroup, and there is none: {why}")]

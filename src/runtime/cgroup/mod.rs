@@ -66,6 +66,15 @@ pub use resources::{CpuList, CpuMax, DEFAULT_CPU_PERIOD_US, MIN_CPUS, MIN_MEMORY
 
 use crate::sys;
 
+/// Why this process can apply no limit (berth without root and no cgroup
+/// delegated to it), or `None` when it can.
+pub fn unavailable() -> Option<String> {
+    match detect() {
+        Ok(Hierarchy::Unavailable { why }) => Some(why),
+        _ => None,
+    }
+}
+
 /// How long [`Cgroup::freeze`] and [`Cgroup::thaw`] wait for the state to
 /// read back.
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);

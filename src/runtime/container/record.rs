@@ -48,6 +48,10 @@ pub struct Record {
     /// The health check the shim runs, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::runtime::health::HealthCheck>,
+    /// Its limits are not applied: asked for with `--limits=ignore` where
+    /// no cgroup is available (rootless). The spec still holds them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub limits_ignored: bool,
 }
 
 #[cfg(test)]
@@ -70,6 +74,7 @@ impl Record {
             cgroup: "berth/x".into(),
             labels: Default::default(),
             health: None,
+            limits_ignored: false,
         }
     }
 }

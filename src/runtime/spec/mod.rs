@@ -55,6 +55,18 @@ pub enum NetworkMode {
 }
 
 impl Resources {
+    /// The limits set, named as a user asks for them ("memory, pids"), or
+    /// `None` when there is none.
+    pub fn named(&self) -> Option<String> {
+        let named = [
+            (self.memory_bytes.is_some(), "memory"),
+            (self.cpu_quota.is_some(), "cpus"),
+            (self.pids.is_some(), "pids"),
+        ];
+        let set: Vec<&str> = named.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect();
+        (!set.is_empty()).then(|| set.join(", "))
+    }
+
     /// `cpus` (0.5 = half a CPU) as a quota per the kernel's default period.
     pub fn set_cpus(&mut self, cpus: f64) {
         self.cpu_period = Some(100_000);
