@@ -148,9 +148,7 @@ pub fn default_spec(req: &SpecRequest) -> Spec {
     spec.set_mounts(Some(mounts(req)));
     spec.set_hooks(None);
     let home_added = !has_key(&req.env, "HOME");
-    spec.set_annotations(
-        home_added.then(|| [(HOME_FROM_PASSWD.to_owned(), "true".to_owned())].into_iter().collect()),
-    );
+    spec.set_annotations(home_added.then(|| [(HOME_FROM_PASSWD.to_owned(), "true".to_owned())].into_iter().collect()));
 
     let mut linux = oci_spec::runtime::Linux::default();
     linux.set_namespaces(Some(namespaces(&req.network)));
