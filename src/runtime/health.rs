@@ -5,7 +5,7 @@
 //! `unhealthy` after `retries` failures in a row. Failures during the
 //! `start_period` do not count. `berth up` waits on that file for the envs
 //! others depend on; `berth ps` and `berth inspect` show it. A check runs as
-//! [`exec`](super::exec) runs a command without `-u`: as the container's
+//! [`exec`] runs a command without `-u`: as the container's
 //! user, with the container's environment (its `$HOME` included, see
 //! `spec::process_user`).
 
