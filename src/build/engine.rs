@@ -200,8 +200,7 @@ pub fn build(
             .iter()
             .map(|i| Part { step: &graph.node(*i).step, layers: &entries[&graph.node(*i).key].layers })
             .collect();
-        let manifest_file = manifest.file.display().to_string();
-        let img = image::write(store, &resolution.specs[env], &manifest_file, &base_config, &parts, &created)?;
+        let img = image::write(store, &resolution.specs[env], &manifest.file, &base_config, &parts, &created)?;
         outcome.images.insert(env.clone(), img);
     }
     Ok(outcome)

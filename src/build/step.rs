@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::runtime::process::{self, InitExe, Launch, ProcessError, Stdio};
 use crate::runtime::rootfs::Rootfs;
-use crate::runtime::spec::{self, EtcFiles, NetworkMode, ResolvedUser, SpecError, SpecRequest};
+use crate::runtime::spec::{self, EtcFiles, NetworkMode, SpecError, SpecRequest};
 
 /// How many lines of a failed step's output its error shows.
 pub const TAIL_LINES: usize = 20;
@@ -57,11 +57,8 @@ pub fn run(lowers: &[PathBuf], work: &Path, cmd: &StepCommand<'_>, init: &InitEx
     for d in [&rootfs.upper, &rootfs.work, &rootfs.target] {
         std::fs::create_dir_all(d).map_err(io("make the build container's directories"))?;
     }
-    let user = match cmd.user {
-        Some(u) => spec::resolve_user_in_layers(lowers, u)
-            .map_err(|source| StepError::User { command: shown.clone(), source })?,
-        None => ResolvedUser::default(),
-    };
+    let user =
+        spec::process_user(lowers, cmd.user).map_err(|source| StepError::User { command: shown.clone(), source })?;
     let request = SpecRequest {
         args: cmd.argv.clone(),
         env: cmd.env.clone(),

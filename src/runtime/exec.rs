@@ -68,14 +68,6 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
     let mut process = spec.process().clone().unwrap_or_default();
     process.set_args(Some(opts.args.clone()));
     let mut env = process.env().clone().unwrap_or_default();
-    spec::merge_env(&mut env, &opts.env);
-    if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-        env.push("TERM=xterm".to_owned());
-    }
-    process.set_env(Some(env));
-    if let Some(dir) = &opts.workdir {
-        process.set_cwd(PathBuf::from(dir));
-    }
     if let Some(user) = &opts.user {
         let root = PathBuf::from(format!("/proc/{}/root", target.as_raw()));
         let resolved: ResolvedUser =
@@ -83,8 +75,20 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
         let mut u = process.user().clone();
         u.set_uid(resolved.uid);
         u.set_gid(resolved.gid);
-        u.set_additional_gids(Some(resolved.additional_gids));
+        u.set_additional_gids(Some(resolved.additional_gids.clone()));
         process.set_user(u);
+        if spec::home_from_passwd(&spec) {
+            // The container's HOME is its user's; this user has its own.
+            spec::merge_env(&mut env, &[spec::home_entry(&resolved)]);
+        }
+    }
+    spec::merge_env(&mut env, &opts.env);
+    if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".to_owned());
+    }
+    process.set_env(Some(env));
+    if let Some(dir) = &opts.workdir {
+        process.set_cwd(PathBuf::from(dir));
     }
     process.set_terminal(Some(opts.tty));
 
