@@ -184,3 +184,53 @@ fn zstd_builds_zstd_layers_that_run() {
     let fsck = berth.run(&["fsck"]);
     assert!(fsck.ok().contains("store is consistent"), "{}", fsck.stdout);
 }
+
+/// `tar -t` of every layer of `image` in `berth`'s store, bottom first.
+fn layer_listings(berth: &Berth, image: &str) -> Vec<String> {
+    let tar = support::image::require_tool("tar", "tar");
+    let inspect = berth.run(&["inspect", image]).json();
+    let blobs = berth.store_root().join("oci/blobs/sha256");
+    let layers = inspect[0]["Manifest"]["layers"].as_array().unwrap().clone();
+    layers
+        .iter()
+        .map(|l| {
+            let hex = l["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap();
+            let out = std::process::Command::new(&tar).arg("-tzf").arg(blobs.join(hex)).output().unwrap();
+            support::image::succeeded(&format!("tar -tzf layer {hex} of {image}"), &out)
+        })
+        .collect()
+}
+
+#[test]
+fn run_step_layers_leave_out_the_build_containers_mount_points() {
+    // The build container bind-mounts /etc/hosts and /etc/resolv.conf; when
+    // the image has no such file the mount made an empty one in the upper
+    // dir, which is no change of the step's (BuildKit leaves them out too).
+    // When the image below has the file, it stays as that layer made it.
+    let manifest = r#"
+project = "t"
+
+[env.plain]
+image = "rootfs:busybox.tar"
+run = ["echo x > /x"]
+
+[env.has]
+image = "rootfs:busybox.tar"
+copy = [{ src = "app/index.html", dest = "/etc/hosts" }]
+run = ["echo y > /y"]
+"#;
+    let dir = project(manifest);
+    let berth = Berth::new();
+    let first = digests(build(&berth, dir.path(), &["-q"]).ok());
+    let plain = layer_listings(&berth, "t/plain");
+    let has = layer_listings(&berth, "t/has");
+    for (what, listing) in [("plain", &plain[1]), ("has", &has[2])] {
+        assert!(listing.lines().any(|l| l == "x" || l == "y"), "{what}'s run layer:\n{listing}");
+        for name in ["etc/hosts", "etc/resolv.conf", "etc/hostname"] {
+            assert!(!listing.lines().any(|l| l == name), "{name} in {what}'s run layer:\n{listing}");
+        }
+    }
+    assert!(has[1].lines().any(|l| l == "etc/hosts"), "the copy layer keeps its file:\n{}", has[1]);
+    let other = Berth::new();
+    assert_eq!(digests(build(&other, dir.path(), &["-q"]).ok()), first, "a second store gives the same digests");
+}

@@ -68,3 +68,28 @@ fn limits_land_in_the_cgroup() {
     assert!(quota.trim() == "50000" || quota.starts_with("50000 100000"), "{quota}");
     berth.run(&["rm", "-f", &id]).ok();
 }
+
+#[test]
+fn exec_into_a_container_at_its_pids_limit_says_so() {
+    let berth = Berth::with_busybox();
+    // init, sh and two sleeps: the limit of 4 is reached once both run.
+    let id = berth.detach(&[
+        "--name",
+        "full",
+        "--pids-limit",
+        "4",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1000 & sleep 1000 & echo both-running; wait",
+    ]);
+    berth.wait_for_log(&id, "both-running");
+    // A command that must fork: the kernel refuses it (EAGAIN).
+    let run = berth.run(&["exec", "full", "sh", "-c", "ls / >/dev/null; ls / >/dev/null"]);
+    assert_ne!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let said = run.stderr.lines().filter(|l| l.starts_with("berth: ")).collect::<Vec<_>>().join("\n");
+    assert!(said.contains("container full") && said.contains("pids limit") && said.contains('4'), "{}", run.stderr);
+    // A command that needs no fork still runs: the limit is no lock-out.
+    assert_eq!(berth.run(&["exec", "full", "echo", "in"]).ok(), "in\n");
+    berth.run(&["rm", "-f", &id]).ok();
+}

@@ -159,3 +159,36 @@ fn a_missing_base_file_is_named() {
     let err = berth.run_in(dir.path(), &["plan"]).fails_with(1).to_owned();
     assert!(err.contains("env \"x\": cannot read the base image") && err.contains("base.tar"), "{err}");
 }
+
+#[test]
+fn a_copy_of_the_project_dir_leaves_out_the_lock_up_writes() {
+    let berth = Berth::new();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "project = \"whole\"\n[env.x]\nimage = \"scratch\"\ncopy = [{ src = \".\", dest = \"/app\" }]\n";
+    std::fs::write(dir.path().join("berth.toml"), manifest).unwrap();
+    std::fs::write(dir.path().join("main.txt"), "main\n").unwrap();
+    berth.run_in(dir.path(), &["up", "-d"]).ok();
+    // What up writes once it pins packages (here by hand: pinning needs a
+    // Debian base). The lock is not part of the copy: nothing to build.
+    let lock = "version = 1\n\n[env.other.packages]\ncurl = \"7.88.1-10+deb12u5\"\n";
+    std::fs::write(dir.path().join("berth.lock"), lock).unwrap();
+    berth.run_in(dir.path(), &["plan"]).ok();
+    let plan = berth.run_in(dir.path(), &["plan", "--exit-code"]);
+    assert_eq!(plan.code, 0, "plan after up:\n{}{}", plan.stdout, plan.stderr);
+    // The manifest itself is still copied (a copy of "." may want it).
+    let inspect = berth.run(&["inspect", "whole/x"]).json();
+    let layers = inspect[0]["Manifest"]["layers"].as_array().unwrap().clone();
+    let hex = layers.last().unwrap()["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_owned();
+    let tar = support::image::require_tool("tar", "tar");
+    let out = std::process::Command::new(tar)
+        .arg("-tzf")
+        .arg(berth.store_root().join("oci/blobs/sha256").join(hex))
+        .output()
+        .unwrap();
+    let listing = support::image::succeeded("tar -tzf the copy layer", &out);
+    assert!(
+        listing.lines().any(|l| l == "app/berth.toml") && listing.lines().any(|l| l == "app/main.txt"),
+        "{listing}"
+    );
+    assert!(!listing.contains("berth.lock"), "{listing}");
+}

@@ -167,3 +167,31 @@ fn two_ups_at_once_make_one_set_of_containers() {
     let ps = berth.run(&["ps", "-a", "--json"]).json();
     assert_eq!(ps.as_array().unwrap().len(), 2, "one web, one client: {ps}");
 }
+
+#[test]
+fn a_failed_start_leaves_nothing_and_the_next_up_retries() {
+    let berth = Berth::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(support::image::busybox_tar(), dir.path().join("busybox.tar")).unwrap();
+    let manifest = |cmd: &str| format!("project = \"half\"\n[env.bad]\nimage = \"rootfs:busybox.tar\"\ncmd = {cmd}\n");
+    std::fs::write(dir.path().join("berth.toml"), manifest(r#"["no-such-command"]"#)).unwrap();
+    let err = berth.run_in(dir.path(), &["up", "-d"]).fails_with(1).to_owned();
+    assert!(err.contains("env \"bad\"") && err.contains("no-such-command"), "{err}");
+    // Nothing of that attempt is left: no container, no network namespace.
+    assert_eq!(berth.run(&["ps", "-aq"]).ok(), "", "{err}");
+    assert!(!berth.store_root().join("projects/half.netns").exists());
+    let store = berth.store_root().display().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&store), "a mount of the store is left:\n{mounts}");
+    // plan says the container is still to be made, and up tries again.
+    let plan = berth.run_in(dir.path(), &["plan"]).ok().to_owned();
+    assert!(plan.contains("1 to create"), "{plan}");
+    let again = berth.run_in(dir.path(), &["up", "-d"]).fails_with(1).to_owned();
+    assert!(again.contains("no-such-command"), "{again}");
+    assert_eq!(berth.run(&["ps", "-aq"]).ok(), "");
+    std::fs::write(dir.path().join("berth.toml"), manifest(r#"["sleep", "300"]"#)).unwrap();
+    let up = berth.run_in(dir.path(), &["up", "-d"]);
+    up.ok();
+    assert!(up.stderr.contains("bad: created and started"), "{}", up.stderr);
+    berth.run_in(dir.path(), &["down"]).ok();
+}

@@ -200,8 +200,7 @@ pub fn build(
             .iter()
             .map(|i| Part { step: &graph.node(*i).step, layers: &entries[&graph.node(*i).key].layers })
             .collect();
-        let manifest_file = manifest.file.display().to_string();
-        let img = image::write(store, &resolution.specs[env], &manifest_file, &base_config, &parts, &created)?;
+        let img = image::write(store, &resolution.specs[env], &manifest.file, &base_config, &parts, &created)?;
         outcome.images.insert(env.clone(), img);
     }
     Ok(outcome)
@@ -383,17 +382,20 @@ impl Ctx<'_> {
             workdir: None,
             user: None,
         };
-        let output = step::run(lowers, scratch.path(), &cmd, self.init)
+        let ran = step::run(lowers, scratch.path(), &cmd, self.init)
             .map_err(|e| BuildError::Step { env: env.to_owned(), source: Box::new(e) })?;
         let upper = scratch.path().join("upper");
-        let opts =
-            layer::LayerOptions { compression: self.opts.compression, ..layer::LayerOptions::build(self.opts.epoch) };
+        let opts = layer::LayerOptions {
+            compression: self.opts.compression,
+            exclude: ran.mount_points,
+            ..layer::LayerOptions::build(self.opts.epoch)
+        };
         let out = layer::layer_from_upper_with(self.store, &upper, lowers, &opts)
             .map_err(|e| BuildError::Layer { env: env.to_owned(), source: Box::new(e) })?;
         if !out.empty {
             keep(out.record);
         }
-        Ok(output)
+        Ok(ran.output)
     }
 
     fn locked_versions(&self, env: &str, names: &[String]) -> Result<BTreeMap<String, String>, BuildError> {

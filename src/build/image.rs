@@ -4,6 +4,7 @@
 //! a tag `PROJECT/ENV:latest`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use oci_spec::image::{History, ImageConfiguration, MediaType};
 
@@ -46,12 +47,23 @@ pub fn created_by(step: &Step) -> String {
     }
 }
 
+/// The `org.berth.manifest` label: the manifest's path relative to the
+/// project directory (which holds it), so that it says which file of the
+/// project built the image and not where the checkout is or how the file
+/// was named on the command line (`berth.toml`, whether built in the
+/// project, with `-f DIR/berth.toml` or from another checkout).
+pub fn manifest_label(manifest_file: &Path) -> String {
+    manifest_file.file_name().map_or_else(String::new, |name| name.to_string_lossy().into_owned())
+}
+
 /// Writes the image of `spec` (built from `parts`, base first, on top of
-/// `base_config`) and tags it. The caller holds the store's exclusive lock.
+/// `base_config`) and tags it. `manifest_file` is the manifest as the user
+/// named it (see [`manifest_label`]). The caller holds the store's
+/// exclusive lock.
 pub fn write(
     store: &Store,
     spec: &ContainerSpec,
-    manifest_file: &str,
+    manifest_file: &Path,
     base_config: &ImageConfiguration,
     parts: &[Part<'_>],
     created: &str,
@@ -72,7 +84,7 @@ pub fn write(
     input.user = spec.user.as_ref().map(ToString::to_string).or(base.user().clone());
     let mut labels: BTreeMap<String, String> = base.labels().clone().unwrap_or_default().into_iter().collect();
     labels.extend(spec.labels.clone());
-    labels.insert("org.berth.manifest".to_owned(), manifest_file.to_owned());
+    labels.insert("org.berth.manifest".to_owned(), manifest_label(manifest_file));
     labels.insert("org.berth.project".to_owned(), spec.project.clone());
     labels.insert("org.berth.env".to_owned(), spec.env.clone());
     input.labels = labels;
@@ -101,4 +113,17 @@ pub fn write(
     let tag = tag_for(&spec.project, &spec.env);
     store.set_tag(&tag, descriptor(MediaType::ImageManifest, manifest_bytes.len() as u64, &digest))?;
     Ok(BuiltImage { tag, digest })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn the_manifest_label_does_not_say_where_the_checkout_is() {
+        for typed in ["/srv/checkout-a/berth.toml", "manifests/demo/berth.toml", "berth.toml", "./berth.toml"] {
+            assert_eq!(super::manifest_label(Path::new(typed)), "berth.toml", "{typed}");
+        }
+        assert_eq!(super::manifest_label(Path::new("/srv/a/qa.toml")), "qa.toml");
+    }
 }

@@ -3,14 +3,20 @@
 //! fresh upper dir that becomes the step's layer, the host's network (so
 //! package managers can fetch), and the output kept for the error message
 //! when the command fails.
+//!
+//! The build container sees copies of the host's `/etc/hosts` and
+//! `/etc/resolv.conf` (a step that writes them changes its copy, never the
+//! host's file, and the change is not kept, as in BuildKit); the mount
+//! points of its mounts are returned so that the layer leaves them out.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::runtime::process::{self, InitExe, Launch, ProcessError, Stdio};
 use crate::runtime::rootfs::Rootfs;
-use crate::runtime::spec::{self, EtcFiles, NetworkMode, ResolvedUser, SpecError, SpecRequest};
+use crate::runtime::spec::{self, EtcFiles, NetworkMode, SpecError, SpecRequest};
 
 /// How many lines of a failed step's output its error shows.
 pub const TAIL_LINES: usize = 20;
@@ -39,10 +45,21 @@ pub struct StepCommand<'a> {
     pub user: Option<&'a str>,
 }
 
+/// What a step that succeeded left.
+#[derive(Debug)]
+pub struct Ran {
+    /// Its standard output and error, interleaved.
+    pub output: Vec<u8>,
+    /// The build container's mount points, relative to its root: what the
+    /// runtime made in the upper dir there is no change of the step's (see
+    /// [`crate::build::layer::mount_points`]).
+    pub mount_points: HashSet<PathBuf>,
+}
+
 /// Runs `cmd` on `lowers` (top first) with `work` as its scratch space
-/// (`work/upper`, `work/work`, `work/rootfs`). On success the step's changes
-/// are in `work/upper`; returns the combined output.
-pub fn run(lowers: &[PathBuf], work: &Path, cmd: &StepCommand<'_>, init: &InitExe) -> Result<Vec<u8>, StepError> {
+/// (`work/upper`, `work/work`, `work/rootfs`, `work/etc`). On success the
+/// step's changes are in `work/upper`.
+pub fn run(lowers: &[PathBuf], work: &Path, cmd: &StepCommand<'_>, init: &InitExe) -> Result<Ran, StepError> {
     let shown = cmd.shown.to_owned();
     let io = |what: &'static str| {
         let command = shown.clone();
@@ -54,14 +71,21 @@ pub fn run(lowers: &[PathBuf], work: &Path, cmd: &StepCommand<'_>, init: &InitEx
         work: work.join("work"),
         target: work.join("rootfs"),
     };
-    for d in [&rootfs.upper, &rootfs.work, &rootfs.target] {
+    let etc = work.join("etc");
+    for d in [&rootfs.upper, &rootfs.work, &rootfs.target, &etc] {
         std::fs::create_dir_all(d).map_err(io("make the build container's directories"))?;
     }
-    let user = match cmd.user {
-        Some(u) => spec::resolve_user_in_layers(lowers, u)
-            .map_err(|source| StepError::User { command: shown.clone(), source })?,
-        None => ResolvedUser::default(),
+    let host_copy = |name: &str| -> Result<Option<PathBuf>, StepError> {
+        let host = Path::new("/etc").join(name);
+        if !host.exists() {
+            return Ok(None);
+        }
+        let copy = etc.join(name);
+        std::fs::copy(&host, &copy).map_err(io("copy the host's /etc/hosts or /etc/resolv.conf"))?;
+        Ok(Some(copy))
     };
+    let user =
+        spec::process_user(lowers, cmd.user).map_err(|source| StepError::User { command: shown.clone(), source })?;
     let request = SpecRequest {
         args: cmd.argv.clone(),
         env: cmd.env.clone(),
@@ -69,11 +93,7 @@ pub fn run(lowers: &[PathBuf], work: &Path, cmd: &StepCommand<'_>, init: &InitEx
         user,
         hostname: Some("berth-build".to_owned()),
         network: NetworkMode::Host,
-        etc: EtcFiles {
-            hosts: Some(PathBuf::from("/etc/hosts")).filter(|p| p.exists()),
-            hostname: None,
-            resolv_conf: Some(PathBuf::from("/etc/resolv.conf")).filter(|p| p.exists()),
-        },
+        etc: EtcFiles { hosts: host_copy("hosts")?, hostname: None, resolv_conf: host_copy("resolv.conf")? },
         ..SpecRequest::default()
     };
     let mut oci = spec::default_spec(&request);
@@ -95,7 +115,7 @@ pub fn run(lowers: &[PathBuf], work: &Path, cmd: &StepCommand<'_>, init: &InitEx
     if code != 0 {
         return Err(StepError::Failed { command: shown, code, tail: tail(&output, TAIL_LINES) });
     }
-    Ok(output)
+    Ok(Ran { output, mount_points: crate::build::layer::mount_points(&oci) })
 }
 
 /// The last `n` lines of `output`, indented.
@@ -145,7 +165,8 @@ mod kernel_tests {
             fixture::init(),
         )
         .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out), "done\n");
+        assert_eq!(String::from_utf8_lossy(&out.output), "done\n");
+        assert!(out.mount_points.contains(Path::new("proc")), "{:?}", out.mount_points);
         assert_eq!(std::fs::read_to_string(work.join("upper/built")).unwrap(), "built\n");
         let vi = std::fs::symlink_metadata(work.join("upper/bin/vi")).unwrap();
         assert!(std::os::unix::fs::FileTypeExt::is_char_device(&vi.file_type()), "a whiteout for the deletion");

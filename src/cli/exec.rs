@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use berth::runtime::exec::{ExecOptions, exec};
+use berth::runtime::exec::{ExecError, ExecOptions, exec};
 
 /// Run a command in a running container; exits with its status.
 #[derive(clap::Args)]
@@ -41,6 +41,14 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         quiet: false,
         timeout: None,
     };
-    let code = exec(&c, &opts)?;
+    let code = match exec(&c, &opts) {
+        Ok(code) => code,
+        // Said, but the exit status stays the command's.
+        Err(e @ ExecError::PidsLimit { code, .. }) => {
+            super::output::error(&e.into());
+            code
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }

@@ -1,10 +1,10 @@
 //! `berth gc`, `berth system df` and `berth fsck`: keeping the store small
-//! and sound. The library (`berth::store::maintain`) decides what goes and
+//! and sound. The library (`berth::maintain`) decides what goes and
 //! what is wrong; this file takes the lock, calls it and prints.
 
 use std::process::ExitCode;
 
-use berth::store::maintain::{self, GcOptions, StorageSize, human_size};
+use berth::maintain::{self, GcOptions, StorageSize, human_size};
 use berth::store::{Store, StoreLock};
 
 use super::output::{ago, table};

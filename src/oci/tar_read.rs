@@ -22,6 +22,9 @@
 //! Directory modes and mtimes are applied at the end, after their contents
 //! are written, so the result matches the archive.
 //!
+//! PAX records override the header as GNU tar and Go read them: `path`,
+//! `linkpath` and `size` (applied by the `tar` crate), `uid`, `gid` and
+//! `mtime` (whole seconds; a malformed value is an error naming the entry).
 //! Only the `security.capability` xattr is applied from PAX
 //! `SCHILY.xattr.*` records; others are ignored, so an archive can never set
 //! `trusted.overlay.*` or security labels.

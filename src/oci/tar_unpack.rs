@@ -108,7 +108,10 @@ impl Unpacker {
         match classify(&name).map_err(bad_whiteout)? {
             NameKind::Plain => {}
             NameKind::Meta => return Ok(()),
-            NameKind::Whiteout(target) => return self.whiteout(&shown, &name, target, &header_meta(&shown, entry)?),
+            NameKind::Whiteout(target) => {
+                let meta = header_meta(&shown, entry)?;
+                return self.whiteout(&shown, &name, target, &meta);
+            }
             NameKind::Opaque => return self.opaque(&shown, &name.parent()),
         }
         let meta = header_meta(&shown, entry)?;
@@ -376,16 +379,68 @@ impl Unpacker {
     }
 }
 
-fn header_meta<R: Read>(shown: &str, entry: &tar::Entry<'_, R>) -> Result<Meta, UnpackError> {
+/// The entry's mode, owner and mtime: the header's fields, overridden by the
+/// entry's PAX `uid`, `gid` and `mtime` records as GNU tar and Go's
+/// archive/tar read them (a writer may leave the header field 0 and put the
+/// value only in PAX, e.g. a uid ≥ 2^21 or a fractional mtime). PAX `path`,
+/// `linkpath` and `size` are applied by the `tar` crate itself.
+fn header_meta<R: Read>(shown: &str, entry: &mut tar::Entry<'_, R>) -> Result<Meta, UnpackError> {
     let header = entry.header();
     let field = |op| header_err(shown, op);
     let id = |v: u64, op| u32::try_from(v).map_err(|_| field(op)(io::Error::other("value does not fit 32 bits")));
-    Ok(Meta {
+    let mut meta = Meta {
         mode: header.mode().map_err(field("read the mode"))? & 0o7777,
         uid: id(header.uid().map_err(field("read the uid"))?, "read the uid")?,
         gid: id(header.gid().map_err(field("read the gid"))?, "read the gid")?,
         mtime: header.mtime().map_err(field("read the mtime"))?,
-    })
+    };
+    let Some(records) = entry.pax_extensions().map_err(field("read its PAX records"))? else {
+        return Ok(meta);
+    };
+    for record in records {
+        let record = record.map_err(field("read its PAX records"))?;
+        let value = record.value_bytes();
+        match record.key_bytes() {
+            b"uid" => meta.uid = pax_id(value).map_err(field("read its PAX uid record"))?,
+            b"gid" => meta.gid = pax_id(value).map_err(field("read its PAX gid record"))?,
+            b"mtime" => meta.mtime = pax_time(value).map_err(field("read its PAX mtime record"))?,
+            _ => {}
+        }
+    }
+    Ok(meta)
+}
+
+/// A PAX `uid`/`gid` value: a decimal that fits 32 bits.
+fn pax_id(value: &[u8]) -> io::Result<u32> {
+    let bad = || io::Error::other(format!("{:?} is not a decimal id below 2^32", String::from_utf8_lossy(value)));
+    let text = std::str::from_utf8(value).map_err(|_| bad())?;
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    text.parse().map_err(|_| bad())
+}
+
+/// A PAX `mtime` value, `[-]SECONDS[.FRACTION]`, as whole seconds: the
+/// fraction is dropped (berth keeps whole seconds, as its writer does) and a
+/// time before 1970 becomes 0.
+fn pax_time(value: &[u8]) -> io::Result<u64> {
+    let bad = || {
+        io::Error::other(format!("{:?} is not a time in [-]SECONDS[.FRACTION] form", String::from_utf8_lossy(value)))
+    };
+    let text = std::str::from_utf8(value).map_err(|_| bad())?;
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if secs.is_empty() || !digits(secs) || !digits(frac) {
+        return Err(bad());
+    }
+    if negative {
+        return Ok(0);
+    }
+    secs.parse().map_err(|_| bad())
 }
 
 /// Copies a file entry's contents into `file`: an error reading the tar is

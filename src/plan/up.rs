@@ -7,7 +7,10 @@
 //! start; another spec or image, files drifted (with `--reset-drift`) or a
 //! shim gone while the process runs — remove and create anew; none —
 //! create. Envs that others depend on are waited for until their health
-//! check passes. Containers of envs no longer declared are removed. All envs with
+//! check passes. A container `up` created that then fails to start is
+//! removed again (and the project's network namespace, when no container of
+//! the project is left), so `plan` shows it as still to create and the next
+//! `up` retries from clean. Containers of envs no longer declared are removed. All envs with
 //! `network = "project"` join one network namespace kept in the store
 //! (`projects/NAME.netns`, see `runtime::netns`), so they reach each other
 //! on `localhost` and by env name. `down` removes the project's containers
@@ -60,6 +63,9 @@ pub enum UpError {
     Unhealthy { env: String, why: String, check: String, tail: String },
     #[error("cannot make the volume directory {}: {source}", path.display())]
     Volume { path: PathBuf, source: std::io::Error },
+    /// Undoing what a failed attempt made failed too; both are kept.
+    #[error("{first}; and then removing {what} failed: {cleanup}")]
+    Cleanup { first: Box<UpError>, what: String, cleanup: String },
 }
 
 /// What `up` did to one env.
@@ -110,15 +116,11 @@ pub fn up(
         let spec = &resolution.specs[&env];
         let image = &built.images[&env].tag;
         let current = existing.iter().find(|c| c.env == env);
-        let action = reconcile_env(
-            &store,
-            &peers,
-            spec,
-            image,
-            &netns,
-            current,
-            Reconcile { waited_for: needed(&env), limits: opts.limits },
-        )?;
+        let how = Reconcile { waited_for: needed(&env), limits: opts.limits };
+        let action = match reconcile_env(&store, &peers, spec, image, &netns, current, how) {
+            Ok(action) => action,
+            Err(e) => return Err(release_netns_if_unused(&store, &lock, &manifest.project, e)),
+        };
         actions.insert(env, action);
     }
     if envs.is_empty() {
@@ -129,6 +131,27 @@ pub fn up(
         }
     }
     Ok(actions)
+}
+
+/// After `up` failed with `first`: removes the project's network namespace
+/// if no container of the project is left (the attempt made it for the
+/// container it then removed), so a failed first `up` leaves no mount.
+fn release_netns_if_unused(store: &Store, lock: &crate::store::StoreLock, project: &str, first: UpError) -> UpError {
+    let left = match container::list(&store.containers_dir()) {
+        Ok(left) => left,
+        Err(e) => return cleanup_failed(first, format!("the network namespace of project {project}"), e),
+    };
+    if left.iter().any(|c| netns::project_of(&c.record) == Some(project)) {
+        return first;
+    }
+    match netns::remove(store, lock, project) {
+        Ok(_) => first,
+        Err(e) => cleanup_failed(first, format!("the network namespace of project {project}"), e),
+    }
+}
+
+fn cleanup_failed(first: UpError, what: String, cleanup: impl std::fmt::Display) -> UpError {
+    UpError::Cleanup { first: Box::new(first), what, cleanup: cleanup.to_string() }
 }
 
 /// The project's network namespace, made if an env of `specs` joins it.
@@ -440,8 +463,17 @@ pub(crate) fn start_new(
         create::create(store, &opts, &resolv).map_err(|e| UpError::Create { env: env.clone(), source: Box::new(e) })?;
     // What the env asked for, so `berth plan` can say which fields changed.
     let json = serde_json::to_vec_pretty(spec).expect("a container spec always serialises");
-    store.write_atomic(&c.paths.dir.join(ENV_SPEC_FILE), &json)?;
-    shim::spawn(&c.paths.dir)
-        .map_err(|e| UpError::Start { env: env.clone(), source: Box::new(control::ControlError::Shim(e)) })?;
+    let started = store.write_atomic(&c.paths.dir.join(ENV_SPEC_FILE), &json).map_err(UpError::from).and_then(|()| {
+        shim::spawn(&c.paths.dir)
+            .map_err(|e| UpError::Start { env: env.clone(), source: Box::new(control::ControlError::Shim(e)) })
+    });
+    // A container that never started is not left half-made: the next `up`
+    // (and `plan`) sees none and creates it again.
+    if let Err(first) = started {
+        return Err(match control::remove(&c, true) {
+            Ok(()) => first,
+            Err(e) => cleanup_failed(first, format!("the container {} it created", c.record.name), e),
+        });
+    }
     Ok(())
 }

@@ -46,6 +46,10 @@
 //!
 //! `.berthignore` files are part of the tree like any other file, unless a
 //! rule excludes them (as Docker sends `.dockerignore` unless it is listed).
+//! The project's `berth.lock` is never part of a copied directory (only a
+//! copy of that file itself takes it): `berth up` rewrites it after hashing
+//! the copies, so a copy of `.` would otherwise be rebuilt once after every
+//! pin. The manifest is copied like any other file.
 //! Sockets, fifos and device nodes are errors: copying one into an image is
 //! almost always a mistake, and the message says to add it to `.berthignore`.
 //! A file that changes size while it is read is an error too, rather than a

@@ -110,10 +110,7 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
     let config = image.config.config().clone().unwrap_or_default();
     let args = command(&config, opts).ok_or_else(|| CreateError::NoCommand(opts.image.clone()))?;
     let user_text = opts.user.clone().or_else(|| config.user().clone().filter(|u| !u.is_empty()));
-    let user = match &user_text {
-        Some(u) => spec::resolve_user_in_layers(&lowers, u)?,
-        None => spec::ResolvedUser::default(),
-    };
+    let user = spec::process_user(&lowers, user_text.as_deref())?;
 
     let id = ContainerId::random().map_err(CreateError::Random)?;
     let containers = store.containers_dir();

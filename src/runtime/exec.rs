@@ -1,7 +1,10 @@
 //! `berth exec`: another command in a running container — every namespace
 //! of its init joined, its cgroup joined, the same capabilities and
 //! `no_new_privs` as the container's command — supervised by the CLI, which
-//! exits with the command's status.
+//! exits with the command's status. A command that fails after the
+//! container's pids limit refused a fork (joining the cgroup is not limited,
+//! so the command starts, but cannot fork) is reported as
+//! [`ExecError::PidsLimit`], with its status.
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -45,6 +48,13 @@ pub enum ExecError {
     Cgroup { name: String, source: cgroup::CgroupError },
     #[error("container {name}: {source}")]
     Start { name: String, source: process::ProcessError },
+    /// The command failed while the container's pids limit refused forks:
+    /// what the command itself said (e.g. `sh: can't fork`) does not name
+    /// the cause. `code` is the command's exit status.
+    #[error(
+        "container {name}: the command exited with {code} after its pids limit ({limit} processes and threads) refused a fork or clone (EAGAIN, \"Resource temporarily unavailable\"); raise the limit (--pids-limit, or limits.pids in berth.toml) or end processes in the container"
+    )]
+    PidsLimit { name: String, limit: u64, code: i32 },
     #[error("container {name}: the command did not end within {after:?}; it was killed")]
     TimedOut { name: String, after: std::time::Duration },
     #[error("container {name}: {what}: {source}")]
@@ -68,6 +78,20 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
     let mut process = spec.process().clone().unwrap_or_default();
     process.set_args(Some(opts.args.clone()));
     let mut env = process.env().clone().unwrap_or_default();
+    if let Some(user) = &opts.user {
+        let root = PathBuf::from(format!("/proc/{}/root", target.as_raw()));
+        let resolved: ResolvedUser =
+            spec::resolve_user(&root, user).map_err(|source| ExecError::User { name: name.clone(), source })?;
+        let mut u = process.user().clone();
+        u.set_uid(resolved.uid);
+        u.set_gid(resolved.gid);
+        u.set_additional_gids(Some(resolved.additional_gids.clone()));
+        process.set_user(u);
+        if spec::home_from_passwd(&spec) {
+            // The container's HOME is its user's; this user has its own.
+            spec::merge_env(&mut env, &[spec::home_entry(&resolved)]);
+        }
+    }
     spec::merge_env(&mut env, &opts.env);
     if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".to_owned());
@@ -76,22 +100,13 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
     if let Some(dir) = &opts.workdir {
         process.set_cwd(PathBuf::from(dir));
     }
-    if let Some(user) = &opts.user {
-        let root = PathBuf::from(format!("/proc/{}/root", target.as_raw()));
-        let resolved: ResolvedUser =
-            spec::resolve_user(&root, user).map_err(|source| ExecError::User { name: name.clone(), source })?;
-        let mut u = process.user().clone();
-        u.set_uid(resolved.uid);
-        u.set_gid(resolved.gid);
-        u.set_additional_gids(Some(resolved.additional_gids));
-        process.set_user(u);
-    }
     process.set_terminal(Some(opts.tty));
 
     let cg = |source| ExecError::Cgroup { name: name.clone(), source };
     let hierarchy = cgroup::detect().map_err(cg)?;
     let group = Cgroup::open(&hierarchy, &CgroupPath::new(&c.record.cgroup).map_err(cg)?).map_err(cg)?;
     let joiner = group.joiner().map_err(cg)?;
+    let refused_before = group.stats().ok().and_then(|s| s.pids_refused);
     let before_start = |pid: Pid| joiner.join(pid.as_raw()).map_err(|e| format!("join the container's cgroup: {e}"));
     let init = InitExe::current().map_err(|source| ExecError::Start { name: name.clone(), source })?;
 
@@ -119,7 +134,10 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
         Some(after) => crate::sys::proc::wait_exit_within(pid, after),
     };
     let exit = match exit {
-        Ok(Some(exit)) => Ok(exit.code()),
+        Ok(Some(exit)) => match pids_limit_reached(&group, refused_before, exit.code()) {
+            Some(limit) => Err(ExecError::PidsLimit { name: name.clone(), limit, code: exit.code() }),
+            None => Ok(exit.code()),
+        },
         Ok(None) => {
             // Still unreaped, so the pid is still this command's.
             let _ = crate::sys::proc::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -130,4 +148,15 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
     };
     companions.finish();
     exit
+}
+
+/// The container's pids limit, if the command failed (`code` non-zero) and
+/// the limit refused a fork or clone in the container while it ran (its
+/// `pids.events` count grew past `before`).
+fn pids_limit_reached(group: &Cgroup, before: Option<u64>, code: i32) -> Option<u64> {
+    if code == 0 {
+        return None;
+    }
+    let after = group.stats().ok()?;
+    (after.pids_refused? > before?).then_some(after.pids_limit?)
 }

@@ -4,7 +4,10 @@
 //! `starting` until the first success, `healthy` after a success, and
 //! `unhealthy` after `retries` failures in a row. Failures during the
 //! `start_period` do not count. `berth up` waits on that file for the envs
-//! others depend on; `berth ps` and `berth inspect` show it.
+//! others depend on; `berth ps` and `berth inspect` show it. A check runs as
+//! [`exec`] runs a command without `-u`: as the container's
+//! user, with the container's environment (its `$HOME` included, see
+//! `spec::process_user`).
 
 use std::path::Path;
 use std::sync::Arc;

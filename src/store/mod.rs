@@ -50,7 +50,6 @@ mod layers;
 pub mod layout;
 mod load;
 mod lock;
-pub mod maintain;
 mod refs;
 mod save;
 mod staged;

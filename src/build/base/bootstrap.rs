@@ -29,6 +29,13 @@
 //! apt lists and ldconfig's aux-cache. A new upload to the archive changes
 //! the layer, as it changes what is installed. Time: about 40 s in a
 //! release build (20–30 s of it mmdebstrap and the download).
+//!
+//! Where the store is showed too: apt drops to its `_apt` user for
+//! downloads only when `_apt` can reach the new root, so a store under a
+//! private (0700) directory gave `var/cache/apt/archives/partial` and
+//! `var/lib/apt/lists/partial` to root, and one under 0755 directories to
+//! `_apt` (uid 42), and two layer digests. `normalise` gives them to `_apt`
+//! always (its module page says why not to run apt unsandboxed instead).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

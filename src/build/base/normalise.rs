@@ -6,12 +6,26 @@
 //! resolved inside the root by the kernel (`RESOLVE_IN_ROOT`), so a symlink
 //! in the new root (`/var/run -> /run`, or anything hostile) can never make
 //! a rule touch the host.
+//!
+//! One rule sets an owner instead of removing: apt (run by mmdebstrap on
+//! the host) drops to the `_apt` user for downloads and makes its `partial`
+//! directories `_apt`'s, but only when `_apt` can reach the new root, that
+//! is when every directory above the store lets others through; under a
+//! private store it downloads as root and leaves them root's, so the same
+//! manifest gave two layers. The rule gives them the owner apt gives them
+//! wherever it can sandbox, as on any Debian system once apt has run:
+//! `_apt`, group root, 0700. Running apt unsandboxed every time
+//! (`APT::Sandbox::User "root"`) would fix the owner too, but would take
+//! the sandbox away from every download that could have had it. (apt in
+//! berth's package steps runs in a container, where the store's place does
+//! not show.)
 
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
+use crate::runtime::spec::SpecError;
 use crate::sys::fs::{self as sysfs, FileKind};
 
 /// What to do at one path of the root.
@@ -28,6 +42,11 @@ pub(super) enum Rule {
     Empty(&'static str),
     /// Remove the files in the directory whose names end with the suffix.
     Suffix(&'static str, &'static str),
+    /// Give the directory, if there is one, the owner and mode apt gives its
+    /// download directories when it can drop to `_apt`: owner `_apt` (from
+    /// the root's own `/etc/passwd`; root when it lists none), group root,
+    /// mode 0700.
+    AptSandbox(&'static str),
 }
 
 /// The rules, applied in order, each with the reason it is there.
@@ -35,6 +54,14 @@ pub(super) const RULES: &[(Rule, &str)] = &[
     (Rule::Files("var/log"), "logs of this run, with its times (dpkg.log, apt/*.log, alternatives.log, bootstrap.log)"),
     (Rule::Files("var/cache/apt"), "downloaded .debs and the pkgcache.bin/srcpkgcache.bin caches"),
     (Rule::Files("var/lib/apt/lists"), "the archive's indexes as of today; `apt-get update` fetches them"),
+    (
+        Rule::AptSandbox("var/cache/apt/archives/partial"),
+        "apt chowns it to _apt only when _apt can reach the root, which depends on where the store is",
+    ),
+    (
+        Rule::AptSandbox("var/lib/apt/lists/partial"),
+        "apt chowns it to _apt only when _apt can reach the root, which depends on where the store is",
+    ),
     (Rule::Remove("var/cache/ldconfig/aux-cache"), "ldconfig's cache of inode numbers and times"),
     (Rule::Empty("etc/machine-id"), "an empty machine-id means \"set at first boot\"; a fixed one would be shared"),
     (Rule::Remove("etc/resolv.conf"), "the build host's resolver; the runtime mounts its own"),
@@ -52,20 +79,42 @@ pub(super) const RULES: &[(Rule, &str)] = &[
 /// Applies [`RULES`] to the root at `root`. On error, says which path.
 pub(super) fn normalise(root: &Path) -> Result<(), (String, io::Error)> {
     let root_fd = sysfs::open_dir(root).map_err(|e| (String::new(), e))?;
+    let apt_uid = apt_uid(root).map_err(|e| ("etc/passwd".to_owned(), e))?;
     for (rule, _) in RULES {
-        apply(root_fd.as_fd(), *rule).map_err(|e| (rule_path(*rule).to_owned(), e))?;
+        apply(root_fd.as_fd(), *rule, apt_uid).map_err(|e| (rule_path(*rule).to_owned(), e))?;
     }
     Ok(())
 }
 
-fn rule_path(rule: Rule) -> &'static str {
-    match rule {
-        Rule::Files(p) | Rule::Everything(p) | Rule::Remove(p) | Rule::Empty(p) | Rule::Suffix(p, _) => p,
+/// The uid of `_apt` in the root's own `/etc/passwd` (read inside the
+/// root); 0 when it lists no `_apt`, as apt then downloads as root.
+fn apt_uid(root: &Path) -> io::Result<u32> {
+    match crate::runtime::spec::resolve_user(root, "_apt") {
+        Ok(user) => Ok(user.uid),
+        Err(SpecError::UnknownUser { .. }) => Ok(0),
+        Err(SpecError::ReadFile { source, .. }) => Err(source),
+        Err(other) => Err(io::Error::other(other.to_string())),
     }
 }
 
-fn apply(root: BorrowedFd<'_>, rule: Rule) -> io::Result<()> {
+fn rule_path(rule: Rule) -> &'static str {
     match rule {
+        Rule::Files(p)
+        | Rule::Everything(p)
+        | Rule::Remove(p)
+        | Rule::Empty(p)
+        | Rule::Suffix(p, _)
+        | Rule::AptSandbox(p) => p,
+    }
+}
+
+fn apply(root: BorrowedFd<'_>, rule: Rule, apt_uid: u32) -> io::Result<()> {
+    match rule {
+        Rule::AptSandbox(dir) => {
+            let Some(fd) = dir_in(root, Path::new(dir))? else { return Ok(()) };
+            sysfs::chown_fd(fd.as_fd(), apt_uid, 0)?;
+            sysfs::chmod_fd(fd.as_fd(), 0o700)
+        }
         Rule::Files(dir) => match dir_in(root, Path::new(dir))? {
             Some(fd) => remove_files(fd.as_fd()),
             None => Ok(()),
@@ -197,6 +246,32 @@ mod tests {
         assert_eq!(fs::metadata(root.join("etc/machine-id")).unwrap().permissions().mode() & 0o777, 0o444);
         assert_eq!(fs::read(root.join("var/lib/dpkg/status")).unwrap(), b"new");
         assert_eq!(fs::read(root.join("etc/passwd")).unwrap(), b"root:x:0:0");
+    }
+
+    #[test]
+    fn apts_download_dirs_are_apts_wherever_the_store_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let partial = ["var/cache/apt/archives/partial", "var/lib/apt/lists/partial"];
+        let owner_mode = |rel: &str| {
+            use std::os::unix::fs::MetadataExt;
+            let m = fs::metadata(root.join(rel)).unwrap();
+            (m.uid(), m.gid(), m.mode() & 0o7777)
+        };
+        for rel in partial {
+            fs::create_dir_all(root.join(rel)).unwrap();
+            fs::set_permissions(root.join(rel), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        // No `_apt` in the root: apt downloads as root; the mode is still apt's.
+        normalise(root).unwrap();
+        for rel in partial {
+            assert_eq!(owner_mode(rel), (0, 0, 0o700), "{rel}");
+        }
+        write(root, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\n_apt:x:42:65534::/nonexistent:/usr/sbin/nologin\n");
+        normalise(root).unwrap();
+        for rel in partial {
+            assert_eq!(owner_mode(rel), (42, 0, 0o700), "{rel}");
+        }
     }
 
     #[test]

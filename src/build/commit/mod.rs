@@ -214,20 +214,14 @@ pub fn snapshot_tag(project: &str, env: &str, now: SystemTime) -> String {
     format!("{project}/{env}:snapshot-{}-{}", &stamp[..8], &stamp[8..14])
 }
 
-/// The destinations of the container's mounts, relative to its root: what
-/// the runtime put in the upper dir there is a mount point, not a change.
-/// A container without a readable spec has none to leave out.
+/// The destinations of the container's mounts, relative to its root (see
+/// [`crate::build::layer::mount_points`]). A container without a readable
+/// spec has none to leave out.
 pub fn mount_points(c: &Container) -> HashSet<PathBuf> {
-    let Ok(spec) = oci_spec::runtime::Spec::load(c.paths.spec()) else { return HashSet::new() };
-    let mounts = spec.mounts().clone().unwrap_or_default();
-    mounts
-        .iter()
-        .filter_map(|m| {
-            let rel: PathBuf =
-                m.destination().components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect();
-            (!rel.as_os_str().is_empty()).then_some(rel)
-        })
-        .collect()
+    match oci_spec::runtime::Spec::load(c.paths.spec()) {
+        Ok(spec) => crate::build::layer::mount_points(&spec),
+        Err(_) => HashSet::new(),
+    }
 }
 
 #[cfg(test)]

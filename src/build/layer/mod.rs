@@ -175,9 +175,29 @@ pub struct LayerOptions {
     pub unpack: bool,
 }
 
+/// The destinations of the mounts of the runtime spec `spec`, relative to
+/// the root: what a runtime put in an upper dir there is a mount point (an
+/// empty `/etc/hosts` or `/proc` when the image had none, a volume's
+/// directory), not a change, and goes into [`LayerOptions::exclude`]. One
+/// rule for build steps and commits, as BuildKit removes the mount stubs a
+/// `RUN` made and Docker leaves its init layer out of a commit. Where the
+/// image below has the path, the mount covers it and the upper dir holds
+/// nothing there: the lower's file stays as it is.
+pub fn mount_points(spec: &oci_spec::runtime::Spec) -> HashSet<PathBuf> {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    mounts
+        .iter()
+        .filter_map(|m| {
+            let rel: PathBuf =
+                m.destination().components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect();
+            (!rel.as_os_str().is_empty()).then_some(rel)
+        })
+        .collect()
+}
+
 impl LayerOptions {
     /// Gzip, mtimes clamped to `epoch`, nothing excluded, unpacked: a build
-    /// step's.
+    /// step's (the engine adds the build container's [`mount_points`]).
     pub fn build(epoch: u64) -> LayerOptions {
         LayerOptions {
             mtimes: MtimePolicy::Clamp(epoch),

@@ -20,14 +20,21 @@ use tar::{EntryType, Header};
 use super::tar_read::{UnpackError, UnpackOptions, UnpackStats, Whiteouts, unpack};
 
 /// A tar archive assembled header by header, with names written verbatim.
-#[derive(Default)]
 pub struct RawTar {
     bytes: Vec<u8>,
+    /// The header mtime of the entries appended next.
+    mtime: u64,
 }
 
 impl RawTar {
     pub fn new() -> Self {
-        RawTar::default()
+        RawTar { bytes: Vec::new(), mtime: 1_000_000 }
+    }
+
+    /// Gives the entries appended from now on header mtime `mtime`.
+    pub fn mtime(mut self, mtime: u64) -> Self {
+        self.mtime = mtime;
+        self
     }
 
     /// Appends one entry: a GNU header with `name` and `link` copied as raw
@@ -42,7 +49,7 @@ impl RawTar {
         header.set_entry_type(kind);
         header.set_mode(mode);
         header.set_size(data.len() as u64);
-        header.set_mtime(1_000_000);
+        header.set_mtime(self.mtime);
         header.set_uid(0);
         header.set_gid(0);
         header.set_cksum();
@@ -77,13 +84,22 @@ impl RawTar {
 
     /// A PAX (`x`) entry giving the next entry the path `path`.
     pub fn pax_path(self, path: &[u8]) -> Self {
-        let rest = "path".len() + path.len() + 3;
-        let mut len = rest + rest.to_string().len();
-        len = rest + len.to_string().len();
-        let mut record = format!("{len} path=").into_bytes();
-        record.extend_from_slice(path);
-        record.push(b'\n');
-        self.entry(EntryType::XHeader, b"PaxHeaders/x", b"", 0o644, &record)
+        self.pax(&[("path", path)])
+    }
+
+    /// A PAX (`x`) entry with `records` (key, value) for the next entry.
+    pub fn pax(self, records: &[(&str, &[u8])]) -> Self {
+        let mut data = Vec::new();
+        for (key, value) in records {
+            // "LEN KEY=VALUE\n", where LEN counts its own digits too.
+            let rest = key.len() + value.len() + 3;
+            let mut len = rest + rest.to_string().len();
+            len = rest + len.to_string().len();
+            data.extend_from_slice(format!("{len} {key}=").as_bytes());
+            data.extend_from_slice(value);
+            data.push(b'\n');
+        }
+        self.entry(EntryType::XHeader, b"PaxHeaders/x", b"", 0o644, &data)
     }
 
     /// The archive with its two zero blocks.

@@ -169,3 +169,24 @@ fn only_the_capability_xattr_is_applied() {
     assert_eq!(get("trusted.overlay.opaque"), None);
     assert_eq!(get("security.capability").as_deref(), Some(&CAP_NET_BIND[..]));
 }
+
+#[test]
+fn pax_uid_gid_and_mtime_override_the_header() {
+    // As Go's archive/tar writes them: the header fields 0, the values in PAX.
+    let sb = Sandbox::new();
+    let records: &[(&str, &[u8])] = &[("uid", b"3000000"), ("gid", b"3000001"), ("mtime", b"1700000000.5")];
+    let tar = RawTar::new().mtime(0).pax(records).file("f", b"x").pax(records).dir("d", 0o755).finish();
+    sb.unpack(&tar, Whiteouts::Apply).unwrap();
+    for name in ["f", "d"] {
+        let m = fs::symlink_metadata(sb.at(name)).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mtime()), (3_000_000, 3_000_001, 1_700_000_000), "{name}");
+    }
+}
+
+#[test]
+fn a_malformed_pax_mtime_is_an_error_naming_the_entry() {
+    let sb = Sandbox::new();
+    let tar = RawTar::new().pax(&[("mtime", b"soon")]).file("f", b"x").finish();
+    let err = sb.unpack(&tar, Whiteouts::Apply).unwrap_err().to_string();
+    assert!(err.contains("\"f\"") && err.contains("PAX mtime") && err.contains("soon"), "{err}");
+}

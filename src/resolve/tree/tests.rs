@@ -345,3 +345,15 @@ fn thread_count_does_not_change_the_hash() {
     assert_eq!(on(8), one);
     assert_eq!(on(3), one);
 }
+
+#[test]
+fn the_project_lock_is_left_out_of_copied_dirs_only() {
+    let p = sample();
+    let without = p.hash(".");
+    p.file("berth.lock", "version = 1\n").file("app/berth.lock", "not the project's\n");
+    let with = p.hash(".");
+    assert_eq!(with.files, without.files + 1, "only app/berth.lock is added");
+    p.file("berth.lock", "version = 1\n\n[env.x]\n");
+    assert_eq!(p.hash("."), with, "rewriting the lock changes nothing");
+    assert_eq!(p.hash("berth.lock").files, 1, "a copy of the lock itself takes it");
+}

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use ignore::{DirEntry, WalkBuilder, WalkState};
 
 use super::{Body, Entry, IGNORE_FILE, Root, TreeError};
+use crate::manifest::LOCK_FILE;
 
 /// Walks from the project root down to and through `root.abs_src`, honouring
 /// `.berthignore` files, and returns `src`'s entries in no particular order.
@@ -46,7 +47,8 @@ pub(super) fn collect(root: &Root) -> Result<Vec<Entry>, TreeError> {
 }
 
 /// A walker with every default filter off but `.berthignore`, pruned to the
-/// path from the project root to `src`.
+/// path from the project root to `src`, and without the project's
+/// `berth.lock` unless `src` is that file (see the parent module's page).
 fn builder(root: &Root) -> WalkBuilder {
     let mut b = WalkBuilder::new(&root.walk_root);
     b.standard_filters(false)
@@ -62,8 +64,12 @@ fn builder(root: &Root) -> WalkBuilder {
         .add_custom_ignore_filename(IGNORE_FILE)
         .threads(rayon::current_num_threads());
     let src = root.abs_src.clone();
+    let lock = root.walk_root.join(LOCK_FILE);
     b.filter_entry(move |dent| {
         let path = dent.path();
+        if path == lock && path != src {
+            return false;
+        }
         path.starts_with(&src) || src.starts_with(path)
     });
     b

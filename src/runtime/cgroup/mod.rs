@@ -97,6 +97,8 @@ pub struct Stats {
     pub pids_current: Option<u64>,
     /// The task limit.
     pub pids_limit: Option<u64>,
+    /// Forks and clones the task limit refused (`pids.events` `max`).
+    pub pids_refused: Option<u64>,
     /// CPU time used, in microseconds.
     pub cpu_usage_us: Option<u64>,
     /// Periods in which the CPU quota stopped the cgroup.

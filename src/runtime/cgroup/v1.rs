@@ -226,6 +226,7 @@ pub(super) fn stats(path: &CgroupPath, dirs: &[Dir]) -> Result<Stats, CgroupErro
     if let Some(dir) = dir_of(path, dirs, "pids") {
         stats.pids_current = fsio::number_opt(&dir.join("pids.current"))?;
         stats.pids_limit = fsio::limit_opt(&dir.join("pids.max"))?;
+        stats.pids_refused = fsio::keyed_opt(&dir.join("pids.events"), "max")?;
     }
     if let Some(dir) = dir_of(path, dirs, "cpuacct") {
         stats.cpu_usage_us = fsio::number_opt(&dir.join("cpuacct.usage"))?.map(|ns| ns / 1_000);

@@ -134,6 +134,7 @@ pub(super) fn stats(dir: &Path) -> Result<Stats, CgroupError> {
         oom_kills: fsio::keyed_opt(&events, "oom_kill")?,
         pids_current: fsio::number_opt(&dir.join("pids.current"))?,
         pids_limit: fsio::limit_opt(&dir.join("pids.max"))?,
+        pids_refused: fsio::keyed_opt(&dir.join("pids.events"), "max")?,
         cpu_usage_us: fsio::keyed_opt(&cpu, "usage_usec")?,
         cpu_throttled_periods: fsio::keyed_opt(&cpu, "nr_throttled")?,
     })

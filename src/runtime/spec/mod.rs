@@ -1,6 +1,7 @@
 //! The OCI runtime spec berth runs every container from, built with
-//! Docker's defaults ([`default_spec`]), and user names resolved against an
-//! image's `/etc/passwd` and `/etc/group` ([`resolve_user`]).
+//! Docker's defaults ([`default_spec`]), and users resolved against an
+//! image's `/etc/passwd` and `/etc/group` ([`process_user`], the one rule for
+//! the user, groups and `$HOME` of every process berth starts in a container).
 //!
 //! [`SpecRequest`] is what the rest of berth decides about a container
 //! (command, environment, user, hostname, network mode, limits, volumes);
@@ -24,7 +25,13 @@ use oci_spec::runtime::{
 };
 
 pub use defaults::{DEFAULT_CAPABILITIES, DEFAULT_PATH, default_capabilities_mask};
-pub use user::{ResolvedUser, resolve_user, resolve_user_in_layers};
+pub use user::{ResolvedUser, process_user, resolve_user, resolve_user_in_layers};
+
+/// The spec annotation that says `$HOME` in `process.env` is the user's
+/// home directory from the image's `/etc/passwd` (neither the image nor the
+/// user set it), so a process run as another user (`exec -u`) gets that
+/// user's home instead, as Docker does.
+pub const HOME_FROM_PASSWD: &str = "org.berth.home-from-passwd";
 
 /// What went wrong while resolving a user against an image.
 #[derive(Debug, thiserror::Error)]
@@ -119,12 +126,14 @@ pub struct EtcFiles {
 pub struct SpecRequest {
     /// The command and its arguments.
     pub args: Vec<String>,
-    /// `KEY=VALUE` entries; `PATH` (Docker's default), `HOME` and
-    /// `HOSTNAME` (and `TERM=xterm` with a terminal) are added when missing.
+    /// `KEY=VALUE` entries; `PATH` (Docker's default), `HOME` (the user's,
+    /// see [`ResolvedUser::home_dir`]) and `HOSTNAME` (and `TERM=xterm` with
+    /// a terminal) are added when missing.
     pub env: Vec<String>,
     /// Working directory inside the container; `/` when `None`.
     pub cwd: Option<PathBuf>,
-    /// The user, already resolved (see [`resolve_user`]); root by default.
+    /// The user, already resolved (see [`process_user`]). The default is
+    /// uid 0 with no home: resolve root too, so that it gets `/root`.
     pub user: ResolvedUser,
     pub hostname: Option<String>,
     /// Run the command on a terminal (stdin, stdout and stderr are one pty).
@@ -150,7 +159,8 @@ pub fn default_spec(req: &SpecRequest) -> Spec {
     spec.set_process(Some(process(req)));
     spec.set_mounts(Some(mounts(req)));
     spec.set_hooks(None);
-    spec.set_annotations(None);
+    let home_added = !has_key(&req.env, "HOME");
+    spec.set_annotations(home_added.then(|| [(HOME_FROM_PASSWD.to_owned(), "true".to_owned())].into_iter().collect()));
 
     let mut linux = oci_spec::runtime::Linux::default();
     linux.set_namespaces(Some(namespaces(&req.network)));
@@ -177,7 +187,19 @@ pub fn merge_env(env: &mut Vec<String>, entries: &[String]) {
     }
 }
 
-fn has_key(env: &[String], key: &str) -> bool {
+/// `HOME=…` for `user` (see [`ResolvedUser::home_dir`]).
+pub fn home_entry(user: &ResolvedUser) -> String {
+    format!("HOME={}", user.home_dir().display())
+}
+
+/// Whether `$HOME` in `spec` came from the user's `/etc/passwd` entry (see
+/// [`HOME_FROM_PASSWD`]) rather than from the image or the user.
+pub fn home_from_passwd(spec: &Spec) -> bool {
+    spec.annotations().as_ref().is_some_and(|a| a.get(HOME_FROM_PASSWD).is_some_and(|v| v == "true"))
+}
+
+/// Whether `env` (`KEY=VALUE` entries) sets `key`.
+pub fn has_key(env: &[String], key: &str) -> bool {
     env.iter().any(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
 }
 
@@ -195,8 +217,7 @@ fn environment(req: &SpecRequest) -> Vec<String> {
         env.push("TERM=xterm".to_string());
     }
     if !has_key(&req.env, "HOME") {
-        let home = req.user.home.clone().unwrap_or_else(|| PathBuf::from("/"));
-        env.push(format!("HOME={}", home.display()));
+        env.push(home_entry(&req.user));
     }
     env.extend(req.env.iter().cloned());
     env

@@ -59,6 +59,25 @@ fn env_keeps_callers_values_and_adds_missing_ones() {
 }
 
 #[test]
+fn home_is_the_users_unless_the_env_sets_it() {
+    let env_of = |spec: &Spec| spec.process().as_ref().unwrap().env().clone().unwrap();
+    let homes = |spec: &Spec| env_of(spec).into_iter().filter(|e| e.starts_with("HOME=")).collect::<Vec<_>>();
+    let root = ResolvedUser { home: Some("/root".into()), ..Default::default() };
+    let spec = default_spec(&SpecRequest { user: root.clone(), ..req() });
+    assert_eq!(homes(&spec), ["HOME=/root"]);
+    assert!(home_from_passwd(&spec), "exec -u may replace a HOME that came from passwd");
+    // No passwd entry: `/`.
+    let spec = default_spec(&req());
+    assert_eq!(homes(&spec), ["HOME=/"]);
+    assert!(home_from_passwd(&spec));
+    // The image's or the user's HOME wins, and stays for every exec.
+    let spec = default_spec(&SpecRequest { user: root, env: vec!["HOME=/srv".into()], ..req() });
+    assert_eq!(homes(&spec), ["HOME=/srv"]);
+    assert!(!home_from_passwd(&spec));
+    assert_eq!(spec.annotations(), &None);
+}
+
+#[test]
 fn namespaces_follow_network_mode() {
     use LinuxNamespaceType as T;
     let all = |spec: &Spec| ns_types(spec).into_iter().map(|(t, _)| t).collect::<Vec<_>>();

@@ -1,6 +1,14 @@
 //! Resolving a user given as `USER`, `UID`, `USER:GROUP` or `UID:GID`
 //! against an image's `/etc/passwd` and `/etc/group`, as Docker does.
 //!
+//! Every process berth starts in a container (a container's command, `exec`,
+//! a health check, a build step) takes its user from [`process_user`]: the
+//! user asked for, else root, looked up in the image's `/etc/passwd` by name
+//! or uid. The entry gives the primary group, the supplementary groups and
+//! `$HOME` ([`ResolvedUser::home_dir`]: the entry's home, `/` when the user
+//! has no entry), the rule of runc's `GetExecUser` that Docker and podman
+//! follow. So root's `$HOME` is `/root` in any image that lists root.
+//!
 //! The files are opened with `openat2(RESOLVE_IN_ROOT)`, so a symlinked
 //! `/etc/passwd` in an image is followed *inside* the image and can never
 //! make berth read a host file.
@@ -19,8 +27,17 @@ pub struct ResolvedUser {
     pub gid: u32,
     /// Supplementary groups: those of `/etc/group` that list the user.
     pub additional_gids: Vec<u32>,
-    /// The home directory from `/etc/passwd`, if the user is listed there.
+    /// The home directory from `/etc/passwd`, if the user is listed there
+    /// with one.
     pub home: Option<PathBuf>,
+}
+
+impl ResolvedUser {
+    /// `$HOME` for this user: the home directory of its `/etc/passwd`
+    /// entry, `/` when it has none (Docker's rule).
+    pub fn home_dir(&self) -> &Path {
+        self.home.as_deref().unwrap_or(Path::new("/"))
+    }
 }
 
 struct PasswdEntry<'a> {
@@ -70,6 +87,15 @@ fn read_in_root(root: &Path, rel: &str) -> io::Result<Option<String>> {
     }
 }
 
+/// The user a process in an image given as unpacked layers (top first)
+/// runs as: `user` when given, else root (uid 0), resolved as
+/// [`resolve_user_in_layers`] does, so that root too gets its groups and
+/// home directory from the image. The one rule for every process berth
+/// starts in a container.
+pub fn process_user(layers: &[PathBuf], user: Option<&str>) -> Result<ResolvedUser, SpecError> {
+    resolve_user_in_layers(layers, user.unwrap_or("0"))
+}
+
 /// Resolves `user` against `rootfs/etc/passwd` and `rootfs/etc/group`.
 pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser, SpecError> {
     resolve_user_in_layers(&[rootfs.to_path_buf()], user)
@@ -110,7 +136,7 @@ fn resolve_in(passwd: &str, groups: &str, user: &str, root: &Path) -> Result<Res
         Err(_) => passwd_entries(passwd).find(|e| e.name == who),
     };
     let (uid, mut gid, name, home) = match (&entry, who.parse::<u32>()) {
-        (Some(e), _) => (e.uid, e.gid, Some(e.name), Some(PathBuf::from(e.home))),
+        (Some(e), _) => (e.uid, e.gid, Some(e.name), Some(PathBuf::from(e.home)).filter(|h| !h.as_os_str().is_empty())),
         (None, Ok(uid)) => (uid, 0, None, None),
         (None, Err(_)) => return Err(SpecError::UnknownUser { user: user.into(), root: root.to_path_buf() }),
     };
@@ -154,6 +180,32 @@ mod tests {
         assert_eq!((unknown.uid, unknown.gid, unknown.home), (4242, 0, None));
         assert_eq!(r("app:wheel").unwrap().gid, 10);
         assert_eq!(r("0:7").unwrap().gid, 7);
+    }
+
+    #[test]
+    fn every_process_gets_its_home_from_passwd() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().to_path_buf();
+        std::fs::create_dir(image.join("etc")).unwrap();
+        std::fs::write(image.join("etc/passwd"), PASSWD).unwrap();
+        std::fs::write(image.join("etc/group"), "root:x:0:\nwheel:x:10:root,app\n").unwrap();
+        let layers = std::slice::from_ref(&image);
+        // No user asked for: root, from its entry, as Docker does.
+        let root = process_user(layers, None).unwrap();
+        assert_eq!((root.uid, root.gid, root.additional_gids.clone()), (0, 0, vec![10]));
+        assert_eq!(root.home_dir(), Path::new("/root"));
+        assert_eq!(process_user(layers, Some("app")).unwrap().home_dir(), Path::new("/home/app"));
+        assert_eq!(process_user(layers, Some("1000:10")).unwrap().home_dir(), Path::new("/home/app"));
+        // A uid with no entry, and an image with no passwd at all: `/`.
+        assert_eq!(process_user(layers, Some("4242")).unwrap().home_dir(), Path::new("/"));
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let bare = process_user(std::slice::from_ref(&empty), None).unwrap();
+        assert_eq!(bare, ResolvedUser::default());
+        assert_eq!(bare.home_dir(), Path::new("/"));
+        // An entry with an empty home field has none.
+        let blank = resolve_in("svc:x:5:5:::/bin/sh\n", "", "svc", Path::new("/img")).unwrap();
+        assert_eq!((blank.uid, blank.home_dir()), (5, Path::new("/")));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Store maintenance: garbage collection (`berth gc`), disk usage
 //! (`berth system df`) and consistency checks (`berth fsck`).
 //!
+//! It needs both the store and the runtime's container records (and the
+//! project network namespaces), so it sits above both: `store` never
+//! imports `runtime`.
+//!
 //! # What the store holds, and who needs it
 //!
 //! Four kinds of objects take space and are managed here: **blobs**
