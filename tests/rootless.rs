@@ -191,3 +191,77 @@ fn limits_without_a_delegated_cgroup_fail_clearly_unless_ignored() {
     assert!(ps.ok().lines().any(|l| l.starts_with("app ") && l.contains("running")), "{}", ps.stdout);
     r.run_in(&dir, &["down"]).ok();
 }
+
+const BUILT: &str = r#"
+project = "same"
+
+[env.app]
+image = "rootfs:busybox.tar"
+copy = [{ src = "app", dest = "/srv/app" }]
+run = ["rm /bin/cpio && rm -rf /home && mkdir -p /home/user /srv/data && chown 1000:1000 /srv/data /home/user && echo built > /srv/data/x"]
+cmd = ["sh", "-c", "cat /srv/app/hello /srv/data/x; ls -ln /srv | grep data"]
+"#;
+
+/// `REPOSITORY:TAG MANIFEST-DIGEST` of every image `berth images --json` lists.
+fn image_digests(images: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| format!("{}:{} {}", i["repository"], i["tag"], i["manifest"].as_str().unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// A build with copy and run steps (a deletion, an opaque directory, files
+/// of another owner) as an ordinary user gives the very image root's build
+/// of the same manifest gives, and it runs.
+#[test]
+fn rootless_builds_give_roots_digests() {
+    let r = Rootless::new();
+    let dir = r.project("same", BUILT);
+    std::fs::create_dir(dir.join("app")).unwrap();
+    std::fs::write(dir.join("app/hello"), "hello\n").unwrap();
+    for p in [dir.join("app"), dir.join("app/hello")] {
+        std::os::unix::fs::chown(&p, Some(r.user.uid), Some(r.user.gid)).unwrap();
+    }
+    r.run_in(&dir, &["build"]).ok();
+    let root = support::Berth::new();
+    root.run_in(&dir, &["build"]).ok();
+
+    let theirs = image_digests(&root.run(&["images", "--json"]).json());
+    let ours = image_digests(&r.run(&["images", "--json"]).json());
+    assert!(ours.iter().any(|i| i.starts_with("\"same/app\":\"latest\" sha256:")), "{ours:?}");
+    assert_eq!(ours, theirs, "the same manifest built rootless and as root");
+
+    let out = r.run(&["run", "--rm", "same/app:latest"]);
+    let text = out.ok();
+    assert!(text.starts_with("hello\nbuilt\n") && text.contains(" 1000 "), "{text}");
+}
+
+/// A commit with deletions made as an ordinary user round-trips through
+/// `save` into podman (run as root), which sees the deletions.
+#[test]
+fn rootless_commit_with_deletions_loads_in_podman() {
+    let r = Rootless::with_busybox();
+    r.detach(&["--name", "snap", "busybox:latest", "sh", "-c", "touch /ready; exec sleep 300"]);
+    support::wait_until("the container to start", || r.run(&["exec", "snap", "test", "-e", "/ready"]).code == 0);
+    r.run(&[
+        "exec",
+        "snap",
+        "sh",
+        "-c",
+        "echo kept > /kept && rm /bin/vi && rm -rf /home && mkdir /home && echo new > /home/new",
+    ])
+    .ok();
+    r.run(&["commit", "snap", "snap:1"]).ok();
+    let archive = r.home().join("snap.tar");
+    r.run(&["save", "snap:1", "-o", archive.to_str().unwrap()]).ok();
+
+    let podman = support::podman::Podman::new();
+    let loaded = podman.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let name = loaded.lines().find_map(|l| l.strip_prefix("Loaded image: ")).unwrap_or_else(|| panic!("{loaded}"));
+    let check = "cat /kept; test -e /bin/vi && echo vi || echo no-vi; test -e /bin/ls && echo ls; ls -A /home";
+    assert_eq!(podman.run_rm(name, &["sh", "-c", check]), "kept\nno-vi\nls\nnew\n");
+}
