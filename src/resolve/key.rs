@@ -31,6 +31,15 @@ impl CacheKey {
     }
 }
 
+/// The first field of every key. Bump it whenever the builder writes other
+/// bytes for the same inputs (what a layer holds, how a base is normalised),
+/// so a store's cached layers from an older berth are never mixed with
+/// layers a current one makes: the same manifest and lock must give the
+/// same digests whether the store is new or old. v2: run-step layers leave
+/// out the build container's mount points; bootstraps own apt's `partial`
+/// dirs as `_apt`.
+const KEY_FORMAT: &[u8] = b"berth cache key v2";
+
 /// Builds a cache key field by field.
 #[derive(Default)]
 pub struct KeyHasher(blake3::Hasher);
@@ -38,7 +47,7 @@ pub struct KeyHasher(blake3::Hasher);
 impl KeyHasher {
     pub fn new(kind: &str) -> KeyHasher {
         let mut h = KeyHasher(blake3::Hasher::new());
-        h.field(b"berth cache key v1");
+        h.field(KEY_FORMAT);
         h.field(kind.as_bytes());
         h
     }
