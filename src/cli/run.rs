@@ -57,6 +57,9 @@ pub struct Args {
     /// Where no cgroup can apply limits (without root): `apply` refuses to run, `ignore` runs without them and warns
     #[arg(long, env = "BERTH_LIMITS", value_name = "apply|ignore", default_value = "apply", value_parser = parse_limits)]
     pub limits: berth::runtime::create::LimitPolicy,
+    /// User namespace: `host` (berth's own) or `auto` (as root: the container gets its own unprivileged id range, its root is nobody on the host)
+    #[arg(long, value_name = "host|auto", default_value = "host", value_parser = parse_userns)]
+    pub userns: berth::runtime::create::UsernsMode,
     /// Network: `none` (only loopback, the default) or `host`
     #[arg(long, default_value = "none")]
     pub network: String,
@@ -170,6 +173,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         labels: Default::default(),
         health,
         limits: args.limits,
+        userns: args.userns,
     };
     let store = berth::store::Store::open(&ctx.store_root()?)?;
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -212,6 +216,16 @@ pub fn parse_limits(s: &str) -> Result<berth::runtime::create::LimitPolicy, Stri
         other => Err(format!(
             "{other:?}: expected apply (refuse to run where limits cannot apply) or ignore (run without them, with a warning)"
         )),
+    }
+}
+
+/// `--userns host|auto`.
+fn parse_userns(s: &str) -> Result<berth::runtime::create::UsernsMode, String> {
+    use berth::runtime::create::UsernsMode;
+    match s {
+        "host" | "" => Ok(UsernsMode::Host),
+        "auto" => Ok(UsernsMode::Auto),
+        other => Err(format!("{other:?}: expected host or auto (an unprivileged id range of the container's own)")),
     }
 }
 

@@ -178,6 +178,9 @@ pub struct LayerWriter<W: Write> {
     mtimes: MtimePolicy,
     /// `(dev, ino)` of multiply-linked objects → the first name written.
     inodes: HashMap<(u64, u64), Vec<u8>>,
+    /// Owners in `base..base+65536` are written as `id - base` (a tree of
+    /// a container with a user namespace of its own, see [`Self::shift_ids`]).
+    id_base: Option<u32>,
 }
 
 impl<W: Write> LayerWriter<W> {
@@ -190,7 +193,7 @@ impl<W: Write> LayerWriter<W> {
         let hash_blob = compression != Compression::None;
         let sink = Sink::new(out, compression, hash_blob).expect("a zstd encoder with valid parameters");
         let builder = tar::Builder::new(Hashing::new(sink));
-        LayerWriter { builder, compression, hashed: true, mtimes, inodes: HashMap::new() }
+        LayerWriter { builder, compression, hashed: true, mtimes, inodes: HashMap::new(), id_base: None }
     }
 
     /// A writer of a plain tar that nobody needs digests of (a flat
@@ -199,7 +202,21 @@ impl<W: Write> LayerWriter<W> {
     pub fn plain_tar(out: W, mtimes: MtimePolicy) -> Self {
         let sink = Sink::new(out, Compression::None, false).expect("a plain sink cannot fail");
         let builder = tar::Builder::new(Hashing::off(sink));
-        LayerWriter { builder, compression: Compression::None, hashed: false, mtimes, inodes: HashMap::new() }
+        LayerWriter {
+            builder,
+            compression: Compression::None,
+            hashed: false,
+            mtimes,
+            inodes: HashMap::new(),
+            id_base: None,
+        }
+    }
+
+    /// Writes host owners `base..base+65536` as `0..65536`: the files of a
+    /// container whose user namespace maps its ids there (`--userns=auto`),
+    /// as the container (and the image) mean them. Other owners are kept.
+    pub fn shift_ids(&mut self, base: u32) {
+        self.id_base = Some(base);
     }
 
     /// Adds the filesystem object at `source` (never following a symlink
@@ -237,7 +254,11 @@ impl<W: Write> LayerWriter<W> {
             _ => meta.mode(),
         };
         let mut entry = EntryMeta::new(Vec::new(), EntryType::Regular, mode, mtime);
-        let (uid, gid) = overrides.owner.unwrap_or((meta.uid(), meta.gid()));
+        let shift = |id: u32| match self.id_base {
+            Some(base) if (base..base.saturating_add(65536)).contains(&id) => id - base,
+            _ => id,
+        };
+        let (uid, gid) = overrides.owner.unwrap_or((shift(meta.uid()), shift(meta.gid())));
         entry.uid = uid;
         entry.gid = gid;
         if ft.is_dir() {

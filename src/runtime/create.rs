@@ -42,6 +42,64 @@ pub struct RunOptions {
     pub health: Option<super::health::HealthCheck>,
     /// What to do with limits no cgroup can apply (rootless).
     pub limits: LimitPolicy,
+    /// The container's user namespace.
+    pub userns: UsernsMode,
+}
+
+/// Which user namespace a container gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UsernsMode {
+    /// berth's own: the host's as root, the store's as an ordinary user.
+    #[default]
+    Host,
+    /// A namespace of its own with an unprivileged range of 65536 ids
+    /// allocated from [`AUTO_BASE`] (root only): container root is nobody
+    /// on the host.
+    Auto,
+}
+
+/// Where `--userns=auto` ranges start: far above every uid a system or a
+/// subordinate range (`/etc/subuid`, from 100000) normally uses.
+pub const AUTO_BASE: u32 = 1 << 31;
+/// The size of one `--userns=auto` range (ids 0..=65535 inside).
+pub const AUTO_SIZE: u32 = 65536;
+
+/// The lowest `--userns=auto` range no container in `containers` uses.
+fn allocate_auto_range(containers: &std::path::Path) -> Result<u32, CreateError> {
+    let used: std::collections::BTreeSet<u32> =
+        container::list(containers)?.iter().filter_map(|c| c.record.userns_base).collect();
+    (0..(u32::MAX - AUTO_BASE) / AUTO_SIZE - 1)
+        .map(|slot| AUTO_BASE + slot * AUTO_SIZE)
+        .find(|base| !used.contains(base))
+        .ok_or(CreateError::NoIdRange)
+}
+
+/// The first directory from `/` down to `path` that others may not search
+/// (no `o+x`), if any: the container's root of `--userns=auto` is another
+/// user on the host and must walk to its root filesystem.
+fn closed_ancestor(path: &std::path::Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::path::absolute(path).ok()?;
+    path.ancestors()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .find(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 == 0))
+        .map(std::path::Path::to_path_buf)
+}
+
+/// Adds a user namespace mapping container ids `0..AUTO_SIZE` to host ids
+/// `base..` to `spec`.
+fn add_user_namespace(spec: &mut oci_spec::runtime::Spec, base: u32) {
+    use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType};
+    let map = LinuxIdMappingBuilder::default().container_id(0u32).host_id(base).size(AUTO_SIZE).build().expect("a map");
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    namespaces.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).build().expect("a namespace"));
+    linux.set_namespaces(Some(namespaces));
+    linux.set_uid_mappings(Some(vec![map]));
+    linux.set_gid_mappings(Some(vec![map]));
+    spec.set_linux(Some(linux));
 }
 
 /// What to do with `resources` where no cgroup can apply them (berth
@@ -76,6 +134,20 @@ pub enum CreateError {
     Random(std::io::Error),
     #[error(transparent)]
     Limits(#[from] super::cgroup::CgroupError),
+    #[error("--userns=auto: every id range above {AUTO_BASE} is in use by a container of this store; remove some")]
+    NoIdRange,
+    #[error(
+        "--userns=auto needs root: berth without root already runs every container in your own user namespace; leave it out"
+    )]
+    AutoNeedsRoot,
+    #[error(
+        "--userns=auto: the container's root, an unprivileged host id, cannot reach the store through {}, which \
+         others may not search; `chmod o+x {}` (0711 is enough), as for podman's and Docker's remapped storage",
+        dir.display(), dir.display()
+    )]
+    Unreachable { dir: PathBuf },
+    #[error("cannot give {} to the container's root (host uid {base}): {source}", path.display())]
+    Chown { path: PathBuf, base: u32, source: std::io::Error },
 }
 
 /// The warning for a container whose limits are not applied
@@ -114,6 +186,14 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
 
     let id = ContainerId::random().map_err(CreateError::Random)?;
     let containers = store.containers_dir();
+    let userns_base = match opts.userns {
+        UsernsMode::Host => None,
+        UsernsMode::Auto if super::userns::rootless() => return Err(CreateError::AutoNeedsRoot),
+        UsernsMode::Auto => {
+            closed_ancestor(&containers).map_or(Ok(()), |dir| Err(CreateError::Unreachable { dir }))?;
+            Some(allocate_auto_range(&containers)?)
+        }
+    };
     let name = container::choose_name(&containers, &id, opts.name.as_deref())?;
     let hostname = opts.hostname.clone().unwrap_or_else(|| id.short().to_owned());
     let record = Record {
@@ -133,6 +213,7 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
         labels: opts.labels.clone(),
         health: opts.health.clone(),
         limits_ignored,
+        userns_base,
     };
     let etc = EtcFiles::new(&hostname, &opts.aliases, host_resolv_conf);
     let created = container::create(&containers, &record, &etc)?;
@@ -158,6 +239,17 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
     let mut oci = spec::default_spec(&request);
     if !devices_enforced() {
         drop_mknod(&mut oci);
+    }
+    if let Some(base) = userns_base {
+        add_user_namespace(&mut oci, base);
+        // The overlay's root and the files the container writes belong to
+        // its root, host id `base`.
+        for path in [created.paths.upper(), created.paths.work()] {
+            if let Err(source) = std::os::unix::fs::chown(&path, Some(base), Some(base)) {
+                let _ = container::remove_dir(&created);
+                return Err(CreateError::Chown { path, base, source });
+            }
+        }
     }
     oci.set_root(Some(
         oci_spec::runtime::RootBuilder::default().path(created.paths.rootfs()).readonly(false).build().expect("a root"),

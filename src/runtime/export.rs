@@ -113,6 +113,9 @@ fn write<W: Write>(c: &Container, out: W) -> Result<(W, ExportStats), ExportErro
     roots.extend(c.record.lowers.iter().cloned());
     let mut merge =
         Merge { container: &c.record.name, writer: LayerWriter::plain_tar(out, MtimePolicy::Keep), entries: 0 };
+    if let Some(base) = c.record.userns_base {
+        merge.writer.shift_ids(base); // its upper holds the namespace's host ids
+    }
     let mut backing = Vec::new();
     for root in &roots {
         let fd = beneath::open_root(root).map_err(|e| merge.read_err(root, e))?;

@@ -47,7 +47,7 @@ pub fn run(args: Vec<OsString>) -> ! {
     // Started by runtime::process: finish setting the container up first.
     if let Some(config) = child::read_config() {
         match config {
-            Config::Create { spec, rootfs } => child::create(&spec, &rootfs),
+            Config::Create { spec, rootfs, userns } => child::create(&spec, &rootfs, userns.as_deref()),
             Config::Exec { target, process } => child::exec(target, &process),
         }
     }

@@ -191,6 +191,48 @@ pub fn read_only_view(file: &Path) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `open_tree(path, OPEN_TREE_CLONE)` then `mount_setattr(MOUNT_ATTR_IDMAP)`
+/// with the user namespace `userns`: a detached copy of the mount at `path`
+/// whose files' owners are shifted by that namespace's id map (host uid 0
+/// shows as the namespace's uid 0, i.e. the host id it maps 0 to).
+/// Attach it with [`move_mount_to`].
+pub fn idmapped_clone(path: &Path, userns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let at = cstring(path.as_os_str().as_bytes())?;
+    // SAFETY: `at` is NUL-terminated and outlives the call; open_tree returns
+    // a new fd or -1.
+    let fd = check(unsafe {
+        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, at.as_ptr(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)
+    })?;
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let attr =
+        MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
+    let empty = cstring(b"")?;
+    // SAFETY: `attr` is a valid mount_attr (its size is passed) and `empty`
+    // a NUL-terminated string, both outliving the call; the fds are open.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(tree)
+}
+
 #[cfg(test)]
 mod view_tests {
     use std::io::{Read, Write};

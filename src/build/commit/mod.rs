@@ -153,6 +153,7 @@ pub fn commit(store: &Store, c: &Container, opts: &CommitOptions) -> Result<Comm
         compression: opts.compression,
         exclude: mount_points(c),
         unpack: false,
+        id_base: c.record.userns_base,
     };
 
     let frozen = if opts.pause { freeze::freeze(c).map_err(|e| CommitError::Freeze(Box::new(e)))? } else { None };

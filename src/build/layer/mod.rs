@@ -173,6 +173,10 @@ pub struct LayerOptions {
     /// the diffID) when an image first runs with it: `berth commit` writes
     /// 50 MiB once instead of twice and fsyncs one file instead of every one.
     pub unpack: bool,
+    /// The upper dir belongs to a `--userns=auto` container whose ids
+    /// start at this host id: owners in `base..base+65536` are written as
+    /// the container sees them (`id - base`).
+    pub id_base: Option<u32>,
 }
 
 /// The destinations of the mounts of the runtime spec `spec`, relative to
@@ -204,6 +208,7 @@ impl LayerOptions {
             compression: Compression::Gzip,
             exclude: HashSet::new(),
             unpack: true,
+            id_base: None,
         }
     }
 }
@@ -254,7 +259,7 @@ pub fn layer_from_upper_with(
             let (path, unpack) = (staging.path(), &unpack);
             s.spawn(move || pipe::stage(stage_rx, path, unpack))
         });
-        let written = write(&plan, &upper, opts.mtimes, pipe::Tee::new(outs, &gone));
+        let written = write(&plan, &upper, opts, pipe::Tee::new(outs, &gone));
         let compressed = compressing.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         let staged = staging.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
         (written, compressed, staged.transpose())
@@ -293,9 +298,12 @@ pub fn layer_from_upper_with(
 
 /// Writes the plan's entries as an uncompressed tar into `out`; returns the
 /// tar's digest (the diffID).
-fn write(plan: &Plan, upper: &Upper, mtimes: MtimePolicy, out: pipe::Tee<'_>) -> Result<Digest, LayerError> {
+fn write(plan: &Plan, upper: &Upper, opts: &LayerOptions, out: pipe::Tee<'_>) -> Result<Digest, LayerError> {
     let fail = |source| LayerError::Write { upper: upper.path().to_owned(), source };
-    let mut writer = LayerWriter::new(out, Compression::None, mtimes);
+    let mut writer = LayerWriter::new(out, Compression::None, opts.mtimes);
+    if let Some(base) = opts.id_base {
+        writer.shift_ids(base);
+    }
     for entry in &plan.entries {
         match entry {
             Entry::Add(rel) => writer.add_beneath(rel, &mut upper.source(rel)),
@@ -343,7 +351,13 @@ mod tests {
         std::os::unix::fs::symlink(&host, upper_path.join("escape/d")).unwrap();
         let gone = AtomicBool::new(false);
         let (tx, _rx) = pipe::channel();
-        let err = write(&plan, &upper, MtimePolicy::Keep, pipe::Tee::new(vec![tx], &gone)).unwrap_err();
+        let err = write(
+            &plan,
+            &upper,
+            &LayerOptions { mtimes: MtimePolicy::Keep, ..LayerOptions::build(0) },
+            pipe::Tee::new(vec![tx], &gone),
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("escape/d/secret") && text.contains("never follows links"), "{text}");
 

@@ -52,6 +52,10 @@ pub struct Record {
     /// no cgroup is available (rootless). The spec still holds them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub limits_ignored: bool,
+    /// `--userns=auto`: the first host id of the container's own id range
+    /// (container ids 0..65536 are host ids `base..base+65536`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns_base: Option<u32>,
 }
 
 #[cfg(test)]
@@ -75,6 +79,7 @@ impl Record {
             labels: Default::default(),
             health: None,
             limits_ignored: false,
+            userns_base: None,
         }
     }
 }

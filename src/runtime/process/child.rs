@@ -40,8 +40,18 @@ pub(crate) const CONFIG_FD: RawFd = 5;
 /// What the stage is to do, sent by the parent as JSON on [`CONFIG_FD`].
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) enum Config {
-    Create { spec: Box<Spec>, rootfs: Rootfs },
-    Exec { target: i32, process: Box<Process> },
+    Create {
+        spec: Box<Spec>,
+        rootfs: Rootfs,
+        /// The user namespace to join (`--userns=auto`), made and mapped by
+        /// the parent: `/proc/PID/ns/user` of its holder.
+        #[serde(default)]
+        userns: Option<std::path::PathBuf>,
+    },
+    Exec {
+        target: i32,
+        process: Box<Process>,
+    },
 }
 
 /// A failed step, as it will be reported.
@@ -126,8 +136,15 @@ fn clone_and_report(flags: CloneFlags) -> bool {
 
 /// `launch`'s stage: joins a PID namespace if asked, clones the container's
 /// first process, which sets the container up and becomes its init.
-pub(crate) fn create(spec: &Spec, rootfs: &Rootfs) -> ! {
+pub(crate) fn create(spec: &Spec, rootfs: &Rootfs, userns: Option<&Path>) -> ! {
     let plan = ContainerPlan::new(spec).unwrap_or_else(|e| fail(at("checking the spec")(e)));
+    let premounted = match userns {
+        Some(path) => {
+            enter_user_namespace(path, rootfs).unwrap_or_else(|f| fail(f));
+            true
+        }
+        None => false,
+    };
     if let Some(j) = &plan.pid_join {
         ns::setns(j.fd.as_fd(), j.flag)
             .unwrap_or_else(|e| fail(at(format!("joining the PID namespace {}", j.path.display()))(e)));
@@ -138,13 +155,42 @@ pub(crate) fn create(spec: &Spec, rootfs: &Rootfs) -> ! {
     // go-ahead, so a supervisor that died earlier shows as end of file there.
     sysproc::die_with_parent().unwrap_or_else(|e| fail(at("prctl(PR_SET_PDEATHSIG)")(e)));
     wait_for_go();
-    match container(&plan, rootfs) {
+    match container(&plan, rootfs, premounted) {
         Ok(()) => crate::runtime::init::reap(&plan.process.argv, Some(ERR_FD)),
         Err(f) => fail(f),
     }
 }
 
-fn container(plan: &ContainerPlan, rootfs: &Rootfs) -> Result<(), Failure> {
+/// `--userns=auto`, in the stage while it is still real root: a private
+/// mount namespace of the host's user namespace, each image layer replaced
+/// there by an idmapped copy of itself (host uid 0 shows as the container's
+/// root, host id `base`), the overlay mounted over them as real root (so
+/// the `trusted.overlay.*` xattrs of root's layers are read as always),
+/// then the container's user namespace joined. The container's own mount
+/// namespace, made later inside the user namespace, starts as a copy of
+/// this one: the overlay comes along, locked to it.
+fn enter_user_namespace(path: &Path, rootfs: &Rootfs) -> Result<(), Failure> {
+    let userns = std::fs::File::open(path).map_err(at(format!("opening the user namespace {}", path.display())))?;
+    ns::unshare(CloneFlags::CLONE_NEWNS).map_err(at("unshare(CLONE_NEWNS) for the idmapped layers"))?;
+    sysmount::set_propagation(Path::new("/"), MsFlags::MS_REC | MsFlags::MS_PRIVATE)
+        .map_err(at("making all mounts private (MS_REC|MS_PRIVATE on /)"))?;
+    for lower in &rootfs.lowers {
+        let tree = sysmount::idmapped_clone(lower, userns.as_fd()).map_err(at(format!(
+            "an idmapped mount of the layer {} (Linux 5.12+, on a filesystem that supports them)",
+            lower.display()
+        )))?;
+        sysmount::move_mount_to(tree.as_fd(), lower)
+            .map_err(at(format!("mounting the idmapped layer on {}", lower.display())))?;
+    }
+    rootfs.mount().map_err(at("mounting the root filesystem"))?;
+    ns::setns(userns.as_fd(), CloneFlags::CLONE_NEWUSER)
+        .map_err(at(format!("joining the user namespace {}", path.display())))?;
+    // Host root has no id in the namespace: become its root (host id
+    // `base`), or every file made from here on would fail with EOVERFLOW.
+    sysproc::set_ids(0, 0, &[]).map_err(at("becoming root of the user namespace (setresuid/setresgid 0)"))
+}
+
+fn container(plan: &ContainerPlan, rootfs: &Rootfs, premounted: bool) -> Result<(), Failure> {
     sysproc::set_dumpable(false).map_err(at("prctl(PR_SET_DUMPABLE)"))?;
     for j in &plan.joins {
         ns::setns(j.fd.as_fd(), j.flag).map_err(at(format!("joining the namespace {}", j.path.display())))?;
@@ -155,7 +201,16 @@ fn container(plan: &ContainerPlan, rootfs: &Rootfs) -> Result<(), Failure> {
     }
     sysmount::set_propagation(Path::new("/"), MsFlags::MS_REC | MsFlags::MS_PRIVATE)
         .map_err(at("making all mounts private (MS_REC|MS_PRIVATE on /)"))?;
-    rootfs.mount().map_err(at("mounting the root filesystem"))?;
+    if premounted {
+        // The overlay came with the copy of the stage's mount namespace,
+        // locked there; pivot_root refuses a locked mount, so it gets a
+        // bind of itself on top, which this namespace owns.
+        let target = &rootfs.target;
+        sysmount::mount(Some(target), target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+            .map_err(at(format!("bind-mounting the root filesystem {} on itself", target.display())))?;
+    } else {
+        rootfs.mount().map_err(at("mounting the root filesystem"))?;
+    }
     let console = plan.process.terminal.then(|| exec::borrow_raw(0));
     plan.mounts.apply_in_root(&rootfs.target, console).map_err(at("mounting"))?;
     sysproc::chdir(&rootfs.target).map_err(at(format!("chdir to the new root {}", rootfs.target.display())))?;
@@ -233,6 +288,12 @@ pub(crate) fn exec(target: i32, process_spec: &Process) -> ! {
 /// Opens `/proc/TARGET/ns/*` in the order they are joined.
 pub(super) fn target_namespaces(target: i32) -> Result<Vec<Join>, super::ProcessError> {
     let mut joins = Vec::new();
+    // A container with a user namespace of its own (`--userns=auto`): join
+    // it first, so that the command gets its capabilities there, not ours.
+    let theirs = ns::ns_inode(Some(nix::unistd::Pid::from_raw(target)), "user");
+    if theirs.is_ok() && theirs.ok() != ns::ns_inode(None, "user").ok() {
+        joins.push(open_ns(Path::new(&format!("/proc/{target}/ns/user")), CloneFlags::CLONE_NEWUSER)?);
+    }
     for (name, flag) in [
         ("cgroup", CloneFlags::CLONE_NEWCGROUP),
         ("ipc", CloneFlags::CLONE_NEWIPC),

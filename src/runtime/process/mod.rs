@@ -141,8 +141,34 @@ pub struct Launch<'a> {
 /// caller, to be waited for) once the command has been executed.
 pub fn launch(l: Launch<'_>) -> Result<Pid, ProcessError> {
     let plan = ContainerPlan::new(l.spec)?;
-    let config = Config::Create { spec: Box::new(l.spec.clone()), rootfs: l.rootfs.clone() };
-    start(l.stdio, l.before_start, l.init, &plan.process, &config)
+    let holder = match &plan.user_maps {
+        Some((uids, gids)) => Some(user_namespace(uids, gids)?),
+        None => None,
+    };
+    let userns = holder.as_ref().map(|h| std::path::PathBuf::from(format!("/proc/{}/ns/user", h.pid())));
+    let config = Config::Create { spec: Box::new(l.spec.clone()), rootfs: l.rootfs.clone(), userns };
+    let started = start(l.stdio, l.before_start, l.init, &plan.process, &config);
+    // The container's processes hold the namespace from here on.
+    if let Some(holder) = holder {
+        holder.abandon();
+    }
+    started
+}
+
+/// A new user namespace with the id maps `uids` and `gids` (as
+/// `/proc/PID/uid_map` text), held by a forked process until the container
+/// has joined it.
+fn user_namespace(uids: &str, gids: &str) -> Result<crate::sys::userns::Holder, ProcessError> {
+    let holder = crate::sys::userns::fork_holder(nix::sched::CloneFlags::CLONE_NEWUSER)
+        .map_err(io_err("making the container's user namespace"))?;
+    let pid = holder.pid();
+    let written = crate::sys::userns::write_map(pid, "uid_map", uids)
+        .and_then(|()| crate::sys::userns::write_map(pid, "gid_map", gids));
+    if let Err(source) = written {
+        holder.abandon();
+        return Err(ProcessError::Io { step: "writing the id maps of the container's user namespace", source });
+    }
+    Ok(holder)
 }
 
 /// Runs `process` inside the running container whose PID 1 (or any

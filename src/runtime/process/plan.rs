@@ -175,6 +175,14 @@ pub(super) struct ContainerPlan {
     pub hostname: Option<String>,
     pub mounts: MountPlan,
     pub readonly_root: bool,
+    /// A user namespace of its own: the `uid_map` and `gid_map` texts the
+    /// parent writes (`linux.uidMappings`, `linux.gidMappings`).
+    pub user_maps: Option<(String, String)>,
+}
+
+/// An OCI id mapping list as `/proc/PID/uid_map` text.
+fn map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
+    maps.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect()
 }
 
 fn flag(t: LinuxNamespaceType) -> CloneFlags {
@@ -214,15 +222,27 @@ impl ContainerPlan {
             hostname: spec.hostname().clone(),
             mounts: MountPlan::new(spec)?,
             readonly_root: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
+            user_maps: None,
         };
         let linux = spec.linux().as_ref();
         let mut has_mnt = false;
         for ns in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
             let f = flag(ns.typ());
+            let uid_maps = linux.and_then(|l| l.uid_mappings().as_ref()).filter(|m| !m.is_empty());
+            let gid_maps = linux.and_then(|l| l.gid_mappings().as_ref()).filter(|m| !m.is_empty());
+            if f == CloneFlags::CLONE_NEWUSER
+                && ns.path().is_none()
+                && let (Some(uids), Some(gids)) = (uid_maps, gid_maps)
+            {
+                plan.user_maps = Some((map_text(uids), map_text(gids)));
+                continue;
+            }
             if f == CloneFlags::CLONE_NEWUSER || f.bits() == libc::CLONE_NEWTIME {
                 return Err(ProcessError::Unsupported {
                     what: format!("a {} namespace", ns.typ()),
-                    hint: "berth runs containers as real root without user or time namespaces; remove it".into(),
+                    hint: "berth makes a user namespace only with linux.uidMappings and gidMappings, never joins \
+                           one, and makes no time namespace; remove it"
+                        .into(),
                 });
             }
             has_mnt |= f == CloneFlags::CLONE_NEWNS;
