@@ -265,3 +265,47 @@ fn rootless_commit_with_deletions_loads_in_podman() {
     let check = "cat /kept; test -e /bin/vi && echo vi || echo no-vi; test -e /bin/ls && echo ls; ls -A /home";
     assert_eq!(podman.run_rm(name, &["sh", "-c", check]), "kept\nno-vi\nls\nnew\n");
 }
+
+const PAIR: &str = r#"
+project = "pair"
+
+[env.web]
+image = "rootfs:busybox.tar"
+cmd = ["sh", "-c", "mkdir -p /www && echo from-web > /www/index.html && exec httpd -f -p 8000 -h /www"]
+ports = ["127.0.0.1:PORT:8000"]
+
+[env.client]
+image = "rootfs:busybox.tar"
+depends_on = ["web"]
+cmd = ["sh", "-c", "until wget -q -O - http://web:8000/; do sleep 0.2; done; exec sleep 300"]
+"#;
+
+/// `up` and `down` of a two-env project as an ordinary user: the envs share
+/// the project's network namespace (kept in the store's user namespace
+/// between invocations), and a published port answers from the host.
+#[test]
+fn a_two_env_project_goes_up_and_down_rootless() {
+    use std::io::{Read, Write};
+    let r = Rootless::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = r.project("pair", &PAIR.replace("PORT", &port.to_string()));
+    r.run_in(&dir, &["up", "-d"]).ok();
+    let reply = support::poll("an answer from web's published port", || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).ok()?;
+        reply.contains("200 OK").then_some(reply)
+    });
+    assert!(reply.ends_with("from-web\n"), "{reply}");
+    support::poll("client to reach web by name", || {
+        let logs = r.run_in(&dir, &["logs", "client"]);
+        logs.stdout.contains("from-web").then_some(())
+    });
+    let ps = r.run_in(&dir, &["ps"]);
+    assert!(ps.ok().lines().filter(|l| l.contains("running")).count() == 2, "{}", ps.stdout);
+
+    r.run_in(&dir, &["down"]).ok();
+    assert_eq!(r.run(&["ps", "-aq"]).ok().trim(), "");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the port is released");
+}
