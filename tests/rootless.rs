@@ -309,3 +309,38 @@ fn a_two_env_project_goes_up_and_down_rootless() {
     assert_eq!(r.run(&["ps", "-aq"]).ok().trim(), "");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the port is released");
 }
+
+const DEBIAN: &str = r#"
+project = "deb"
+
+[env.base]
+bootstrap = { suite = "bookworm", variant = "minbase" }
+
+[env.py]
+from = "base"
+packages = ["python3"]
+cmd = ["python3", "-c", "import os; print('py', os.getuid())"]
+"#;
+
+/// THE ROOTLESS DOWNLOADING TEST (the Debian archive, about 50 MB): a
+/// Debian bootstrap (mmdebstrap as root of the store's user namespace) and
+/// `packages = ["python3"]` (apt in a build container) as an ordinary user;
+/// the image's own ids land in the user's range on the host.
+#[test]
+fn debian_bootstrap_and_packages_rootless() {
+    support::image::require_tool("mmdebstrap", "mmdebstrap");
+    let r = Rootless::new();
+    let dir = r.project("deb", DEBIAN);
+    r.run_in(&dir, &["build"]).ok();
+    let out = r.run(&["run", "--rm", "deb/py:latest"]);
+    assert_eq!(out.ok().trim(), "py 0");
+    // /etc/shadow belongs to group shadow (42) in Debian: on the host, to
+    // the user's subordinate gid for 42.
+    let shadow = std::fs::read_dir(r.store_root().join("layers"))
+        .unwrap()
+        .flatten()
+        .map(|l| l.path().join("etc/shadow"))
+        .find(|p| p.exists())
+        .expect("a layer with /etc/shadow");
+    assert_eq!(owner(&shadow), (r.user.uid, r.user.host_gid(42)));
+}

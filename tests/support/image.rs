@@ -28,6 +28,9 @@
 //! | `openssl` | openssl | [`require_tool`] (`support::registry`, its token service) |
 //! | `/bin/busybox` (static) | busybox-static | `fixtures/images/busybox.sh` and the runtime unit tests' fixture, with apt-get |
 //! | `mmdebstrap` | mmdebstrap | berth itself, for a `bootstrap` base (`build::base::bootstrap`) |
+//! | `newuidmap`, `newgidmap` | uidmap | [`require_tool`] (`support::rootless`); berth itself runs them without root |
+//! | `setpriv` | util-linux | [`require_tool`] (`support::rootless`, to run berth as the test user) |
+//! | `useradd`, `usermod` | passwd | `support::rootless`, to make the test user (Priority: required) |
 //!
 //! Already on every Debian system (Essential: yes, or Priority: required):
 //! `bash` (bash), `sh` (dash), `tar` (tar), `cp`, `chroot`, `sleep`,
