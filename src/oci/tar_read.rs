@@ -172,5 +172,24 @@ pub(super) fn header_err(shown: &str, op: &'static str) -> impl FnOnce(io::Error
 /// Maps an I/O error on entry `shown` while doing `op` below the root.
 pub(super) fn io_err(shown: &str, op: &'static str) -> impl FnOnce(io::Error) -> UnpackError {
     let entry = shown.to_owned();
-    move |source| UnpackError::Io { entry, op, source }
+    move |source| {
+        // An owner that berth's user namespace has no id for (berth without
+        // root, and the user has no subordinate range, or too small a one).
+        let unmapped = op.contains("owner")
+            && source.raw_os_error() == Some(libc::EINVAL)
+            && crate::sys::userns::in_user_namespace();
+        let source = if unmapped {
+            io::Error::new(
+                source.kind(),
+                format!(
+                    "{source}: the image's owner has no id in berth's user namespace; without root, ids other \
+                     than 0 come from your subordinate range: ask for one with `sudo usermod --add-subuids \
+                     100000-165535 --add-subgids 100000-165535 $USER` (see /etc/subuid)"
+                ),
+            )
+        } else {
+            source
+        };
+        UnpackError::Io { entry, op, source }
+    }
 }
