@@ -151,6 +151,29 @@ fn kill_sends_signals_and_names_are_unique() {
     assert!(berth.run(&["stop", "nobody"]).fails_with(1).contains("no container named"));
 }
 
+/// A command starts with a clean signal state whatever berth's caller
+/// ignored or blocked (`nohup berth …` ignores SIGHUP, and an ignored
+/// signal survives exec: sh then cannot trap it). Run and exec alike.
+#[test]
+fn commands_start_with_no_signal_ignored_or_blocked() {
+    let berth = Berth::with_busybox();
+    let bin = format!("{} --root {}", env!("CARGO_BIN_EXE_berth"), berth.store_root().display());
+    let ignoring = |args: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("trap '' HUP INT QUIT USR1 TERM; exec {bin} {args} grep -E '^Sig(Blk|Ign)' /proc/self/status"))
+            .output()
+            .expect("run sh");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let clean = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n";
+    assert_eq!(ignoring("run --rm busybox"), clean);
+    berth.detach(&["--name", "sig", "busybox", "sleep", "1000"]);
+    assert_eq!(ignoring("exec sig"), clean);
+    berth.run(&["rm", "-f", "sig"]).ok();
+}
+
 #[test]
 fn diff_and_inspect() {
     let berth = Berth::with_busybox();

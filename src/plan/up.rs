@@ -253,8 +253,8 @@ pub enum IfUnknown {
     Fail,
 }
 
-/// Stops and removes each project's containers and network namespace;
-/// with `volumes`, its named volumes too. Returns the names removed, per
+/// Stops and removes each project's containers (in name order) and network
+/// namespace; with `volumes`, its named volumes too. Returns the names removed, per
 /// project. With [`IfUnknown::Fail`], every project is checked first, and
 /// nothing is removed if one is unknown.
 pub fn down(
@@ -285,7 +285,11 @@ pub fn down(
     let mut out = Vec::new();
     for project in projects {
         let mut removed = Vec::new();
-        for c in all.iter().filter(|c| netns::project_of(&c.record) == Some(project)) {
+        // By name: the store lists containers in directory order, which
+        // differs from store to store.
+        let mut own: Vec<_> = all.iter().filter(|c| netns::project_of(&c.record) == Some(project)).collect();
+        own.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+        for c in own {
             control::remove(c, true).map_err(|e| UpError::Start { env: c.record.name.clone(), source: Box::new(e) })?;
             removed.push(c.record.name.clone());
         }

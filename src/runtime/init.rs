@@ -2,8 +2,9 @@
 //! `__init` argument of berth's own binary (executed from a sealed memfd).
 //!
 //! `berth __init -- CMD ARGS…`: blocks every signal, forks, and in the
-//! child restores the signal mask (and `SIGPIPE`, which Rust's runtime
-//! ignores), takes the terminal's foreground if there is one, and executes
+//! child resets every signal's disposition and unblocks them all (a
+//! command starts with a clean signal state, whatever its caller ignored or
+//! blocked), takes the terminal's foreground if there is one, and executes
 //! `CMD` searching the container's `PATH`. The parent then loops on
 //! `sigwaitinfo`: `SIGCHLD` reaps every child that ended (orphans the
 //! kernel re-parents to PID 1 included), any other catchable signal is
@@ -21,7 +22,6 @@
 
 use std::ffi::OsString;
 
-use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::runtime::process::child::{self, Config};
@@ -96,7 +96,7 @@ pub fn exec_failure_reason(errno: i32, command: &[u8]) -> &'static str {
 /// Executes the command (searching `PATH`); on failure reports on stderr
 /// and on `err_fd`, and exits with 127 or 126.
 pub(crate) fn exec_command(argv: &CStrArray, err_fd: Option<i32>) -> ! {
-    let _ = sysproc::default_signal(Signal::SIGPIPE);
+    sysproc::reset_signals();
     let e = exec::exec_path_search(argv);
     let errno = e.raw_os_error().unwrap_or(libc::ENOENT);
     let cmd = argv.first().map_or(&b""[..], |c| c.to_bytes());
@@ -134,10 +134,9 @@ fn is_forwarded(signo: i32) -> bool {
 /// Init proper: forks the command and reaps until it ends (see the module
 /// overview). `err_fd` is the error pipe, closed here once forked.
 pub(crate) fn reap(argv: &CStrArray, err_fd: Option<i32>) -> ! {
-    let old_mask = match sysproc::block_all_signals() {
-        Ok(mask) => mask,
-        Err(_) => fatal(b"berth-init: cannot block signals\n", 1),
-    };
+    if sysproc::block_all_signals().is_err() {
+        fatal(b"berth-init: cannot block signals\n", 1);
+    }
     if sysproc::pid().as_raw() != 1 {
         // Not PID 1 (no PID namespace): orphans would go elsewhere.
         let _ = sysproc::set_child_subreaper();
@@ -149,7 +148,6 @@ pub(crate) fn reap(argv: &CStrArray, err_fd: Option<i32>) -> ! {
                 let _ = sysproc::new_process_group();
                 let _ = pty::set_foreground(exec::borrow_raw(0), sysproc::pid());
             }
-            let _ = sysproc::set_signal_mask(&old_mask);
             exec_command(argv, err_fd)
         }
         Ok(Forked::Parent(child)) => child,

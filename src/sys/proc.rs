@@ -5,7 +5,7 @@
 use std::io;
 
 use nix::sys::resource::{self, Resource};
-use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{self, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{self, WaitPidFlag, WaitStatus};
 use nix::unistd::{self, Gid, Pid, Uid};
 
@@ -166,23 +166,33 @@ pub fn reap_any() -> io::Result<Option<(Pid, Exit)>> {
     }
 }
 
-/// Blocks every signal for the calling thread; returns the previous mask.
-pub fn block_all_signals() -> io::Result<SigSet> {
-    let mut old = SigSet::empty();
-    signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old))?;
-    Ok(old)
+/// Blocks every signal for the calling thread.
+pub fn block_all_signals() -> io::Result<()> {
+    Ok(signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), None)?)
 }
 
-/// Replaces the signal mask.
-pub fn set_signal_mask(mask: &SigSet) -> io::Result<()> {
-    Ok(signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(mask), None)?)
-}
-
-/// Sets `sig` back to its default disposition.
-pub fn default_signal(sig: Signal) -> io::Result<()> {
-    // SAFETY: installing SIG_DFL runs no handler code of ours.
-    unsafe { signal::signal(sig, SigHandler::SigDfl) }?;
-    Ok(())
+/// Gives a process about to execute a command a clean signal state: every
+/// signal's disposition back to the default and none blocked. Dispositions
+/// set to "ignore" survive `execve`, so without this a container's command
+/// would inherit whatever its caller ignored (`nohup berth run …` left
+/// SIGHUP ignored, and sh cannot trap a signal ignored on entry).
+/// Allocation-free, for use between `fork` and `exec`.
+pub fn reset_signals() {
+    // The kernel's `struct sigaction` all zero is SIG_DFL with no flags and
+    // an empty mask (32 bytes covers every architecture's layout).
+    let default = [0u64; 4];
+    for signo in 1..=libc::SIGRTMAX() {
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads `default` (valid, large enough) and
+        // installs SIG_DFL, which runs no code of ours. The raw call, not
+        // libc's signal(): the C library refuses the two signals it
+        // reserves for itself (32 and 33), and those were found ignored
+        // in containers' commands too.
+        unsafe { libc::syscall(libc::SYS_rt_sigaction, signo, default.as_ptr(), std::ptr::null_mut::<u64>(), 8usize) };
+    }
+    let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 
 /// One signal taken from the pending set by [`wait_signal`].
