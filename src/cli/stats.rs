@@ -56,6 +56,10 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
                 write!(out, "\x1b[2J\x1b[H")?;
             }
             writeln!(out, "{}", render(&readings))?;
+            if !terminal && !args.no_stream {
+                // Readings one after another in a file or pipe: a blank line between.
+                writeln!(out)?;
+            }
         }
         out.flush()?;
         if args.no_stream {
