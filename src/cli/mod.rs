@@ -27,6 +27,7 @@ mod progress;
 mod ps;
 mod registry;
 mod run;
+mod stats;
 mod tags;
 mod top;
 mod transfer;
@@ -96,6 +97,8 @@ enum Command {
     Kill(lifecycle::KillArgs),
     /// Show the processes running in a container
     Top(top::Args),
+    /// Show containers' CPU, memory and task usage (live; --no-stream for one reading)
+    Stats(stats::Args),
     /// Attach to a running container's input and output
     Attach(attach::Args),
     /// List images in the store
@@ -206,6 +209,7 @@ fn run(cli: Cli) -> ExitCode {
         Command::Rm(a) => lifecycle::rm(&ctx, a),
         Command::Kill(a) => lifecycle::kill(&ctx, a),
         Command::Top(a) => top::run(&ctx, a),
+        Command::Stats(a) => stats::run(&ctx, a),
         Command::Attach(a) => attach::run(&ctx, a),
         Command::Tag(a) => tags::tag(&ctx, a),
         Command::Rmi(a) => tags::rmi(&ctx, a),

@@ -102,6 +102,7 @@ pub mod rootfs;
 pub mod shim;
 pub mod spec;
 pub mod state;
+pub mod stats;
 pub mod supervise;
 pub mod top;
 pub mod tty;

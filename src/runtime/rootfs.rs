@@ -12,7 +12,9 @@
 //! image may have as many layers as overlayfs stacks (500); the classic
 //! `mount(2)` string `lowerdir=a:b:…` must fit in one page (4096 bytes),
 //! which long store paths exhaust after roughly a hundred layers. On older
-//! kernels berth falls back to that string. An image with no layers gets an
+//! kernels berth falls back to that string (they refuse `lowerdir+` at
+//! `fsconfig` from 6.5 on, and only at `FSCONFIG_CMD_CREATE` before: any
+//! EINVAL from the new API retries with `mount(2)`). An image with no layers gets an
 //! empty read-only tmpfs as its single lower directory (overlayfs needs at
 //! least one), mounted at `target` itself and then covered by the overlay.
 
@@ -86,6 +88,12 @@ impl Rootfs {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS)) => self.mount_classic(lowers),
             // Before Linux 6.8 overlayfs rejects the "lowerdir+" key.
             Err(LowerPlus::Unknown) => self.mount_classic(lowers),
+            // Before Linux 6.5 overlayfs takes fsconfig's keys as legacy
+            // mount options, unchecked, and only refuses the unknown
+            // "lowerdir+" when the superblock is made: EINVAL from
+            // FSCONFIG_CMD_CREATE (seen on Debian 12's 6.1). mount(2) says
+            // what is really wrong, if anything is.
+            Err(LowerPlus::Failed(e)) if e.raw_os_error() == Some(libc::EINVAL) => self.mount_classic(lowers),
             Err(LowerPlus::Failed(source)) => Err(self.error("fsopen/fsconfig/fsmount", lowers.len(), source)),
         }
     }

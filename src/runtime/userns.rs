@@ -67,6 +67,7 @@ use std::process::Command;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
+use crate::store::layout::{PASS_THROUGH_MODE, PRIVATE_MODE, private_dir};
 use crate::sys;
 use crate::sys::lock::{self, LockMode};
 
@@ -154,7 +155,13 @@ pub fn enter(store_root: &Path) -> Result<(), UsernsError> {
         let path = path.to_path_buf();
         move |source| UsernsError::Dir { path, source }
     };
-    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    // The store may not exist yet: made here, it is private from the start.
+    for (path, mode) in [(store_root, PASS_THROUGH_MODE), (dir.as_path(), PRIVATE_MODE)] {
+        match private_dir(path, mode) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io_err(path)(e)),
+            _ => {}
+        }
+    }
     let lock_path = dir.join("lock");
     let file = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err(&lock_path))?;
     let _held = lock::lock(file, LockMode::Exclusive).map_err(io_err(&lock_path))?;

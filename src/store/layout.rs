@@ -12,6 +12,20 @@
 //! tmp/                  staging for everything above
 //! lock                  the store-wide flock
 //! ```
+//!
+//! # Who may look inside
+//!
+//! A store holds secrets (containers' environment variables in their
+//! config, their writable layers), so no other local user may read or list
+//! anything in it, as with podman's 0700 storage and Docker's 0710. The
+//! root and `containers/` are `0711`: others may pass through but not list
+//! them, which a `--userns=auto` container's root (an unprivileged host id)
+//! needs to reach its own directory; that directory is `0710` with the
+//! container's group, every other container's `0700`, and every other
+//! directory of the store `0700`, the lock `0600`. Each is created with its
+//! mode ([`private_dir`]); a store made before this rule is tightened when
+//! it is opened ([`Store::open`] and the read-only open alike, the latter
+//! only where this user owns it).
 
 use std::fs::{self, File};
 use std::io;
@@ -28,7 +42,45 @@ use crate::sys::lock::{self, LockMode};
 pub const LAYOUT_VERSION: &str = "1.0.0";
 
 /// The directories of a store, relative to its root, parents before children.
-const DIRS: &[&str] = &["oci", "oci/blobs", "oci/blobs/sha256", "layers", "cache", "containers", "projects", "tmp"];
+const DIRS: &[&str] =
+    &["oci", "oci/blobs", "oci/blobs/sha256", "layers", "cache", "containers", "projects", "volumes", "tmp"];
+
+/// The mode of the store root and of `containers/`: others may pass
+/// through to a `--userns=auto` container's directory, never list.
+pub const PASS_THROUGH_MODE: u32 = 0o711;
+
+/// The mode of every other directory of the store.
+pub const PRIVATE_MODE: u32 = 0o700;
+
+/// The mode a directory `name` (relative to the root; "" for the root) of
+/// the store has.
+fn dir_mode(name: &str) -> u32 {
+    if name.is_empty() || name == "containers" { PASS_THROUGH_MODE } else { PRIVATE_MODE }
+}
+
+/// Creates the directory `path` with `mode` (less the umask) from the
+/// start, so that it is never open to others, not even for a moment.
+/// Missing parents are created with the default mode.
+pub fn private_dir(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)?;
+    }
+    fs::DirBuilder::new().mode(mode).create(path)
+}
+
+/// Takes from `path`'s mode the permissions for group and others that
+/// `mode` does not give (never adds any). Returns whether it changed.
+fn tighten(path: &Path, mode: u32) -> io::Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let current = fs::symlink_metadata(path)?.permissions().mode() & 0o7777;
+    let wanted = current & !(0o077 & !mode);
+    if wanted == current {
+        return Ok(false);
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(wanted))?;
+    Ok(true)
+}
 
 /// Top-level names a store (or a half-initialised one) may hold.
 const TOP_LEVEL: &[&str] = &["oci", "layers", "cache", "containers", "projects", "volumes", "tmp", "lock", "userns"];
@@ -108,6 +160,7 @@ impl Store {
             Err(e) => return Err(StoreError::io("inspect the store root", &self.root)(e)),
         }
         if self.read_layout_marker()? {
+            self.make_private()?;
             return self.ensure_dirs();
         }
         self.initialize()
@@ -124,6 +177,11 @@ impl Store {
             Err(e) => return Err(StoreError::io("inspect the store root", &self.root)(e)),
         }
         if self.read_layout_marker()? {
+            // Only the store's owner can tighten it; anyone else just reads.
+            use std::os::unix::fs::MetadataExt;
+            if fs::metadata(&self.root).is_ok_and(|m| m.uid() == crate::sys::euid()) {
+                self.make_private()?;
+            }
             return Ok(true);
         }
         self.refuse_foreign_entries()?;
@@ -133,13 +191,18 @@ impl Store {
     /// Creates the layout under an exclusive lock, so that concurrent first
     /// opens serialise: the second one finds the marker and accepts it.
     fn initialize(&self) -> Result<(), StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let not_writable = |source| StoreError::RootNotWritable { root: self.root.clone(), source };
-        fs::create_dir_all(&self.root).map_err(not_writable)?;
+        match private_dir(&self.root, dir_mode("")) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(not_writable(e)),
+            _ => {}
+        }
         let file = File::options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(self.lock_path())
             .map_err(not_writable)?;
         let _held = lock::lock(file, LockMode::Exclusive).map_err(StoreError::io("lock", self.lock_path()))?;
@@ -188,10 +251,36 @@ impl Store {
         Ok(())
     }
 
+    /// Tightens a store made before stores were private (see the module
+    /// page): the root, each top-level directory and, when `containers/` was
+    /// open, each container's directory.
+    fn make_private(&self) -> Result<(), StoreError> {
+        let fix = |path: &Path, mode: u32| match tighten(path, mode) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            other => other.map_err(StoreError::io("make private", path)),
+        };
+        fix(&self.root, dir_mode(""))?;
+        fix(&self.lock_path(), 0o600)?;
+        let mut containers_were_open = false;
+        for name in TOP_LEVEL.iter().filter(|n| **n != "lock") {
+            let changed = fix(&self.root.join(name), dir_mode(name))?;
+            containers_were_open |= changed && *name == "containers";
+        }
+        if containers_were_open {
+            let dir = self.containers_dir();
+            for entry in fs::read_dir(&dir).map_err(StoreError::io("list", &dir))? {
+                let path = entry.map_err(StoreError::io("list", &dir))?.path();
+                // A `--userns=auto` container's group may pass through.
+                fix(&path, 0o710)?;
+            }
+        }
+        Ok(())
+    }
+
     fn ensure_dirs(&self) -> Result<(), StoreError> {
         for dir in DIRS {
             let path = self.root.join(dir);
-            match fs::create_dir(&path) {
+            match private_dir(&path, dir_mode(dir)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
                 Err(e) if is_permission(&e) => {
@@ -230,6 +319,40 @@ pub(super) fn encode_index(index: &ImageIndex, path: &Path) -> Result<Vec<u8>, S
 mod tests {
     use super::*;
     use crate::store::testutil::temp_store;
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_new_store_is_private_and_an_open_one_is_tightened_on_open() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        Store::open(&root).unwrap();
+        // The umask can only take bits away: never more than these.
+        assert_eq!(mode(&root) & !PASS_THROUGH_MODE, 0);
+        assert_eq!(mode(&root.join("containers")) & !PASS_THROUGH_MODE, 0);
+        assert_eq!(mode(&root.join("lock")) & 0o077, 0);
+        for d in DIRS.iter().filter(|d| **d != "containers") {
+            assert_eq!(mode(&root.join(d)) & 0o077, 0, "{d}");
+        }
+
+        // A store of an older berth: everything open to everyone.
+        let old = root.join("containers/old");
+        fs::create_dir(&old).unwrap();
+        for path in [root.clone(), root.join("oci"), root.join("containers"), old.clone(), root.join("lock")] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Store::open_existing(&root).unwrap().unwrap();
+        assert_eq!(mode(&root), 0o711);
+        assert_eq!(mode(&root.join("oci")), 0o700);
+        assert_eq!(mode(&root.join("containers")), 0o711);
+        assert_eq!(mode(&old), 0o710);
+        // Only others' bits are taken away; the owner's stay.
+        assert_eq!(mode(&root.join("lock")), 0o700);
+    }
 
     #[test]
     fn open_creates_the_layout_and_reopens_it() {

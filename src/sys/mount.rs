@@ -172,13 +172,30 @@ pub fn mount_flags_of(path: &Path) -> io::Result<MsFlags> {
 pub fn read_only_view(file: &Path) -> io::Result<OwnedFd> {
     let dir = file.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file has a directory"))?;
     let name = file.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file has a name"))?;
-    let ctx = FsContext::open("overlay")?;
     // Without an upper layer overlayfs wants two lower layers: the file's
     // directory over an empty one, removed again once the mount holds it.
     let empty = tempfile::Builder::new().prefix(".berth-empty").tempdir()?;
-    ctx.set_path("lowerdir+", dir)?;
-    ctx.set_path("lowerdir+", empty.path())?;
-    let mnt = ctx.create_mount()?;
+    let lower_plus = || {
+        let ctx = FsContext::open("overlay")?;
+        ctx.set_path("lowerdir+", dir)?;
+        ctx.set_path("lowerdir+", empty.path())?;
+        ctx.create_mount()
+    };
+    let mnt = match lower_plus() {
+        // Before Linux 6.5 overlayfs refuses the unknown "lowerdir+" only
+        // when the superblock is made; one "lowerdir=a:b" string works there
+        // (for paths without the option separators).
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            let (a, b) = (dir.to_string_lossy(), empty.path().to_string_lossy());
+            if [&a, &b].iter().any(|p| p.contains([':', ',', '\\'])) {
+                return Err(e);
+            }
+            let ctx = FsContext::open("overlay")?;
+            ctx.set_string("lowerdir", format!("{a}:{b}").as_bytes())?;
+            ctx.create_mount()?
+        }
+        other => other?,
+    };
     drop(empty);
     let name = cstring(name.as_bytes())?;
     // SAFETY: openat reads a NUL-terminated name that outlives the call,

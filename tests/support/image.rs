@@ -26,17 +26,20 @@
 //! | `docker-registry` | docker-registry | [`require_tool`] (`support::registry`) |
 //! | `htpasswd` | apache2-utils | [`require_tool`] (`support::registry`) |
 //! | `openssl` | openssl | [`require_tool`] (`support::registry`, its token service) |
-//! | `/bin/busybox` (static) | busybox-static | `fixtures/images/busybox.sh` and the runtime unit tests' fixture, with apt-get |
+//! | `/bin/busybox` (static) | busybox-static | `fixtures/images/busybox.sh` and the runtime unit tests' fixture, with apt-get (also the cgroup-v2 machine's initramfs) |
 //! | `mmdebstrap` | mmdebstrap | berth itself, for a `bootstrap` base (`build::base::bootstrap`) |
 //! | `newuidmap`, `newgidmap` | uidmap | [`require_tool`] (`support::rootless`); berth itself runs them without root |
 //! | `setpriv` | util-linux | [`require_tool`] (`support::rootless`, to run berth as the test user) |
 //! | `useradd`, `usermod` | passwd | `support::rootless`, to make the test user (Priority: required) |
+//! | `qemu-system-x86_64` | qemu-system-x86 | [`require_tool`] (`tests/vm/machine.rs`, the cgroup-v2 machine) |
+//! | Debian's kernel (`vmlinuz`, modules) | linux-image-amd64's versioned package | `apt-get download` + `dpkg-deb -x` into `target/tmp/vm` (`tests/vm/kernel.rs`); never installed |
 //!
 //! Already on every Debian system (Essential: yes, or Priority: required):
 //! `bash` (bash), `sh` (dash), `tar` (tar), `cp`, `chroot`, `sleep`,
 //! `true`, `stty`, `mktemp`, `install` (coreutils), `grep` (grep),
 //! `unshare`, `nsenter` (util-linux), `script` (bsdutils), `mount`,
-//! `umount` (mount), `ldd` (libc-bin), `apt-get` (apt). berth runs no other host program: its other
+//! `umount` (mount), `ldd` (libc-bin), `apt-get`, `apt-cache` (apt),
+//! `dpkg-deb` (dpkg), `chmod` (coreutils). berth runs no other host program: its other
 //! `Command`s start berth itself (the shim) or run inside a container.
 //!
 //! Use it from a test file either through the shared support module,

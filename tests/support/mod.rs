@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod cgroups;
 pub mod image;
 pub mod podman;
 pub mod registry;

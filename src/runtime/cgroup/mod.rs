@@ -82,13 +82,16 @@ const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long [`Cgroup::kill_all`] waits for the last process to disappear.
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Usage and limits for `ps` and `top`. A field is `None` when its
+/// Usage and limits for `ps`, `top` and `stats`. A field is `None` when its
 /// controller is not used for this cgroup (or, for limits, when there is no
 /// limit).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Memory charged to the cgroup, page cache included, in bytes.
     pub memory_usage: Option<u64>,
+    /// Page cache not recently used (`inactive_file` of `memory.stat`):
+    /// what `stats` leaves out of the usage, as Docker does.
+    pub memory_inactive_file: Option<u64>,
     /// The memory limit in bytes.
     pub memory_limit: Option<u64>,
     /// Processes killed by the OOM killer inside the cgroup.

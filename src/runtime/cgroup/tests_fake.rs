@@ -208,13 +208,18 @@ fn stats_read_what_is_there() {
     let t = tmp.path();
     files(
         &t.join("memory/c1"),
-        &[("memory.usage_in_bytes", "4096\n"), ("memory.limit_in_bytes", "9223372036854771712\n")],
+        &[
+            ("memory.usage_in_bytes", "4096\n"),
+            ("memory.limit_in_bytes", "9223372036854771712\n"),
+            ("memory.stat", "cache 2048\ninactive_file 100\ntotal_inactive_file 1024\n"),
+        ],
     );
     files(&t.join("pids/c1"), &[("pids.current", "2\n"), ("pids.max", "20\n")]);
     files(&t.join("cpuacct/c1"), &[("cpuacct.usage", "5000000\n")]);
     let stats = Cgroup::open(&h, &path("c1")).unwrap().stats().unwrap();
     let want = Stats {
         memory_usage: Some(4096),
+        memory_inactive_file: Some(1024),
         memory_limit: None,
         pids_current: Some(2),
         pids_limit: Some(20),
@@ -226,12 +231,18 @@ fn stats_read_what_is_there() {
     let root = t.join("unified");
     let events = "max 4\noom_kill 1\n";
     let cpu = "usage_usec 777\nnr_periods 10\nnr_throttled 4\n";
-    let v2_files =
-        [("memory.current", "8192\n"), ("memory.max", "max\n"), ("memory.events", events), ("cpu.stat", cpu)];
+    let v2_files = [
+        ("memory.current", "8192\n"),
+        ("memory.max", "max\n"),
+        ("memory.events", events),
+        ("memory.stat", "anon 4096\ninactive_file 512\n"),
+        ("cpu.stat", cpu),
+    ];
     files(&root.join("c1"), &v2_files);
     let stats = Cgroup::open(&Hierarchy::V2 { root }, &path("c1")).unwrap().stats().unwrap();
     let want = Stats {
         memory_usage: Some(8192),
+        memory_inactive_file: Some(512),
         oom_kills: Some(1),
         cpu_usage_us: Some(777),
         cpu_throttled_periods: Some(4),

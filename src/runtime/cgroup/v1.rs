@@ -220,6 +220,7 @@ pub(super) fn stats(path: &CgroupPath, dirs: &[Dir]) -> Result<Stats, CgroupErro
     let mut stats = Stats::default();
     if let Some(dir) = dir_of(path, dirs, "memory") {
         stats.memory_usage = fsio::number_opt(&dir.join("memory.usage_in_bytes"))?;
+        stats.memory_inactive_file = fsio::keyed_opt(&dir.join("memory.stat"), "total_inactive_file")?;
         stats.memory_limit = fsio::limit_opt(&dir.join("memory.limit_in_bytes"))?;
         stats.oom_kills = fsio::keyed_opt(&dir.join("memory.oom_control"), "oom_kill")?;
     }

@@ -130,6 +130,7 @@ pub(super) fn stats(dir: &Path) -> Result<Stats, CgroupError> {
     let cpu = dir.join("cpu.stat");
     Ok(Stats {
         memory_usage: fsio::number_opt(&dir.join("memory.current"))?,
+        memory_inactive_file: fsio::keyed_opt(&dir.join("memory.stat"), "inactive_file")?,
         memory_limit: fsio::limit_opt(&dir.join("memory.max"))?,
         oom_kills: fsio::keyed_opt(&events, "oom_kill")?,
         pids_current: fsio::number_opt(&dir.join("pids.current"))?,

@@ -138,13 +138,21 @@ pub fn choose_name(containers_dir: &Path, id: &ContainerId, wanted: Option<&str>
     Ok(free.expect("an unbounded sequence of names has a free one"))
 }
 
-/// Creates the container's directory with its record, writable layer dirs
-/// and `etc` files. The record is written last (atomically), so a crash
+/// Creates the container's directory (mode 0700; 0710 with the
+/// container's root group for `--userns=auto`) with its record, writable
+/// layer dirs and `etc` files. The record is written last (atomically), so a crash
 /// midway leaves a directory that listings skip (a leftover nothing removes
 /// yet: gc leaves container directories alone).
 pub fn create(containers_dir: &Path, record: &Record, etc: &EtcFiles) -> Result<Container, ContainerError> {
     let paths = Paths::new(&containers_dir.join(record.id.as_str()));
-    for dir in [paths.dir.clone(), paths.upper(), paths.work(), paths.rootfs(), paths.etc()] {
+    // Private from the start (see `store::layout`): only root, and the
+    // container's own root group under `--userns=auto`, may pass through.
+    let mode = if record.userns_base.is_some() { 0o710 } else { crate::store::layout::PRIVATE_MODE };
+    crate::store::layout::private_dir(&paths.dir, mode).map_err(io("create", &paths.dir))?;
+    if let Some(base) = record.userns_base {
+        std::os::unix::fs::chown(&paths.dir, None, Some(base)).map_err(io("give its group to", &paths.dir))?;
+    }
+    for dir in [paths.upper(), paths.work(), paths.rootfs(), paths.etc()] {
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     }
     for (name, text) in [("hosts", &etc.hosts), ("hostname", &etc.hostname), ("resolv.conf", &etc.resolv_conf)] {
