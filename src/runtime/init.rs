@@ -48,7 +48,7 @@ pub fn run(args: Vec<OsString>) -> ! {
     if let Some(config) = child::read_config() {
         match config {
             Config::Create { spec, rootfs, userns } => child::create(&spec, &rootfs, userns.as_deref()),
-            Config::Exec { target, process } => child::exec(target, &process),
+            Config::Exec { target, process, seccomp } => child::exec(target, &process, seccomp.as_deref()),
         }
     }
     let err_fd = if sysproc::fd_is_open(INIT_ERROR_FD) {

@@ -65,7 +65,10 @@
 //!     what any later exec can regain), then uid/gid/groups with
 //!     `PR_SET_KEEPCAPS`, then effective/permitted/inheritable, ambient
 //!     cleared; **no_new_privs**: setuid binaries and file capabilities
-//!     grant nothing.
+//!     grant nothing; the **seccomp filter** ([`seccomp`], Docker's default
+//!     profile unless the spec says otherwise), compiled in the parent,
+//!     installed last with no_new_privs, or before the capabilities are
+//!     dropped without it (installing needs CAP_SYS_ADMIN then).
 //! 15. **Working directory** resolved inside the new root as the user (a
 //!     leaked host fd or `/proc/self/fd/N` cannot be the cwd,
 //!     CVE-2024-21626), then every fd above 3 close-on-exec.
@@ -99,6 +102,8 @@ pub mod ports;
 pub mod process;
 pub mod restart;
 pub mod rootfs;
+pub mod seccomp;
+pub mod security;
 pub mod shim;
 pub mod spec;
 pub mod state;
