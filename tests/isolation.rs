@@ -90,13 +90,15 @@ fn proc_and_sys_are_masked_and_read_only() {
 }
 
 #[test]
-fn capabilities_are_dockers_default_set_with_no_new_privs() {
+fn capabilities_are_dockers_default_set_and_no_new_privs_only_when_asked() {
     let berth = Berth::with_busybox();
     let out = inside(&berth, &[], "grep -E '^(CapEff|CapBnd|CapInh|CapAmb|NoNewPrivs)' /proc/self/status");
     assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
     assert!(out.contains("CapBnd:\t00000000a80425fb"), "{out}");
     assert!(out.contains("CapInh:\t0000000000000000") && out.contains("CapAmb:\t0000000000000000"), "{out}");
-    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t0"), "off by default, as in Docker: {out}");
+    let out = inside(&berth, &["--security-opt", "no-new-privileges"], "grep NoNewPrivs /proc/self/status");
+    assert_eq!(out, "NoNewPrivs:\t1\n");
 }
 
 #[test]

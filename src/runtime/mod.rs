@@ -64,8 +64,9 @@
 //! 14. **Capabilities**: bounding set cut to the spec's first (it limits
 //!     what any later exec can regain), then uid/gid/groups with
 //!     `PR_SET_KEEPCAPS`, then effective/permitted/inheritable, ambient
-//!     cleared; **no_new_privs**: setuid binaries and file capabilities
-//!     grant nothing; the **seccomp filter** ([`seccomp`], Docker's default
+//!     cleared; **no_new_privs** when the spec asks for it (Docker's
+//!     `--security-opt no-new-privileges`; off by default, as in Docker):
+//!     setuid binaries and file capabilities then grant nothing; the **seccomp filter** ([`seccomp`], Docker's default
 //!     profile unless the spec says otherwise), compiled in the parent,
 //!     installed last with no_new_privs, or before the capabilities are
 //!     dropped without it (installing needs CAP_SYS_ADMIN then).

@@ -47,13 +47,17 @@ pub(crate) enum Config {
         /// the parent: `/proc/PID/ns/user` of its holder.
         #[serde(default)]
         userns: Option<std::path::PathBuf>,
+        /// The spec's `linux.seccomp`, compiled by the parent (the spec
+        /// sent here has it removed).
+        #[serde(default)]
+        filter: Option<crate::runtime::seccomp::Filter>,
     },
     Exec {
         target: i32,
         process: Box<Process>,
-        /// The container's `linux.seccomp`.
+        /// The container's `linux.seccomp`, compiled by the parent.
         #[serde(default)]
-        seccomp: Option<Box<oci_spec::runtime::LinuxSeccomp>>,
+        filter: Option<crate::runtime::seccomp::Filter>,
     },
 }
 
@@ -139,8 +143,14 @@ fn clone_and_report(flags: CloneFlags) -> bool {
 
 /// `launch`'s stage: joins a PID namespace if asked, clones the container's
 /// first process, which sets the container up and becomes its init.
-pub(crate) fn create(spec: &Spec, rootfs: &Rootfs, userns: Option<&Path>) -> ! {
-    let plan = ContainerPlan::new(spec).unwrap_or_else(|e| fail(at("checking the spec")(e)));
+pub(crate) fn create(
+    spec: &Spec,
+    rootfs: &Rootfs,
+    userns: Option<&Path>,
+    filter: Option<crate::runtime::seccomp::Filter>,
+) -> ! {
+    let mut plan = ContainerPlan::new(spec).unwrap_or_else(|e| fail(at("checking the spec")(e)));
+    plan.process.seccomp = filter;
     let premounted = match userns {
         Some(path) => {
             enter_user_namespace(path, rootfs).unwrap_or_else(|f| fail(f));
@@ -283,8 +293,9 @@ fn process(p: &ProcessPlan, root: OwnedFd) -> Result<(), Failure> {
 /// namespace last: it changes `/`), clones the new process into the PID
 /// namespace, which takes on the process's credentials and executes the
 /// command directly (keeping its pid, which the parent waits for).
-pub(crate) fn exec(target: i32, process_spec: &Process, seccomp: Option<&oci_spec::runtime::LinuxSeccomp>) -> ! {
-    let plan = ProcessPlan::new(process_spec, true, seccomp).unwrap_or_else(|e| fail(at("checking the process")(e)));
+pub(crate) fn exec(target: i32, process_spec: &Process, filter: Option<crate::runtime::seccomp::Filter>) -> ! {
+    let mut plan = ProcessPlan::new(process_spec, true, None).unwrap_or_else(|e| fail(at("checking the process")(e)));
+    plan.seccomp = filter;
     let joins = target_namespaces(target).unwrap_or_else(|e| fail(at("opening the container's namespaces")(e)));
     for j in &joins {
         ns::setns(j.fd.as_fd(), j.flag)

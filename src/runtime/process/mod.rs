@@ -148,7 +148,15 @@ pub fn launch(l: Launch<'_>) -> Result<Pid, ProcessError> {
         None => None,
     };
     let userns = holder.as_ref().map(|h| std::path::PathBuf::from(format!("/proc/{}/ns/user", h.pid())));
-    let config = Config::Create { spec: Box::new(l.spec.clone()), rootfs: l.rootfs.clone(), userns };
+    // The filter goes compiled; the child need not compile it again.
+    let mut spec = l.spec.clone();
+    if let Some(linux) = spec.linux().clone() {
+        let mut linux = linux;
+        linux.set_seccomp(None);
+        spec.set_linux(Some(linux));
+    }
+    let filter = plan.process.seccomp.clone();
+    let config = Config::Create { spec: Box::new(spec), rootfs: l.rootfs.clone(), userns, filter };
     let started = start(l.stdio, l.before_start, l.init, &plan.process, &config);
     // The container's processes hold the namespace from here on.
     if let Some(holder) = holder {
@@ -191,11 +199,8 @@ pub fn exec_in(
     let plan = ProcessPlan::new(process, true, seccomp)?;
     // Opened here too, so that a target that is gone is reported as such.
     drop(child::target_namespaces(target.as_raw())?);
-    let config = Config::Exec {
-        target: target.as_raw(),
-        process: Box::new(process.clone()),
-        seccomp: seccomp.map(|s| Box::new(s.clone())),
-    };
+    let config =
+        Config::Exec { target: target.as_raw(), process: Box::new(process.clone()), filter: plan.seccomp.clone() };
     start(stdio, before_start, init, &plan, &config)
 }
 

@@ -330,6 +330,6 @@ mod tests {
         assert_eq!(plan.unshare, want);
         let m = crate::runtime::spec::default_capabilities_mask();
         assert_eq!(plan.process.caps, CapMasks { bounding: m, effective: m, permitted: m, inheritable: 0, ambient: 0 });
-        assert!(plan.process.no_new_privs);
+        assert!(!plan.process.no_new_privs);
     }
 }

@@ -54,11 +54,36 @@ const BPF_RET_K: u16 = 0x06;
 const DATA_NR: u32 = 0;
 const DATA_ARCH: u32 = 4;
 
-/// A compiled filter and its `seccomp()` flags.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A compiled filter and its `seccomp()` flags. It travels to the
+/// container's process compiled (each instruction packed in a `u64`), so
+/// a profile is compiled once per start or exec, in the parent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Filter {
+    #[serde(with = "packed")]
     pub program: BpfProgram,
     pub flags: u32,
+}
+
+/// `sock_filter` as `code << 48 | jt << 40 | jf << 32 | k`.
+mod packed {
+    use seccompiler::{BpfProgram, sock_filter};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(program: &BpfProgram, s: S) -> Result<S::Ok, S::Error> {
+        let words: Vec<u64> = program
+            .iter()
+            .map(|i| u64::from(i.code) << 48 | u64::from(i.jt) << 40 | u64::from(i.jf) << 32 | u64::from(i.k))
+            .collect();
+        words.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BpfProgram, D::Error> {
+        let words = Vec::<u64>::deserialize(d)?;
+        Ok(words
+            .into_iter()
+            .map(|w| sock_filter { code: (w >> 48) as u16, jt: (w >> 40) as u8, jf: (w >> 32) as u8, k: w as u32 })
+            .collect())
+    }
 }
 
 /// Why a profile could not be compiled.

@@ -172,3 +172,10 @@ fn the_table_is_sorted_and_complete_enough() {
     assert_eq!(table::number("clone3"), Some(435));
     assert_eq!(table::number("chown32"), None);
 }
+
+#[test]
+fn a_compiled_filter_travels_as_json_unchanged() {
+    let f = default_filter(&["CAP_SYS_ADMIN"]);
+    let json = serde_json::to_string(&f).unwrap();
+    assert_eq!(serde_json::from_str::<Filter>(&json).unwrap(), f);
+}

@@ -22,7 +22,7 @@ fn docker_process_defaults() {
     let p = spec.process().as_ref().unwrap();
     assert_eq!(p.args().as_ref().unwrap(), &["sh", "-c", "true"]);
     assert_eq!(p.cwd(), &PathBuf::from("/"));
-    assert_eq!(p.no_new_privileges(), Some(true));
+    assert_eq!(p.no_new_privileges(), Some(false), "off unless asked for, as in Docker");
     assert_eq!(p.terminal(), Some(false));
     let env = p.env().as_ref().unwrap();
     assert!(env.contains(&format!("PATH={DEFAULT_PATH}")));

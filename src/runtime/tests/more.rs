@@ -78,7 +78,7 @@ fn exec_in_joins_the_containers_namespaces() {
     let got = finish(epid, eout, eerr);
     let lines: Vec<&str> = got.stdout.lines().collect();
     assert_eq!(lines[..6], want[..], "{got:?}");
-    assert_eq!(lines[6..], ["box", "/tmp", "0", "CapEff: 00000000a80425fb", "NoNewPrivs: 1"], "{got:?}");
+    assert_eq!(lines[6..], ["box", "/tmp", "0", "CapEff: 00000000a80425fb", "NoNewPrivs: 0"], "{got:?}");
 
     let mut missing = process.clone();
     missing.set_args(Some(vec!["nope".into()]));
