@@ -243,6 +243,9 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
         readonly_rootfs: false,
     };
     let mut oci = spec::default_spec(&request);
+    if !opts.security.cap_add.is_empty() || !opts.security.cap_drop.is_empty() {
+        set_capabilities(&mut oci, &opts.security.cap_add, &opts.security.cap_drop);
+    }
     if !devices_enforced() {
         drop_mknod(&mut oci);
     }
@@ -296,6 +299,25 @@ fn drop_mknod(spec: &mut oci_spec::runtime::Spec) {
         process.set_capabilities(Some(caps));
         spec.set_process(Some(process));
     }
+}
+
+/// `--cap-add` and `--cap-drop` (checked names) on Docker's default set,
+/// in the bounding, effective and permitted sets.
+fn set_capabilities(spec: &mut oci_spec::runtime::Spec, add: &[String], drop: &[String]) {
+    use std::str::FromStr;
+    let default: Vec<String> = spec::DEFAULT_CAPABILITIES.iter().map(|c| format!("CAP_{c}")).collect();
+    let names = super::security::capability_set(&default, add, drop);
+    let set: oci_spec::runtime::Capabilities = names
+        .iter()
+        .filter_map(|n| oci_spec::runtime::Capability::from_str(n.trim_start_matches("CAP_")).ok())
+        .collect();
+    let Some(mut process) = spec.process().clone() else { return };
+    let mut caps = process.capabilities().clone().unwrap_or_default();
+    caps.set_bounding(Some(set.clone()));
+    caps.set_effective(Some(set.clone()));
+    caps.set_permitted(Some(set));
+    process.set_capabilities(Some(caps));
+    spec.set_process(Some(process));
 }
 
 /// Puts the seccomp profile, decided for the spec's effective

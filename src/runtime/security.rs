@@ -30,6 +30,48 @@ pub struct SecurityOptions {
     /// nothing (off by default, as in Docker).
     #[serde(default)]
     pub no_new_privileges: bool,
+    /// `--cap-add`: `CAP_…` names or `ALL`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`: `CAP_…` names or `ALL`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+}
+
+/// A capability name berth does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown capability {0:?}: expected a name such as NET_ADMIN or CAP_NET_ADMIN (see capabilities(7)), or ALL")]
+pub struct UnknownCapability(pub String);
+
+/// `name` as `CAP_NAME` (any case, with or without the prefix), or `ALL`.
+pub fn capability_name(name: &str) -> Result<String, UnknownCapability> {
+    let upper = name.trim().to_ascii_uppercase();
+    if upper == "ALL" {
+        return Ok(upper);
+    }
+    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    match crate::sys::caps::number(&full) {
+        Some(_) => Ok(full),
+        None => Err(UnknownCapability(name.to_owned())),
+    }
+}
+
+/// Docker's rule: start from `default` (nothing when `drop` has ALL),
+/// add `add` (everything when it has ALL), then take out `drop`'s names.
+/// Names as [`capability_name`] gives them; the result is sorted.
+pub fn capability_set(default: &[String], add: &[String], drop: &[String]) -> Vec<String> {
+    let all = crate::sys::caps::all_names();
+    let mut set: std::collections::BTreeSet<String> =
+        if drop.iter().any(|d| d == "ALL") { Default::default() } else { default.iter().cloned().collect() };
+    if add.iter().any(|a| a == "ALL") {
+        set.extend(all);
+    } else {
+        set.extend(add.iter().cloned());
+    }
+    for d in drop.iter().filter(|d| *d != "ALL") {
+        set.remove(d);
+    }
+    set.into_iter().collect()
 }
 
 /// A `--security-opt` value berth does not take.
@@ -106,5 +148,17 @@ mod tests {
         assert!(!s.no_new_privileges);
         assert!(s.add("apparmor=unconfined", Path::new("/")).is_err());
         assert!(s.add("seccomp=", Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn capabilities_follow_dockers_rules() {
+        let names = |xs: &[&str]| xs.iter().map(|x| capability_name(x).unwrap()).collect::<Vec<_>>();
+        assert_eq!(names(&["net_admin", "CAP_SYS_TIME", "all"]), ["CAP_NET_ADMIN", "CAP_SYS_TIME", "ALL"]);
+        assert!(capability_name("CAP_NOPE").is_err());
+        let default = names(&["CHOWN", "KILL"]);
+        assert_eq!(capability_set(&default, &names(&["NET_ADMIN"]), &names(&["KILL"])), ["CAP_CHOWN", "CAP_NET_ADMIN"]);
+        assert_eq!(capability_set(&default, &names(&["SYS_TIME"]), &names(&["ALL"])), ["CAP_SYS_TIME"]);
+        let all = capability_set(&default, &names(&["ALL"]), &names(&["SYS_ADMIN"]));
+        assert!(all.len() > 35 && !all.contains(&"CAP_SYS_ADMIN".to_owned()), "{all:?}");
     }
 }
