@@ -142,7 +142,8 @@ fn masked_readonly_devices_and_resources() {
     let masked = linux.masked_paths().as_ref().unwrap();
     assert!(masked.contains(&"/proc/kcore".to_string()));
     assert!(masked.contains(&"/sys/firmware".to_string()));
-    assert_eq!(masked.len(), 11);
+    assert!(masked.contains(&"/sys/dev/block".to_string()), "masked as podman does");
+    assert_eq!(masked.len(), 12);
     assert!(linux.readonly_paths().as_ref().unwrap().contains(&"/proc/sys".to_string()));
     let devs: Vec<_> =
         linux.devices().as_ref().unwrap().iter().map(|d| (d.path().clone(), d.major(), d.minor())).collect();
