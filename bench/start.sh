@@ -5,7 +5,9 @@
 #     bash bench/start.sh             # RUNS=30 WARMUP=3 by default
 #
 # start: `berth run --rm IMG true`  vs  `runc run` on a bundle unpacked from
-#        the same image  vs  `podman run --rm --runtime runc --network none`
+#        the same image  vs  `podman run --rm --runtime runc --network none`;
+#        and berth without its seccomp filter (`--security-opt
+#        seccomp=unconfined`), to show what the filter costs (goal <= 1 ms)
 # exec:  `berth exec NAME true`     vs  `podman exec NAME true`
 #
 # Needs hyperfine, runc and podman (installed with apt when missing). Every
@@ -53,9 +55,10 @@ PY
 echo "== start: berth run --rm vs runc run vs podman run --rm ($RUNS runs, $WARMUP warmup)"
 hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/start.json" \
     -n berth "$BERTH run --rm bench-busybox true" \
+    -n berth-unconfined "$BERTH run --rm --security-opt seccomp=unconfined bench-busybox true" \
     -n runc "runc --root $WORK/runc run -b $WORK/bundle bench-start" \
     -n podman "$PODMAN run --rm --network none $LIMITS localhost/bench-busybox true" >/dev/null
-read -r B R P < <(median "$WORK/start.json" ms)
+read -r B BU R P < <(median "$WORK/start.json" ms)
 
 $BERTH run -d --name bench-exec bench-busybox sleep 3600 >/dev/null
 $PODMAN run -d --name bench-exec --network none $LIMITS localhost/bench-busybox sleep 3600 >/dev/null
@@ -65,11 +68,12 @@ hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/exec.json" \
     -n podman "$PODMAN exec bench-exec true" >/dev/null
 read -r BE PE < <(median "$WORK/exec.json" ms)
 
-python3 - "$B" "$R" "$P" "$BE" "$PE" <<'PY'
+python3 - "$B" "$BU" "$R" "$P" "$BE" "$PE" <<'PY'
 import sys
-b, r, p, be, pe = map(float, sys.argv[1:])
+b, bu, r, p, be, pe = map(float, sys.argv[1:])
 print(f"{'':24}{'median ms':>10}")
 print(f"{'berth run --rm':24}{b:>10.1f}")
+print(f"{'  without seccomp':24}{bu:>10.1f}   the filter adds {b-bu:+.1f} ms  (goal <= 1)")
 print(f"{'runc run':24}{r:>10.1f}   berth/runc   = {b/r:.2f}  (goal <= 1)")
 print(f"{'podman run --rm':24}{p:>10.1f}   berth/podman = {b/p:.2f}  (goal <= 0.25)")
 print(f"{'berth exec':24}{be:>10.1f}")

@@ -77,7 +77,7 @@ fn proc_and_sys_are_masked_and_read_only() {
     let berth = Berth::with_busybox();
     let script = "for p in /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug; do \
         [ -e $p ] && printf '%s:%s ' $p $(wc -c < $p); done; echo; \
-        ls /sys/firmware | wc -l; \
+        ls /sys/firmware | wc -l; ls /sys/dev/block | wc -l; \
         echo x > /proc/sys/kernel/domainname 2>/dev/null && echo proc-sys-writable; \
         echo x > /proc/sysrq-trigger 2>/dev/null && echo sysrq-writable; \
         touch /sys/x 2>/dev/null && echo sys-writable; echo done";
@@ -86,17 +86,32 @@ fn proc_and_sys_are_masked_and_read_only() {
     for masked in lines[0].split_whitespace() {
         assert!(masked.ends_with(":0"), "masked path readable: {masked}");
     }
-    assert_eq!(&lines[1..], ["0", "done"], "{out}");
+    assert_eq!(&lines[1..], ["0", "0", "done"], "{out}");
 }
 
 #[test]
-fn capabilities_are_dockers_default_set_with_no_new_privs() {
+fn dev_is_noexec_and_nosuid_as_in_podman() {
+    let berth = Berth::with_busybox();
+    let out = inside(
+        &berth,
+        &[],
+        "grep ' /dev tmpfs ' /proc/mounts; cp /bin/busybox /dev/bb && /dev/bb true || echo refused",
+    );
+    let (mount, rest) = out.split_once('\n').unwrap();
+    assert!(mount.contains("nosuid") && mount.contains("noexec"), "{mount}");
+    assert_eq!(rest, "refused\n", "{out}");
+}
+
+#[test]
+fn capabilities_are_dockers_default_set_and_no_new_privs_only_when_asked() {
     let berth = Berth::with_busybox();
     let out = inside(&berth, &[], "grep -E '^(CapEff|CapBnd|CapInh|CapAmb|NoNewPrivs)' /proc/self/status");
     assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
     assert!(out.contains("CapBnd:\t00000000a80425fb"), "{out}");
     assert!(out.contains("CapInh:\t0000000000000000") && out.contains("CapAmb:\t0000000000000000"), "{out}");
-    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t0"), "off by default, as in Docker: {out}");
+    let out = inside(&berth, &["--security-opt", "no-new-privileges"], "grep NoNewPrivs /proc/self/status");
+    assert_eq!(out, "NoNewPrivs:\t1\n");
 }
 
 #[test]
@@ -201,4 +216,25 @@ fn an_image_of_more_than_127_layers_runs() {
         .ok()
         .to_owned();
     assert_eq!(out, "200\n0199", "{out}");
+}
+
+#[test]
+fn cap_add_and_cap_drop_follow_dockers_rules_and_open_the_filter() {
+    let berth = Berth::with_busybox();
+    let out = inside(&berth, &["--cap-drop", "ALL", "--cap-add", "net_bind_service"], "grep CapEff /proc/self/status");
+    assert_eq!(out, "CapEff:\t0000000000000400\n", "only CAP_NET_BIND_SERVICE (bit 10)");
+    let out = inside(&berth, &["--cap-drop", "CAP_CHOWN"], "grep CapEff /proc/self/status");
+    assert_eq!(out, "CapEff:\t00000000a80425fa\n", "Docker's set without CAP_CHOWN (bit 0)");
+    // CAP_SYS_ADMIN brings mount back: the seccomp profile is decided
+    // from the container's capabilities, as Docker's is.
+    let denied = berth.run(&["run", "--rm", "busybox", "sh", "-c", "mkdir /m && mount -t tmpfs none /m"]);
+    assert!(denied.code != 0 && denied.stderr.contains("permission denied"), "EPERM: {}", denied.stderr);
+    let out = inside(&berth, &["--cap-add", "SYS_ADMIN"], "mkdir /m && mount -t tmpfs none /m && echo mounted");
+    assert_eq!(out, "mounted\n");
+    let bad = berth.run(&["run", "--rm", "--cap-add", "CAP_NOPE", "busybox", "true"]);
+    assert!(bad.stderr.contains("unknown capability \"CAP_NOPE\""), "{}", bad.stderr);
+    let id = berth.detach(&["--name", "capped", "--cap-drop", "kill", "busybox", "sleep", "300"]);
+    let inspect = berth.run(&["inspect", &id]).json();
+    assert_eq!(inspect[0]["HostConfig"]["CapDrop"], serde_json::json!(["CAP_KILL"]), "{inspect}");
+    berth.run(&["rm", "-f", "capped"]).ok();
 }

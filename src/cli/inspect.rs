@@ -47,6 +47,12 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
                 },
                 "Ports": c.record.ports, "RestartPolicy": c.record.restart, "AutoRemove": c.record.auto_remove,
                 "Cgroup": c.record.cgroup, "Labels": c.record.labels,
+                "HostConfig": {
+                    "SecurityOpt": c.record.security.as_opts(),
+                    "CapAdd": c.record.security.cap_add, "CapDrop": c.record.security.cap_drop,
+                },
+                "Seccomp": c.record.security.seccomp_name(),
+                "NoNewPrivileges": process.as_ref().and_then(|p| p.no_new_privileges()).unwrap_or(false),
                 "GraphDriver": { "Name": "overlay", "UpperDir": c.paths.upper(), "LowerDirs": c.record.lowers },
                 "LogPath": c.paths.log(),
             }));

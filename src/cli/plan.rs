@@ -122,6 +122,9 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
             ContainerAction::ImageOnly => format!("{} {}: image only (no command to run)", paint.dim("="), c.env),
         };
         out += &format!("  {line}\n");
+        if !c.security.is_empty() && !matches!(c.action, ContainerAction::Remove | ContainerAction::ImageOnly) {
+            out += &format!("      {} {}\n", paint.yellow("security:"), c.security.join(", "));
+        }
         if let Some(limits) = &c.limits_unavailable {
             out +=
                 &format!("      {} {limits}; `berth up --limits=ignore` runs without them\n", paint.yellow("limits:"));

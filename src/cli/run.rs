@@ -15,7 +15,7 @@ use berth::runtime::spec::{BindMount, NetworkMode, Resources};
 /// id. -it gives the command a terminal.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Example: berth run --rm -it busybox sh\n         berth run -d --name web -p 8080:80 busybox httpd -f -p 80"
+    after_help = "Example: berth run --rm -it busybox sh\n         berth run -d --name web -p 8080:80 busybox httpd -f -p 80\n         berth run --rm --security-opt seccomp=./profile.json busybox mkdir /x\n         berth run --rm --cap-drop ALL --cap-add NET_BIND_SERVICE busybox id"
 )]
 pub struct Args {
     /// Run in the background and print the container's id
@@ -87,6 +87,15 @@ pub struct Args {
     /// Time after start during which failed checks do not count
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub health_start_period: Duration,
+    /// Security options, as Docker's: seccomp=unconfined (no seccomp filter), seccomp=PROFILE.json (Docker's or OCI's JSON profile instead of the default, Docker's), no-new-privileges (setuid programs grant nothing)
+    #[arg(long = "security-opt", value_name = "OPTION")]
+    pub security_opt: Vec<String>,
+    /// Add a capability to Docker's default set (NET_ADMIN or CAP_NET_ADMIN; ALL for every one)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability from the set (ALL drops every one; --cap-add then adds back)
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
     /// Bind mount a host path: SRC:DEST[:ro]
     #[arg(short, long = "volume", value_name = "SRC:DEST[:ro]")]
     pub volume: Vec<String>,
@@ -152,6 +161,17 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let volumes = args.volume.iter().map(|v| parse_volume(v)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut security = berth::runtime::security::SecurityOptions::default();
+    let cwd = std::env::current_dir()?;
+    for opt in &args.security_opt {
+        security.add(opt, &cwd)?;
+    }
+    for cap in &args.cap_add {
+        security.cap_add.push(berth::runtime::security::capability_name(cap)?);
+    }
+    for cap in &args.cap_drop {
+        security.cap_drop.push(berth::runtime::security::capability_name(cap)?);
+    }
     let opts = RunOptions {
         image: args.image.clone(),
         name: args.name,
@@ -174,6 +194,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         health,
         limits: args.limits,
         userns: args.userns,
+        security,
     };
     let store = berth::store::Store::open(&ctx.store_root()?)?;
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::values::{ByteSize, Duration, Network, PortMapping, RestartPolicy, User, Volume};
+use super::values::{ByteSize, Duration, Network, PortMapping, RestartPolicy, SecurityOpt, User, Volume};
 use crate::oci::ImageRef;
 
 /// A checked `berth.toml`.
@@ -64,6 +64,7 @@ pub struct Env {
     pub restart: RestartPolicy,
     pub health: Option<Health>,
     pub network: Network,
+    pub security_opt: Vec<SecurityOpt>,
     pub labels: BTreeMap<String, String>,
 }
 

@@ -52,6 +52,8 @@ pub struct RawEnv {
     pub health: Option<S<RawHealth>>,
     pub network: Option<S<String>>,
     #[serde(default)]
+    pub security_opt: Vec<S<String>>,
+    #[serde(default)]
     pub labels: BTreeMap<S<String>, S<String>>,
 }
 

@@ -235,6 +235,46 @@ impl FromStr for Network {
     }
 }
 
+/// One of Docker's `--security-opt` values berth takes (`security_opt`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "path")]
+pub enum SecurityOpt {
+    /// `seccomp=unconfined`: no seccomp filter.
+    SeccompUnconfined,
+    /// `seccomp=PROFILE.json`: a profile file, relative to the manifest's
+    /// directory until the env is resolved.
+    SeccompProfile(PathBuf),
+    /// `no-new-privileges`: setuid programs grant nothing.
+    NoNewPrivileges,
+}
+
+impl FromStr for SecurityOpt {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        match s.split_once('=') {
+            Some(("seccomp", "unconfined")) => Ok(SecurityOpt::SeccompUnconfined),
+            Some(("seccomp", path)) if !path.is_empty() => Ok(SecurityOpt::SeccompProfile(PathBuf::from(path))),
+            None if s == "no-new-privileges" => Ok(SecurityOpt::NoNewPrivileges),
+            Some(("no-new-privileges", "true")) => Ok(SecurityOpt::NoNewPrivileges),
+            _ => Err(bad(format!(
+                "bad security option {s:?}: expected \"seccomp=unconfined\", \"seccomp=PROFILE.json\" (a path from \
+                 this file's directory) or \"no-new-privileges\""
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for SecurityOpt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecurityOpt::SeccompUnconfined => f.write_str("seccomp=unconfined"),
+            SecurityOpt::SeccompProfile(p) => write!(f, "seccomp={}", p.display()),
+            SecurityOpt::NoNewPrivileges => f.write_str("no-new-privileges"),
+        }
+    }
+}
+
 /// Where a volume's data comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind", content = "source")]

@@ -51,6 +51,10 @@ pub struct ContainerPlan {
     /// (berth without root): `up` refuses them unless `--limits=ignore`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits_unavailable: Option<String>,
+    /// The env's security options that differ from Docker's defaults
+    /// (`seccomp=unconfined`, …), shown so that none goes unnoticed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security: Vec<String>,
 }
 
 /// A container `berth up` made, as the store shows it now.
@@ -129,7 +133,8 @@ pub fn container_actions(
         };
         let drift = current.map(|e| e.drift.clone()).unwrap_or_default();
         let status = current.map(|e| e.status.clone());
-        out.push(ContainerPlan { env: env.clone(), action, status, drift, limits_unavailable: None });
+        let security = spec.security_opt.iter().map(ToString::to_string).collect();
+        out.push(ContainerPlan { env: env.clone(), action, status, drift, limits_unavailable: None, security });
     }
     for e in existing.iter().filter(|e| !specs.contains_key(&e.env)) {
         let status = Some(e.status.clone());
@@ -139,6 +144,7 @@ pub fn container_actions(
             status,
             drift: Vec::new(),
             limits_unavailable: None,
+            security: Vec::new(),
         });
     }
     out
@@ -155,6 +161,10 @@ pub fn changes(old: Option<&serde_json::Value>, new: &ContainerSpec) -> Vec<Stri
         if before != v {
             out.push(format!("{k}: {} -> {}", short(before), short(v)));
         }
+    }
+    // Fields left out when empty (`security_opt`) are gone from the new one.
+    for (k, before) in old.iter().filter(|(k, _)| !new.contains_key(*k)) {
+        out.push(format!("{k}: {} -> null", short(before)));
     }
     out
 }

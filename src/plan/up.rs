@@ -460,6 +460,7 @@ pub(crate) fn start_new(
         labels,
         health: spec.health.as_ref().map(health_check),
         limits: policy,
+        security: security_options(&spec.security_opt),
         ..RunOptions::default()
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -480,4 +481,19 @@ pub(crate) fn start_new(
         });
     }
     Ok(())
+}
+
+/// The env's `security_opt` as the runtime takes it.
+fn security_options(opts: &[crate::manifest::values::SecurityOpt]) -> crate::runtime::security::SecurityOptions {
+    use crate::manifest::values::SecurityOpt;
+    use crate::runtime::security::{SeccompChoice, SecurityOptions};
+    let mut out = SecurityOptions::default();
+    for o in opts {
+        match o {
+            SecurityOpt::SeccompUnconfined => out.seccomp = SeccompChoice::Unconfined,
+            SecurityOpt::SeccompProfile(path) => out.seccomp = SeccompChoice::Profile(path.clone()),
+            SecurityOpt::NoNewPrivileges => out.no_new_privileges = true,
+        }
+    }
+    out
 }

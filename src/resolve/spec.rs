@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::key::CacheKey;
-use crate::manifest::values::{Network, PortMapping, RestartPolicy, User, Volume, VolumeSource};
+use crate::manifest::values::{Network, PortMapping, RestartPolicy, SecurityOpt, User, Volume, VolumeSource};
 use crate::manifest::{Base, Env, Health, Limits, Manifest};
 
 /// What one env's container should look like.
@@ -37,6 +37,10 @@ pub struct ContainerSpec {
     pub restart: RestartPolicy,
     pub health: Option<Health>,
     pub network: Network,
+    /// Security options, profile paths absolute (left out when empty, so
+    /// specs written before the key existed keep their hash).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<SecurityOpt>,
 }
 
 impl ContainerSpec {
@@ -88,6 +92,14 @@ pub fn container_spec(manifest: &Manifest, env: &Env, image: CacheKey) -> Contai
         restart: env.restart,
         health: env.health.clone(),
         network: env.network,
+        security_opt: env
+            .security_opt
+            .iter()
+            .map(|o| match o {
+                SecurityOpt::SeccompProfile(p) => SecurityOpt::SeccompProfile(absolute(&manifest.dir, p)),
+                other => other.clone(),
+            })
+            .collect(),
     }
 }
 

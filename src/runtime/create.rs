@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub limits: LimitPolicy,
     /// The container's user namespace.
     pub userns: UsernsMode,
+    /// `--security-opt`: seccomp profile, no_new_privs.
+    pub security: super::security::SecurityOptions,
 }
 
 /// Which user namespace a container gets.
@@ -146,6 +148,8 @@ pub enum CreateError {
         dir.display(), dir.display()
     )]
     Unreachable { dir: PathBuf },
+    #[error(transparent)]
+    Seccomp(#[from] super::seccomp::SeccompError),
     #[error("cannot give {} to the container's root (host uid {base}): {source}", path.display())]
     Chown { path: PathBuf, base: u32, source: std::io::Error },
 }
@@ -176,6 +180,7 @@ fn check_limits(opts: &RunOptions) -> Result<bool, CreateError> {
 /// exclusive lock.
 pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Result<Container, CreateError> {
     let limits_ignored = check_limits(opts)?;
+    let seccomp = opts.security.profile()?;
     let image = store.resolve_image(&opts.image).map_err(Box::new)?;
     let mut lowers = store.unpacked_layers(&image).map_err(Box::new)?;
     lowers.reverse(); // overlayfs wants the top layer first
@@ -214,6 +219,7 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
         health: opts.health.clone(),
         limits_ignored,
         userns_base,
+        security: opts.security.clone(),
     };
     let etc = EtcFiles::new(&hostname, &opts.aliases, host_resolv_conf);
     let created = container::create(&containers, &record, &etc)?;
@@ -237,9 +243,13 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
         readonly_rootfs: false,
     };
     let mut oci = spec::default_spec(&request);
+    if !opts.security.cap_add.is_empty() || !opts.security.cap_drop.is_empty() {
+        set_capabilities(&mut oci, &opts.security.cap_add, &opts.security.cap_drop);
+    }
     if !devices_enforced() {
         drop_mknod(&mut oci);
     }
+    apply_security(&mut oci, seccomp.as_ref(), &opts.security);
     if let Some(base) = userns_base {
         add_user_namespace(&mut oci, base);
         // The overlay's root and the files the container writes belong to
@@ -289,6 +299,49 @@ fn drop_mknod(spec: &mut oci_spec::runtime::Spec) {
         process.set_capabilities(Some(caps));
         spec.set_process(Some(process));
     }
+}
+
+/// `--cap-add` and `--cap-drop` (checked names) on Docker's default set,
+/// in the bounding, effective and permitted sets.
+fn set_capabilities(spec: &mut oci_spec::runtime::Spec, add: &[String], drop: &[String]) {
+    use std::str::FromStr;
+    let default: Vec<String> = spec::DEFAULT_CAPABILITIES.iter().map(|c| format!("CAP_{c}")).collect();
+    let names = super::security::capability_set(&default, add, drop);
+    let set: oci_spec::runtime::Capabilities = names
+        .iter()
+        .filter_map(|n| oci_spec::runtime::Capability::from_str(n.trim_start_matches("CAP_")).ok())
+        .collect();
+    let Some(mut process) = spec.process().clone() else { return };
+    let mut caps = process.capabilities().clone().unwrap_or_default();
+    caps.set_bounding(Some(set.clone()));
+    caps.set_effective(Some(set.clone()));
+    caps.set_permitted(Some(set));
+    process.set_capabilities(Some(caps));
+    spec.set_process(Some(process));
+}
+
+/// Puts the seccomp profile, decided for the spec's effective
+/// capabilities (so after every change to them), and `no_new_privs` in
+/// `spec`.
+fn apply_security(
+    spec: &mut oci_spec::runtime::Spec,
+    profile: Option<&super::seccomp::Profile>,
+    security: &super::security::SecurityOptions,
+) {
+    let Some(mut process) = spec.process().clone() else { return };
+    if security.no_new_privileges {
+        process.set_no_new_privileges(Some(true));
+    }
+    let caps = process.capabilities().as_ref().and_then(|c| c.effective().as_ref());
+    let mask = caps
+        .into_iter()
+        .flatten()
+        .filter_map(|c| crate::sys::caps::number(&c.to_string()))
+        .fold(0u64, |m, n| m | 1 << n);
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    linux.set_seccomp(profile.map(|p| super::seccomp::for_spec(p, mask)));
+    spec.set_linux(Some(linux));
+    spec.set_process(Some(process));
 }
 
 /// The command line: Docker's rules for `Entrypoint` and `Cmd`.

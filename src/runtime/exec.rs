@@ -125,7 +125,8 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<i32, ExecError> {
         }
         stdio
     };
-    let pid = process::exec_in(target, &process, stdio, &init, &before_start)
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let pid = process::exec_in(target, &process, seccomp, stdio, &init, &before_start)
         .map_err(|source| ExecError::Start { name: name.clone(), source })?;
 
     let companions = tty::Companions::start(pid, master, opts.interactive).map_err(io("catch signals"))?;

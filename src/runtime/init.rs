@@ -47,8 +47,8 @@ pub fn run(args: Vec<OsString>) -> ! {
     // Started by runtime::process: finish setting the container up first.
     if let Some(config) = child::read_config() {
         match config {
-            Config::Create { spec, rootfs, userns } => child::create(&spec, &rootfs, userns.as_deref()),
-            Config::Exec { target, process } => child::exec(target, &process),
+            Config::Create { spec, rootfs, userns, filter } => child::create(&spec, &rootfs, userns.as_deref(), filter),
+            Config::Exec { target, process, filter } => child::exec(target, &process, filter),
         }
     }
     let err_fd = if sysproc::fd_is_open(INIT_ERROR_FD) {

@@ -64,8 +64,12 @@
 //! 14. **Capabilities**: bounding set cut to the spec's first (it limits
 //!     what any later exec can regain), then uid/gid/groups with
 //!     `PR_SET_KEEPCAPS`, then effective/permitted/inheritable, ambient
-//!     cleared; **no_new_privs**: setuid binaries and file capabilities
-//!     grant nothing.
+//!     cleared; **no_new_privs** when the spec asks for it (Docker's
+//!     `--security-opt no-new-privileges`; off by default, as in Docker):
+//!     setuid binaries and file capabilities then grant nothing; the **seccomp filter** ([`seccomp`], Docker's default
+//!     profile unless the spec says otherwise), compiled in the parent,
+//!     installed last with no_new_privs, or before the capabilities are
+//!     dropped without it (installing needs CAP_SYS_ADMIN then).
 //! 15. **Working directory** resolved inside the new root as the user (a
 //!     leaked host fd or `/proc/self/fd/N` cannot be the cwd,
 //!     CVE-2024-21626), then every fd above 3 close-on-exec.
@@ -99,6 +103,8 @@ pub mod ports;
 pub mod process;
 pub mod restart;
 pub mod rootfs;
+pub mod seccomp;
+pub mod security;
 pub mod shim;
 pub mod spec;
 pub mod state;

@@ -20,6 +20,11 @@ pub fn number(name: &str) -> Option<u8> {
     Capability::from_str(&full).ok().map(|c| c.index())
 }
 
+/// Every capability this build knows, as `CAP_…` names.
+pub fn all_names() -> Vec<String> {
+    caps::all().into_iter().map(|c| c.to_string()).collect()
+}
+
 fn to_set(mask: u64) -> CapsHashSet {
     caps::all().into_iter().filter(|c| mask & c.bitmask() != 0).collect()
 }

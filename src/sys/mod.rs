@@ -15,6 +15,7 @@ pub mod ns;
 pub mod proc;
 pub mod pty;
 pub mod scoped;
+pub mod seccomp;
 pub mod signal;
 pub mod tty;
 pub mod userns;

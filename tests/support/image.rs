@@ -9,6 +9,8 @@
 //! - [`echo_server`]: `fixtures/helpers/echo_server.rs` compiled with rustc
 //!   into a static executable (for the busybox image, which has no UDP
 //!   server), built once per test run the same way.
+//! - [`syscall_probe`]: `fixtures/helpers/syscall_probe.rs`, built the
+//!   same way, for the seccomp tests.
 //! - [`require_tool`]: a peer tool (`umoci`, `skopeo`, …), installed with
 //!   apt-get when missing; panics with the reason if that fails, so an
 //!   interop test never passes by skipping.
@@ -100,15 +102,24 @@ fn build_busybox_tar() -> PathBuf {
 /// runs the tests.
 pub fn echo_server() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(build_echo_server).clone()
+    BIN.get_or_init(|| build_helper("echo_server.rs", "echo-server")).clone()
 }
 
-fn build_echo_server() -> PathBuf {
-    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/helpers/echo_server.rs");
+/// `fixtures/helpers/syscall_probe.rs` (makes the system calls the seccomp
+/// tests check; see that file), built like [`echo_server`].
+pub fn syscall_probe() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_helper("syscall_probe.rs", "syscall-probe")).clone()
+}
+
+/// `fixtures/helpers/SOURCE` compiled into a static executable `NAME`,
+/// rebuilt when missing or older than its source, under a file lock.
+fn build_helper(source: &str, name: &str) -> PathBuf {
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/helpers").join(source);
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures");
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    let bin = dir.join("echo-server");
-    let lock = File::create(dir.join("echo-server.lock")).expect("create the fixture lock file");
+    let bin = dir.join(name);
+    let lock = File::create(dir.join(format!("{name}.lock"))).expect("create the fixture lock file");
     lock.lock().expect("lock the fixture lock file"); // released when `lock` is dropped
 
     let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -120,7 +131,7 @@ fn build_echo_server() -> PathBuf {
     // The rustc beside the cargo that built the tests, else the one on PATH.
     let beside_cargo = Path::new(env!("CARGO")).with_file_name("rustc");
     let rustc = if beside_cargo.is_file() { beside_cargo } else { PathBuf::from("rustc") };
-    let partial = dir.join(format!("echo-server.{}", std::process::id()));
+    let partial = dir.join(format!("{name}.{}", std::process::id()));
     let output = Command::new(&rustc)
         .args(["--edition=2024", "-O", "-C", "target-feature=+crt-static", "-o"])
         .arg(&partial)

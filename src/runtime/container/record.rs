@@ -56,6 +56,13 @@ pub struct Record {
     /// (container ids 0..65536 are host ids `base..base+65536`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns_base: Option<u32>,
+    /// `--security-opt` (seccomp profile, no_new_privs).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub security: crate::runtime::security::SecurityOptions,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 #[cfg(test)]
@@ -80,6 +87,7 @@ impl Record {
             health: None,
             limits_ignored: false,
             userns_base: None,
+            security: Default::default(),
         }
     }
 }

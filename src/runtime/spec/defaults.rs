@@ -47,7 +47,8 @@ pub(super) fn capabilities() -> LinuxCapabilities {
 /// Destination, type, source, options — in mount order (parents first).
 pub(super) const MOUNTS: &[(&str, &str, &str, &[&str])] = &[
     ("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-    ("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+    // noexec as podman: nothing in /dev is a program.
+    ("/dev", "tmpfs", "tmpfs", &["nosuid", "noexec", "strictatime", "mode=755", "size=65536k"]),
     ("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
     ("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
     ("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
@@ -67,6 +68,8 @@ pub(super) const MASKED_PATHS: &[&str] = &[
     "/proc/scsi",
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
+    // The host's block devices by number, as podman masks them.
+    "/sys/dev/block",
 ];
 
 pub(super) const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];

@@ -235,7 +235,9 @@ fn process(req: &SpecRequest) -> Process {
     p.set_args(Some(req.args.clone()));
     p.set_env(Some(environment(req)));
     p.set_cwd(req.cwd.clone().unwrap_or_else(|| PathBuf::from("/")));
-    p.set_no_new_privileges(Some(true));
+    // Docker's default: off (setuid programs such as sudo work); on with
+    // `--security-opt no-new-privileges`.
+    p.set_no_new_privileges(Some(false));
     p.set_capabilities(Some(defaults::capabilities()));
     let rlimits = req
         .rlimits

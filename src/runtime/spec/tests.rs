@@ -22,7 +22,7 @@ fn docker_process_defaults() {
     let p = spec.process().as_ref().unwrap();
     assert_eq!(p.args().as_ref().unwrap(), &["sh", "-c", "true"]);
     assert_eq!(p.cwd(), &PathBuf::from("/"));
-    assert_eq!(p.no_new_privileges(), Some(true));
+    assert_eq!(p.no_new_privileges(), Some(false), "off unless asked for, as in Docker");
     assert_eq!(p.terminal(), Some(false));
     let env = p.env().as_ref().unwrap();
     assert!(env.contains(&format!("PATH={DEFAULT_PATH}")));
@@ -142,7 +142,8 @@ fn masked_readonly_devices_and_resources() {
     let masked = linux.masked_paths().as_ref().unwrap();
     assert!(masked.contains(&"/proc/kcore".to_string()));
     assert!(masked.contains(&"/sys/firmware".to_string()));
-    assert_eq!(masked.len(), 11);
+    assert!(masked.contains(&"/sys/dev/block".to_string()), "masked as podman does");
+    assert_eq!(masked.len(), 12);
     assert!(linux.readonly_paths().as_ref().unwrap().contains(&"/proc/sys".to_string()));
     let devs: Vec<_> =
         linux.devices().as_ref().unwrap().iter().map(|d| (d.path().clone(), d.major(), d.minor())).collect();

@@ -69,7 +69,7 @@ fn exec_in_joins_the_containers_namespaces() {
     process.set_args(Some(vec!["sh".into(), "-c".into(), script]));
     let (stdio, eout, eerr) = pipes();
     let placed = std::cell::Cell::new(None);
-    let epid = exec_in(pid, &process, stdio, init(), &|p| {
+    let epid = exec_in(pid, &process, None, stdio, init(), &|p| {
         placed.set(Some(p));
         Ok(())
     })
@@ -78,12 +78,12 @@ fn exec_in_joins_the_containers_namespaces() {
     let got = finish(epid, eout, eerr);
     let lines: Vec<&str> = got.stdout.lines().collect();
     assert_eq!(lines[..6], want[..], "{got:?}");
-    assert_eq!(lines[6..], ["box", "/tmp", "0", "CapEff: 00000000a80425fb", "NoNewPrivs: 1"], "{got:?}");
+    assert_eq!(lines[6..], ["box", "/tmp", "0", "CapEff: 00000000a80425fb", "NoNewPrivs: 0"], "{got:?}");
 
     let mut missing = process.clone();
     missing.set_args(Some(vec!["nope".into()]));
     let (stdio, _o, _e) = pipes();
-    let e = exec_in(pid, &missing, stdio, init(), &|_| Ok(())).unwrap_err();
+    let e = exec_in(pid, &missing, None, stdio, init(), &|_| Ok(())).unwrap_err();
     assert_eq!(e.exit_code(), Some(127), "{e}");
 
     sysproc::kill(pid, Signal::SIGKILL).unwrap();
