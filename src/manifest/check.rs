@@ -16,7 +16,7 @@ use super::error::{Diagnostic, ManifestError, SourceMap};
 use super::model::{Base, Bootstrap, Copy, DEFAULT_MIRROR, Env, Health, ImageSource, Limits, Manifest};
 use super::raw::{RawBootstrap, RawCopy, RawEnv, RawHealth, RawLimits, RawManifest, S};
 use super::suggest::did_you_mean;
-use super::values::{Duration, Network, PortMapping, RestartPolicy, User, Volume, is_env_name, is_name};
+use super::values::{Duration, Network, PortMapping, RestartPolicy, User, UsernsMode, Volume, is_env_name, is_name};
 use super::xref;
 use crate::oci::ImageRef;
 
@@ -132,6 +132,7 @@ impl Checker<'_> {
             restart: raw.restart.as_ref().and_then(|r| self.parse::<RestartPolicy>(r)).unwrap_or_default(),
             health: raw.health.as_ref().and_then(|h| self.health(h.get_ref())),
             network: raw.network.as_ref().and_then(|n| self.parse::<Network>(n)).unwrap_or_default(),
+            userns: raw.userns.as_ref().and_then(|u| self.parse::<UsernsMode>(u)),
             labels: raw.labels.iter().map(|(k, v)| (k.get_ref().clone(), v.get_ref().clone())).collect(),
         }
     }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::values::{ByteSize, Duration, Network, PortMapping, RestartPolicy, User, Volume};
+use super::values::{ByteSize, Duration, Network, PortMapping, RestartPolicy, User, UsernsMode, Volume};
 use crate::oci::ImageRef;
 
 /// A checked `berth.toml`.
@@ -64,6 +64,8 @@ pub struct Env {
     pub restart: RestartPolicy,
     pub health: Option<Health>,
     pub network: Network,
+    /// `userns`; `None`: the store's default.
+    pub userns: Option<UsernsMode>,
     pub labels: BTreeMap<String, String>,
 }
 

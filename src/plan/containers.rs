@@ -156,6 +156,10 @@ pub fn changes(old: Option<&serde_json::Value>, new: &ContainerSpec) -> Vec<Stri
             out.push(format!("{k}: {} -> {}", short(before), short(v)));
         }
     }
+    // Keys left out when at their default (`userns` for host).
+    for (k, v) in old.iter().filter(|(k, _)| !new.contains_key(*k)) {
+        out.push(format!("{k}: {} -> (default)", short(v)));
+    }
     out
 }
 

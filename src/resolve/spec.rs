@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::key::CacheKey;
-use crate::manifest::values::{Network, PortMapping, RestartPolicy, User, Volume, VolumeSource};
+use crate::manifest::values::{Network, PortMapping, RestartPolicy, User, UsernsMode, Volume, VolumeSource};
 use crate::manifest::{Base, Env, Health, Limits, Manifest};
 
 /// What one env's container should look like.
@@ -37,6 +37,12 @@ pub struct ContainerSpec {
     pub restart: RestartPolicy,
     pub health: Option<Health>,
     pub network: Network,
+    /// The container's user namespace: the env's `userns`, else the
+    /// store's default ([`super::Resolution::apply_store_defaults`]).
+    /// Left out of the JSON (and so of the hash) when it is `host`, so the
+    /// containers of specs from before the key existed stay as they are.
+    #[serde(default, skip_serializing_if = "UsernsMode::is_host")]
+    pub userns: UsernsMode,
 }
 
 impl ContainerSpec {
@@ -88,6 +94,7 @@ pub fn container_spec(manifest: &Manifest, env: &Env, image: CacheKey) -> Contai
         restart: env.restart,
         health: env.health.clone(),
         network: env.network,
+        userns: env.userns.unwrap_or_default(),
     }
 }
 

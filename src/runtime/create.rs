@@ -42,36 +42,20 @@ pub struct RunOptions {
     pub health: Option<super::health::HealthCheck>,
     /// What to do with limits no cgroup can apply (rootless).
     pub limits: LimitPolicy,
-    /// The container's user namespace.
-    pub userns: UsernsMode,
+    /// The container's user namespace; `None`: the store's default
+    /// ([`super::defaults::RunDefaults`]).
+    pub userns: Option<UsernsMode>,
 }
 
-/// Which user namespace a container gets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum UsernsMode {
-    /// berth's own: the host's as root, the store's as an ordinary user.
-    #[default]
-    Host,
-    /// A namespace of its own with an unprivileged range of 65536 ids
-    /// allocated from [`AUTO_BASE`] (root only): container root is nobody
-    /// on the host.
-    Auto,
-}
+pub use super::userns_auto::{AUTO_BASE, AUTO_SIZE, UsernsMode};
 
-/// Where `--userns=auto` ranges start: far above every uid a system or a
-/// subordinate range (`/etc/subuid`, from 100000) normally uses.
-pub const AUTO_BASE: u32 = 1 << 31;
-/// The size of one `--userns=auto` range (ids 0..=65535 inside).
-pub const AUTO_SIZE: u32 = 65536;
-
-/// The lowest `--userns=auto` range no container in `containers` uses.
-fn allocate_auto_range(containers: &std::path::Path) -> Result<u32, CreateError> {
+/// The lowest `--userns=auto` range that neither the host-wide record nor a
+/// container in `containers` uses, recorded for the container that will
+/// live in `owner`.
+fn allocate_auto_range(containers: &std::path::Path, owner: &std::path::Path) -> Result<u32, CreateError> {
     let used: std::collections::BTreeSet<u32> =
         container::list(containers)?.iter().filter_map(|c| c.record.userns_base).collect();
-    (0..(u32::MAX - AUTO_BASE) / AUTO_SIZE - 1)
-        .map(|slot| AUTO_BASE + slot * AUTO_SIZE)
-        .find(|base| !used.contains(base))
-        .ok_or(CreateError::NoIdRange)
+    Ok(super::userns_auto::Ranges::host().allocate(owner, &used)?)
 }
 
 /// The first directory from `/` down to `path` that others may not search
@@ -134,8 +118,10 @@ pub enum CreateError {
     Random(std::io::Error),
     #[error(transparent)]
     Limits(#[from] super::cgroup::CgroupError),
-    #[error("--userns=auto: every id range above {AUTO_BASE} is in use by a container of this store; remove some")]
-    NoIdRange,
+    #[error(transparent)]
+    Range(#[from] super::userns_auto::RangeError),
+    #[error(transparent)]
+    Defaults(#[from] super::defaults::DefaultsError),
     #[error(
         "--userns=auto needs root: berth without root already runs every container in your own user namespace; leave it out"
     )]
@@ -146,6 +132,13 @@ pub enum CreateError {
         dir.display(), dir.display()
     )]
     Unreachable { dir: PathBuf },
+    #[error(
+        "image {image}: user {user:?} needs {ids}, which berth's user namespace has no id for: without root, ids \
+         other than 0 come from your subordinate range in /etc/subuid and /etc/subgid, and you have none (or too \
+         small a one); ask for one with `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 \
+         $USER`, or run as root inside (--user 0)"
+    )]
+    Unmapped { image: String, user: String, ids: String },
     #[error("cannot give {} to the container's root (host uid {base}): {source}", path.display())]
     Chown { path: PathBuf, base: u32, source: std::io::Error },
 }
@@ -183,15 +176,24 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
     let args = command(&config, opts).ok_or_else(|| CreateError::NoCommand(opts.image.clone()))?;
     let user_text = opts.user.clone().or_else(|| config.user().clone().filter(|u| !u.is_empty()));
     let user = spec::process_user(&lowers, user_text.as_deref())?;
+    let missing = super::userns::missing_ids(user.uid, user.gid, &user.additional_gids);
+    if !missing.is_empty() {
+        let user = user_text.unwrap_or_else(|| "0".to_owned());
+        return Err(CreateError::Unmapped { image: opts.image.clone(), user, ids: missing.join(", ") });
+    }
 
     let id = ContainerId::random().map_err(CreateError::Random)?;
     let containers = store.containers_dir();
-    let userns_base = match opts.userns {
+    let userns = match opts.userns {
+        Some(mode) => mode,
+        None => super::defaults::RunDefaults::read(store.root())?.userns,
+    };
+    let userns_base = match userns {
         UsernsMode::Host => None,
         UsernsMode::Auto if super::userns::rootless() => return Err(CreateError::AutoNeedsRoot),
         UsernsMode::Auto => {
             closed_ancestor(&containers).map_or(Ok(()), |dir| Err(CreateError::Unreachable { dir }))?;
-            Some(allocate_auto_range(&containers)?)
+            Some(allocate_auto_range(&containers, &containers.join(id.as_str()))?)
         }
     };
     let name = container::choose_name(&containers, &id, opts.name.as_deref())?;
