@@ -447,10 +447,13 @@ project = "qa"
 [env.web]
 image = "rootfs:busybox.tar"
 cmd = ["sh", "-c", "echo web is up; exec sleep 300"]
+userns = "auto"
 "#;
 
 /// snapshot, freeze and `up --from` as an ordinary user: what the running
-/// container made travels in the archive into a fresh store.
+/// container made travels in the archive into a fresh store. (The env
+/// asks for `userns = "auto"`, which without root is the store's own
+/// namespace: one berth.toml serves root and ordinary users.)
 #[test]
 fn snapshot_freeze_and_up_from_rootless() {
     let r = Rootless::new();

@@ -242,6 +242,11 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
     if !devices_enforced() {
         drop_mknod(&mut oci);
     }
+    if !super::userns::missing_ids(0, TTY_GID, &[]).is_empty() {
+        // Without a subordinate range the group tty has no id: terminals
+        // then belong to container root's group, as in podman.
+        drop_mount_option(&mut oci, "/dev/pts", &format!("gid={TTY_GID}"));
+    }
     if let Some(base) = userns_base {
         add_user_namespace(&mut oci, base);
         // The overlay's root and the files the container writes belong to
@@ -269,6 +274,19 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
 /// which berth does not load).
 fn devices_enforced() -> bool {
     matches!(super::cgroup::detect(), Ok(super::cgroup::Hierarchy::V1 { controllers }) if controllers.contains_key("devices"))
+}
+
+/// The group that owns terminals (`gid=` of the devpts mount).
+const TTY_GID: u32 = 5;
+
+/// Removes `option` from the options of the mount at `destination`.
+fn drop_mount_option(spec: &mut oci_spec::runtime::Spec, destination: &str, option: &str) {
+    let Some(mut mounts) = spec.mounts().clone() else { return };
+    for m in mounts.iter_mut().filter(|m| m.destination() == std::path::Path::new(destination)) {
+        let options = m.options().clone().map(|o| o.into_iter().filter(|x| x != option).collect());
+        m.set_options(options);
+    }
+    spec.set_mounts(Some(mounts));
 }
 
 /// Removes `CAP_MKNOD`: without a device cgroup, a node made inside could
@@ -360,6 +378,19 @@ mod tests {
         assert!(has_mknod(&spec), "Docker's default set has CAP_MKNOD");
         drop_mknod(&mut spec);
         assert!(!has_mknod(&spec));
+    }
+
+    #[test]
+    fn a_mount_option_is_dropped_from_that_mount_only() {
+        let mut spec = spec::default_spec(&SpecRequest { args: vec!["true".into()], ..SpecRequest::default() });
+        drop_mount_option(&mut spec, "/dev/pts", "gid=5");
+        let options = |dest: &str| {
+            let mounts = spec.mounts().clone().unwrap();
+            let m = mounts.iter().find(|m| m.destination() == std::path::Path::new(dest)).unwrap();
+            m.options().clone().unwrap_or_default()
+        };
+        assert!(!options("/dev/pts").contains(&"gid=5".to_owned()));
+        assert!(options("/dev/pts").contains(&"newinstance".to_owned()));
     }
 
     #[test]
