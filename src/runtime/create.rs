@@ -186,7 +186,9 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
     let containers = store.containers_dir();
     let userns = match opts.userns {
         Some(mode) => mode,
-        None => super::defaults::RunDefaults::read(store.root())?.userns,
+        // A default, like an env's `userns`, means the store's namespace
+        // without root; only an explicit --userns=auto is refused there.
+        None => super::userns_auto::for_env(super::defaults::RunDefaults::read(store.root())?.userns),
     };
     let userns_base = match userns {
         UsernsMode::Host => None,

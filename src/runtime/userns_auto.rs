@@ -80,7 +80,7 @@ impl std::fmt::Display for UsernsMode {
 }
 
 /// The namespace the container of an env that asks for `mode` (in
-/// berth.toml, or by the store's default) gets. Without root every
+/// berth.toml, or by the store's default, also for `berth run`) gets. Without root every
 /// container already runs in the store's user namespace, whose root is the
 /// user, so there `auto` is that namespace: a berth.toml shared by a team
 /// works for those who run berth as root and those who do not. (Only the
