@@ -129,6 +129,10 @@ fn userns_auto_in_the_manifest_and_as_the_store_default() {
     let root = root_host_id(init_pid(&berth, "ns-app")).expect("a user namespace of its own");
     assert!(root > 65535, "container root is host uid {root}");
     assert_eq!(berth.run_in(&dir, &["exec", "app", "id", "-u"]).ok().trim(), "0");
+    // The project's network namespace is the host's user namespace's; a
+    // port below 1024 can still be bound in it (httpd forks into the
+    // background once it listens).
+    berth.run_in(&dir, &["exec", "app", "httpd", "-p", "80", "-h", "/etc"]).ok();
     let again = berth.run_in(&dir, &["plan"]);
     assert!(again.ok().contains("app: running, up to date"), "{}", again.stdout);
 

@@ -144,6 +144,14 @@ pub(crate) fn create(spec: &Spec, rootfs: &Rootfs, userns: Option<&Path>) -> ! {
             // user namespace: joined while still real root, since the
             // container's root has no capability over them.
             join_all(&plan).unwrap_or_else(|f| fail(f));
+            // Binding a port below 1024 takes a capability over the
+            // network namespace's owner, the host's user namespace, which
+            // the container's root lacks: let every user bind them there.
+            if plan.joins.iter().any(|j| j.flag == CloneFlags::CLONE_NEWNET) {
+                ns::allow_low_ports().unwrap_or_else(|e| {
+                    fail(at("setting net.ipv4.ip_unprivileged_port_start = 0 in the network namespace")(e))
+                });
+            }
             enter_user_namespace(path, rootfs).unwrap_or_else(|f| fail(f));
             true
         }
