@@ -344,3 +344,171 @@ fn debian_bootstrap_and_packages_rootless() {
         .expect("a layer with /etc/shadow");
     assert_eq!(owner(&shadow), (r.user.uid, r.user.host_gid(42)));
 }
+
+/// A user with no subordinate range: berth maps container root alone. An
+/// image whose files are all root's imports and runs; a `user` other than
+/// root, or an image with a file of another owner, fails with a plain
+/// message naming the user or the file and the `usermod` that fixes it.
+#[test]
+fn without_a_subordinate_range_only_root_is_mapped() {
+    let r = Rootless::without_range();
+    // busybox with every file made root's (as root, by the test).
+    let unpacked = r.home().join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    let tar = |args: &[&str]| {
+        let out = std::process::Command::new("tar").args(args).output().unwrap();
+        assert!(out.status.success(), "tar {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let busybox = support::image::busybox_tar();
+    tar(&["-xf", busybox.to_str().unwrap(), "-C", unpacked.to_str().unwrap()]);
+    let all_root = r.home().join("all-root.tar");
+    tar(&[
+        "--owner=0",
+        "--group=0",
+        "--numeric-owner",
+        "-cf",
+        all_root.to_str().unwrap(),
+        "-C",
+        unpacked.to_str().unwrap(),
+        ".",
+    ]);
+
+    r.run(&["import", all_root.to_str().unwrap(), "mine:1"]).ok();
+    let out = r.run(&["run", "--rm", "mine:1", "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    let text = out.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0", "{text}");
+    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["0", &r.user.uid.to_string(), "1"], "{text}");
+
+    let refused = r.run(&["run", "--rm", "--user", "1000", "mine:1", "true"]);
+    let err = refused.fails_with(1);
+    assert!(err.contains("\"1000\"") && err.contains("uid 1000") && err.contains("usermod --add-subuids"), "{err}");
+    assert_eq!(r.run(&["ps", "-aq"]).ok().trim(), "", "nothing is left of the refused container");
+
+    // The busybox image has /home/user owned by 1000.
+    let refused = r.run(&["import", busybox.to_str().unwrap(), "busybox:latest"]);
+    let err = refused.fails_with(1);
+    assert!(err.contains("home/user") && err.contains("usermod --add-subuids"), "{err}");
+    let images = r.run(&["images", "--json"]).json();
+    assert_eq!(images.as_array().unwrap().len(), 1, "only mine:1: {images}");
+}
+
+/// Images as an ordinary user: commit, export/import, save/load, push to
+/// and pull from a registry on loopback (the registry runs as root), logs,
+/// gc and fsck.
+#[test]
+fn image_verbs_round_trip_rootless() {
+    let r = Rootless::with_busybox();
+    let path = |name: &str| r.home().join(name).to_str().unwrap().to_owned();
+    r.detach(&["--name", "box", "busybox:latest", "sh", "-c", "echo made > /made; echo box is up; exec sleep 300"]);
+    assert!(r.wait_for_log("box", "box is up").contains("box is up"));
+    r.run(&["commit", "box", "box:1"]).ok();
+
+    // export → import: a flat filesystem with the container's file.
+    r.run(&["export", "box", "-o", &path("box-fs.tar")]).ok();
+    r.run(&["import", &path("box-fs.tar"), "flat:1"]).ok();
+    assert_eq!(r.run(&["run", "--rm", "flat:1", "cat", "/made"]).ok(), "made\n");
+
+    // save → rmi → load: the same image comes back.
+    let digest = |r: &Rootless| {
+        let images = r.run(&["images", "--json"]).json();
+        let row = images.as_array().unwrap().iter().find(|i| i["repository"] == "box").cloned();
+        row.map(|i| i["manifest"].as_str().unwrap().to_owned())
+    };
+    let saved = digest(&r).expect("box:1 listed");
+    r.run(&["save", "box:1", "-o", &path("box-img.tar")]).ok();
+    r.run(&["rmi", "box:1"]).ok();
+    assert_eq!(digest(&r), None);
+    r.run(&["load", "-i", &path("box-img.tar")]).ok();
+    assert_eq!(digest(&r).as_deref(), Some(saved.as_str()));
+    assert_eq!(r.run(&["run", "--rm", "box:1", "cat", "/made"]).ok(), "made\n");
+
+    // push → rmi → pull against a registry on 127.0.0.1.
+    let registry = support::registry::Registry::start();
+    let remote = format!("{}/team/box:1", registry.addr());
+    let pushed = r.run(&["push", "box:1", &remote]).ok().trim().to_owned();
+    assert_eq!(pushed, saved, "the pushed manifest is the saved one");
+    let pulled = r.run(&["pull", &remote]).ok().trim().to_owned();
+    assert_eq!(pulled, saved);
+    assert_eq!(r.run(&["run", "--rm", &remote, "cat", "/made"]).ok(), "made\n");
+
+    // gc after the container is gone, and fsck: the store is consistent.
+    r.run(&["rm", "-f", "box"]).ok();
+    r.run(&["rmi", "flat:1"]).ok();
+    r.run(&["gc"]).ok();
+    let fsck = r.run(&["fsck"]);
+    assert!(fsck.ok().starts_with("store is consistent"), "{}", fsck.stdout);
+    assert_eq!(r.run(&["run", "--rm", "box:1", "cat", "/made"]).ok(), "made\n", "gc kept what is tagged");
+}
+
+const FROZEN: &str = r#"
+project = "qa"
+
+[env.web]
+image = "rootfs:busybox.tar"
+cmd = ["sh", "-c", "echo web is up; exec sleep 300"]
+userns = "auto"
+"#;
+
+/// snapshot, freeze and `up --from` as an ordinary user: what the running
+/// container made travels in the archive into a fresh store. (The env
+/// asks for `userns = "auto"`, which without root is the store's own
+/// namespace: one berth.toml serves root and ordinary users.)
+#[test]
+fn snapshot_freeze_and_up_from_rootless() {
+    let r = Rootless::new();
+    let dir = r.project("qa", FROZEN);
+    r.run_in(&dir, &["up", "-d"]).ok();
+    r.run_in(&dir, &["exec", "web", "sh", "-c", "echo by hand > /extra"]).ok();
+    r.run_in(&dir, &["snapshot", "web", "-t", "qa/web:snap"]).ok();
+    assert_eq!(r.run(&["run", "--rm", "qa/web:snap", "cat", "/extra"]).ok(), "by hand\n");
+    let archive = r.home().join("handoff.tar");
+    r.run_in(&dir, &["freeze", "web", "-o", archive.to_str().unwrap()]).ok();
+    r.run_in(&dir, &["down"]).ok();
+    // handoff.tar is written by the user, in the user's home.
+    assert_eq!(owner(&archive).0, r.user.uid);
+
+    let qa = Rootless::new();
+    let elsewhere = qa.home();
+    let up = qa.run_in(&elsewhere, &["up", "--from", archive.to_str().unwrap()]);
+    up.ok();
+    assert!(up.stderr.contains("web: created and started"), "{}", up.stderr);
+    assert_eq!(qa.run_in(&elsewhere, &["exec", "qa-web", "cat", "/extra"]).ok(), "by hand\n");
+    qa.run_in(&elsewhere, &["down", "--from", archive.to_str().unwrap()]).ok();
+}
+
+/// `up --watch` as an ordinary user: one change is applied (an env edit
+/// recreates the env); the watch is ended by its pid.
+#[test]
+fn up_watch_applies_a_change_rootless() {
+    use support::stream::{Collected, wait_child};
+    /// The watch, killed by its pid if the test fails first.
+    struct Watch(std::process::Child);
+    impl Drop for Watch {
+        fn drop(&mut self) {
+            let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = self.0.wait();
+        }
+    }
+    let r = Rootless::new();
+    let manifest = FROZEN.replace("project = \"qa\"", "project = \"watched\"");
+    let dir = r.project("watched", &manifest);
+    let mut cmd = r.command(&dir, &["up", "--watch"]);
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut watch = Watch(cmd.spawn().unwrap());
+    let said = Collected::start(watch.0.stderr.take().unwrap());
+    let _shown = Collected::start(watch.0.stdout.take().unwrap());
+    let at = said.wait_for(0, "watching ");
+    assert!(said.text().contains("web: created and started"), "{}", said.text());
+    let edited = manifest.replace("[env.web]\n", "[env.web]\nenv = { MODE = \"qa\" }\n");
+    std::fs::write(dir.join("berth.toml"), edited).unwrap();
+    said.wait_for(at, "web: recreated (env_vars: {} -> {\"MODE\":\"qa\"})");
+    assert_eq!(r.run_in(&dir, &["exec", "web", "sh", "-c", "echo $MODE"]).ok(), "qa\n");
+    // Ended as Ctrl-C would end it, by the pid of the berth this test started.
+    let pid = nix::unistd::Pid::from_raw(watch.0.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = wait_child(&mut watch.0, "berth up --watch after SIGINT");
+    assert!(status.success(), "{status}");
+    r.run_in(&dir, &["down"]).ok();
+}

@@ -93,6 +93,9 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
         if !spec.depends_on.is_empty() {
             parts.push(format!("after {}", spec.depends_on.join(",")));
         }
+        if !spec.userns.is_host() {
+            parts.push(format!("userns {}", spec.userns));
+        }
         out += &format!("  {name:<12} {}\n", parts.join("  "));
     }
     out += "\nContainers:\n";

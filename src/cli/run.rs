@@ -15,7 +15,7 @@ use berth::runtime::spec::{BindMount, NetworkMode, Resources};
 /// id. -it gives the command a terminal.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Example: berth run --rm -it busybox sh\n         berth run -d --name web -p 8080:80 busybox httpd -f -p 80\n         berth run --rm --security-opt seccomp=./profile.json busybox mkdir /x\n         berth run --rm --cap-drop ALL --cap-add NET_BIND_SERVICE busybox id"
+    after_help = "Example: berth run --rm -it busybox sh\n         berth run -d --name web -p 8080:80 busybox httpd -f -p 80\n         berth run --rm --security-opt seccomp=./profile.json busybox mkdir /x\n         berth run --rm --cap-drop ALL --cap-add NET_BIND_SERVICE busybox id\n         berth run --rm --userns=auto busybox id   # as root: container root is nobody on the host"
 )]
 pub struct Args {
     /// Run in the background and print the container's id
@@ -57,9 +57,9 @@ pub struct Args {
     /// Where no cgroup can apply limits (without root): `apply` refuses to run, `ignore` runs without them and warns
     #[arg(long, env = "BERTH_LIMITS", value_name = "apply|ignore", default_value = "apply", value_parser = parse_limits)]
     pub limits: berth::runtime::create::LimitPolicy,
-    /// User namespace: `host` (berth's own) or `auto` (as root: the container gets its own unprivileged id range, its root is nobody on the host)
-    #[arg(long, value_name = "host|auto", default_value = "host", value_parser = parse_userns)]
-    pub userns: berth::runtime::create::UsernsMode,
+    /// User namespace: `host` (berth's own) or `auto` (as root: the container gets its own unprivileged id range, its root is nobody on the host) [default: the store's, `[run] userns` in STORE/config.toml, else host]
+    #[arg(long, value_name = "host|auto", value_parser = parse_userns)]
+    pub userns: Option<berth::runtime::create::UsernsMode>,
     /// Network: `none` (only loopback, the default) or `host`
     #[arg(long, default_value = "none")]
     pub network: String,
@@ -240,14 +240,9 @@ pub fn parse_limits(s: &str) -> Result<berth::runtime::create::LimitPolicy, Stri
     }
 }
 
-/// `--userns host|auto`.
+/// `--userns host|auto` (empty: host, as podman takes it).
 fn parse_userns(s: &str) -> Result<berth::runtime::create::UsernsMode, String> {
-    use berth::runtime::create::UsernsMode;
-    match s {
-        "host" | "" => Ok(UsernsMode::Host),
-        "auto" => Ok(UsernsMode::Auto),
-        other => Err(format!("{other:?}: expected host or auto (an unprivileged id range of the container's own)")),
-    }
+    if s.is_empty() { Ok(berth::runtime::create::UsernsMode::Host) } else { s.parse() }
 }
 
 /// Docker's exit status when the container could not be run at all.

@@ -16,7 +16,9 @@ use super::error::{Diagnostic, ManifestError, SourceMap};
 use super::model::{Base, Bootstrap, Copy, DEFAULT_MIRROR, Env, Health, ImageSource, Limits, Manifest};
 use super::raw::{RawBootstrap, RawCopy, RawEnv, RawHealth, RawLimits, RawManifest, S};
 use super::suggest::did_you_mean;
-use super::values::{Duration, Network, PortMapping, RestartPolicy, SecurityOpt, User, Volume, is_env_name, is_name};
+use super::values::{
+    Duration, Network, PortMapping, RestartPolicy, SecurityOpt, User, UsernsMode, Volume, is_env_name, is_name,
+};
 use super::xref;
 use crate::oci::ImageRef;
 
@@ -133,6 +135,7 @@ impl Checker<'_> {
             health: raw.health.as_ref().and_then(|h| self.health(h.get_ref())),
             network: raw.network.as_ref().and_then(|n| self.parse::<Network>(n)).unwrap_or_default(),
             security_opt: raw.security_opt.iter().filter_map(|o| self.parse::<SecurityOpt>(o)).collect(),
+            userns: raw.userns.as_ref().and_then(|u| self.parse::<UsernsMode>(u)),
             labels: raw.labels.iter().map(|(k, v)| (k.get_ref().clone(), v.get_ref().clone())).collect(),
         }
     }

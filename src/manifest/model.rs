@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::values::{ByteSize, Duration, Network, PortMapping, RestartPolicy, SecurityOpt, User, Volume};
+use super::values::{ByteSize, Duration, Network, PortMapping, RestartPolicy, SecurityOpt, User, UsernsMode, Volume};
 use crate::oci::ImageRef;
 
 /// A checked `berth.toml`.
@@ -65,6 +65,8 @@ pub struct Env {
     pub health: Option<Health>,
     pub network: Network,
     pub security_opt: Vec<SecurityOpt>,
+    /// `userns`; `None`: the store's default.
+    pub userns: Option<UsernsMode>,
     pub labels: BTreeMap<String, String>,
 }
 

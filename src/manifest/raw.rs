@@ -51,6 +51,7 @@ pub struct RawEnv {
     pub restart: Option<S<String>>,
     pub health: Option<S<RawHealth>>,
     pub network: Option<S<String>>,
+    pub userns: Option<S<String>>,
     #[serde(default)]
     pub security_opt: Vec<S<String>>,
     #[serde(default)]

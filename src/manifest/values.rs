@@ -4,7 +4,8 @@
 //!
 //! A port mapping is the runtime's own type ([`PortMapping`], re-exported):
 //! `ports` here, `berth run -p` and the container record share its one
-//! parser, so what the manifest accepts is what the runtime publishes.
+//! parser, so what the manifest accepts is what the runtime publishes. So
+//! is the user-namespace mode ([`UsernsMode`]).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 pub use crate::runtime::ports::{PortMapping, Protocol};
+pub use crate::runtime::userns_auto::UsernsMode;
 
 /// A value that did not parse; the text says what would be right.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

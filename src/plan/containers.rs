@@ -162,9 +162,10 @@ pub fn changes(old: Option<&serde_json::Value>, new: &ContainerSpec) -> Vec<Stri
             out.push(format!("{k}: {} -> {}", short(before), short(v)));
         }
     }
-    // Fields left out when empty (`security_opt`) are gone from the new one.
-    for (k, before) in old.iter().filter(|(k, _)| !new.contains_key(*k)) {
-        out.push(format!("{k}: {} -> null", short(before)));
+    // Keys left out when at their default (`userns` for host, an empty
+    // `security_opt`).
+    for (k, v) in old.iter().filter(|(k, _)| !new.contains_key(*k)) {
+        out.push(format!("{k}: {} -> (default)", short(v)));
     }
     out
 }

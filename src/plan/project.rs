@@ -20,6 +20,8 @@ pub enum PlanError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Containers(Box<crate::runtime::container::ContainerError>),
+    #[error(transparent)]
+    Defaults(#[from] crate::runtime::defaults::DefaultsError),
 }
 
 /// Plans the manifest at `manifest_path` against the store at `store_root`
@@ -29,8 +31,9 @@ pub enum PlanError {
 pub fn plan_project(manifest_path: &Path, store_root: &Path, reset_drift: bool) -> Result<(Manifest, Plan), PlanError> {
     let manifest = manifest::load(manifest_path)?;
     let lock = Lock::read(&manifest.dir.join(LOCK_FILE))?;
-    let resolution = resolve(&manifest, &lock)
+    let mut resolution = resolve(&manifest, &lock)
         .map_err(|source| PlanError::Resolve { manifest: manifest_path.to_owned(), source: Box::new(source) })?;
+    resolution.apply_store_defaults(&manifest, &crate::runtime::defaults::RunDefaults::read(store_root)?);
     let mut cached = HashSet::new();
     let mut existing = Vec::new();
     let store = Store::open_existing(store_root)?;

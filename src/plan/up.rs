@@ -28,6 +28,7 @@ use crate::manifest::values::{Network, VolumeSource};
 use crate::resolve::ContainerSpec;
 use crate::runtime::container;
 use crate::runtime::create::{self, RunOptions};
+use crate::runtime::defaults::RunDefaults;
 use crate::runtime::health::{self, HealthCheck, Verdict};
 use crate::runtime::spec::{BindMount, NetworkMode, Resources};
 use crate::runtime::{control, netns, shim};
@@ -63,6 +64,8 @@ pub enum UpError {
     Unhealthy { env: String, why: String, check: String, tail: String },
     #[error("cannot make the volume directory {}: {source}", path.display())]
     Volume { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Defaults(#[from] crate::runtime::defaults::DefaultsError),
     /// Undoing what a failed attempt made failed too; both are kept.
     #[error("{first}; and then removing {what} failed: {cleanup}")]
     Cleanup { first: Box<UpError>, what: String, cleanup: String },
@@ -103,8 +106,9 @@ pub fn up(
     // `up` of the same project waits, then finds nothing to do.
     let store = Store::open(store_root)?;
     let lock = store.lock_exclusive()?;
-    let build::Built { outcome: built, manifest, resolution, .. } =
+    let build::Built { outcome: built, manifest, mut resolution, .. } =
         build::build_locked(manifest_path, &store, &opts.build, progress)?;
+    resolution.apply_store_defaults(&manifest, &RunDefaults::read(store.root())?);
     let netns = project_netns(&store, &manifest.project, resolution.specs.values())?;
     let existing = actual::project_state(&store, &manifest.project, opts.reset_drift)?;
     let peers: Vec<String> = manifest.envs.keys().cloned().collect();
@@ -461,6 +465,7 @@ pub(crate) fn start_new(
         health: spec.health.as_ref().map(health_check),
         limits: policy,
         security: security_options(&spec.security_opt),
+        userns: Some(crate::runtime::userns_auto::for_env(spec.userns)),
         ..RunOptions::default()
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

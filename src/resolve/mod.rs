@@ -67,6 +67,19 @@ pub struct Resolution {
     pub specs: BTreeMap<String, ContainerSpec>,
 }
 
+impl Resolution {
+    /// Gives every env that sets no `userns` the store's default
+    /// (`STORE/config.toml`), so that the spec, its hash and `plan` show
+    /// what the container will get.
+    pub fn apply_store_defaults(&mut self, manifest: &Manifest, defaults: &crate::runtime::defaults::RunDefaults) {
+        for (name, spec) in &mut self.specs {
+            if let Some(env) = manifest.envs.get(name) {
+                spec.userns = env.userns.unwrap_or(defaults.userns);
+            }
+        }
+    }
+}
+
 /// Checks and resolves manifest text in a project dir `/p` with no lock,
 /// for unit tests of what builds on a resolution.
 #[cfg(test)]

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::key::CacheKey;
-use crate::manifest::values::{Network, PortMapping, RestartPolicy, SecurityOpt, User, Volume, VolumeSource};
+use crate::manifest::values::{
+    Network, PortMapping, RestartPolicy, SecurityOpt, User, UsernsMode, Volume, VolumeSource,
+};
 use crate::manifest::{Base, Env, Health, Limits, Manifest};
 
 /// What one env's container should look like.
@@ -41,6 +43,12 @@ pub struct ContainerSpec {
     /// specs written before the key existed keep their hash).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<SecurityOpt>,
+    /// The container's user namespace: the env's `userns`, else the
+    /// store's default ([`super::Resolution::apply_store_defaults`]).
+    /// Left out of the JSON (and so of the hash) when it is `host`, so the
+    /// containers of specs from before the key existed stay as they are.
+    #[serde(default, skip_serializing_if = "UsernsMode::is_host")]
+    pub userns: UsernsMode,
 }
 
 impl ContainerSpec {
@@ -100,6 +108,7 @@ pub fn container_spec(manifest: &Manifest, env: &Env, image: CacheKey) -> Contai
                 other => other.clone(),
             })
             .collect(),
+        userns: env.userns.unwrap_or_default(),
     }
 }
 

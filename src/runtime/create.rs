@@ -42,38 +42,22 @@ pub struct RunOptions {
     pub health: Option<super::health::HealthCheck>,
     /// What to do with limits no cgroup can apply (rootless).
     pub limits: LimitPolicy,
-    /// The container's user namespace.
-    pub userns: UsernsMode,
+    /// The container's user namespace; `None`: the store's default
+    /// ([`super::defaults::RunDefaults`]).
+    pub userns: Option<UsernsMode>,
     /// `--security-opt`: seccomp profile, no_new_privs.
     pub security: super::security::SecurityOptions,
 }
 
-/// Which user namespace a container gets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum UsernsMode {
-    /// berth's own: the host's as root, the store's as an ordinary user.
-    #[default]
-    Host,
-    /// A namespace of its own with an unprivileged range of 65536 ids
-    /// allocated from [`AUTO_BASE`] (root only): container root is nobody
-    /// on the host.
-    Auto,
-}
+pub use super::userns_auto::{AUTO_BASE, AUTO_SIZE, UsernsMode};
 
-/// Where `--userns=auto` ranges start: far above every uid a system or a
-/// subordinate range (`/etc/subuid`, from 100000) normally uses.
-pub const AUTO_BASE: u32 = 1 << 31;
-/// The size of one `--userns=auto` range (ids 0..=65535 inside).
-pub const AUTO_SIZE: u32 = 65536;
-
-/// The lowest `--userns=auto` range no container in `containers` uses.
-fn allocate_auto_range(containers: &std::path::Path) -> Result<u32, CreateError> {
+/// The lowest `--userns=auto` range that neither the host-wide record nor a
+/// container in `containers` uses, recorded for the container that will
+/// live in `owner`.
+fn allocate_auto_range(containers: &std::path::Path, owner: &std::path::Path) -> Result<u32, CreateError> {
     let used: std::collections::BTreeSet<u32> =
         container::list(containers)?.iter().filter_map(|c| c.record.userns_base).collect();
-    (0..(u32::MAX - AUTO_BASE) / AUTO_SIZE - 1)
-        .map(|slot| AUTO_BASE + slot * AUTO_SIZE)
-        .find(|base| !used.contains(base))
-        .ok_or(CreateError::NoIdRange)
+    Ok(super::userns_auto::Ranges::host().allocate(owner, &used)?)
 }
 
 /// The first directory from `/` down to `path` that others may not search
@@ -136,8 +120,10 @@ pub enum CreateError {
     Random(std::io::Error),
     #[error(transparent)]
     Limits(#[from] super::cgroup::CgroupError),
-    #[error("--userns=auto: every id range above {AUTO_BASE} is in use by a container of this store; remove some")]
-    NoIdRange,
+    #[error(transparent)]
+    Range(#[from] super::userns_auto::RangeError),
+    #[error(transparent)]
+    Defaults(#[from] super::defaults::DefaultsError),
     #[error(
         "--userns=auto needs root: berth without root already runs every container in your own user namespace; leave it out"
     )]
@@ -150,6 +136,13 @@ pub enum CreateError {
     Unreachable { dir: PathBuf },
     #[error(transparent)]
     Seccomp(#[from] super::seccomp::SeccompError),
+    #[error(
+        "image {image}: user {user:?} needs {ids}, which berth's user namespace has no id for: without root, ids \
+         other than 0 come from your subordinate range in /etc/subuid and /etc/subgid, and you have none (or too \
+         small a one); ask for one with `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 \
+         $USER`, or run as root inside (--user 0)"
+    )]
+    Unmapped { image: String, user: String, ids: String },
     #[error("cannot give {} to the container's root (host uid {base}): {source}", path.display())]
     Chown { path: PathBuf, base: u32, source: std::io::Error },
 }
@@ -188,15 +181,26 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
     let args = command(&config, opts).ok_or_else(|| CreateError::NoCommand(opts.image.clone()))?;
     let user_text = opts.user.clone().or_else(|| config.user().clone().filter(|u| !u.is_empty()));
     let user = spec::process_user(&lowers, user_text.as_deref())?;
+    let missing = super::userns::missing_ids(user.uid, user.gid, &user.additional_gids);
+    if !missing.is_empty() {
+        let user = user_text.unwrap_or_else(|| "0".to_owned());
+        return Err(CreateError::Unmapped { image: opts.image.clone(), user, ids: missing.join(", ") });
+    }
 
     let id = ContainerId::random().map_err(CreateError::Random)?;
     let containers = store.containers_dir();
-    let userns_base = match opts.userns {
+    let userns = match opts.userns {
+        Some(mode) => mode,
+        // A default, like an env's `userns`, means the store's namespace
+        // without root; only an explicit --userns=auto is refused there.
+        None => super::userns_auto::for_env(super::defaults::RunDefaults::read(store.root())?.userns),
+    };
+    let userns_base = match userns {
         UsernsMode::Host => None,
         UsernsMode::Auto if super::userns::rootless() => return Err(CreateError::AutoNeedsRoot),
         UsernsMode::Auto => {
             closed_ancestor(&containers).map_or(Ok(()), |dir| Err(CreateError::Unreachable { dir }))?;
-            Some(allocate_auto_range(&containers)?)
+            Some(allocate_auto_range(&containers, &containers.join(id.as_str()))?)
         }
     };
     let name = container::choose_name(&containers, &id, opts.name.as_deref())?;
@@ -250,6 +254,11 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
         drop_mknod(&mut oci);
     }
     apply_security(&mut oci, seccomp.as_ref(), &opts.security);
+    if !super::userns::missing_ids(0, TTY_GID, &[]).is_empty() {
+        // Without a subordinate range the group tty has no id: terminals
+        // then belong to container root's group, as in podman.
+        drop_mount_option(&mut oci, "/dev/pts", &format!("gid={TTY_GID}"));
+    }
     if let Some(base) = userns_base {
         add_user_namespace(&mut oci, base);
         // The overlay's root and the files the container writes belong to
@@ -277,6 +286,19 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
 /// which berth does not load).
 fn devices_enforced() -> bool {
     matches!(super::cgroup::detect(), Ok(super::cgroup::Hierarchy::V1 { controllers }) if controllers.contains_key("devices"))
+}
+
+/// The group that owns terminals (`gid=` of the devpts mount).
+const TTY_GID: u32 = 5;
+
+/// Removes `option` from the options of the mount at `destination`.
+fn drop_mount_option(spec: &mut oci_spec::runtime::Spec, destination: &str, option: &str) {
+    let Some(mut mounts) = spec.mounts().clone() else { return };
+    for m in mounts.iter_mut().filter(|m| m.destination() == std::path::Path::new(destination)) {
+        let options = m.options().clone().map(|o| o.into_iter().filter(|x| x != option).collect());
+        m.set_options(options);
+    }
+    spec.set_mounts(Some(mounts));
 }
 
 /// Removes `CAP_MKNOD`: without a device cgroup, a node made inside could
@@ -411,6 +433,19 @@ mod tests {
         assert!(has_mknod(&spec), "Docker's default set has CAP_MKNOD");
         drop_mknod(&mut spec);
         assert!(!has_mknod(&spec));
+    }
+
+    #[test]
+    fn a_mount_option_is_dropped_from_that_mount_only() {
+        let mut spec = spec::default_spec(&SpecRequest { args: vec!["true".into()], ..SpecRequest::default() });
+        drop_mount_option(&mut spec, "/dev/pts", "gid=5");
+        let options = |dest: &str| {
+            let mounts = spec.mounts().clone().unwrap();
+            let m = mounts.iter().find(|m| m.destination() == std::path::Path::new(dest)).unwrap();
+            m.options().clone().unwrap_or_default()
+        };
+        assert!(!options("/dev/pts").contains(&"gid=5".to_owned()));
+        assert!(options("/dev/pts").contains(&"newinstance".to_owned()));
     }
 
     #[test]

@@ -89,6 +89,7 @@ pub mod cgroup;
 pub mod container;
 pub mod control;
 pub mod create;
+pub mod defaults;
 pub mod diff;
 pub mod exec;
 pub mod export;
@@ -113,6 +114,7 @@ pub mod supervise;
 pub mod top;
 pub mod tty;
 pub mod userns;
+pub mod userns_auto;
 
 #[cfg(test)]
 pub(crate) mod tests;

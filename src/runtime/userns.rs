@@ -137,6 +137,38 @@ pub fn id_map(id: u32, sub: Option<(u32, u32)>) -> Vec<IdRange> {
     map
 }
 
+/// The ids of `ids` that the id map `map` (the text of a `uid_map` or
+/// `gid_map`: `INSIDE OUTSIDE COUNT` lines) has no line for.
+pub fn unmapped(map: &str, ids: &[u32]) -> Vec<u32> {
+    let ranges: Vec<(u64, u64)> = map
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            (f.len() == 3).then(|| (f[0], f[0] + f[2]))
+        })
+        .collect();
+    let mut out: Vec<u32> =
+        ids.iter().copied().filter(|&id| !ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&u64::from(id)))).collect();
+    out.dedup();
+    out
+}
+
+/// Checks that this process's user namespace has ids for a container
+/// process running as `uid`, `gid` and `groups` (berth without root and
+/// no subordinate range maps container root alone). Returns the ids it
+/// lacks, as `uid N` / `gid N`, or nothing.
+pub fn missing_ids(uid: u32, gid: u32, groups: &[u32]) -> Vec<String> {
+    if !in_user_namespace() {
+        return Vec::new();
+    }
+    let (uids, gids) = (sys::userns::own_uid_map().unwrap_or_default(), sys::userns::own_gid_map().unwrap_or_default());
+    let mut all_gids = vec![gid];
+    all_gids.extend_from_slice(groups);
+    let mut out: Vec<String> = unmapped(&uids, &[uid]).iter().map(|u| format!("uid {u}")).collect();
+    out.extend(unmapped(&gids, &all_gids).iter().map(|g| format!("gid {g}")));
+    out
+}
+
 /// Where a store keeps its holder's pid and lock.
 fn holder_dir(store_root: &Path) -> PathBuf {
     store_root.join("userns")
@@ -277,6 +309,16 @@ mod tests {
             [IdRange { container: 0, host: 1000, size: 1 }, IdRange { container: 1, host: 200000, size: 65536 }]
         );
         assert_eq!(id_map(1000, None), [IdRange { container: 0, host: 1000, size: 1 }]);
+    }
+
+    #[test]
+    fn ids_outside_every_line_are_unmapped() {
+        let root_alone = "         0       1000          1\n";
+        assert_eq!(unmapped(root_alone, &[0]), Vec::<u32>::new());
+        assert_eq!(unmapped(root_alone, &[1000, 0, 5]), [1000, 5]);
+        let ranged = "0 1000 1\n1 200000 65536\n";
+        assert_eq!(unmapped(ranged, &[0, 1, 65536, 65537]), [65537]);
+        assert!(unmapped("0 0 4294967295\n", &[u32::MAX - 1]).is_empty());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! projects/<name>.json  what a project owns (owned by apply)
 //! tmp/                  staging for everything above
 //! lock                  the store-wide flock
+//! config.toml           optional: defaults for new containers ([run] userns), read by the runtime
 //! ```
 //!
 //! # Who may look inside
@@ -82,8 +83,11 @@ fn tighten(path: &Path, mode: u32) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Top-level names a store (or a half-initialised one) may hold.
-const TOP_LEVEL: &[&str] = &["oci", "layers", "cache", "containers", "projects", "volumes", "tmp", "lock", "userns"];
+/// Top-level names a store (or a half-initialised one) may hold;
+/// `config.toml` holds the store's run defaults (`runtime::defaults`), and
+/// may be written before the store's first use.
+const TOP_LEVEL: &[&str] =
+    &["oci", "layers", "cache", "containers", "projects", "volumes", "tmp", "lock", "userns", "config.toml"];
 
 /// The store root used when neither `--root` nor `BERTH_ROOT` is given:
 /// `/var/lib/berth` for euid 0, else `$XDG_DATA_HOME/berth`, else

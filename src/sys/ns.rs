@@ -73,6 +73,13 @@ fn libc_clone_args() -> libc::clone_args {
     unsafe { std::mem::zeroed() }
 }
 
+/// Lets every user bind ports below 1024 in the network namespace this
+/// process is in (`net.ipv4.ip_unprivileged_port_start = 0`, as Docker sets
+/// it for containers).
+pub fn allow_low_ports() -> io::Result<()> {
+    std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")
+}
+
 /// `unshare(flags)`: moves this process into new namespaces (for
 /// `CLONE_NEWPID`, only its future children).
 pub fn unshare(flags: CloneFlags) -> io::Result<()> {

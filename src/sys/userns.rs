@@ -140,6 +140,11 @@ pub fn own_uid_map() -> io::Result<String> {
     std::fs::read_to_string("/proc/self/uid_map")
 }
 
+/// `/proc/self/gid_map`'s text.
+pub fn own_gid_map() -> io::Result<String> {
+    std::fs::read_to_string("/proc/self/gid_map")
+}
+
 /// Whether this process lives in a user namespace other than the initial
 /// one: its uid map is not the identity over every id.
 pub fn in_user_namespace() -> bool {

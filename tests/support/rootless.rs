@@ -9,6 +9,10 @@
 //!   (removing it while another test binary uses it would break that one);
 //!   a later run finds and reuses it. `uidmap` (newuidmap, newgidmap) and
 //!   `util-linux` (setpriv) are installed with [`require_tool`] when missing.
+//! - [`Rootless::without_range`]: the user [`NO_RANGE_USER`], with no line in
+//!   `/etc/subuid` or `/etc/subgid`, made for the one test that needs it and
+//!   removed (`userdel`) when that test ends, under a file lock held all
+//!   along.
 //! - [`Rootless`]: a fresh directory owned by that user (its `HOME`, its
 //!   `XDG_RUNTIME_DIR` and the store), and `berth --root STORE …` run as the
 //!   user with `setpriv --reuid --regid --init-groups` and a clean
@@ -26,6 +30,8 @@ use super::{PATIENCE, Run, poll, repo};
 
 /// The test user's name.
 pub const USER: &str = "berthtest";
+/// The test user without a subordinate range.
+pub const NO_RANGE_USER: &str = "berthnosub";
 /// The first host id of the test user's subordinate range.
 pub const SUB_START: u32 = 200_000;
 /// The size of the test user's subordinate range (container ids 1..=65536).
@@ -63,7 +69,7 @@ fn make_user() -> User {
     std::fs::create_dir_all(&dir).expect("create the fixtures directory");
     let lock = std::fs::File::create(dir.join("rootless-user.lock")).expect("create the user lock file");
     lock.lock().expect("lock the user lock file"); // released when `lock` is dropped
-    if lookup().is_none() {
+    if lookup(USER).is_none() {
         run_ok(Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/bin/sh", USER]));
     }
     let range = format!("{SUB_START}-{}", SUB_START + SUB_COUNT - 1);
@@ -76,16 +82,53 @@ fn make_user() -> User {
     if !has("/etc/subuid") || !has("/etc/subgid") {
         run_ok(Command::new("usermod").args(["--add-subuids", &range, "--add-subgids", &range, USER]));
     }
-    lookup().expect("the test user exists after useradd")
+    lookup(USER).expect("the test user exists after useradd")
 }
 
-fn lookup() -> Option<User> {
-    let out = Command::new("id").args(["-u", USER]).output().ok()?;
+/// [`NO_RANGE_USER`], made now with no subordinate range; removed when the
+/// returned guard is dropped.
+fn make_user_without_range() -> (User, RemoveUser) {
+    require_tool("setpriv", "util-linux");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures");
+    std::fs::create_dir_all(&dir).expect("create the fixtures directory");
+    let lock = std::fs::File::create(dir.join("rootless-nosub.lock")).expect("create the user lock file");
+    lock.lock().expect("lock the user lock file"); // held until the guard is dropped
+    if lookup(NO_RANGE_USER).is_none() {
+        run_ok(Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/bin/sh", NO_RANGE_USER]));
+    }
+    let guard = RemoveUser { _lock: lock };
+    // A range left by someone else is taken away again.
+    for (file, flag) in [("/etc/subuid", "--del-subuids"), ("/etc/subgid", "--del-subgids")] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for line in text.lines().filter(|l| l.starts_with(&format!("{NO_RANGE_USER}:"))) {
+            let f: Vec<u64> = line.split(':').skip(1).filter_map(|x| x.parse().ok()).collect();
+            if let [start, count] = f[..] {
+                let range = format!("{start}-{}", start + count - 1);
+                run_ok(Command::new("usermod").args([flag, &range, NO_RANGE_USER]));
+            }
+        }
+    }
+    (lookup(NO_RANGE_USER).expect("the user exists after useradd"), guard)
+}
+
+/// Removes [`NO_RANGE_USER`] when dropped.
+struct RemoveUser {
+    _lock: std::fs::File,
+}
+
+impl Drop for RemoveUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(NO_RANGE_USER).output();
+    }
+}
+
+fn lookup(name: &str) -> Option<User> {
+    let out = Command::new("id").args(["-u", name]).output().ok()?;
     if !out.status.success() {
         return None;
     }
     let uid = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
-    let out = Command::new("id").args(["-g", USER]).output().ok()?;
+    let out = Command::new("id").args(["-g", name]).output().ok()?;
     let gid = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
     Some(User { uid, gid })
 }
@@ -100,11 +143,24 @@ fn run_ok(cmd: &mut Command) {
 pub struct Rootless {
     dir: tempfile::TempDir,
     pub user: User,
+    name: &'static str,
+    /// Declared last: the user goes after its containers and holder.
+    _remove_user: Option<RemoveUser>,
 }
 
 impl Rootless {
     pub fn new() -> Rootless {
-        let user = user();
+        Rootless::for_user(user(), USER, None)
+    }
+
+    /// As [`NO_RANGE_USER`], who has no subordinate range (removed again
+    /// when the test ends).
+    pub fn without_range() -> Rootless {
+        let (user, guard) = make_user_without_range();
+        Rootless::for_user(user, NO_RANGE_USER, Some(guard))
+    }
+
+    fn for_user(user: User, name: &'static str, remove: Option<RemoveUser>) -> Rootless {
         let dir = tempfile::Builder::new().prefix("berth-rootless-").tempdir().expect("temp dir");
         for sub in ["", "home", "run"] {
             let path = dir.path().join(sub);
@@ -112,7 +168,7 @@ impl Rootless {
             std::os::unix::fs::chown(&path, Some(user.uid), Some(user.gid)).expect("chown to the test user");
         }
         std::fs::set_permissions(dir.path().join("run"), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-        Rootless { dir, user }
+        Rootless { dir, user, name, _remove_user: remove }
     }
 
     /// A fresh store holding the busybox test image as `busybox:latest`,
@@ -161,7 +217,7 @@ impl Rootless {
     /// it input or read it as a stream.
     pub fn command(&self, cwd: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid", USER, "--regid", USER, "--init-groups", "--"])
+        cmd.args(["--reuid", self.name, "--regid", self.name, "--init-groups", "--"])
             .arg(env!("CARGO_BIN_EXE_berth"))
             .arg("--root")
             .arg(self.store_root())
@@ -170,7 +226,7 @@ impl Rootless {
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .env("HOME", self.home())
-            .env("USER", USER)
+            .env("USER", self.name)
             .env("XDG_DATA_HOME", self.home().join(".local/share"))
             .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
             .env("NO_COLOR", "1");

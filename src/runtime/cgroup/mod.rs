@@ -40,6 +40,7 @@
 //! which neither allocates nor locks and so is safe between `fork` and
 //! `exec`.
 
+pub mod delegated;
 mod error;
 mod fsio;
 mod join;

@@ -25,7 +25,7 @@ use super::error::CgroupError;
 
 /// The controllers berth's limits need; a v2 hierarchy offering all of them
 /// is preferred over v1.
-const NEEDED: [&str; 3] = ["memory", "cpu", "pids"];
+pub(super) const NEEDED: [&str; 3] = ["memory", "cpu", "pids"];
 
 /// Mount options of a v1 cgroup filesystem that are not controller names.
 const V1_OPTIONS: [&str; 8] = ["rw", "ro", "noprefix", "clone_children", "xattr", "none", "all", "cpuset_v2_mode"];
@@ -63,16 +63,31 @@ pub fn detect() -> Result<Hierarchy, CgroupError> {
         fs::read_to_string(path).map_err(|source| CgroupError::ReadMountinfo { path: path.to_path_buf(), source })?;
     let found = detect_from(&text, Path::new("/"))?;
     if crate::runtime::userns::rootless() {
-        return Ok(Hierarchy::Unavailable { why: not_delegated(&found) });
+        return Ok(rootless(found));
     }
     Ok(found)
+}
+
+/// What a rootless berth may use on a host whose hierarchy is `found`: the
+/// v2 subtree delegated to the user ([`super::delegated`]), else nothing.
+fn rootless(found: Hierarchy) -> Hierarchy {
+    let Hierarchy::V2 { root } = &found else { return Hierarchy::Unavailable { why: not_delegated(&found) } };
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let Some(own) = super::delegated::own_cgroup(&own) else {
+        return Hierarchy::Unavailable { why: not_delegated(&found) };
+    };
+    let owner = |p: &Path| fs::metadata(p).ok().map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    match super::delegated::find(root, own, crate::sys::euid(), &owner) {
+        Ok(root) => Hierarchy::V2 { root },
+        Err(why) => Hierarchy::Unavailable { why },
+    }
 }
 
 /// Why a rootless berth has no cgroup on a host whose hierarchy is `found`.
 fn not_delegated(found: &Hierarchy) -> String {
     match found {
-        Hierarchy::V2 { .. } => "berth runs without root, and berth does not yet place containers in a cgroup v2 \
-                                 subtree delegated to the user"
+        Hierarchy::V2 { .. } => "berth runs without root and is in no cgroup v2 subtree delegated to you (no \
+                                 `0::` line in /proc/self/cgroup)"
             .to_owned(),
         _ => "berth runs without root on a cgroup v1 host, where no cgroup can be delegated to a user; limits \
               need root, or a cgroup v2 host with a systemd user session that delegates the memory, cpu and pids \

@@ -28,6 +28,8 @@ pub enum ContainerError {
     Write(#[from] Box<crate::store::StoreError>),
     #[error("cannot {action} {}: {source}", path.display())]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Range(Box<super::userns_auto::RangeError>),
     #[error("container record {} is damaged: {source}; remove the directory to forget it", path.display())]
     BadRecord { path: PathBuf, source: serde_json::Error },
 }
@@ -164,12 +166,19 @@ pub fn create(containers_dir: &Path, record: &Record, etc: &EtcFiles) -> Result<
     Ok(Container { paths, record: record.clone() })
 }
 
-/// Removes a container's directory and everything in it.
+/// Removes a container's directory and everything in it, and gives back
+/// its `--userns=auto` id range.
 pub fn remove_dir(container: &Container) -> Result<(), ContainerError> {
     match std::fs::remove_dir_all(&container.paths.dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", &container.paths.dir)(e)),
-        _ => Ok(()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("remove", &container.paths.dir)(e)),
+        _ => {}
     }
+    if let Some(base) = container.record.userns_base {
+        super::userns_auto::Ranges::host()
+            .release(base, &container.paths.dir)
+            .map_err(|e| ContainerError::Range(Box::new(e)))?;
+    }
+    Ok(())
 }
 
 /// The `/etc` files a container gets: its own host name, a hosts file that

@@ -153,6 +153,18 @@ pub(crate) fn create(
     plan.process.seccomp = filter;
     let premounted = match userns {
         Some(path) => {
+            // Namespaces to join (a project's network) belong to the host's
+            // user namespace: joined while still real root, since the
+            // container's root has no capability over them.
+            join_all(&plan).unwrap_or_else(|f| fail(f));
+            // Binding a port below 1024 takes a capability over the
+            // network namespace's owner, the host's user namespace, which
+            // the container's root lacks: let every user bind them there.
+            if plan.joins.iter().any(|j| j.flag == CloneFlags::CLONE_NEWNET) {
+                ns::allow_low_ports().unwrap_or_else(|e| {
+                    fail(at("setting net.ipv4.ip_unprivileged_port_start = 0 in the network namespace")(e))
+                });
+            }
             enter_user_namespace(path, rootfs).unwrap_or_else(|f| fail(f));
             true
         }
@@ -203,10 +215,18 @@ fn enter_user_namespace(path: &Path, rootfs: &Rootfs) -> Result<(), Failure> {
     sysproc::set_ids(0, 0, &[]).map_err(at("becoming root of the user namespace (setresuid/setresgid 0)"))
 }
 
-fn container(plan: &ContainerPlan, rootfs: &Rootfs, premounted: bool) -> Result<(), Failure> {
-    sysproc::set_dumpable(false).map_err(at("prctl(PR_SET_DUMPABLE)"))?;
+/// Joins every namespace the spec names by path.
+fn join_all(plan: &ContainerPlan) -> Result<(), Failure> {
     for j in &plan.joins {
         ns::setns(j.fd.as_fd(), j.flag).map_err(at(format!("joining the namespace {}", j.path.display())))?;
+    }
+    Ok(())
+}
+
+fn container(plan: &ContainerPlan, rootfs: &Rootfs, premounted: bool) -> Result<(), Failure> {
+    sysproc::set_dumpable(false).map_err(at("prctl(PR_SET_DUMPABLE)"))?;
+    if !premounted {
+        join_all(plan)?;
     }
     ns::unshare(plan.unshare).map_err(at(format!("unshare({:?})", plan.unshare)))?;
     if plan.new_net() {
@@ -290,7 +310,7 @@ fn process(p: &ProcessPlan, root: OwnedFd) -> Result<(), Failure> {
 }
 
 /// `exec_in`'s stage: joins every namespace of `target` (the mount
-/// namespace last: it changes `/`), clones the new process into the PID
+/// namespace after the others but the user namespace: it changes `/`), clones the new process into the PID
 /// namespace, which takes on the process's credentials and executes the
 /// command directly (keeping its pid, which the parent waits for).
 pub(crate) fn exec(target: i32, process_spec: &Process, filter: Option<crate::runtime::seccomp::Filter>) -> ! {
@@ -318,12 +338,6 @@ pub(crate) fn exec(target: i32, process_spec: &Process, filter: Option<crate::ru
 /// Opens `/proc/TARGET/ns/*` in the order they are joined.
 pub(super) fn target_namespaces(target: i32) -> Result<Vec<Join>, super::ProcessError> {
     let mut joins = Vec::new();
-    // A container with a user namespace of its own (`--userns=auto`): join
-    // it first, so that the command gets its capabilities there, not ours.
-    let theirs = ns::ns_inode(Some(nix::unistd::Pid::from_raw(target)), "user");
-    if theirs.is_ok() && theirs.ok() != ns::ns_inode(None, "user").ok() {
-        joins.push(open_ns(Path::new(&format!("/proc/{target}/ns/user")), CloneFlags::CLONE_NEWUSER)?);
-    }
     for (name, flag) in [
         ("cgroup", CloneFlags::CLONE_NEWCGROUP),
         ("ipc", CloneFlags::CLONE_NEWIPC),
@@ -333,6 +347,15 @@ pub(super) fn target_namespaces(target: i32) -> Result<Vec<Join>, super::Process
         ("mnt", CloneFlags::CLONE_NEWNS),
     ] {
         joins.push(open_ns(Path::new(&format!("/proc/{target}/ns/{name}")), flag)?);
+    }
+    // A container with a user namespace of its own (`--userns=auto`): join
+    // it last, so that the command gets its capabilities there, not ours,
+    // and after the others while still real root: some (a project's
+    // network namespace) belong to the host's user namespace, over which
+    // the container's root has no capability.
+    let theirs = ns::ns_inode(Some(nix::unistd::Pid::from_raw(target)), "user");
+    if theirs.is_ok() && theirs.ok() != ns::ns_inode(None, "user").ok() {
+        joins.push(open_ns(Path::new(&format!("/proc/{target}/ns/user")), CloneFlags::CLONE_NEWUSER)?);
     }
     Ok(joins)
 }
