@@ -184,7 +184,9 @@ pub fn remove(c: &Container, force: bool) -> Result<(), ControlError> {
         }
         mark_stop(c)?;
         kill(c, Signal::SIGKILL)?;
-        wait_for_supervisor(c, st);
+        // Gone, not only done: a shim still writing its last files into
+        // the directory made its removal fail with "Directory not empty".
+        wait_until(Duration::from_secs(10), || !state::process_alive(st.shim_pid, st.shim_start));
     }
     let cg = |source| ControlError::Cgroup { name: c.record.name.clone(), source };
     let path = CgroupPath::new(&c.record.cgroup).map_err(cg)?;
