@@ -50,6 +50,8 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
                 "HostConfig": {
                     "SecurityOpt": c.record.security.as_opts(),
                     "CapAdd": c.record.security.cap_add, "CapDrop": c.record.security.cap_drop,
+                    "Privileged": c.record.security.privileged, "ReadonlyRootfs": c.record.read_only,
+                    "Tmpfs": c.record.tmpfs, "Init": !c.record.no_init,
                 },
                 "Seccomp": c.record.security.seccomp_name(),
                 "NoNewPrivileges": process.as_ref().and_then(|p| p.no_new_privileges()).unwrap_or(false),

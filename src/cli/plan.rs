@@ -96,6 +96,16 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
         if !spec.userns.is_host() {
             parts.push(format!("userns {}", spec.userns));
         }
+        if spec.read_only {
+            parts.push("read-only".to_owned());
+        }
+        if !spec.tmpfs.is_empty() {
+            let tmpfs: Vec<String> = spec.tmpfs.iter().map(ToString::to_string).collect();
+            parts.push(format!("tmpfs {}", tmpfs.join(",")));
+        }
+        if !spec.init {
+            parts.push("no init".to_owned());
+        }
         out += &format!("  {name:<12} {}\n", parts.join("  "));
     }
     out += "\nContainers:\n";
@@ -125,7 +135,14 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
             ContainerAction::ImageOnly => format!("{} {}: image only (no command to run)", paint.dim("="), c.env),
         };
         out += &format!("  {line}\n");
-        if !c.security.is_empty() && !matches!(c.action, ContainerAction::Remove | ContainerAction::ImageOnly) {
+        let runs = !matches!(c.action, ContainerAction::Remove | ContainerAction::ImageOnly);
+        if c.privileged && runs {
+            out += &format!(
+                "      {} every capability, no seccomp filter, the host's devices, /sys writable: it can take over this host\n",
+                paint.red("PRIVILEGED:")
+            );
+        }
+        if !c.security.is_empty() && runs {
             out += &format!("      {} {}\n", paint.yellow("security:"), c.security.join(", "));
         }
         if let Some(limits) = &c.limits_unavailable {

@@ -6,7 +6,9 @@ use anyhow::{anyhow, bail};
 use berth::manifest::values::{ByteSize, Duration};
 use berth::runtime::create::RunOptions;
 use berth::runtime::ports::PortMapping;
+use berth::runtime::security::Capability;
 use berth::runtime::spec::{BindMount, NetworkMode, Resources};
+use berth::runtime::tmpfs::Tmpfs;
 
 /// Run a command in a new container.
 ///
@@ -15,7 +17,7 @@ use berth::runtime::spec::{BindMount, NetworkMode, Resources};
 /// id. -it gives the command a terminal.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Example: berth run --rm -it busybox sh\n         berth run -d --name web -p 8080:80 busybox httpd -f -p 80\n         berth run --rm --security-opt seccomp=./profile.json busybox mkdir /x\n         berth run --rm --cap-drop ALL --cap-add NET_BIND_SERVICE busybox id\n         berth run --rm --userns=auto busybox id   # as root: container root is nobody on the host"
+    after_help = "Example: berth run --rm -it busybox sh\n         berth run -d --name web -p 8080:80 busybox httpd -f -p 80\n         berth run --rm --security-opt seccomp=./profile.json busybox mkdir /x\n         berth run --rm --cap-drop ALL --cap-add NET_BIND_SERVICE busybox id\n         berth run --rm --read-only --tmpfs /cache:size=64m busybox touch /cache/x\n         berth run --rm --no-init busybox sh -c 'echo $$'   # prints 1: the command is PID 1\n         berth run --rm --userns=auto busybox id   # as root: container root is nobody on the host"
 )]
 pub struct Args {
     /// Run in the background and print the container's id
@@ -92,10 +94,25 @@ pub struct Args {
     pub security_opt: Vec<String>,
     /// Add a capability to Docker's default set (NET_ADMIN or CAP_NET_ADMIN; ALL for every one)
     #[arg(long = "cap-add", value_name = "CAP")]
-    pub cap_add: Vec<String>,
+    pub cap_add: Vec<Capability>,
     /// Drop a capability from the set (ALL drops every one; --cap-add then adds back)
     #[arg(long = "cap-drop", value_name = "CAP")]
-    pub cap_drop: Vec<String>,
+    pub cap_drop: Vec<Capability>,
+    /// Give the container the host, as Docker does: every capability, no seccomp filter, the host's devices, nothing masked, /sys writable
+    #[arg(long)]
+    pub privileged: bool,
+    /// Mount the root filesystem read-only; /tmp, /var/tmp and /run get a tmpfs unless a volume or --tmpfs is there
+    #[arg(long)]
+    pub read_only: bool,
+    /// Mount a tmpfs: PATH[:OPTIONS] (size=64m, mode=1777, exec, …); nosuid,nodev,noexec unless OPTIONS lift them
+    #[arg(long, value_name = "PATH[:OPTIONS]")]
+    pub tmpfs: Vec<Tmpfs>,
+    /// Run berth's init as PID 1, forwarding signals and reaping orphans (the default)
+    #[arg(long, overrides_with = "no_init")]
+    pub init: bool,
+    /// Run the command itself as PID 1, as Docker does without --init (for systemd and other inits)
+    #[arg(long, overrides_with = "init")]
+    pub no_init: bool,
     /// Bind mount a host path: SRC:DEST[:ro]
     #[arg(short, long = "volume", value_name = "SRC:DEST[:ro]")]
     pub volume: Vec<String>,
@@ -166,12 +183,9 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
     for opt in &args.security_opt {
         security.add(opt, &cwd)?;
     }
-    for cap in &args.cap_add {
-        security.cap_add.push(berth::runtime::security::capability_name(cap)?);
-    }
-    for cap in &args.cap_drop {
-        security.cap_drop.push(berth::runtime::security::capability_name(cap)?);
-    }
+    security.cap_add = args.cap_add;
+    security.cap_drop = args.cap_drop;
+    security.privileged = args.privileged;
     let opts = RunOptions {
         image: args.image.clone(),
         name: args.name,
@@ -195,6 +209,9 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         limits: args.limits,
         userns: args.userns,
         security,
+        read_only: args.read_only,
+        tmpfs: args.tmpfs,
+        no_init: args.no_init,
     };
     let store = berth::store::Store::open(&ctx.store_root()?)?;
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

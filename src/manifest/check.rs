@@ -17,7 +17,8 @@ use super::model::{Base, Bootstrap, Copy, DEFAULT_MIRROR, Env, Health, ImageSour
 use super::raw::{RawBootstrap, RawCopy, RawEnv, RawHealth, RawLimits, RawManifest, S};
 use super::suggest::did_you_mean;
 use super::values::{
-    Duration, Network, PortMapping, RestartPolicy, SecurityOpt, User, UsernsMode, Volume, is_env_name, is_name,
+    Capability, Duration, Network, PortMapping, RestartPolicy, SecurityOpt, Tmpfs, User, UsernsMode, Volume,
+    is_env_name, is_name,
 };
 use super::xref;
 use crate::oci::ImageRef;
@@ -135,6 +136,12 @@ impl Checker<'_> {
             health: raw.health.as_ref().and_then(|h| self.health(h.get_ref())),
             network: raw.network.as_ref().and_then(|n| self.parse::<Network>(n)).unwrap_or_default(),
             security_opt: raw.security_opt.iter().filter_map(|o| self.parse::<SecurityOpt>(o)).collect(),
+            cap_add: raw.cap_add.iter().filter_map(|c| self.parse::<Capability>(c)).collect(),
+            cap_drop: raw.cap_drop.iter().filter_map(|c| self.parse::<Capability>(c)).collect(),
+            privileged: raw.privileged.as_ref().is_some_and(|p| *p.get_ref()),
+            read_only: raw.read_only.as_ref().is_some_and(|r| *r.get_ref()),
+            tmpfs: raw.tmpfs.iter().filter_map(|t| self.parse::<Tmpfs>(t)).collect(),
+            init: raw.init.as_ref().is_none_or(|i| *i.get_ref()),
             userns: raw.userns.as_ref().and_then(|u| self.parse::<UsernsMode>(u)),
             labels: raw.labels.iter().map(|(k, v)| (k.get_ref().clone(), v.get_ref().clone())).collect(),
         }

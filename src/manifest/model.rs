@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::values::{ByteSize, Duration, Network, PortMapping, RestartPolicy, SecurityOpt, User, UsernsMode, Volume};
+use super::values::{
+    ByteSize, Capability, Duration, Network, PortMapping, RestartPolicy, SecurityOpt, Tmpfs, User, UsernsMode, Volume,
+};
 use crate::oci::ImageRef;
 
 /// A checked `berth.toml`.
@@ -65,6 +67,15 @@ pub struct Env {
     pub health: Option<Health>,
     pub network: Network,
     pub security_opt: Vec<SecurityOpt>,
+    pub cap_add: Vec<Capability>,
+    pub cap_drop: Vec<Capability>,
+    /// Every capability, no seccomp filter, the host's devices.
+    pub privileged: bool,
+    /// A read-only root filesystem.
+    pub read_only: bool,
+    pub tmpfs: Vec<Tmpfs>,
+    /// berth's init is PID 1 (the default); `false`: the command is.
+    pub init: bool,
     /// `userns`; `None`: the store's default.
     pub userns: Option<UsernsMode>,
     pub labels: BTreeMap<String, String>,

@@ -55,6 +55,15 @@ pub struct RawEnv {
     #[serde(default)]
     pub security_opt: Vec<S<String>>,
     #[serde(default)]
+    pub cap_add: Vec<S<String>>,
+    #[serde(default)]
+    pub cap_drop: Vec<S<String>>,
+    pub privileged: Option<S<bool>>,
+    pub read_only: Option<S<bool>>,
+    #[serde(default)]
+    pub tmpfs: Vec<S<String>>,
+    pub init: Option<S<bool>>,
+    #[serde(default)]
     pub labels: BTreeMap<S<String>, S<String>>,
 }
 

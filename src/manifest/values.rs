@@ -14,6 +14,8 @@ use std::str::FromStr;
 use serde::Serialize;
 
 pub use crate::runtime::ports::{PortMapping, Protocol};
+pub use crate::runtime::security::Capability;
+pub use crate::runtime::tmpfs::Tmpfs;
 pub use crate::runtime::userns_auto::UsernsMode;
 
 /// A value that did not parse; the text says what would be right.

@@ -52,9 +52,23 @@ pub struct ContainerPlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits_unavailable: Option<String>,
     /// The env's security options that differ from Docker's defaults
-    /// (`seccomp=unconfined`, …), shown so that none goes unnoticed.
+    /// (`seccomp=unconfined`, `cap-add=NET_ADMIN`, …), shown so that none
+    /// goes unnoticed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub security: Vec<String>,
+    /// `privileged = true`: the container gets the host (every capability,
+    /// no seccomp filter, the host's devices); `plan` marks it loudly.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+}
+
+/// The spec's settings that weaken or change Docker's default confinement,
+/// as `--flag=value` words.
+fn security_notes(spec: &ContainerSpec) -> Vec<String> {
+    let mut out: Vec<String> = spec.security_opt.iter().map(ToString::to_string).collect();
+    out.extend(spec.cap_add.iter().map(|c| format!("cap-add={c}")));
+    out.extend(spec.cap_drop.iter().map(|c| format!("cap-drop={c}")));
+    out
 }
 
 /// A container `berth up` made, as the store shows it now.
@@ -133,8 +147,15 @@ pub fn container_actions(
         };
         let drift = current.map(|e| e.drift.clone()).unwrap_or_default();
         let status = current.map(|e| e.status.clone());
-        let security = spec.security_opt.iter().map(ToString::to_string).collect();
-        out.push(ContainerPlan { env: env.clone(), action, status, drift, limits_unavailable: None, security });
+        out.push(ContainerPlan {
+            env: env.clone(),
+            action,
+            status,
+            drift,
+            limits_unavailable: None,
+            security: security_notes(spec),
+            privileged: spec.privileged,
+        });
     }
     for e in existing.iter().filter(|e| !specs.contains_key(&e.env)) {
         let status = Some(e.status.clone());
@@ -145,6 +166,7 @@ pub fn container_actions(
             drift: Vec::new(),
             limits_unavailable: None,
             security: Vec::new(),
+            privileged: false,
         });
     }
     out

@@ -464,7 +464,10 @@ pub(crate) fn start_new(
         labels,
         health: spec.health.as_ref().map(health_check),
         limits: policy,
-        security: security_options(&spec.security_opt),
+        security: security_options(spec),
+        read_only: spec.read_only,
+        tmpfs: spec.tmpfs.clone(),
+        no_init: !spec.init,
         userns: Some(crate::runtime::userns_auto::for_env(spec.userns)),
         ..RunOptions::default()
     };
@@ -488,12 +491,18 @@ pub(crate) fn start_new(
     Ok(())
 }
 
-/// The env's `security_opt` as the runtime takes it.
-fn security_options(opts: &[crate::manifest::values::SecurityOpt]) -> crate::runtime::security::SecurityOptions {
+/// The env's `security_opt`, capabilities and `privileged` as the runtime
+/// takes them.
+fn security_options(spec: &ContainerSpec) -> crate::runtime::security::SecurityOptions {
     use crate::manifest::values::SecurityOpt;
     use crate::runtime::security::{SeccompChoice, SecurityOptions};
-    let mut out = SecurityOptions::default();
-    for o in opts {
+    let mut out = SecurityOptions {
+        cap_add: spec.cap_add.clone(),
+        cap_drop: spec.cap_drop.clone(),
+        privileged: spec.privileged,
+        ..SecurityOptions::default()
+    };
+    for o in &spec.security_opt {
         match o {
             SecurityOpt::SeccompUnconfined => out.seccomp = SeccompChoice::Unconfined,
             SecurityOpt::SeccompProfile(path) => out.seccomp = SeccompChoice::Profile(path.clone()),

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::key::CacheKey;
 use crate::manifest::values::{
-    Network, PortMapping, RestartPolicy, SecurityOpt, User, UsernsMode, Volume, VolumeSource,
+    Capability, Network, PortMapping, RestartPolicy, SecurityOpt, Tmpfs, User, UsernsMode, Volume, VolumeSource,
 };
 use crate::manifest::{Base, Env, Health, Limits, Manifest};
 
@@ -49,6 +49,28 @@ pub struct ContainerSpec {
     /// containers of specs from before the key existed stay as they are.
     #[serde(default, skip_serializing_if = "UsernsMode::is_host")]
     pub userns: UsernsMode,
+    // The keys below are left out at their defaults for the same reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<Capability>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<Capability>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<Tmpfs>,
+    /// berth's init is PID 1 (left out when so).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub init: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 impl ContainerSpec {
@@ -109,6 +131,12 @@ pub fn container_spec(manifest: &Manifest, env: &Env, image: CacheKey) -> Contai
             })
             .collect(),
         userns: env.userns.unwrap_or_default(),
+        cap_add: env.cap_add.clone(),
+        cap_drop: env.cap_drop.clone(),
+        privileged: env.privileged,
+        read_only: env.read_only,
+        tmpfs: env.tmpfs.clone(),
+        init: env.init,
     }
 }
 

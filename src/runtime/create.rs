@@ -45,8 +45,35 @@ pub struct RunOptions {
     /// The container's user namespace; `None`: the store's default
     /// ([`super::defaults::RunDefaults`]).
     pub userns: Option<UsernsMode>,
-    /// `--security-opt`: seccomp profile, no_new_privs.
+    /// `--security-opt` (seccomp profile, no_new_privs), capabilities,
+    /// `--privileged`.
     pub security: super::security::SecurityOptions,
+    /// `--read-only`: the root filesystem cannot be written; `/tmp`,
+    /// `/var/tmp` and `/run` get a tmpfs unless a volume or tmpfs is there.
+    pub read_only: bool,
+    /// `--tmpfs`.
+    pub tmpfs: Vec<super::tmpfs::Tmpfs>,
+    /// `--no-init`: the command is PID 1 itself.
+    pub no_init: bool,
+}
+
+/// Where a read-only container gets a tmpfs (podman's `--read-only-tmpfs`),
+/// executable as there: programs write and run things in them.
+const READ_ONLY_TMPFS: [&str; 3] = ["/tmp", "/var/tmp", "/run"];
+
+/// `opts`' tmpfs mounts, with those a read-only root needs added.
+fn tmpfs_mounts(opts: &RunOptions) -> Vec<super::tmpfs::Tmpfs> {
+    let mut out = opts.tmpfs.clone();
+    if opts.read_only {
+        for dest in READ_ONLY_TMPFS {
+            let taken = out.iter().any(|t| t.covers(std::path::Path::new(dest)))
+                || opts.volumes.iter().any(|v| v.destination == std::path::Path::new(dest));
+            if !taken {
+                out.push(super::tmpfs::Tmpfs { options: vec!["exec".to_owned()], ..super::tmpfs::Tmpfs::at(dest) });
+            }
+        }
+    }
+    out
 }
 
 pub use super::userns_auto::{AUTO_BASE, AUTO_SIZE, UsernsMode};
@@ -224,6 +251,9 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
         limits_ignored,
         userns_base,
         security: opts.security.clone(),
+        read_only: opts.read_only,
+        tmpfs: opts.tmpfs.clone(),
+        no_init: opts.no_init,
     };
     let etc = EtcFiles::new(&hostname, &opts.aliases, host_resolv_conf);
     let created = container::create(&containers, &record, &etc)?;
@@ -243,22 +273,13 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
             resolv_conf: Some(created.paths.etc().join("resolv.conf")),
         },
         mounts: opts.volumes.clone(),
+        tmpfs: tmpfs_mounts(opts),
         rlimits: Vec::new(),
-        readonly_rootfs: false,
+        readonly_rootfs: opts.read_only,
+        no_init: opts.no_init,
     };
     let mut oci = spec::default_spec(&request);
-    if !opts.security.cap_add.is_empty() || !opts.security.cap_drop.is_empty() {
-        set_capabilities(&mut oci, &opts.security.cap_add, &opts.security.cap_drop);
-    }
-    if !devices_enforced() {
-        drop_mknod(&mut oci);
-    }
-    apply_security(&mut oci, seccomp.as_ref(), &opts.security);
-    if !super::userns::missing_ids(0, TTY_GID, &[]).is_empty() {
-        // Without a subordinate range the group tty has no id: terminals
-        // then belong to container root's group, as in podman.
-        drop_mount_option(&mut oci, "/dev/pts", &format!("gid={TTY_GID}"));
-    }
+    super::hardening::apply(&mut oci, &opts.security, seccomp.as_ref());
     if let Some(base) = userns_base {
         add_user_namespace(&mut oci, base);
         // The overlay's root and the files the container writes belong to
@@ -271,7 +292,11 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
         }
     }
     oci.set_root(Some(
-        oci_spec::runtime::RootBuilder::default().path(created.paths.rootfs()).readonly(false).build().expect("a root"),
+        oci_spec::runtime::RootBuilder::default()
+            .path(created.paths.rootfs())
+            .readonly(opts.read_only)
+            .build()
+            .expect("a root"),
     ));
     let path = created.paths.spec();
     if let Err(source) = oci.save(&path) {
@@ -279,91 +304,6 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
         return Err(CreateError::WriteSpec { path, source });
     }
     Ok(created)
-}
-
-/// Whether this host's cgroups can keep a container from opening device
-/// nodes it makes (the v1 `devices` controller; v2 would need a BPF program,
-/// which berth does not load).
-fn devices_enforced() -> bool {
-    matches!(super::cgroup::detect(), Ok(super::cgroup::Hierarchy::V1 { controllers }) if controllers.contains_key("devices"))
-}
-
-/// The group that owns terminals (`gid=` of the devpts mount).
-const TTY_GID: u32 = 5;
-
-/// Removes `option` from the options of the mount at `destination`.
-fn drop_mount_option(spec: &mut oci_spec::runtime::Spec, destination: &str, option: &str) {
-    let Some(mut mounts) = spec.mounts().clone() else { return };
-    for m in mounts.iter_mut().filter(|m| m.destination() == std::path::Path::new(destination)) {
-        let options = m.options().clone().map(|o| o.into_iter().filter(|x| x != option).collect());
-        m.set_options(options);
-    }
-    spec.set_mounts(Some(mounts));
-}
-
-/// Removes `CAP_MKNOD`: without a device cgroup, a node made inside could
-/// reach the host's disks.
-fn drop_mknod(spec: &mut oci_spec::runtime::Spec) {
-    use oci_spec::runtime::Capability;
-    let Some(mut process) = spec.process().clone() else { return };
-    if let Some(mut caps) = process.capabilities().clone() {
-        let without = |set: &Option<oci_spec::runtime::Capabilities>| {
-            set.clone().map(|mut s| {
-                s.remove(&Capability::Mknod);
-                s
-            })
-        };
-        caps.set_bounding(without(caps.bounding()));
-        caps.set_effective(without(caps.effective()));
-        caps.set_permitted(without(caps.permitted()));
-        caps.set_inheritable(without(caps.inheritable()));
-        caps.set_ambient(without(caps.ambient()));
-        process.set_capabilities(Some(caps));
-        spec.set_process(Some(process));
-    }
-}
-
-/// `--cap-add` and `--cap-drop` (checked names) on Docker's default set,
-/// in the bounding, effective and permitted sets.
-fn set_capabilities(spec: &mut oci_spec::runtime::Spec, add: &[String], drop: &[String]) {
-    use std::str::FromStr;
-    let default: Vec<String> = spec::DEFAULT_CAPABILITIES.iter().map(|c| format!("CAP_{c}")).collect();
-    let names = super::security::capability_set(&default, add, drop);
-    let set: oci_spec::runtime::Capabilities = names
-        .iter()
-        .filter_map(|n| oci_spec::runtime::Capability::from_str(n.trim_start_matches("CAP_")).ok())
-        .collect();
-    let Some(mut process) = spec.process().clone() else { return };
-    let mut caps = process.capabilities().clone().unwrap_or_default();
-    caps.set_bounding(Some(set.clone()));
-    caps.set_effective(Some(set.clone()));
-    caps.set_permitted(Some(set));
-    process.set_capabilities(Some(caps));
-    spec.set_process(Some(process));
-}
-
-/// Puts the seccomp profile, decided for the spec's effective
-/// capabilities (so after every change to them), and `no_new_privs` in
-/// `spec`.
-fn apply_security(
-    spec: &mut oci_spec::runtime::Spec,
-    profile: Option<&super::seccomp::Profile>,
-    security: &super::security::SecurityOptions,
-) {
-    let Some(mut process) = spec.process().clone() else { return };
-    if security.no_new_privileges {
-        process.set_no_new_privileges(Some(true));
-    }
-    let caps = process.capabilities().as_ref().and_then(|c| c.effective().as_ref());
-    let mask = caps
-        .into_iter()
-        .flatten()
-        .filter_map(|c| crate::sys::caps::number(&c.to_string()))
-        .fold(0u64, |m, n| m | 1 << n);
-    let mut linux = spec.linux().clone().unwrap_or_default();
-    linux.set_seccomp(profile.map(|p| super::seccomp::for_spec(p, mask)));
-    spec.set_linux(Some(linux));
-    spec.set_process(Some(process));
 }
 
 /// The command line: Docker's rules for `Entrypoint` and `Cmd`.
@@ -419,33 +359,6 @@ mod tests {
         assert_eq!(command(&c, &opts(&[], Some(&["/bin/sh"]))).unwrap(), ["/bin/sh"]);
         assert_eq!(command(&c, &opts(&["-c", "true"], Some(&["/bin/sh"]))).unwrap(), ["/bin/sh", "-c", "true"]);
         assert!(command(&config(&[], &[]), &opts(&[], None)).is_none());
-    }
-
-    #[test]
-    fn mknod_is_dropped_from_every_set() {
-        let mut spec = spec::default_spec(&SpecRequest { args: vec!["true".into()], ..SpecRequest::default() });
-        let has_mknod = |spec: &oci_spec::runtime::Spec| {
-            let caps = spec.process().as_ref().unwrap().capabilities().clone().unwrap();
-            [caps.bounding(), caps.effective(), caps.permitted()]
-                .iter()
-                .any(|set| set.as_ref().is_some_and(|s| s.contains(&oci_spec::runtime::Capability::Mknod)))
-        };
-        assert!(has_mknod(&spec), "Docker's default set has CAP_MKNOD");
-        drop_mknod(&mut spec);
-        assert!(!has_mknod(&spec));
-    }
-
-    #[test]
-    fn a_mount_option_is_dropped_from_that_mount_only() {
-        let mut spec = spec::default_spec(&SpecRequest { args: vec!["true".into()], ..SpecRequest::default() });
-        drop_mount_option(&mut spec, "/dev/pts", "gid=5");
-        let options = |dest: &str| {
-            let mounts = spec.mounts().clone().unwrap();
-            let m = mounts.iter().find(|m| m.destination() == std::path::Path::new(dest)).unwrap();
-            m.options().clone().unwrap_or_default()
-        };
-        assert!(!options("/dev/pts").contains(&"gid=5".to_owned()));
-        assert!(options("/dev/pts").contains(&"newinstance".to_owned()));
     }
 
     #[test]

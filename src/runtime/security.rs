@@ -30,12 +30,16 @@ pub struct SecurityOptions {
     /// nothing (off by default, as in Docker).
     #[serde(default)]
     pub no_new_privileges: bool,
-    /// `--cap-add`: `CAP_…` names or `ALL`.
+    /// `--cap-add`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cap_add: Vec<String>,
-    /// `--cap-drop`: `CAP_…` names or `ALL`.
+    pub cap_add: Vec<Capability>,
+    /// `--cap-drop`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cap_drop: Vec<String>,
+    pub cap_drop: Vec<Capability>,
+    /// `--privileged`: every capability, no seccomp filter, the host's
+    /// devices, nothing masked, `/sys` writable (Docker's meaning).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
 }
 
 /// A capability name berth does not know.
@@ -43,33 +47,66 @@ pub struct SecurityOptions {
 #[error("unknown capability {0:?}: expected a name such as NET_ADMIN or CAP_NET_ADMIN (see capabilities(7)), or ALL")]
 pub struct UnknownCapability(pub String);
 
-/// `name` as `CAP_NAME` (any case, with or without the prefix), or `ALL`.
-pub fn capability_name(name: &str) -> Result<String, UnknownCapability> {
-    let upper = name.trim().to_ascii_uppercase();
-    if upper == "ALL" {
-        return Ok(upper);
+/// A capability as `--cap-add`, `--cap-drop` and `cap_add`/`cap_drop`
+/// name it: `CAP_NAME` (written in any case, with or without the prefix),
+/// or `ALL`. Parsed only by [`FromStr`]; serde goes through it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Capability(String);
+
+impl Capability {
+    /// `ALL`: every capability.
+    pub fn is_all(&self) -> bool {
+        self.0 == "ALL"
     }
-    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
-    match crate::sys::caps::number(&full) {
-        Some(_) => Ok(full),
-        None => Err(UnknownCapability(name.to_owned())),
+
+    /// `CAP_NAME`, or `ALL`.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-/// Docker's rule: start from `default` (nothing when `drop` has ALL),
-/// add `add` (everything when it has ALL), then take out `drop`'s names.
-/// Names as [`capability_name`] gives them; the result is sorted.
-pub fn capability_set(default: &[String], add: &[String], drop: &[String]) -> Vec<String> {
-    let all = crate::sys::caps::all_names();
-    let mut set: std::collections::BTreeSet<String> =
-        if drop.iter().any(|d| d == "ALL") { Default::default() } else { default.iter().cloned().collect() };
-    if add.iter().any(|a| a == "ALL") {
-        set.extend(all);
-    } else {
-        set.extend(add.iter().cloned());
+impl std::str::FromStr for Capability {
+    type Err = UnknownCapability;
+
+    fn from_str(name: &str) -> Result<Capability, UnknownCapability> {
+        if name.trim().eq_ignore_ascii_case("ALL") {
+            return Ok(Capability("ALL".to_owned()));
+        }
+        crate::sys::caps::canonical_name(name).map(Capability).ok_or_else(|| UnknownCapability(name.to_owned()))
     }
-    for d in drop.iter().filter(|d| *d != "ALL") {
-        set.remove(d);
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Capability {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Capability {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Capability, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Docker's rule: start from `default` (`CAP_…` names; nothing when `drop`
+/// has ALL), add `add` (every capability the kernel has when it has ALL),
+/// then take out `drop`'s names. The result is sorted.
+pub fn capability_set(default: &[String], add: &[Capability], drop: &[Capability]) -> Vec<String> {
+    let mut set: std::collections::BTreeSet<String> =
+        if drop.iter().any(Capability::is_all) { Default::default() } else { default.iter().cloned().collect() };
+    if add.iter().any(Capability::is_all) {
+        set.extend(crate::sys::caps::supported_names());
+    } else {
+        set.extend(add.iter().map(|c| c.0.clone()));
+    }
+    for d in drop.iter().filter(|d| !d.is_all()) {
+        set.remove(&d.0);
     }
     set.into_iter().collect()
 }
@@ -113,6 +150,9 @@ impl SecurityOptions {
 
     /// The seccomp profile that applies, as `inspect` shows it.
     pub fn seccomp_name(&self) -> String {
+        if self.privileged {
+            return "unconfined (privileged)".to_owned();
+        }
         match &self.seccomp {
             SeccompChoice::Default => "default".to_owned(),
             SeccompChoice::Unconfined => "unconfined".to_owned(),
@@ -120,9 +160,13 @@ impl SecurityOptions {
         }
     }
 
-    /// Reads the seccomp profile that applies (`None`: unconfined). A
-    /// profile file is read and checked here, before anything is created.
+    /// Reads the seccomp profile that applies (`None`: unconfined, as a
+    /// privileged container is). A profile file is read and checked here,
+    /// before anything is created.
     pub fn profile(&self) -> Result<Option<Profile>, SeccompError> {
+        if self.privileged {
+            return Ok(None);
+        }
         match &self.seccomp {
             SeccompChoice::Default => Ok(Some(seccomp::default_profile())),
             SeccompChoice::Unconfined => Ok(None),
@@ -152,10 +196,12 @@ mod tests {
 
     #[test]
     fn capabilities_follow_dockers_rules() {
-        let names = |xs: &[&str]| xs.iter().map(|x| capability_name(x).unwrap()).collect::<Vec<_>>();
-        assert_eq!(names(&["net_admin", "CAP_SYS_TIME", "all"]), ["CAP_NET_ADMIN", "CAP_SYS_TIME", "ALL"]);
-        assert!(capability_name("CAP_NOPE").is_err());
-        let default = names(&["CHOWN", "KILL"]);
+        let names = |xs: &[&str]| xs.iter().map(|x| x.parse::<Capability>().unwrap()).collect::<Vec<_>>();
+        let text = |cs: Vec<Capability>| cs.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(text(names(&["net_admin", " CAP_SYS_TIME", "all"])), ["CAP_NET_ADMIN", "CAP_SYS_TIME", "ALL"]);
+        assert!("CAP_NOPE".parse::<Capability>().is_err());
+        assert!(serde_json::from_str::<Capability>("\"nope\"").is_err(), "serde goes through the parser");
+        let default = text(names(&["CHOWN", "KILL"]));
         assert_eq!(capability_set(&default, &names(&["NET_ADMIN"]), &names(&["KILL"])), ["CAP_CHOWN", "CAP_NET_ADMIN"]);
         assert_eq!(capability_set(&default, &names(&["SYS_TIME"]), &names(&["ALL"])), ["CAP_SYS_TIME"]);
         let all = capability_set(&default, &names(&["ALL"]), &names(&["SYS_ADMIN"]));

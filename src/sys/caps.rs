@@ -15,14 +15,26 @@ fn err(e: caps::errors::CapsError) -> io::Error {
 
 /// The capability number of `name` (`"CAP_CHOWN"` or `"CHOWN"`, any case).
 pub fn number(name: &str) -> Option<u8> {
-    let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
-    Capability::from_str(&full).ok().map(|c| c.index())
+    Capability::from_str(&canonical_name(name)?).ok().map(|c| c.index())
 }
 
-/// Every capability this build knows, as `CAP_…` names.
-pub fn all_names() -> Vec<String> {
-    caps::all().into_iter().map(|c| c.to_string()).collect()
+/// `name` as `CAP_NAME` (any case, with or without the prefix, spaces
+/// around trimmed) when this build knows it; the one reading of a
+/// capability name for the manifest, `--cap-add` and the spec.
+pub fn canonical_name(name: &str) -> Option<String> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    Capability::from_str(&full).is_ok().then_some(full)
+}
+
+/// Every capability this process can grant, as `CAP_…` names: those of
+/// its bounding set (within what the kernel knows), which is what `ALL`
+/// means; a set naming one outside it cannot be set.
+pub fn supported_names() -> Vec<String> {
+    let bounding = caps::read(None, CapSet::Bounding).unwrap_or_else(|_| caps::runtime::thread_all_supported());
+    let mut names: Vec<String> = bounding.into_iter().map(|c| c.to_string()).collect();
+    names.sort();
+    names
 }
 
 fn to_set(mask: u64) -> CapsHashSet {

@@ -56,9 +56,19 @@ pub struct Record {
     /// (container ids 0..65536 are host ids `base..base+65536`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns_base: Option<u32>,
-    /// `--security-opt` (seccomp profile, no_new_privs).
+    /// `--security-opt` (seccomp profile, no_new_privs), capabilities,
+    /// `--privileged`.
     #[serde(default, skip_serializing_if = "is_default")]
     pub security: crate::runtime::security::SecurityOptions,
+    /// `--read-only`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub read_only: bool,
+    /// `--tmpfs` as asked (the read-only root's own are not listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<crate::runtime::tmpfs::Tmpfs>,
+    /// `--no-init`: the command is PID 1.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub no_init: bool,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -88,6 +98,9 @@ impl Record {
             limits_ignored: false,
             userns_base: None,
             security: Default::default(),
+            read_only: false,
+            tmpfs: Vec::new(),
+            no_init: false,
         }
     }
 }

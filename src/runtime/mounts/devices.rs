@@ -137,3 +137,67 @@ pub(super) fn console(root: BorrowedFd<'_>, console: BorrowedFd<'_>) -> Result<(
     sysmount::mount(Some(&tty), &fd_path(target.as_fd()), None, MsFlags::MS_BIND, None)
         .map_err(step(format!("bind-mounting the terminal {} at", tty.display()), path))
 }
+
+/// Directories of `/dev` a privileged container does not take from the
+/// host: it has its own ptys, shared memory and message queues.
+const NOT_FROM_HOST: &[&str] = &["pts", "shm", "mqueue", "fd"];
+
+/// The host's character and block devices under `dev` (recursively, but
+/// not the container's own `pts`, `shm`, `mqueue`, nor `console`), as
+/// spec entries with their host mode and owner: what `--privileged` gives a
+/// container, as Docker does.
+pub fn host_devices(dev: &Path) -> Vec<LinuxDevice> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut dirs = vec![dev.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            let kind = meta.file_type();
+            let top = dir == dev;
+            if kind.is_dir() {
+                if !(top && NOT_FROM_HOST.iter().any(|n| entry.file_name() == *n)) {
+                    dirs.push(path);
+                }
+                continue;
+            }
+            let typ = if kind.is_char_device() {
+                LinuxDeviceType::C
+            } else if kind.is_block_device() {
+                LinuxDeviceType::B
+            } else {
+                continue;
+            };
+            if top && entry.file_name() == "console" {
+                continue;
+            }
+            let Ok(in_container) = path.strip_prefix(dev).map(|rel| Path::new("/dev").join(rel)) else { continue };
+            let mut d = LinuxDevice::default();
+            d.set_path(in_container);
+            d.set_typ(typ);
+            d.set_major(nix::sys::stat::major(meta.rdev()) as i64);
+            d.set_minor(nix::sys::stat::minor(meta.rdev()) as i64);
+            d.set_file_mode(Some(meta.mode() & 0o7777));
+            d.set_uid(Some(meta.uid()));
+            d.set_gid(Some(meta.gid()));
+            out.push(d);
+        }
+    }
+    out.sort_by(|a, b| a.path().cmp(b.path()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_devices_are_the_hosts_nodes_with_their_numbers() {
+        let devices = host_devices(Path::new("/dev"));
+        let null = devices.iter().find(|d| d.path() == Path::new("/dev/null")).expect("/dev/null");
+        assert_eq!((null.typ(), null.major(), null.minor()), (LinuxDeviceType::C, 1, 3));
+        assert!(devices.iter().all(|d| !d.path().starts_with("/dev/pts") && d.path() != Path::new("/dev/console")));
+    }
+}

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
+pub use devices::host_devices;
 pub use options::{MountOptions, parse as parse_options};
 
 use crate::sys::fs::{self as sysfs, FileKind};

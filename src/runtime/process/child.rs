@@ -181,6 +181,9 @@ pub(crate) fn create(
     sysproc::die_with_parent().unwrap_or_else(|e| fail(at("prctl(PR_SET_PDEATHSIG)")(e)));
     wait_for_go();
     match container(&plan, rootfs, premounted) {
+        // The command itself is PID 1: nothing reaps orphans or forwards
+        // signals, as in Docker without --init.
+        Ok(()) if plan.no_init => crate::runtime::init::exec_command(&plan.process.argv, Some(ERR_FD)),
         Ok(()) => crate::runtime::init::reap(&plan.process.argv, Some(ERR_FD)),
         Err(f) => fail(f),
     }
@@ -250,6 +253,11 @@ fn container(plan: &ContainerPlan, rootfs: &Rootfs, premounted: bool) -> Result<
     sysmount::pivot_root_here().map_err(at("pivot_root"))?;
     sysproc::chdir(Path::new("/")).map_err(at("chdir / after pivot_root"))?;
     plan.mounts.apply_after_pivot().map_err(at("masking paths"))?;
+    let root = sysfs::open_dir(Path::new("/")).map_err(at("opening /"))?;
+    // The working directory is made while the root can still be written,
+    // as Docker makes it for a read-only container.
+    scoped::mkdir_all(root.as_fd(), &plan.process.cwd, 0o755)
+        .map_err(at(format!("creating the working directory {}", plan.process.cwd.display())))?;
     if plan.readonly_root {
         let keep = sysmount::mount_flags_of(Path::new("/")).map_err(at("reading the root's mount flags"))?;
         let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep;
@@ -258,9 +266,6 @@ fn container(plan: &ContainerPlan, rootfs: &Rootfs, premounted: bool) -> Result<
     if let Some(name) = &plan.hostname {
         sysproc::set_hostname(name).map_err(at(format!("sethostname({name:?})")))?;
     }
-    let root = sysfs::open_dir(Path::new("/")).map_err(at("opening /"))?;
-    scoped::mkdir_all(root.as_fd(), &plan.process.cwd, 0o755)
-        .map_err(at(format!("creating the working directory {}", plan.process.cwd.display())))?;
     process(&plan.process, root)
 }
 

@@ -182,6 +182,9 @@ pub(super) struct ContainerPlan {
     pub hostname: Option<String>,
     pub mounts: MountPlan,
     pub readonly_root: bool,
+    /// Execute the command in place of berth's init: it is PID 1 itself
+    /// (`spec::NO_INIT`).
+    pub no_init: bool,
     /// A user namespace of its own: the `uid_map` and `gid_map` texts the
     /// parent writes (`linux.uidMappings`, `linux.gidMappings`).
     pub user_maps: Option<(String, String)>,
@@ -230,6 +233,7 @@ impl ContainerPlan {
             hostname: spec.hostname().clone(),
             mounts: MountPlan::new(spec)?,
             readonly_root: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
+            no_init: crate::runtime::spec::runs_without_init(spec),
             user_maps: None,
         };
         let linux = spec.linux().as_ref();

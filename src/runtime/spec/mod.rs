@@ -33,6 +33,12 @@ pub use user::{ResolvedUser, process_user, resolve_user, resolve_user_in_layers}
 /// user's home instead, as Docker does.
 pub const HOME_FROM_PASSWD: &str = "org.berth.home-from-passwd";
 
+/// The spec annotation that says the command itself is the container's
+/// PID 1 (`init = false`, `--no-init`): berth's init does not run, so
+/// nothing reaps orphans or forwards signals, as in Docker without
+/// `--init`.
+pub const NO_INIT: &str = "org.berth.no-init";
+
 /// What went wrong while resolving a user against an image.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -141,8 +147,13 @@ pub struct SpecRequest {
     pub network: NetworkMode,
     pub resources: Resources,
     pub etc: EtcFiles,
-    /// Volumes, mounted after the standard mounts, in this order.
+    /// Volumes, mounted after the standard mounts (with `tmpfs`, parents
+    /// before what is under them).
     pub mounts: Vec<BindMount>,
+    /// tmpfs mounts (`--tmpfs`).
+    pub tmpfs: Vec<crate::runtime::tmpfs::Tmpfs>,
+    /// Run the command as PID 1, without berth's init ([`NO_INIT`]).
+    pub no_init: bool,
     pub rlimits: Vec<RlimitRequest>,
     /// Mount the root filesystem read-only.
     pub readonly_rootfs: bool,
@@ -159,8 +170,13 @@ pub fn default_spec(req: &SpecRequest) -> Spec {
     spec.set_process(Some(process(req)));
     spec.set_mounts(Some(mounts(req)));
     spec.set_hooks(None);
-    let home_added = !has_key(&req.env, "HOME");
-    spec.set_annotations(home_added.then(|| [(HOME_FROM_PASSWD.to_owned(), "true".to_owned())].into_iter().collect()));
+    let annotations: std::collections::HashMap<String, String> =
+        [(HOME_FROM_PASSWD, !has_key(&req.env, "HOME")), (NO_INIT, req.no_init)]
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(key, _)| (key.to_owned(), "true".to_owned()))
+            .collect();
+    spec.set_annotations((!annotations.is_empty()).then_some(annotations));
 
     let mut linux = oci_spec::runtime::Linux::default();
     linux.set_namespaces(Some(namespaces(&req.network)));
@@ -192,10 +208,19 @@ pub fn home_entry(user: &ResolvedUser) -> String {
     format!("HOME={}", user.home_dir().display())
 }
 
+/// Whether `spec` runs its command without berth's init ([`NO_INIT`]).
+pub fn runs_without_init(spec: &Spec) -> bool {
+    annotation_set(spec, NO_INIT)
+}
+
+fn annotation_set(spec: &Spec, key: &str) -> bool {
+    spec.annotations().as_ref().is_some_and(|a| a.get(key).is_some_and(|v| v == "true"))
+}
+
 /// Whether `$HOME` in `spec` came from the user's `/etc/passwd` entry (see
 /// [`HOME_FROM_PASSWD`]) rather than from the image or the user.
 pub fn home_from_passwd(spec: &Spec) -> bool {
-    spec.annotations().as_ref().is_some_and(|a| a.get(HOME_FROM_PASSWD).is_some_and(|v| v == "true"))
+    annotation_set(spec, HOME_FROM_PASSWD)
 }
 
 /// Whether `env` (`KEY=VALUE` entries) sets `key`.
@@ -312,9 +337,16 @@ fn mounts(req: &SpecRequest) -> Vec<Mount> {
             out.push(bind(file, std::path::Path::new(dest), false));
         }
     }
-    for m in &req.mounts {
-        out.push(bind(&m.source, &m.destination, m.readonly));
+    let mut user: Vec<Mount> = req.mounts.iter().map(|m| bind(&m.source, &m.destination, m.readonly)).collect();
+    for t in &req.tmpfs {
+        let options = t.mount_options();
+        let options: Vec<&str> = options.iter().map(String::as_str).collect();
+        user.push(mount(&t.destination.to_string_lossy(), "tmpfs", "tmpfs", &options));
     }
+    // Parents before what is under them, as Docker orders them (stable:
+    // volumes before a tmpfs at the same depth).
+    user.sort_by_key(|m| m.destination().components().count());
+    out.extend(user);
     out
 }
 
