@@ -89,8 +89,8 @@ pub fn kill(c: &Container, signal: Signal) -> Result<(), ControlError> {
 }
 
 /// Stops the container: SIGTERM, then SIGKILL after `timeout`; no restart
-/// follows. Returns whether it was running. Waits until its supervisor has
-/// recorded the exit.
+/// follows. Returns whether it was running. Waits until its supervisor is
+/// gone (it has recorded the exit and written its last files).
 pub fn stop(c: &Container, timeout: Duration) -> Result<bool, ControlError> {
     let Some(st) = current_state(c)? else { return Ok(false) };
     let pid = live_pid(&st);
@@ -106,18 +106,16 @@ pub fn stop(c: &Container, timeout: Duration) -> Result<bool, ControlError> {
             wait_until(Duration::from_secs(10), || !state::process_alive(pid.as_raw(), start));
         }
     }
-    wait_for_supervisor(c, &st);
+    wait_for_supervisor(&st);
     Ok(true)
 }
 
-/// Waits (bounded) until the supervisor that owned `st` has recorded an end
-/// or is gone.
-fn wait_for_supervisor(c: &Container, st: &State) {
-    let shim = (st.shim_pid, st.shim_start);
-    wait_until(Duration::from_secs(10), || {
-        let done = state::read_state(&c.paths.dir).map(|s| s.status == Status::Exited).unwrap_or(true);
-        done || !state::process_alive(shim.0, shim.1)
-    });
+/// Waits (bounded) until the supervisor that owned `st` (shim or
+/// foreground CLI) is gone: not only until it recorded the exit, since it
+/// may still write into the container's directory (its last log lines, a
+/// `--rm` removal), which raced a quick `rm` ("Directory not empty").
+fn wait_for_supervisor(st: &State) {
+    wait_until(Duration::from_secs(10), || !state::process_alive(st.shim_pid, st.shim_start));
 }
 
 fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
@@ -175,18 +173,18 @@ pub fn remove_on_exit(c: &Container) -> Result<bool, ControlError> {
 /// Keeps its project's network namespace: for a container replaced at once
 /// (`up`); every other removal is [`remove_for_good`].
 pub fn remove(c: &Container, force: bool) -> Result<(), ControlError> {
-    let st = current_state(c)?;
-    if let Some(st) = &st
-        && live_pid(st).is_some()
-    {
-        if !force {
-            return Err(ControlError::Running(c.record.name.clone()));
+    if let Some(st) = &current_state(c)? {
+        if live_pid(st).is_some() {
+            if !force {
+                return Err(ControlError::Running(c.record.name.clone()));
+            }
+            mark_stop(c)?;
+            kill(c, Signal::SIGKILL)?;
+        } else if state::process_alive(st.shim_pid, st.shim_start) {
+            // A shim between two runs (waiting to restart) or finishing.
+            mark_stop(c)?;
         }
-        mark_stop(c)?;
-        kill(c, Signal::SIGKILL)?;
-        // Gone, not only done: a shim still writing its last files into
-        // the directory made its removal fail with "Directory not empty".
-        wait_until(Duration::from_secs(10), || !state::process_alive(st.shim_pid, st.shim_start));
+        wait_for_supervisor(st);
     }
     let cg = |source| ControlError::Cgroup { name: c.record.name.clone(), source };
     let path = CgroupPath::new(&c.record.cgroup).map_err(cg)?;
