@@ -42,6 +42,8 @@ const DANGEROUS: &[&str] = &[
     "swapon",
     "reboot",
     "init_module",
+    "io_uring_setup",
+    "socket-alg",
     "x32-getpid",
     "i386-getpid",
 ];
@@ -60,13 +62,14 @@ fn the_default_profile_refuses_dangerous_calls_with_eperm() {
     let berth = Berth::with_busybox();
     let dir = probe_dir();
     let mut calls = DANGEROUS.to_vec();
-    calls.extend(["getpid", "clone3", "mkdir:/tmp/made"]);
+    calls.extend(["getpid", "clone3", "mkdir:/tmp/made", "socket-netlink"]);
     let got = probe(&berth, dir.path(), &[], &calls);
     for call in DANGEROUS {
         assert_eq!(got[*call], "errno 1", "{call} under the default profile: {got:?}");
     }
     assert_eq!(got["getpid"], "ok", "{got:?}");
     assert_eq!(got["mkdir:/tmp/made"], "ok", "{got:?}");
+    assert_eq!(got["socket-netlink"], "ok", "{got:?}");
     // clone3 looks absent (ENOSYS), so that glibc falls back to clone.
     assert_eq!(got["clone3"], "errno 38", "{got:?}");
     let status = berth.run(&["run", "--rm", "busybox", "grep", "^Seccomp", "/proc/self/status"]).ok().to_owned();

@@ -1,11 +1,15 @@
-//! berth's default profile: the same rules as Docker's default seccomp
-//! profile (moby's `profiles/seccomp/default.json`), written as data here
+//! berth's default profile: the same rules as Docker's current default
+//! seccomp profile (`seccomp/default.json` of moby/profiles, where moby's
+//! `profiles/seccomp` moved: io_uring refused since Docker 25, `socket`
+//! limited to listed address families since 29.4.2), written as data here
 //! and turned into a [`Profile`]. Everything not allowed fails with EPERM;
 //! calls that need a capability are allowed only to containers that have
 //! it; `clone` may not make namespaces and `clone3` fails with ENOSYS (so
 //! glibc falls back to `clone`, whose flags can be checked) unless the
 //! container has CAP_SYS_ADMIN; `personality` may only pick the ordinary
-//! and 32-bit personalities; `socket` may not open AF_VSOCK.
+//! and 32-bit personalities; `socket` may open only the listed address
+//! families (not AF_ALG nor AF_VSOCK); io_uring is refused (work submitted
+//! through a ring is never seen by the filter).
 //!
 //! Names that do not exist on x86_64 (`chown32`, `_llseek`, …) are kept,
 //! as in Docker's list, and left out when the filter is compiled.
@@ -16,6 +20,8 @@ use super::profile::{Arg, Filter, Profile, Rule};
 
 /// Allowed to every container.
 const ALLOWED: &[&str] = &[
+    "_llseek",
+    "_newselect",
     "accept",
     "accept4",
     "access",
@@ -23,6 +29,7 @@ const ALLOWED: &[&str] = &[
     "alarm",
     "bind",
     "brk",
+    "cachestat",
     "capget",
     "capset",
     "chdir",
@@ -68,6 +75,7 @@ const ALLOWED: &[&str] = &[
     "fchdir",
     "fchmod",
     "fchmodat",
+    "fchmodat2",
     "fchown",
     "fchown32",
     "fchownat",
@@ -89,9 +97,14 @@ const ALLOWED: &[&str] = &[
     "ftruncate",
     "ftruncate64",
     "futex",
+    "futex_requeue",
     "futex_time64",
+    "futex_wait",
     "futex_waitv",
+    "futex_wake",
     "futimesat",
+    "get_robust_list",
+    "get_thread_area",
     "getcpu",
     "getcwd",
     "getdents",
@@ -117,34 +130,30 @@ const ALLOWED: &[&str] = &[
     "getresuid",
     "getresuid32",
     "getrlimit",
-    "get_robust_list",
     "getrusage",
     "getsid",
     "getsockname",
     "getsockopt",
-    "get_thread_area",
     "gettid",
     "gettimeofday",
     "getuid",
     "getuid32",
     "getxattr",
+    "getxattrat",
     "inotify_add_watch",
     "inotify_init",
     "inotify_init1",
     "inotify_rm_watch",
     "io_cancel",
-    "ioctl",
     "io_destroy",
     "io_getevents",
     "io_pgetevents",
     "io_pgetevents_time64",
-    "ioprio_get",
-    "ioprio_set",
     "io_setup",
     "io_submit",
-    "io_uring_enter",
-    "io_uring_register",
-    "io_uring_setup",
+    "ioctl",
+    "ioprio_get",
+    "ioprio_set",
     "ipc",
     "kill",
     "landlock_add_rule",
@@ -156,15 +165,17 @@ const ALLOWED: &[&str] = &[
     "link",
     "linkat",
     "listen",
+    "listmount",
     "listxattr",
+    "listxattrat",
     "llistxattr",
-    "_llseek",
     "lremovexattr",
     "lseek",
     "lsetxattr",
     "lstat",
     "lstat64",
     "madvise",
+    "map_shadow_stack",
     "membarrier",
     "memfd_create",
     "memfd_secret",
@@ -188,6 +199,7 @@ const ALLOWED: &[&str] = &[
     "mq_timedsend_time64",
     "mq_unlink",
     "mremap",
+    "mseal",
     "msgctl",
     "msgget",
     "msgrcv",
@@ -199,7 +211,6 @@ const ALLOWED: &[&str] = &[
     "name_to_handle_at",
     "nanosleep",
     "newfstatat",
-    "_newselect",
     "open",
     "openat",
     "openat2",
@@ -237,10 +248,12 @@ const ALLOWED: &[&str] = &[
     "recvmsg",
     "remap_file_pages",
     "removexattr",
+    "removexattrat",
     "rename",
     "renameat",
     "renameat2",
     "restart_syscall",
+    "riscv_hwprobe",
     "rmdir",
     "rseq",
     "rt_sigaction",
@@ -252,11 +265,11 @@ const ALLOWED: &[&str] = &[
     "rt_sigtimedwait",
     "rt_sigtimedwait_time64",
     "rt_tgsigqueueinfo",
+    "sched_get_priority_max",
+    "sched_get_priority_min",
     "sched_getaffinity",
     "sched_getattr",
     "sched_getparam",
-    "sched_get_priority_max",
-    "sched_get_priority_min",
     "sched_getscheduler",
     "sched_rr_get_interval",
     "sched_rr_get_interval_time64",
@@ -278,6 +291,9 @@ const ALLOWED: &[&str] = &[
     "sendmmsg",
     "sendmsg",
     "sendto",
+    "set_robust_list",
+    "set_thread_area",
+    "set_tid_address",
     "setfsgid",
     "setfsgid32",
     "setfsuid",
@@ -298,14 +314,12 @@ const ALLOWED: &[&str] = &[
     "setreuid",
     "setreuid32",
     "setrlimit",
-    "set_robust_list",
     "setsid",
     "setsockopt",
-    "set_thread_area",
-    "set_tid_address",
     "setuid",
     "setuid32",
     "setxattr",
+    "setxattrat",
     "shmat",
     "shmctl",
     "shmdt",
@@ -323,6 +337,7 @@ const ALLOWED: &[&str] = &[
     "stat64",
     "statfs",
     "statfs64",
+    "statmount",
     "statx",
     "symlink",
     "symlinkat",
@@ -354,6 +369,7 @@ const ALLOWED: &[&str] = &[
     "uname",
     "unlink",
     "unlinkat",
+    "uretprobe",
     "utime",
     "utimensat",
     "utimensat_time64",
@@ -390,6 +406,9 @@ const BY_CAPABILITY: &[(&str, &[&str])] = &[
             "fsopen",
             "fspick",
             "lookup_dcookie",
+            "lsm_get_self_attr",
+            "lsm_list_modules",
+            "lsm_set_self_attr",
             "mount",
             "mount_setattr",
             "move_mount",
@@ -429,8 +448,14 @@ const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 /// CAP_SYS_ADMIN.
 const NAMESPACE_FLAGS: u64 = 0x7E02_0000;
 
-/// `AF_VSOCK`: the host's virtual-machine sockets.
-const AF_VSOCK: u64 = 40;
+/// The address families `socket` may open: every one below 12 (AF_UNIX,
+/// AF_INET, AF_NETLINK, AF_PACKET, AF_INET6, …) and the listed others.
+/// Not AF_ALG (38: the kernel's crypto API, CVE-2026-31431), AF_VSOCK
+/// (40: the host's virtual-machine sockets), obsolete families, nor any
+/// family newer than the list. As Docker's current profile.
+const SOCKET_FAMILIES_BELOW: u64 = 12;
+const SOCKET_FAMILIES: &[u64] =
+    &[13, 14, 15, 16, 17, 18, 21, 22, 24, 26, 27, 28, 29, 30, 31, 32, 33, 35, 36, 39, 41, 42, 43, 44, 45];
 
 fn rule(names: &[&str], action: Action) -> Rule {
     Rule { names: names.iter().map(|n| n.to_string()).collect(), action, ..Rule::default() }
@@ -448,7 +473,10 @@ fn only_with(cap: &str) -> Option<Filter> {
 /// Docker's default profile.
 pub fn profile() -> Profile {
     let mut rules = vec![rule(ALLOWED, Action::ScmpActAllow)];
-    rules.push(with_arg(rule(&["socket"], Action::ScmpActAllow), 0, Op::ScmpCmpNe, AF_VSOCK));
+    rules.push(with_arg(rule(&["socket"], Action::ScmpActAllow), 0, Op::ScmpCmpLt, SOCKET_FAMILIES_BELOW));
+    for &family in SOCKET_FAMILIES {
+        rules.push(with_arg(rule(&["socket"], Action::ScmpActAllow), 0, Op::ScmpCmpEq, family));
+    }
     for &p in PERSONALITIES {
         rules.push(with_arg(rule(&["personality"], Action::ScmpActAllow), 0, Op::ScmpCmpEq, p));
     }

@@ -1,7 +1,7 @@
 //! The x86_64 system call numbers by name: Linux's
 //! `arch/x86/entry/syscalls/syscall_64.tbl` (the `common` and `64` ABIs),
 //! as installed in `asm/unistd_64.h` (Linux 6.1), with the calls added up
-//! to Linux 6.10 appended by hand. Sorted by name for a binary search.
+//! to Linux 6.15 appended by hand. Sorted by name for a binary search.
 //! A profile may name calls of other architectures (`chown32`, `_llseek`):
 //! they are not here, and a rule for them is left out, as Docker does.
 
@@ -125,6 +125,7 @@ pub(super) const X86_64: &[(&str, u32)] = &[
     ("gettimeofday", 96),
     ("getuid", 102),
     ("getxattr", 191),
+    ("getxattrat", 464),
     ("init_module", 175),
     ("inotify_add_watch", 254),
     ("inotify_init", 253),
@@ -159,6 +160,7 @@ pub(super) const X86_64: &[(&str, u32)] = &[
     ("listen", 50),
     ("listmount", 458),
     ("listxattr", 194),
+    ("listxattrat", 465),
     ("llistxattr", 195),
     ("lookup_dcookie", 212),
     ("lremovexattr", 198),
@@ -213,6 +215,7 @@ pub(super) const X86_64: &[(&str, u32)] = &[
     ("open", 2),
     ("open_by_handle_at", 304),
     ("open_tree", 428),
+    ("open_tree_attr", 467),
     ("openat", 257),
     ("openat2", 437),
     ("pause", 34),
@@ -258,6 +261,7 @@ pub(super) const X86_64: &[(&str, u32)] = &[
     ("recvmsg", 47),
     ("remap_file_pages", 216),
     ("removexattr", 197),
+    ("removexattrat", 466),
     ("rename", 82),
     ("renameat", 264),
     ("renameat2", 316),
@@ -321,6 +325,7 @@ pub(super) const X86_64: &[(&str, u32)] = &[
     ("settimeofday", 164),
     ("setuid", 105),
     ("setxattr", 188),
+    ("setxattrat", 463),
     ("shmat", 30),
     ("shmctl", 31),
     ("shmdt", 67),
@@ -367,6 +372,7 @@ pub(super) const X86_64: &[(&str, u32)] = &[
     ("unlink", 87),
     ("unlinkat", 263),
     ("unshare", 272),
+    ("uretprobe", 335),
     ("uselib", 134),
     ("userfaultfd", 323),
     ("ustat", 136),
