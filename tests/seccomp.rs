@@ -214,3 +214,109 @@ fn security_opt_in_berth_toml_is_planned_applied_and_recreates_on_change() {
     std::fs::write(dir.path().join("berth.toml"), manifest("")).unwrap();
     berth.run_in(dir.path(), &["down"]).ok();
 }
+
+/// A project dir holding the busybox rootfs as `busybox.tar`, the probe in
+/// `probe/` and `manifest` as its berth.toml.
+fn project(manifest: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(support::image::busybox_tar(), dir.path().join("busybox.tar")).unwrap();
+    std::fs::create_dir(dir.path().join("probe")).unwrap();
+    std::fs::copy(syscall_probe(), dir.path().join("probe/syscall-probe")).unwrap();
+    std::fs::write(dir.path().join("berth.toml"), manifest).unwrap();
+    dir
+}
+
+#[test]
+fn build_steps_run_under_the_default_profile() {
+    let berth = Berth::new();
+    // The step fails when any call does, as a build whose tool needs one
+    // of them would.
+    let dir = project(
+        "project = \"sb\"\n\n[env.probed]\nimage = \"rootfs:busybox.tar\"\n\
+         copy = [{ src = \"probe\", dest = \"/t\" }]\n\
+         run = [\"grep '^Seccomp:' /proc/self/status; /t/syscall-probe getpid mkdir:/tmp/made unshare-user keyctl > /calls; \
+         cat /calls; ! grep -q errno /calls\"]\n",
+    );
+    let failed = berth.run_in(dir.path(), &["build"]);
+    assert_ne!(failed.code, 0, "{}", failed.stdout);
+    let tail = &failed.stderr;
+    assert!(tail.contains("exited with 1"), "{tail}");
+    assert!(tail.contains("Seccomp:\t2"), "{tail}");
+    assert!(tail.contains("getpid ok") && tail.contains("mkdir:/tmp/made ok"), "{tail}");
+    assert!(tail.contains("unshare-user errno 1") && tail.contains("keyctl errno 1"), "{tail}");
+    assert_eq!(berth.run(&["images", "--json"]).json(), serde_json::json!([]), "no image from a failed build");
+}
+
+/// A profile refusing `call` with `errno`.
+fn deny(call: &str, errno: u32) -> String {
+    format!(
+        "{{\"defaultAction\": \"SCMP_ACT_ALLOW\",\n \"syscalls\": [{{\"names\": [\"{call}\", \"{call}at\"], \
+         \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": {errno}}}]}}\n"
+    )
+}
+
+#[test]
+fn editing_an_envs_profile_recreates_it_and_reformatting_does_not() {
+    let berth = Berth::new();
+    let dir = project(
+        "project = \"sp\"\n\n[env.boxed]\nimage = \"rootfs:busybox.tar\"\ncmd = [\"sleep\", \"300\"]\n\
+         security_opt = [\"seccomp=profiles/p.json\"]\n",
+    );
+    let profile = dir.path().join("profiles/p.json");
+    std::fs::create_dir(dir.path().join("profiles")).unwrap();
+    std::fs::write(&profile, deny("mkdir", 13)).unwrap();
+    berth.run_in(dir.path(), &["up", "-d"]).ok();
+    let mkdir = || berth.run_in(dir.path(), &["exec", "boxed", "mkdir", "/tmp/x"]);
+    assert!(mkdir().stderr.contains("Permission denied"), "{}", mkdir().stderr);
+
+    // The same rules, written otherwise: nothing to do.
+    let reformatted = "{\n  \"syscalls\": [\n    {\n      \"action\": \"SCMP_ACT_ERRNO\",\n      \"errnoRet\": 13,\n      \
+                       \"names\": [\"mkdir\", \"mkdirat\"]\n    }\n  ],\n  \"defaultAction\": \"SCMP_ACT_ALLOW\"\n}\n";
+    std::fs::write(&profile, reformatted).unwrap();
+    let plan = berth.run_in(dir.path(), &["plan", "--exit-code"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("boxed: running, up to date"), "{}", plan.stdout);
+
+    // Other rules: plan says so, and up recreates the container under them.
+    std::fs::write(&profile, deny("rmdir", 30)).unwrap();
+    let plan = berth.run_in(dir.path(), &["plan", "--exit-code"]);
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("boxed: recreate (seccomp_profile_hash:"), "{}", plan.stdout);
+    berth.run_in(dir.path(), &["up", "-d"]).ok();
+    mkdir().ok();
+    let rmdir = berth.run_in(dir.path(), &["exec", "boxed", "rmdir", "/tmp/x"]);
+    assert!(rmdir.stderr.contains("Read-only file system"), "{}", rmdir.stderr);
+    assert_eq!(berth.run_in(dir.path(), &["plan", "--exit-code"]).code, 0, "up did what plan said");
+    berth.run_in(dir.path(), &["down"]).ok();
+}
+
+#[test]
+fn plan_reports_a_missing_or_malformed_profile_at_its_manifest_line() {
+    let berth = Berth::new();
+    let dir = project(
+        "project = \"sbad\"\n\n[env.web]\nimage = \"rootfs:busybox.tar\"\nrun = [\"touch /built\"]\n\
+         cmd = [\"sleep\", \"300\"]\nsecurity_opt = [\"no-new-privileges\", \"seccomp=p.json\"]\n",
+    );
+    let profile = dir.path().join("p.json");
+    let missing = berth.run_in(dir.path(), &["plan", "--exit-code"]);
+    assert_eq!(missing.code, 1, "{}", missing.stdout);
+    let e = &missing.stderr;
+    assert!(e.contains("berth.toml:7:38:") && e.contains(&profile.display().to_string()), "{e}");
+    assert!(e.contains("No such file or directory"), "{e}");
+
+    std::fs::write(
+        &profile,
+        "{\n  \"defaultAction\": \"SCMP_ACT_ERRNO\",\n  \"syscalls\": [\n    {\"names\": [\"read\"], \"action\": \"SCMP_ACT_PERMIT\"}\n  ]\n}\n",
+    )
+    .unwrap();
+    for verb in [&["plan", "--exit-code"][..], &["up", "-d"], &["build"]] {
+        let bad = berth.run_in(dir.path(), verb);
+        assert_eq!(bad.code, 1, "{verb:?}: {}", bad.stdout);
+        let e = &bad.stderr;
+        assert!(e.contains("berth.toml:7:38:"), "{verb:?}: {e}");
+        assert!(e.contains(&format!("{}:4:", profile.display())) && e.contains("SCMP_ACT_PERMIT"), "{verb:?}: {e}");
+    }
+    // Nothing was built or started.
+    assert_eq!(berth.run(&["images", "--json"]).json(), serde_json::json!([]));
+    assert_eq!(berth.run(&["ps", "-a", "--json"]).json(), serde_json::json!([]));
+}

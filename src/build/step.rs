@@ -4,6 +4,12 @@
 //! package managers can fetch), and the output kept for the error message
 //! when the command fails.
 //!
+//! A step runs under Docker's default seccomp profile, as a `RUN` step
+//! does under BuildKit: a step cannot make namespaces, load kernel modules
+//! or use the keyring any more than the container it builds for could.
+//! (Bootstrapping a Debian base runs mmdebstrap on the host, unfiltered:
+//! that is the host's tool making a root, not a step in one.)
+//!
 //! The build container sees copies of the host's `/etc/hosts` and
 //! `/etc/resolv.conf` (a step that writes them changes its copy, never the
 //! host's file, and the change is not kept, as in BuildKit); the mount
@@ -16,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use crate::runtime::process::{self, InitExe, Launch, ProcessError, Stdio};
 use crate::runtime::rootfs::Rootfs;
+use crate::runtime::seccomp;
 use crate::runtime::spec::{self, EtcFiles, NetworkMode, SpecError, SpecRequest};
 
 /// How many lines of a failed step's output its error shows.
@@ -100,6 +107,7 @@ pub fn run(lowers: &[PathBuf], work: &Path, cmd: &StepCommand<'_>, init: &InitEx
     let mut root = oci.root().clone().unwrap_or_default();
     root.set_path(rootfs.target.clone());
     oci.set_root(Some(root));
+    seccomp::set_in_spec(&mut oci, Some(&seccomp::default_profile()));
 
     let (out_r, out_w) = std::io::pipe().map_err(io("make the output pipe"))?;
     let out_w: OwnedFd = out_w.into();

@@ -135,7 +135,7 @@ impl Checker<'_> {
             restart: raw.restart.as_ref().and_then(|r| self.parse::<RestartPolicy>(r)).unwrap_or_default(),
             health: raw.health.as_ref().and_then(|h| self.health(h.get_ref())),
             network: raw.network.as_ref().and_then(|n| self.parse::<Network>(n)).unwrap_or_default(),
-            security_opt: raw.security_opt.iter().filter_map(|o| self.parse::<SecurityOpt>(o)).collect(),
+            security_opt: raw.security_opt.iter().filter_map(|o| self.security_opt(o)).collect(),
             cap_add: raw.cap_add.iter().filter_map(|c| self.parse::<Capability>(c)).collect(),
             cap_drop: raw.cap_drop.iter().filter_map(|c| self.parse::<Capability>(c)).collect(),
             privileged: raw.privileged.as_ref().is_some_and(|p| *p.get_ref()),
@@ -312,6 +312,26 @@ impl Checker<'_> {
             return None;
         }
         Some(s.get_ref().clone())
+    }
+
+    /// A `security_opt` value. A seccomp profile it names is read and
+    /// checked here, so that `plan` reports a missing or malformed one, and
+    /// `up` and `build` refuse it, before anything is built or started.
+    fn security_opt(&mut self, value: &S<String>) -> Option<SecurityOpt> {
+        let opt = self.parse::<SecurityOpt>(value)?;
+        if let SecurityOpt::SeccompProfile(path) = &opt
+            && let Err(e) = crate::runtime::seccomp::Profile::load(&self.dir.join(path))
+        {
+            let hint = match e {
+                crate::runtime::seccomp::SeccompError::Read { .. } => {
+                    format!("; give a JSON profile's path, absolute or from {}", self.dir.display())
+                }
+                _ => String::new(),
+            };
+            self.error(&value.span(), format!("security_opt {:?}: {e}{hint}", value.get_ref()));
+            return None;
+        }
+        Some(opt)
     }
 
     fn copy(&mut self, raw: &RawCopy) -> Option<Copy> {

@@ -5,7 +5,8 @@
 //! every cross-reference resolved. Every problem is reported as
 //! `file:line:col: what is wrong; what would be right`, and all problems are
 //! reported at once. This module touches neither the store nor the system
-//! (beyond reading the manifest and checking that copy sources exist).
+//! (beyond reading the manifest, checking that copy sources exist and
+//! reading the seccomp profiles `security_opt` names).
 
 mod check;
 pub use check::default_project;

@@ -31,7 +31,9 @@
 //! nothing else.
 //!
 //! The image config (env vars, workdir, user, cmd, …) makes no layer and is
-//! not part of any key; it goes into the env's [`ContainerSpec`].
+//! not part of any key; it goes into the env's [`ContainerSpec`], with a
+//! hash of the seccomp profile the env names (read here, like a copied
+//! tree), so that the spec's hash changes when the profile's rules do.
 
 mod base;
 pub mod graph;
@@ -57,6 +59,8 @@ pub enum ResolveError {
     BadBase { env: String, path: PathBuf, why: String },
     #[error("env \"{env}\": cannot hash copy source: {source}")]
     CopyInput { env: String, source: tree::TreeError },
+    #[error("env \"{env}\": {source}")]
+    SeccompProfile { env: String, source: spec::ProfileHashError },
 }
 
 /// What a manifest resolves to.
@@ -145,13 +149,12 @@ pub fn resolve(manifest: &Manifest, lock: &Lock) -> Result<Resolution, ResolveEr
         }
         graph.set_tip(name, at);
     }
-    let specs = manifest
-        .envs
-        .values()
-        .map(|env| {
-            let image = graph.node(graph.tips()[&env.name]).key;
-            (env.name.clone(), spec::container_spec(manifest, env, image))
-        })
-        .collect();
+    let mut specs = BTreeMap::new();
+    for env in manifest.envs.values() {
+        let image = graph.node(graph.tips()[&env.name]).key;
+        let spec = spec::container_spec(manifest, env, image)
+            .map_err(|source| ResolveError::SeccompProfile { env: env.name.clone(), source })?;
+        specs.insert(env.name.clone(), spec);
+    }
     Ok(Resolution { graph, specs })
 }

@@ -43,6 +43,12 @@ pub struct ContainerSpec {
     /// specs written before the key existed keep their hash).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<SecurityOpt>,
+    /// The content of the seccomp profile `security_opt` names: blake3 of
+    /// its JSON written canonically (a reformatted file keeps it, a changed
+    /// rule changes it), so that editing the profile recreates the
+    /// container. Left out when the env names no profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_profile_hash: Option<CacheKey>,
     /// The container's user namespace: the env's `userns`, else the
     /// store's default ([`super::Resolution::apply_store_defaults`]).
     /// Left out of the JSON (and so of the hash) when it is `host`, so the
@@ -81,8 +87,18 @@ impl ContainerSpec {
     }
 }
 
-/// The spec of `env` in `manifest`, whose image is `image`.
-pub fn container_spec(manifest: &Manifest, env: &Env, image: CacheKey) -> ContainerSpec {
+/// Why a seccomp profile could not be hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileHashError {
+    #[error("cannot read the seccomp profile {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("the seccomp profile {} is not JSON: {source}", path.display())]
+    Json { path: PathBuf, source: serde_json::Error },
+}
+
+/// The spec of `env` in `manifest`, whose image is `image`. Reads the
+/// seccomp profile the env names, to hash it.
+pub fn container_spec(manifest: &Manifest, env: &Env, image: CacheKey) -> Result<ContainerSpec, ProfileHashError> {
     // Ancestors from the root of the `from` chain down to `env`.
     let mut lineage = vec![env];
     while let Base::Env(parent) = &lineage[lineage.len() - 1].base {
@@ -104,7 +120,24 @@ pub fn container_spec(manifest: &Manifest, env: &Env, image: CacheKey) -> Contai
             VolumeSource::Named(_) => v.clone(),
         })
         .collect();
-    ContainerSpec {
+    let security_opt: Vec<SecurityOpt> = env
+        .security_opt
+        .iter()
+        .map(|o| match o {
+            SecurityOpt::SeccompProfile(p) => SecurityOpt::SeccompProfile(absolute(&manifest.dir, p)),
+            other => other.clone(),
+        })
+        .collect();
+    // The last seccomp option is the one that applies.
+    let seccomp = security_opt
+        .iter()
+        .rev()
+        .find(|o| matches!(o, SecurityOpt::SeccompProfile(_) | SecurityOpt::SeccompUnconfined));
+    let seccomp_profile_hash = match seccomp {
+        Some(SecurityOpt::SeccompProfile(p)) => Some(profile_hash(p)?),
+        _ => None,
+    };
+    Ok(ContainerSpec {
         project: manifest.project.clone(),
         env: env.name.clone(),
         image,
@@ -122,14 +155,8 @@ pub fn container_spec(manifest: &Manifest, env: &Env, image: CacheKey) -> Contai
         restart: env.restart,
         health: env.health.clone(),
         network: env.network,
-        security_opt: env
-            .security_opt
-            .iter()
-            .map(|o| match o {
-                SecurityOpt::SeccompProfile(p) => SecurityOpt::SeccompProfile(absolute(&manifest.dir, p)),
-                other => other.clone(),
-            })
-            .collect(),
+        security_opt,
+        seccomp_profile_hash,
         userns: env.userns.unwrap_or_default(),
         cap_add: env.cap_add.clone(),
         cap_drop: env.cap_drop.clone(),
@@ -137,7 +164,17 @@ pub fn container_spec(manifest: &Manifest, env: &Env, image: CacheKey) -> Contai
         read_only: env.read_only,
         tmpfs: env.tmpfs.clone(),
         init: env.init,
-    }
+    })
+}
+
+/// blake3 of the profile at `path` as canonical JSON: keys sorted, no
+/// whitespace.
+fn profile_hash(path: &std::path::Path) -> Result<CacheKey, ProfileHashError> {
+    let text = std::fs::read(path).map_err(|source| ProfileHashError::Read { path: path.to_owned(), source })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|source| ProfileHashError::Json { path: path.to_owned(), source })?;
+    let canonical = serde_json::to_vec(&value).expect("a JSON value always serialises");
+    Ok(CacheKey::from_bytes(*blake3::hash(&canonical).as_bytes()))
 }
 
 /// `cmd` as Docker inherits it: the nearest env that sets `cmd` wins, but an
@@ -202,6 +239,29 @@ mod tests {
         assert_eq!(p, Path::new("/p/data"));
         assert_eq!(child.image, base.image, "no steps of its own: the same image");
         assert_ne!(child.config_hash(), base.config_hash());
+    }
+
+    #[test]
+    fn a_profiles_rules_are_part_of_the_spec_and_its_layout_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = |opts: &str, profile: &str| {
+            std::fs::write(dir.path().join("p.json"), profile).unwrap();
+            let text = format!("[env.a]\nimage = \"scratch\"\ncmd = [\"x\"]\nsecurity_opt = [{opts}]\n");
+            let m = crate::manifest::parse(&text, Path::new("berth.toml"), dir.path()).unwrap();
+            crate::resolve::resolve(&m, &Default::default()).unwrap().specs["a"].clone()
+        };
+        let deny =
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}"#;
+        let reformatted = "{\n  \"syscalls\": [{ \"action\": \"SCMP_ACT_ERRNO\", \"names\": [\"mkdir\"] }],\n  \"defaultAction\": \"SCMP_ACT_ALLOW\"\n}\n";
+        let named = spec("\"seccomp=p.json\"", deny);
+        assert!(named.seccomp_profile_hash.is_some());
+        assert_eq!(named.config_hash(), spec("\"seccomp=p.json\"", reformatted).config_hash());
+        assert_ne!(named.config_hash(), spec("\"seccomp=p.json\"", &deny.replace("mkdir", "rmdir")).config_hash());
+        // The last seccomp option applies: no profile, nothing to hash.
+        let lifted = spec("\"seccomp=p.json\", \"seccomp=unconfined\"", deny);
+        assert_eq!(lifted.seccomp_profile_hash, None);
+        let json = serde_json::to_value(spec("\"no-new-privileges\"", deny)).unwrap();
+        assert!(json.get("seccomp_profile_hash").is_none(), "left out, so older specs keep their hash: {json}");
     }
 
     #[test]

@@ -124,24 +124,14 @@ pub(super) fn drop_mount_option(spec: &mut Spec, destination: &str, option: &str
     spec.set_mounts(Some(mounts));
 }
 
-/// Puts the seccomp profile, decided for the spec's effective
-/// capabilities (so after every change to them), and `no_new_privs` in
-/// `spec`.
+/// Puts `no_new_privs` and the seccomp profile, decided for the spec's
+/// effective capabilities (so after every change to them), in `spec`.
 fn seccomp_and_privs(spec: &mut Spec, profile: Option<&Profile>, no_new_privileges: bool) {
-    let Some(mut process) = spec.process().clone() else { return };
-    if no_new_privileges {
+    if no_new_privileges && let Some(mut process) = spec.process().clone() {
         process.set_no_new_privileges(Some(true));
+        spec.set_process(Some(process));
     }
-    let caps = process.capabilities().as_ref().and_then(|c| c.effective().as_ref());
-    let mask = caps
-        .into_iter()
-        .flatten()
-        .filter_map(|c| crate::sys::caps::number(&c.to_string()))
-        .fold(0u64, |m, n| m | 1 << n);
-    let mut linux = spec.linux().clone().unwrap_or_default();
-    linux.set_seccomp(profile.map(|p| super::seccomp::for_spec(p, mask)));
-    spec.set_linux(Some(linux));
-    spec.set_process(Some(process));
+    super::seccomp::set_in_spec(spec, profile);
 }
 
 #[cfg(test)]

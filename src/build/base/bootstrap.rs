@@ -56,6 +56,10 @@ pub(super) fn materialise(store: &Store, base: &str, b: &Bootstrap, epoch: u64) 
     let tool = Tool::find_or_install(base)?;
     let staging = store.staging_dir().in_base(base)?;
     let target = staging.path().join("root");
+    // The bootstrapper runs on the host, as root and without a seccomp
+    // filter: it is the host's tool (it mounts /proc and /dev into the new
+    // root and chroots into it), not a build step, which runs in a build
+    // container under the default profile (see `build::step`).
     let mut command = Command::new(tool.path());
     command
         .args(arguments(tool.kind(), b, &target))

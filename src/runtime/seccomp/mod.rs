@@ -15,6 +15,11 @@
 //! it drops its capabilities (without: installing a filter then needs
 //! CAP_SYS_ADMIN), as runc does.
 //!
+//! Build steps (`run` commands and package installs) run under the
+//! default profile too, as BuildKit's `RUN` steps do under Docker's: the
+//! builder puts it in each build container's spec ([`set_in_spec`]), and it
+//! is compiled once per step, in the parent, as for a container's start.
+//!
 //! Only x86_64's system calls are filtered: calls through the i386
 //! (`int 0x80`) and x32 ABIs are refused with EPERM under every profile,
 //! Docker's included (Docker allows them with the same list): their
@@ -30,7 +35,7 @@ mod table;
 
 use std::path::PathBuf;
 
-use oci_spec::runtime::LinuxSeccomp;
+use oci_spec::runtime::{LinuxSeccomp, Spec};
 
 pub use compile::{CompileError, Filter, compile};
 pub use default::profile as default_profile;
@@ -55,6 +60,21 @@ pub enum SeccompError {
 pub fn for_spec(profile: &Profile, caps: u64) -> LinuxSeccomp {
     let kernel = crate::sys::seccomp::kernel_release().ok().and_then(|r| profile::parse_kernel(&r)).unwrap_or((0, 0));
     profile.resolve(profile::Context { caps, kernel })
+}
+
+/// Puts `profile` (`None`: no filter) in `spec` as its `linux.seccomp`,
+/// decided for the effective capabilities of the spec's process: call it
+/// after the last change to them.
+pub fn set_in_spec(spec: &mut Spec, profile: Option<&Profile>) {
+    let caps = spec.process().as_ref().and_then(|p| p.capabilities().as_ref()).and_then(|c| c.effective().as_ref());
+    let mask = caps
+        .into_iter()
+        .flatten()
+        .filter_map(|c| crate::sys::caps::number(&c.to_string()))
+        .fold(0u64, |m, n| m | 1 << n);
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    linux.set_seccomp(profile.map(|p| for_spec(p, mask)));
+    spec.set_linux(Some(linux));
 }
 
 #[cfg(test)]

@@ -14,6 +14,11 @@ const ENOSYS: u32 = 0x0005_0000 | libc::ENOSYS as u32;
 
 /// Runs `prog` on `(arch, nr, args)` and returns its result.
 fn run(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    run_counting(prog, arch, nr, args).0
+}
+
+/// [`run`], and how many instructions it executed.
+fn run_counting(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> (u32, usize) {
     let word = |off: u32| -> u32 {
         match off {
             0 => nr,
@@ -25,10 +30,11 @@ fn run(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
             _ => panic!("load at {off}"),
         }
     };
-    let (mut a, mut pc) = (0u32, 0usize);
+    let (mut a, mut pc, mut steps) = (0u32, 0usize, 0usize);
     loop {
         let i = &prog[pc];
         pc += 1;
+        steps += 1;
         match i.code {
             0x20 => a = word(i.k),
             0x54 => a &= i.k,
@@ -41,7 +47,7 @@ fn run(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
                 };
                 pc += usize::from(if hit { i.jt } else { i.jf });
             }
-            0x06 => return i.k,
+            0x06 => return (i.k, steps),
             code => panic!("opcode {code:#x}"),
         }
     }
@@ -187,4 +193,107 @@ fn a_compiled_filter_travels_as_json_unchanged() {
     let f = default_filter(&["CAP_SYS_ADMIN"]);
     let json = serde_json::to_string(&f).unwrap();
     assert_eq!(serde_json::from_str::<Filter>(&json).unwrap(), f);
+}
+
+/// What `profile` gives `(nr, args)`, read from the object itself: the
+/// first rule naming the call whose arguments all match.
+fn reference(profile: &oci_spec::runtime::LinuxSeccomp, nr: u32, args: [u64; 6]) -> u32 {
+    use oci_spec::runtime::{LinuxSeccompAction as A, LinuxSeccompOperator as O};
+    let ret = |a, errno| compile::ret(a, errno).unwrap();
+    let rules: Vec<_> = profile.syscalls().iter().flatten().collect();
+    let named =
+        |r: &oci_spec::runtime::LinuxSyscall| r.names().iter().filter_map(|n| table::number(n)).collect::<Vec<_>>();
+    let highest = rules.iter().flat_map(|r| named(r)).max().unwrap_or(0);
+    if !matches!(profile.default_action(), A::ScmpActAllow | A::ScmpActLog) && nr > highest {
+        return ENOSYS;
+    }
+    for rule in rules.iter().filter(|r| named(r).contains(&nr)) {
+        let holds = rule.args().iter().flatten().all(|c| {
+            let (arg, v) = (args[c.index()], c.value());
+            match c.op() {
+                O::ScmpCmpNe => arg != v,
+                O::ScmpCmpLt => arg < v,
+                O::ScmpCmpLe => arg <= v,
+                O::ScmpCmpEq => arg == v,
+                O::ScmpCmpGe => arg >= v,
+                O::ScmpCmpGt => arg > v,
+                O::ScmpCmpMaskedEq => arg & v == c.value_two().unwrap_or(0),
+            }
+        });
+        if holds {
+            return ret(rule.action(), rule.errno_ret());
+        }
+    }
+    ret(profile.default_action(), profile.default_errno_ret())
+}
+
+#[test]
+fn the_search_gives_every_number_its_rules_in_a_few_instructions() {
+    let clone_newuser = (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64;
+    let arg_sets =
+        [[0; 6], [clone_newuser, 0, 0, 0, 0, 0], [0x20008, 0, 0, 0, 0, 0], [40, 1, 2, 3, 4, 5], [u64::MAX; 6]];
+    for caps in [&[][..], &["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"]] {
+        let mask = caps.iter().map(|c| 1u64 << crate::sys::caps::number(c).unwrap()).fold(0, |m, b| m | b);
+        let object = default_profile().resolve(Context { caps: mask, kernel: (6, 1) });
+        let f = compile(&object).unwrap();
+        let conditional: Vec<u32> = object
+            .syscalls()
+            .iter()
+            .flatten()
+            .filter(|r| r.args().as_ref().is_some_and(|a| !a.is_empty()))
+            .flat_map(|r| r.names().iter().filter_map(|n| table::number(n)))
+            .collect();
+        let top = table::X86_64.iter().map(|(_, nr)| *nr).max().unwrap();
+        let mut longest = 0;
+        for nr in 0..=top + 2 {
+            for args in arg_sets {
+                let (got, steps) = run_counting(&f.program, X86_64, nr, args);
+                assert_eq!(got, reference(&object, nr, args), "nr {nr} ({:?}) args {args:?}", table::name(nr));
+                if !conditional.contains(&nr) {
+                    longest = longest.max(steps);
+                }
+            }
+        }
+        // The prelude (7), the search (2 per level, 6 levels) and a leaf
+        // (2 per number): without the search, the last call took hundreds.
+        // (Calls with argument rules then run those.)
+        assert!(longest <= 7 + 2 * 6 + 2 * compile::LEAF + 1, "{longest} instructions for one call");
+    }
+}
+
+/// The kernel's checks of a classic BPF program that the interpreter
+/// above does not make (`bpf_check_classic`): every jump lands inside the
+/// program, executed or not, and the last instruction returns.
+fn kernel_accepts(prog: &[sock_filter]) -> Result<(), String> {
+    let n = prog.len();
+    for (pc, i) in prog.iter().enumerate() {
+        let lands = |off: usize| pc + off + 1 < n;
+        match i.code {
+            0x05 if !lands(i.k as usize) => return Err(format!("ja at {pc} jumps past the end")),
+            0x15 | 0x25 | 0x35 if !lands(i.jt.into()) || !lands(i.jf.into()) => {
+                return Err(format!("jump at {pc} goes past the end"));
+            }
+            _ => {}
+        }
+    }
+    match prog.last() {
+        Some(last) if last.code == 0x06 => Ok(()),
+        _ => Err("the last instruction does not return".into()),
+    }
+}
+
+#[test]
+fn every_program_passes_the_kernels_checks() {
+    for caps in [&[][..], &["CAP_SYS_ADMIN"], &["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_BOOT"]] {
+        let f = default_filter(caps);
+        assert_eq!(kernel_accepts(&f.program), Ok(()), "{caps:?}");
+    }
+    let deny = r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]}"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.json"), deny).unwrap();
+    let p = Profile::load(&dir.path().join("p.json")).unwrap();
+    let f = compile(&p.resolve(Context { caps: 0, kernel: (6, 1) })).unwrap();
+    assert_eq!(kernel_accepts(&f.program), Ok(()));
+    assert_eq!(call(&f, "personality", 8), 0x0005_0000 | libc::EPERM as u32);
+    assert_eq!(call(&f, "personality", 0), ALLOW);
 }
