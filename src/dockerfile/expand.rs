@@ -1,0 +1,312 @@
+//! From a parsed Dockerfile, build args and a target to the stages the
+//! target needs, with every word Docker substitutes substituted.
+//!
+//! The rules are BuildKit's:
+//! - ARGs before the first FROM are global: each default is substituted
+//!   with the global args before it, a build arg replaces it, and they (with
+//!   the automatic platform args) are what FROM lines see. Inside a stage a
+//!   global arg is visible only after `ARG NAME` re-declares it.
+//! - In a stage, ENV and ARG (with a value) set variables in order; a later
+//!   one replaces an earlier one of the same name. ENV also goes into the
+//!   image config; ARG does not, and ends with its stage.
+//! - Words are substituted in ADD, COPY, ENV, EXPOSE, FROM, LABEL,
+//!   STOPSIGNAL, USER, VOLUME, WORKDIR, ARG and RUN's `--mount` options;
+//!   never in RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK or ONBUILD, whose
+//!   text the shell (or a later build) reads.
+//! - Each RUN sees the build args its stage declared so far (a variable of
+//!   the same name set by ENV shows its value instead): that list, in
+//!   declaration order, is what a RUN's cache key covers.
+
+use std::collections::BTreeMap;
+
+use super::Dockerfile;
+use super::env::{PROXY_ARGS, Platform, Vars};
+use super::error::{DockerfileError, Located, Pos};
+use super::instruction::*;
+use super::shell::Lex;
+use super::target;
+use super::values::ExposedPort;
+
+/// What a build gives the frontend.
+pub struct Options<'a> {
+    /// `--build-arg NAME=VALUE`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target STAGE` (a name, case-insensitive); the last stage when `None`.
+    pub target: Option<String>,
+    pub platform: Platform,
+    /// The config env of an image a stage starts from (its `ENV`s and `PATH`
+    /// are visible to substitution), when the caller knows it.
+    pub image_env: &'a dyn Fn(&str) -> Vec<(String, String)>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options { build_args: BTreeMap::new(), target: None, platform: Platform::host(), image_env: &|_| Vec::new() }
+    }
+}
+
+/// Where a stage starts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Base {
+    /// `FROM scratch`: empty.
+    Scratch,
+    /// An image reference, substituted.
+    Image(String),
+    /// An earlier stage, by index.
+    Stage(usize),
+}
+
+/// One instruction after substitution, with the variables around it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Step {
+    pub pos: Pos,
+    pub original: String,
+    pub instruction: Instruction,
+    /// Every variable set when the step runs (image env, ENV, ARG), in order.
+    pub env: Vars,
+    /// The build args the step can see, in declaration order (RUN's cache key).
+    pub build_args: Vars,
+}
+
+/// A stage after substitution.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ExpandedStage {
+    /// Its index among all the file's stages.
+    pub index: usize,
+    pub name: Option<String>,
+    pub pos: Pos,
+    pub base: Base,
+    pub platform: Option<String>,
+    pub steps: Vec<Step>,
+    /// The image config's env at the end of the stage (base env + ENV).
+    pub image_env: Vars,
+    /// The final working directory ("/" when none was set).
+    pub workdir: String,
+}
+
+/// The stages a target needs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Expanded {
+    /// The needed stages, each after every stage it depends on.
+    pub stages: Vec<ExpandedStage>,
+    /// Indexes of needed stages in dependency levels: stages in one level do
+    /// not depend on each other and can be built in parallel.
+    pub levels: Vec<Vec<usize>>,
+    /// The target stage's index.
+    pub target: usize,
+    /// The global args (after build-arg overrides) and platform args.
+    pub global_args: Vars,
+    /// Proxy build args, passed to every RUN but kept out of cache keys.
+    pub proxy_env: Vars,
+    /// Build args no needed stage declares (Docker warns about them).
+    pub unused_build_args: Vec<String>,
+}
+
+/// Substitutes `file` for a build with `options`.
+pub fn expand(file: &Dockerfile, options: &Options<'_>) -> Result<Expanded, DockerfileError> {
+    let err = |e: Located| e.in_file(&file.file);
+    let lex = Lex::new(file.directives.escape);
+    let mut global = options.platform.automatic_args();
+    let mut declared: Vec<String> = Vec::new();
+    for spanned in &file.meta_args {
+        let Instruction::Arg(decls) = &spanned.instruction else { continue };
+        for d in decls {
+            let value = match (options.build_args.get(&d.name), &d.default) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(def)) => Some(word(&lex, def, &global, spanned.pos).map_err(err)?),
+                (None, None) => None,
+            };
+            declared.push(d.name.clone());
+            if let Some(v) = value {
+                global.set(&d.name, &v);
+            }
+        }
+    }
+    let target = target::find_target(file, options.target.as_deref()).map_err(err)?;
+    let mut stages: Vec<Result<ExpandedStage, Located>> = Vec::new();
+    for index in 0..file.stages.len() {
+        let done: Vec<Option<&ExpandedStage>> = stages.iter().map(|s| s.as_ref().ok()).collect();
+        stages.push(expand_stage(file, index, &lex, &global, options, &done));
+    }
+    let order = target::order(file, &stages, target).map_err(err)?;
+    let mut needed = Vec::new();
+    for i in order.stages {
+        let stage = stages[i].clone().map_err(err)?;
+        for step in &stage.steps {
+            if let Instruction::Arg(decls) = &step.instruction {
+                declared.extend(decls.iter().map(|d| d.name.clone()));
+            }
+        }
+        needed.push(stage);
+    }
+    let mut proxy_env = Vars::default();
+    for name in PROXY_ARGS {
+        if let Some(v) = options.build_args.get(name) {
+            proxy_env.set(name, v);
+        }
+    }
+    let unused_build_args = options
+        .build_args
+        .keys()
+        .filter(|k| !declared.contains(k) && !PROXY_ARGS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    Ok(Expanded { stages: needed, levels: order.levels, target, global_args: global, proxy_env, unused_build_args })
+}
+
+fn word(lex: &Lex, text: &str, vars: &Vars, pos: Pos) -> Result<String, Located> {
+    let lookup = vars.lookup();
+    lex.word(text, &lookup).map_err(|e| Located::new(pos, e))
+}
+
+fn expand_stage(
+    file: &Dockerfile,
+    index: usize,
+    lex: &Lex,
+    global: &Vars,
+    options: &Options<'_>,
+    done: &[Option<&ExpandedStage>],
+) -> Result<ExpandedStage, Located> {
+    let stage = &file.stages[index];
+    let from = stage.base();
+    let pos = stage.from.pos;
+    let image = word(lex, &from.image, global, pos)?;
+    let platform = from.platform.as_ref().map(|p| word(lex, p, global, pos)).transpose()?;
+    let earlier = file.stages[..index].iter().position(|s| s.name().is_some_and(|n| n.eq_ignore_ascii_case(&image)));
+    let (base, mut image_env, mut workdir) = match earlier {
+        Some(i) => {
+            let parent = done[i].ok_or_else(|| {
+                Located::new(pos, format!("stage {image:?} this stage starts from could not be expanded"))
+            })?;
+            (Base::Stage(i), parent.image_env.clone(), parent.workdir.clone())
+        }
+        None if image.eq_ignore_ascii_case("scratch") => (Base::Scratch, Vars::default(), "/".to_owned()),
+        None if image.is_empty() => {
+            return Err(Located::new(pos, format!("FROM {}: the image name is empty after substitution", from.image)));
+        }
+        None => (Base::Image(image.clone()), Vars((options.image_env)(&image)), "/".to_owned()),
+    };
+    let mut env = image_env.clone();
+    let mut args: Vec<(String, Option<String>)> = Vec::new();
+    let mut steps = Vec::new();
+    for spanned in &stage.instructions {
+        let pos = spanned.pos;
+        let w = |text: &str, env: &Vars| word(lex, text, env, pos);
+        let instruction = match &spanned.instruction {
+            Instruction::Env(pairs) => {
+                let mut out = Vec::new();
+                for (k, v) in pairs {
+                    out.push((w(k, &env)?, w(v, &env)?));
+                }
+                for (k, v) in &out {
+                    env.set(k, v);
+                    image_env.set(k, v);
+                }
+                Instruction::Env(out)
+            }
+            Instruction::Label(pairs) => {
+                Instruction::Label(pairs.iter().map(|(k, v)| Ok((w(k, &env)?, w(v, &env)?))).collect::<Result<_, _>>()?)
+            }
+            Instruction::Arg(decls) => {
+                let mut out = Vec::new();
+                for d in decls {
+                    let name = w(&d.name, &env)?;
+                    let value = match (options.build_args.get(&name), &d.default) {
+                        (Some(v), _) => Some(v.clone()),
+                        (None, Some(def)) => Some(w(def, &env)?),
+                        (None, None) => global.get(&name).map(str::to_owned),
+                    };
+                    if let Some(v) = &value {
+                        env.set(&name, v);
+                    }
+                    args.push((name.clone(), value.clone()));
+                    out.push(ArgDecl { name, default: value });
+                }
+                Instruction::Arg(out)
+            }
+            Instruction::Add(a) => Instruction::Add(Add {
+                sources: sources(&a.sources, lex, &env, pos)?,
+                checksum: a.checksum.as_deref().map(|v| w(v, &env)).transpose()?,
+                chown: a.chown.as_deref().map(|v| w(v, &env)).transpose()?,
+                chmod: a.chmod.as_deref().map(|v| w(v, &env)).transpose()?,
+                exclude: a.exclude.iter().map(|v| w(v, &env)).collect::<Result<_, _>>()?,
+                ..a.clone()
+            }),
+            Instruction::Copy(c) => Instruction::Copy(Copy {
+                sources: sources(&c.sources, lex, &env, pos)?,
+                from: c.from.as_deref().map(|v| w(v, &env)).transpose()?,
+                chown: c.chown.as_deref().map(|v| w(v, &env)).transpose()?,
+                chmod: c.chmod.as_deref().map(|v| w(v, &env)).transpose()?,
+                exclude: c.exclude.iter().map(|v| w(v, &env)).collect::<Result<_, _>>()?,
+                ..c.clone()
+            }),
+            Instruction::Expose(ports) => {
+                let mut out = Vec::new();
+                for p in ports {
+                    let text = w(p, &env)?;
+                    let port: ExposedPort = text.parse().map_err(|m: String| Located::new(pos, m))?;
+                    out.push(port.to_string());
+                }
+                Instruction::Expose(out)
+            }
+            Instruction::Volume(v) => Instruction::Volume(v.iter().map(|p| w(p, &env)).collect::<Result<_, _>>()?),
+            Instruction::User(u) => Instruction::User(w(u, &env)?),
+            Instruction::StopSignal(s) => Instruction::StopSignal(w(s, &env)?),
+            Instruction::Workdir(d) => {
+                let d = w(d, &env)?;
+                workdir = join_path(&workdir, &d);
+                Instruction::Workdir(workdir.clone())
+            }
+            Instruction::Run(r) => {
+                let mut r = r.clone();
+                for m in &mut r.mounts {
+                    m.target = w(&m.target, &env)?;
+                    m.source = m.source.as_deref().map(|v| w(v, &env)).transpose()?;
+                    m.from = m.from.as_deref().map(|v| w(v, &env)).transpose()?;
+                    m.id = m.id.as_deref().map(|v| w(v, &env)).transpose()?;
+                }
+                Instruction::Run(r)
+            }
+            other => other.clone(),
+        };
+        let mut build_args = Vars::default();
+        for (k, v) in &args {
+            let seen = env.get(k).map(str::to_owned).or_else(|| v.clone()).unwrap_or_default();
+            build_args.set(k, &seen);
+        }
+        steps.push(Step { pos, original: spanned.original.clone(), instruction, env: env.clone(), build_args });
+    }
+    Ok(ExpandedStage { index, name: stage.name().map(str::to_owned), pos, base, platform, steps, image_env, workdir })
+}
+
+fn sources(s: &Sources, lex: &Lex, env: &Vars, pos: Pos) -> Result<Sources, Located> {
+    let lookup = env.lookup();
+    let w = |t: &str| lex.word(t, &lookup).map_err(|e| Located::new(pos, e));
+    // Heredoc bodies keep their quotes; only variables and `\` escapes are processed.
+    let body = Lex { escape: '\\', raw_quotes: false, raw_escapes: false, skip_unset: false };
+    let mut inline = Vec::new();
+    for f in &s.inline {
+        let data =
+            if f.expand { body.body(&f.data, &lookup).map_err(|e| Located::new(pos, e))? } else { f.data.clone() };
+        inline.push(InlineFile { data, ..f.clone() });
+    }
+    Ok(Sources { paths: s.paths.iter().map(|p| w(p)).collect::<Result<_, _>>()?, inline, dest: w(&s.dest)? })
+}
+
+/// `base` joined with `p` as WORKDIR does: absolute paths replace, `.` and
+/// `..` are cleaned.
+pub fn join_path(base: &str, p: &str) -> String {
+    let joined = if p.starts_with('/') { p.to_owned() } else { format!("{base}/{p}") };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}

@@ -1,0 +1,240 @@
+//! Substitution exactly as Docker defines it, ARG/ENV scoping, the build
+//! args each RUN sees, and the stages a target needs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::env::Vars;
+use super::expand::{Base, Expanded, Options, expand};
+use super::instruction::*;
+use super::parse_str;
+use super::shell::Lex;
+use super::tests::show;
+
+fn vars(pairs: &[(&str, &str)]) -> Vars {
+    let mut v = Vars::default();
+    for (k, val) in pairs {
+        v.set(k, val);
+    }
+    v
+}
+
+fn sub(text: &str) -> Result<String, String> {
+    let env = vars(&[("V", "a/b/c.tar.gz"), ("E", ""), ("W", "one  two"), ("HOME", "/root")]);
+    let lookup = env.lookup();
+    Lex::new('\\').word(text, &lookup)
+}
+
+#[test]
+fn substitution_forms() {
+    let cases = [
+        ("$V", "a/b/c.tar.gz"),
+        ("${V}x", "a/b/c.tar.gzx"),
+        ("${U:-dflt}", "dflt"),
+        ("${E:-dflt}", "dflt"),
+        ("${E-dflt}", ""),
+        ("${U-dflt}", "dflt"),
+        ("${V:+set}", "set"),
+        ("${E:+set}", ""),
+        ("${E+set}", "set"),
+        ("${U+set}", ""),
+        ("${U:-$HOME/x}", "/root/x"),
+        ("${V#*/}", "b/c.tar.gz"),
+        ("${V##*/}", "c.tar.gz"),
+        ("${V%.*}", "a/b/c.tar"),
+        ("${V%%.*}", "a/b/c"),
+        ("${V/b/B}", "a/B/c.tar.gz"),
+        ("${V//a/A}", "A/b/c.tAr.gz"),
+        ("'$V'", "$V"),
+        ("\"$V\"", "a/b/c.tar.gz"),
+        ("\"'$V'\"", "'a/b/c.tar.gz'"),
+        ("\\$V", "$V"),
+        ("\"\\$V \\\" \\x\"", "$V \" \\x"),
+        ("$", "$"),
+        ("a$ b", "a$ b"),
+        ("$1x", "x"),
+        ("$U", ""),
+        ("\\\\", "\\"),
+        ("ünï$V", "ünïa/b/c.tar.gz"),
+    ];
+    for (input, want) in cases {
+        assert_eq!(sub(input).as_deref(), Ok(want), "{input}");
+    }
+    assert_eq!(sub("${U:?must be set}").unwrap_err(), "failed to process \"${U:?must be set}\": U: must be set");
+    assert!(sub("${E:?}").unwrap_err().ends_with("E: is not allowed to be empty"));
+    assert_eq!(sub("${E?}").as_deref(), Ok(""));
+    assert!(sub("${V").unwrap_err().ends_with("syntax error: missing '}'"));
+    assert!(sub("${}").unwrap_err().ends_with("syntax error: bad substitution"));
+    assert!(sub("${V!x}").unwrap_err().ends_with("unsupported modifier (!) in substitution"));
+    assert!(sub("'open").unwrap_err().contains("matching single-quote"));
+}
+
+#[test]
+fn words_split_after_substitution_but_not_inside_quotes() {
+    let env = vars(&[("W", "one  two")]);
+    let lookup = env.lookup();
+    let lex = Lex::new('\\');
+    assert_eq!(lex.process("$W x", &lookup).unwrap().words, ["one", "two", "x"]);
+    assert_eq!(lex.process("\"$W\" x", &lookup).unwrap().words, ["one  two", "x"]);
+    let back = Lex::new('`');
+    assert_eq!(back.word("`$W \\n", &lookup).unwrap(), "$W \\n");
+}
+
+fn build(text: &str, args: &[(&str, &str)], target: Option<&str>) -> Expanded {
+    let file = parse_str(text, Path::new("Dockerfile")).unwrap();
+    let options = Options {
+        build_args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        target: target.map(str::to_owned),
+        ..Options::default()
+    };
+    expand(&file, &options).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn refused(text: &str, args: &[(&str, &str)], target: Option<&str>) -> String {
+    let file = parse_str(text, Path::new("Dockerfile")).unwrap();
+    let options = Options {
+        build_args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        target: target.map(str::to_owned),
+        ..Options::default()
+    };
+    expand(&file, &options).map(|_| ()).unwrap_err().to_string()
+}
+
+fn steps(e: &Expanded, stage: usize) -> Vec<String> {
+    e.stages[stage].steps.iter().map(|s| show(&s.instruction)).collect()
+}
+
+#[test]
+fn global_args_reach_from_but_stages_only_after_redeclaring() {
+    let text = "ARG TAG=1.0\nARG IMG=base:${TAG}\nFROM ${IMG} AS one\nRUN echo\nENV A=${TAG}\nARG TAG\nENV B=${TAG}\n";
+    let e = build(text, &[], None);
+    assert_eq!(e.stages[0].base, Base::Image("base:1.0".into()));
+    assert_eq!(steps(&e, 0)[1], r#"ENV "A"="""#, "a global arg is not visible in a stage before ARG");
+    assert_eq!(steps(&e, 0)[3], r#"ENV "B"="1.0""#);
+    let e = build(text, &[("TAG", "2.0")], None);
+    assert_eq!(e.stages[0].base, Base::Image("base:2.0".into()), "a build arg overrides a global default");
+    assert_eq!(steps(&e, 0)[3], r#"ENV "B"="2.0""#);
+}
+
+#[test]
+fn env_and_arg_in_order_with_docker_precedence() {
+    let text = "FROM scratch\nENV A=1\nENV A=2 B=$A\nARG C=x${A}\nARG D\nENV C=env\nRUN make\nLABEL \"k $B\"=\"v ${C}\"\nWORKDIR app\nWORKDIR ../srv/$B\nUSER ${U:-nobody}\nEXPOSE ${P:-80} 53/UDP\nVOLUME $A /x\nSTOPSIGNAL SIG${S:-TERM}\n";
+    let e = build(text, &[("D", "fromcli")], None);
+    assert_eq!(
+        steps(&e, 0),
+        [
+            r#"ENV "A"="1""#,
+            r#"ENV "A"="2" "B"="1""#,
+            r#"ARG C="x2""#,
+            r#"ARG D="fromcli""#,
+            r#"ENV "C"="env""#,
+            r#"RUN sh:"make""#,
+            r#"LABEL "k 1"="v env""#,
+            r#"WORKDIR "/app""#,
+            r#"WORKDIR "/srv/1""#,
+            r#"USER "nobody""#,
+            r#"EXPOSE ["80/tcp", "53/udp"]"#,
+            r#"VOLUME ["2", "/x"]"#,
+            r#"STOPSIGNAL "SIGTERM""#,
+        ]
+    );
+    let run = &e.stages[0].steps[5];
+    assert_eq!(
+        run.build_args,
+        vars(&[("C", "env"), ("D", "fromcli")]),
+        "ENV shows its value for an arg of the same name"
+    );
+    assert_eq!(run.env, vars(&[("A", "2"), ("B", "1"), ("C", "env"), ("D", "fromcli")]));
+    assert_eq!(e.stages[0].image_env, vars(&[("A", "2"), ("B", "1"), ("C", "env")]), "ARG stays out of the image");
+    assert_eq!(e.stages[0].workdir, "/srv/1");
+}
+
+#[test]
+fn run_command_words_are_not_substituted_but_mounts_are() {
+    let text = "FROM scratch\nARG CACHE=/cache\nRUN --mount=type=cache,target=$CACHE,id=c-${CACHE} echo $CACHE\nCMD echo $CACHE\nHEALTHCHECK CMD test $CACHE\nONBUILD RUN echo $CACHE\n";
+    let e = build(text, &[], None);
+    let s = steps(&e, 0);
+    assert_eq!(s[1], r#"RUN --mount=Cache:/cache sh:"echo $CACHE""#);
+    assert_eq!(s[2], r#"CMD sh:"echo $CACHE""#);
+    assert!(s[3].contains("test $CACHE"));
+    assert!(s[4].contains("echo $CACHE"));
+    let Instruction::Run(r) = &e.stages[0].steps[1].instruction else { panic!() };
+    assert_eq!(r.mounts[0].id.as_deref(), Some("c-/cache"));
+}
+
+#[test]
+fn heredoc_bodies_expand_unless_the_delimiter_is_quoted() {
+    let text = "FROM scratch\nENV N=world\nCOPY <<EOF <<'RAW' /x/\nhello \"$N\" \\$N\nEOF\nkeep $N\nRAW\n";
+    let e = build(text, &[], None);
+    assert_eq!(steps(&e, 0)[1], r#"COPY [] <<EOF="hello \"world\" $N\n" <<RAW'="keep $N\n" -> "/x/""#);
+}
+
+#[test]
+fn proxy_and_platform_args_and_unused_build_args() {
+    let text = "FROM scratch\nARG TARGETARCH\nARG USED\nRUN echo\n";
+    let e = build(text, &[("http_proxy", "http://p:3128"), ("USED", "1"), ("NOBODY", "x")], None);
+    let run = &e.stages[0].steps[2];
+    let arch = run.build_args.get("TARGETARCH").unwrap().to_owned();
+    assert!(!arch.is_empty(), "TARGETARCH comes from the platform when re-declared");
+    assert_eq!(run.build_args, vars(&[("TARGETARCH", &arch), ("USED", "1")]), "proxies stay out of the cache key");
+    assert_eq!(e.proxy_env, vars(&[("http_proxy", "http://p:3128")]));
+    assert_eq!(e.unused_build_args, ["NOBODY"]);
+}
+
+#[test]
+fn substitution_errors_name_the_instruction() {
+    let err = refused("FROM scratch\nENV A=1\nUSER ${NAME:?set --build-arg NAME}\n", &[], None);
+    assert_eq!(err, "Dockerfile:3:1: failed to process \"${NAME:?set --build-arg NAME}\": NAME: set --build-arg NAME");
+    assert!(
+        refused("FROM scratch\nEXPOSE 70000\n", &[], None).starts_with("Dockerfile:2:1: bad EXPOSE port \"70000\"")
+    );
+    assert!(refused("FROM scratch\nEXPOSE 80/icmp\n", &[], None).contains("unknown protocol"));
+    assert!(refused("ARG B\nFROM ${B}\n", &[], None).starts_with("Dockerfile:2:1: FROM ${B}: the image name is empty"));
+}
+
+const MULTI: &str = "\
+FROM busybox AS deps
+RUN fetch
+FROM busybox AS tools
+RUN build-tools
+FROM deps AS build
+COPY --from=tools /bin/t /bin/t
+RUN --mount=type=bind,from=assets,target=/a make
+FROM scratch AS assets
+COPY x /x
+FROM build AS test
+RUN test
+FROM scratch AS prod
+COPY --from=build /out /out
+COPY --from=1 /bin/t /t
+COPY --from=registry.example/img:1 /y /y
+FROM busybox AS unused
+USER ${BROKEN:?never needed}
+";
+
+#[test]
+fn target_needs_only_its_stages_in_levels() {
+    let e = build(MULTI, &[], Some("prod"));
+    let order: Vec<usize> = e.stages.iter().map(|s| s.index).collect();
+    assert_eq!(order, [0, 1, 3, 2, 5]);
+    assert_eq!(e.levels, [vec![0, 1, 3], vec![2], vec![5]], "deps, tools and assets are independent");
+    assert_eq!(e.target, 5);
+    let e = build(MULTI, &[], Some("TOOLS"));
+    assert_eq!(e.stages.iter().map(|s| s.index).collect::<Vec<_>>(), [1]);
+    let e = build(MULTI, &[], Some("test"));
+    assert_eq!(e.levels, [vec![0, 1, 3], vec![2], vec![4]]);
+    assert_eq!(e.stages.last().unwrap().base, Base::Stage(2));
+}
+
+#[test]
+fn a_needed_broken_stage_cycles_and_unknown_targets_are_errors() {
+    assert!(
+        refused(MULTI, &[], None).starts_with("Dockerfile:17:1: failed to process"),
+        "the last stage is the default target"
+    );
+    let err =
+        refused("FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\nCOPY --from=a /y /y\n", &[], Some("a"));
+    assert!(err.starts_with("Dockerfile:4:1: circular dependency between stages: a -> b -> a"), "{err}");
+    let err = refused(MULTI, &[], Some("prd"));
+    assert!(err.contains("target stage \"prd\" is not in the Dockerfile; its stages are deps, tools, build"), "{err}");
+}
