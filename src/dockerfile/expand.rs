@@ -12,7 +12,8 @@
 //! - Words are substituted in ADD, COPY, ENV, EXPOSE, FROM, LABEL,
 //!   STOPSIGNAL, USER, VOLUME, WORKDIR, ARG and RUN's `--mount` options;
 //!   never in RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK or ONBUILD, whose
-//!   text the shell (or a later build) reads.
+//!   text the shell (or a later build) reads, and never in `COPY --from` or
+//!   a mount's `from` (the parser refuses variables there, as BuildKit does).
 //! - Each RUN sees the build args its stage declared so far (a variable of
 //!   the same name set by ENV shows its value instead): that list, in
 //!   declaration order, is what a RUN's cache key covers.
@@ -181,7 +182,7 @@ fn expand_stage(
             })?;
             (Base::Stage(i), parent.image_env.clone(), parent.workdir.clone())
         }
-        None if image.eq_ignore_ascii_case("scratch") => (Base::Scratch, Vars::default(), "/".to_owned()),
+        None if image == "scratch" => (Base::Scratch, Vars::default(), "/".to_owned()),
         None if image.is_empty() => {
             return Err(Located::new(pos, format!("FROM {}: the image name is empty after substitution", from.image)));
         }
@@ -235,7 +236,6 @@ fn expand_stage(
             }),
             Instruction::Copy(c) => Instruction::Copy(Copy {
                 sources: sources(&c.sources, lex, &env, pos)?,
-                from: c.from.as_deref().map(|v| w(v, &env)).transpose()?,
                 chown: c.chown.as_deref().map(|v| w(v, &env)).transpose()?,
                 chmod: c.chmod.as_deref().map(|v| w(v, &env)).transpose()?,
                 exclude: c.exclude.iter().map(|v| w(v, &env)).collect::<Result<_, _>>()?,
@@ -243,10 +243,14 @@ fn expand_stage(
             }),
             Instruction::Expose(ports) => {
                 let mut out = Vec::new();
+                let lookup = env.lookup();
                 for p in ports {
-                    let text = w(p, &env)?;
-                    let port: ExposedPort = text.parse().map_err(|m: String| Located::new(pos, m))?;
-                    out.push(port.to_string());
+                    // EXPOSE splits after substitution: `EXPOSE $PORTS` may expose several.
+                    let words = lex.process(p, &lookup).map_err(|e| Located::new(pos, e))?.words;
+                    for text in words {
+                        let port: ExposedPort = text.parse().map_err(|m: String| Located::new(pos, m))?;
+                        out.push(port.to_string());
+                    }
                 }
                 Instruction::Expose(out)
             }
@@ -263,7 +267,6 @@ fn expand_stage(
                 for m in &mut r.mounts {
                     m.target = w(&m.target, &env)?;
                     m.source = m.source.as_deref().map(|v| w(v, &env)).transpose()?;
-                    m.from = m.from.as_deref().map(|v| w(v, &env)).transpose()?;
                     m.id = m.id.as_deref().map(|v| w(v, &env)).transpose()?;
                 }
                 Instruction::Run(r)

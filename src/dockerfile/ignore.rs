@@ -326,4 +326,19 @@ mod tests {
         assert_eq!(clean("a/.."), ".");
         assert_eq!(clean("//a//b/"), "/a/b");
     }
+
+    #[test]
+    fn a_dockerfiles_own_ignore_file_wins_over_the_contexts() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path();
+        let df = ctx.join("app.Dockerfile");
+        std::fs::write(&df, "FROM scratch\n").unwrap();
+        assert_eq!(find(&df, ctx), None);
+        std::fs::write(ctx.join(".dockerignore"), "*.log\n").unwrap();
+        assert_eq!(find(&df, ctx), Some(ctx.join(".dockerignore")));
+        std::fs::write(ctx.join("app.Dockerfile.dockerignore"), "secret\n").unwrap();
+        assert_eq!(find(&df, ctx), Some(ctx.join("app.Dockerfile.dockerignore")));
+        let ignore = load(&df, ctx).unwrap();
+        assert!(ignore.matches("secret") && !ignore.matches("x.log"));
+    }
 }

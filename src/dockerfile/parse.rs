@@ -9,6 +9,7 @@ use super::flags::{Flags, Kind};
 use super::instruction::*;
 use super::lexer::{self, Heredoc, Logical};
 use super::mount;
+use super::shell::Lex;
 use super::words::{self, Json, Piece};
 
 /// Every instruction name, for "did you mean".
@@ -83,7 +84,14 @@ fn parse_at(at: &At<'_>, text: &str) -> Result<Instruction, Located> {
         }
         "RUN" => {
             let f = flags.check(&name, &[("mount", Kind::List), ("network", Kind::String)])?;
-            let mounts = f.list("mount").into_iter().map(|(v, p)| mount::parse(&v, p)).collect::<Result<_, _>>()?;
+            let mut mounts = Vec::new();
+            for (v, p) in f.list("mount") {
+                let m = mount::parse(&v, p)?;
+                if let Some(from) = &m.from {
+                    literal_from(from, p, at.escape)?;
+                }
+                mounts.push(m);
+            }
             let network = match f.string("network") {
                 None => None,
                 Some((v, p)) => Some(match v.as_str() {
@@ -169,9 +177,10 @@ fn parse_at(at: &At<'_>, text: &str) -> Result<Instruction, Located> {
                     ("exclude", Kind::List),
                 ],
             )?;
+            let from = f.string("from").map(|(v, p)| literal_from(&v, p, at.escape)).transpose()?;
             Instruction::Copy(Copy {
                 sources: sources(&name, args, args_pos, kw, &at.line.heredocs)?,
-                from: f.value("from"),
+                from,
                 chown: f.value("chown"),
                 chmod: f.value("chmod"),
                 link: f.bool("link"),
@@ -248,6 +257,23 @@ fn parse_at(at: &At<'_>, text: &str) -> Result<Instruction, Located> {
             ));
         }
     })
+}
+
+/// `--from` names a stage or an image literally: BuildKit substitutes no
+/// variables there (a stage's args would break the order between stages).
+fn literal_from(value: &str, pos: Pos, escape: char) -> Result<String, Located> {
+    let unset = |_: &str| None;
+    let processed = Lex::new(escape).word(value, &unset).map_err(|e| Located::new(pos, e))?;
+    if processed != value {
+        return Err(Located::new(
+            pos,
+            format!(
+                "from={value}: variables are not substituted in `from`; define a stage with `ARG` before the \
+                 first FROM and `FROM ${{ARG}} AS name`, then use from=name"
+            ),
+        ));
+    }
+    Ok(processed)
 }
 
 fn not_strings(pos: Pos) -> Located {

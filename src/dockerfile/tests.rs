@@ -305,6 +305,13 @@ fn copy_and_add_flags() {
     assert!(error("FROM a\nCOPY --from a b\n").starts_with("Dockerfile:2:6: --from needs a value"));
     assert!(error("FROM a\nCOPY --link=maybe a b\n").contains("expected a boolean value"));
     assert!(error("FROM a\nCOPY --from=x --from=y a b\n").starts_with("Dockerfile:2:15: --from is given twice"));
+    assert!(
+        error("ARG IMG=x\nFROM a\nCOPY --from=$IMG a b\n")
+            .starts_with("Dockerfile:3:6: from=$IMG: variables are not substituted in `from`")
+    );
+    assert!(
+        error("FROM a\nRUN --mount=from=${X},target=/x make\n").contains("variables are not substituted in `from`")
+    );
     assert!(error("FROM a\nCOPY onlyone\n").starts_with("Dockerfile:2:1: COPY needs a source and a destination"));
     assert!(
         error("FROM a\nENV --x=1 A=b\n").starts_with("Dockerfile:2:5: unknown flag --x for ENV; ENV takes no flags")

@@ -208,6 +208,8 @@ FROM scratch AS prod
 COPY --from=build /out /out
 COPY --from=1 /bin/t /t
 COPY --from=registry.example/img:1 /y /y
+ARG PORTS=80\\ 443/udp
+EXPOSE $PORTS
 FROM busybox AS unused
 USER ${BROKEN:?never needed}
 ";
@@ -219,6 +221,8 @@ fn target_needs_only_its_stages_in_levels() {
     assert_eq!(order, [0, 1, 3, 2, 5]);
     assert_eq!(e.levels, [vec![0, 1, 3], vec![2], vec![5]], "deps, tools and assets are independent");
     assert_eq!(e.target, 5);
+    let last = e.stages.last().unwrap().steps.last().unwrap();
+    assert_eq!(show(&last.instruction), r#"EXPOSE ["80/tcp", "443/udp"]"#, "EXPOSE splits words after substitution");
     let e = build(MULTI, &[], Some("TOOLS"));
     assert_eq!(e.stages.iter().map(|s| s.index).collect::<Vec<_>>(), [1]);
     let e = build(MULTI, &[], Some("test"));
@@ -229,7 +233,7 @@ fn target_needs_only_its_stages_in_levels() {
 #[test]
 fn a_needed_broken_stage_cycles_and_unknown_targets_are_errors() {
     assert!(
-        refused(MULTI, &[], None).starts_with("Dockerfile:17:1: failed to process"),
+        refused(MULTI, &[], None).starts_with("Dockerfile:19:1: failed to process"),
         "the last stage is the default target"
     );
     let err =
