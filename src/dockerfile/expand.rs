@@ -8,7 +8,11 @@
 //!   global arg is visible only after `ARG NAME` re-declares it.
 //! - In a stage, ENV and ARG (with a value) set variables in order; a later
 //!   one replaces an earlier one of the same name. ENV also goes into the
-//!   image config; ARG does not, and ends with its stage.
+//!   image config; ARG does not. A stage starts with its base image's env
+//!   (PATH set when the base has none); a stage built FROM another starts
+//!   with all the other's variables, its ARG values too, as BuildKit's
+//!   state carries them, but its own RUNs' build args list only the ARGs it
+//!   declares itself.
 //! - Words are substituted in ADD, COPY, ENV, EXPOSE, FROM, LABEL,
 //!   STOPSIGNAL, USER, VOLUME, WORKDIR, ARG and RUN's `--mount` options;
 //!   never in RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK or ONBUILD, whose
@@ -27,6 +31,9 @@ use super::instruction::*;
 use super::shell::Lex;
 use super::target;
 use super::values::ExposedPort;
+
+/// The PATH BuildKit puts into an image whose base sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What a build gives the frontend.
 pub struct Options<'a> {
@@ -80,8 +87,12 @@ pub struct ExpandedStage {
     pub base: Base,
     pub platform: Option<String>,
     pub steps: Vec<Step>,
-    /// The image config's env at the end of the stage (base env + ENV).
+    /// The image config's env at the end of the stage (base env + ENV, and
+    /// PATH when the base had none).
     pub image_env: Vars,
+    /// Every variable set at the end of the stage (ENV and ARG); a stage
+    /// built FROM this one starts with them, as in BuildKit.
+    pub env: Vars,
     /// The final working directory ("/" when none was set).
     pub workdir: String,
 }
@@ -175,20 +186,27 @@ fn expand_stage(
     let image = word(lex, &from.image, global, pos)?;
     let platform = from.platform.as_ref().map(|p| word(lex, p, global, pos)).transpose()?;
     let earlier = file.stages[..index].iter().position(|s| s.name().is_some_and(|n| n.eq_ignore_ascii_case(&image)));
-    let (base, mut image_env, mut workdir) = match earlier {
+    let (base, mut image_env, mut workdir, mut env) = match earlier {
         Some(i) => {
             let parent = done[i].ok_or_else(|| {
                 Located::new(pos, format!("stage {image:?} this stage starts from could not be expanded"))
             })?;
-            (Base::Stage(i), parent.image_env.clone(), parent.workdir.clone())
+            // BuildKit starts from the parent's state, whose variables include its ARGs.
+            (Base::Stage(i), parent.image_env.clone(), parent.workdir.clone(), parent.env.clone())
         }
-        None if image == "scratch" => (Base::Scratch, Vars::default(), "/".to_owned()),
+        None if image == "scratch" => (Base::Scratch, Vars::default(), "/".to_owned(), Vars::default()),
         None if image.is_empty() => {
             return Err(Located::new(pos, format!("FROM {}: the image name is empty after substitution", from.image)));
         }
-        None => (Base::Image(image.clone()), Vars((options.image_env)(&image)), "/".to_owned()),
+        None => (Base::Image(image.clone()), Vars((options.image_env)(&image)), "/".to_owned(), Vars::default()),
     };
-    let mut env = image_env.clone();
+    // BuildKit makes sure PATH is always set, in the image config too.
+    if image_env.get("PATH").is_none() {
+        image_env.set("PATH", DEFAULT_PATH);
+    }
+    for (k, v) in &image_env.0 {
+        env.set(k, v);
+    }
     let mut args: Vec<(String, Option<String>)> = Vec::new();
     let mut steps = Vec::new();
     for spanned in &stage.instructions {
@@ -280,7 +298,17 @@ fn expand_stage(
         }
         steps.push(Step { pos, original: spanned.original.clone(), instruction, env: env.clone(), build_args });
     }
-    Ok(ExpandedStage { index, name: stage.name().map(str::to_owned), pos, base, platform, steps, image_env, workdir })
+    Ok(ExpandedStage {
+        index,
+        name: stage.name().map(str::to_owned),
+        pos,
+        base,
+        platform,
+        steps,
+        image_env,
+        env,
+        workdir,
+    })
 }
 
 fn sources(s: &Sources, lex: &Lex, env: &Vars, pos: Pos) -> Result<Sources, Located> {

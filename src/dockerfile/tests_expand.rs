@@ -144,9 +144,28 @@ fn env_and_arg_in_order_with_docker_precedence() {
         vars(&[("C", "env"), ("D", "fromcli")]),
         "ENV shows its value for an arg of the same name"
     );
-    assert_eq!(run.env, vars(&[("A", "2"), ("B", "1"), ("C", "env"), ("D", "fromcli")]));
-    assert_eq!(e.stages[0].image_env, vars(&[("A", "2"), ("B", "1"), ("C", "env")]), "ARG stays out of the image");
+    let path = ("PATH", super::expand::DEFAULT_PATH);
+    assert_eq!(run.env, vars(&[path, ("A", "2"), ("B", "1"), ("C", "env"), ("D", "fromcli")]));
+    assert_eq!(
+        e.stages[0].image_env,
+        vars(&[path, ("A", "2"), ("B", "1"), ("C", "env")]),
+        "ARG stays out of the image"
+    );
     assert_eq!(e.stages[0].workdir, "/srv/1");
+}
+
+#[test]
+fn a_stage_from_another_starts_with_its_variables_and_the_image_env() {
+    let text = "FROM scratch AS base\nARG V=1\nENV E=2\nFROM base\nARG W\nUSER $V:$E:$PATH\nRUN x\n";
+    let file = parse_str(text, Path::new("Dockerfile")).unwrap();
+    let image_env = |image: &str| vec![("PATH".to_owned(), format!("/{image}/bin"))];
+    let options = Options { image_env: &image_env, ..Options::default() };
+    let e = expand(&file, &options).unwrap();
+    let path = super::expand::DEFAULT_PATH;
+    assert_eq!(steps(&e, 1)[1], format!("USER \"1:2:{path}\""));
+    assert_eq!(e.stages[1].steps[2].build_args, vars(&[("W", "")]), "only the stage's own ARGs are in the key");
+    let e = expand(&parse_str("FROM busybox\nUSER $PATH\n", Path::new("D")).unwrap(), &options).unwrap();
+    assert_eq!(steps(&e, 0)[0], r#"USER "/busybox/bin""#, "the base image's env is visible");
 }
 
 #[test]
