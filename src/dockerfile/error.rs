@@ -37,6 +37,10 @@ pub enum DockerfileError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{}:{}: {message}", file.display(), pos)]
     Invalid { file: PathBuf, pos: Pos, message: String },
+    /// A problem with the build's request rather than a place in the file
+    /// (`--target` naming no stage).
+    #[error("{}: {message}", file.display())]
+    Request { file: PathBuf, message: String },
 }
 
 impl DockerfileError {
@@ -44,14 +48,14 @@ impl DockerfileError {
     pub fn pos(&self) -> Option<Pos> {
         match self {
             DockerfileError::Invalid { pos, .. } => Some(*pos),
-            DockerfileError::Read { .. } => None,
+            DockerfileError::Read { .. } | DockerfileError::Request { .. } => None,
         }
     }
 
     /// The message without the file and position.
     pub fn message(&self) -> String {
         match self {
-            DockerfileError::Invalid { message, .. } => message.clone(),
+            DockerfileError::Invalid { message, .. } | DockerfileError::Request { message, .. } => message.clone(),
             other => other.to_string(),
         }
     }

@@ -3,8 +3,9 @@
 //!
 //! The rules are BuildKit's:
 //! - ARGs before the first FROM are global: each default is substituted
-//!   with the global args before it, a build arg replaces it, and they (with
-//!   the automatic platform args) are what FROM lines see. Inside a stage a
+//!   with the global args before it, a build arg replaces it, one declared
+//!   without a value is empty (not unset), and they (with the automatic
+//!   platform args) are what FROM lines see. Inside a stage a
 //!   global arg is visible only after `ARG NAME` re-declares it.
 //! - In a stage, ENV and ARG (with a value) set variables in order; a later
 //!   one replaces an earlier one of the same name. ENV also goes into the
@@ -125,17 +126,17 @@ pub fn expand(file: &Dockerfile, options: &Options<'_>) -> Result<Expanded, Dock
         let Instruction::Arg(decls) = &spanned.instruction else { continue };
         for d in decls {
             let value = match (options.build_args.get(&d.name), &d.default) {
-                (Some(v), _) => Some(v.clone()),
-                (None, Some(def)) => Some(word(&lex, def, &global, spanned.pos).map_err(err)?),
-                (None, None) => None,
+                (Some(v), _) => v.clone(),
+                (None, Some(def)) => word(&lex, def, &global, spanned.pos).map_err(err)?,
+                // BuildKit's global args hold "" for an ARG declared without a value.
+                (None, None) => String::new(),
             };
             declared.push(d.name.clone());
-            if let Some(v) = value {
-                global.set(&d.name, &v);
-            }
+            global.set(&d.name, &value);
         }
     }
-    let target = target::find_target(file, options.target.as_deref()).map_err(err)?;
+    let target = target::find_target(file, options.target.as_deref())
+        .map_err(|message| DockerfileError::Request { file: file.file.clone(), message })?;
     let mut stages: Vec<Result<ExpandedStage, Located>> = Vec::new();
     for index in 0..file.stages.len() {
         let done: Vec<Option<&ExpandedStage>> = stages.iter().map(|s| s.as_ref().ok()).collect();

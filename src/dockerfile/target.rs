@@ -12,7 +12,7 @@ use super::expand::{Base, ExpandedStage};
 use super::instruction::Instruction;
 
 /// The target stage: the one named `target`, or the last.
-pub fn find_target(file: &Dockerfile, target: Option<&str>) -> Result<usize, Located> {
+pub fn find_target(file: &Dockerfile, target: Option<&str>) -> Result<usize, String> {
     let Some(name) = target else { return Ok(file.stages.len() - 1) };
     if let Some(i) = file.stages.iter().position(|s| s.name().is_some_and(|n| n.eq_ignore_ascii_case(name))) {
         return Ok(i);
@@ -23,7 +23,7 @@ pub fn find_target(file: &Dockerfile, target: Option<&str>) -> Result<usize, Loc
     } else {
         format!("its stages are {}", names.join(", "))
     };
-    Err(Located::new(Pos::new(1, 1), format!("target stage {name:?} is not in the Dockerfile; {known}")))
+    Err(format!("target stage {name:?} is not in the Dockerfile; {known}"))
 }
 
 /// The stage a `--from` names, if it names a stage rather than an image.

@@ -209,6 +209,10 @@ fn substitution_errors_name_the_instruction() {
     );
     assert!(refused("FROM scratch\nEXPOSE 80/icmp\n", &[], None).contains("unknown protocol"));
     assert!(refused("ARG B\nFROM ${B}\n", &[], None).starts_with("Dockerfile:2:1: FROM ${B}: the image name is empty"));
+    // A global ARG without a value is empty, not unset, in FROM and when a stage re-declares it.
+    let e = build("ARG B\nFROM img${B-unset}\nARG B\nUSER x${B-unset}\n", &[], None);
+    assert_eq!(e.stages[0].base, Base::Image("img".into()));
+    assert_eq!(steps(&e, 0)[1], r#"USER "x""#);
 }
 
 const MULTI: &str = "\
@@ -259,5 +263,8 @@ fn a_needed_broken_stage_cycles_and_unknown_targets_are_errors() {
         refused("FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\nCOPY --from=a /y /y\n", &[], Some("a"));
     assert!(err.starts_with("Dockerfile:4:1: circular dependency between stages: a -> b -> a"), "{err}");
     let err = refused(MULTI, &[], Some("prd"));
-    assert!(err.contains("target stage \"prd\" is not in the Dockerfile; its stages are deps, tools, build"), "{err}");
+    assert!(
+        err.starts_with("Dockerfile: target stage \"prd\" is not in the Dockerfile; its stages are deps, tools, build"),
+        "{err}"
+    );
 }
