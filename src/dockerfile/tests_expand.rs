@@ -268,3 +268,68 @@ fn a_needed_broken_stage_cycles_and_unknown_targets_are_errors() {
         "{err}"
     );
 }
+
+/// BuildKit's own expectations for the pattern and default forms.
+#[test]
+fn substitution_matches_buildkits_cases() {
+    let run = |input: &str, env: &[(&str, &str)]| {
+        let env = vars(env);
+        let lookup = env.lookup();
+        Lex::new('\\').word(input, &lookup)
+    };
+    let ok: &[(&str, &[(&str, &str)], &str)] = &[
+        ("${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}", &[("FOO", "xxx"), ("BAR", "")], "xxx  ccc"),
+        ("${FOO:-aaa} ${BAR:-bbb} ${BAZ:-ccc}", &[("FOO", "xxx"), ("BAR", "")], "xxx bbb ccc"),
+        ("${FOO+aaa} ${BAR+bbb} ${BAZ+ccc}", &[("FOO", "xxx"), ("BAR", "")], "aaa bbb "),
+        ("${FOO:+aaa} ${BAR:+bbb} ${BAZ:+ccc}", &[("FOO", "xxx"), ("BAR", "")], "aaa  "),
+        ("${BAR?bbb}", &[("BAR", "")], ""),
+        ("${FOO#()[]{\\}^$.\\*\\?|\\\\}", &[("FOO", "()[]{}^$.*?|\\x")], "x"),
+        ("${FOO%%\\**}", &[("FOO", "xx**")], "xx"),
+        ("${FOO#*x*y}", &[("FOO", "xxyy")], "y"),
+        ("${FOO#*}", &[("FOO", "xxyy")], "xxyy"),
+        ("${FOO#$BAR}", &[("FOO", "xxyy"), ("BAR", "x")], "xyy"),
+        ("${FOO#}", &[("FOO", "xxyy")], "xxyy"),
+        ("${FOO##*x}", &[("FOO", "xxyy")], "yy"),
+        ("${FOO#?\\?}", &[("FOO", "???y")], "?y"),
+        ("${ABC:-.}${FOO%x}${ABC:-.}", &[("FOO", "xxyy")], ".xxyy."),
+        ("${FOO%%\\**\\*}", &[("FOO", "a***yy*")], "a"),
+        (
+            "${FOO/$NEEDLE/.} - ${FOO//$NEEDLE/.}",
+            &[("FOO", "/foo*/*/*.txt"), ("NEEDLE", "\\*/")],
+            "/foo.*/*.txt - /foo..*.txt",
+        ),
+        (
+            "${FOO/$NEEDLE/} - ${FOO//$NEEDLE/}",
+            &[("FOO", "/tmp/tmp/bar.txt"), ("NEEDLE", "/tmp")],
+            "/tmp/bar.txt - /bar.txt",
+        ),
+        (
+            "${FOO/$NEEDLE/$R} - ${FOO//$NEEDLE/$R}",
+            &[("FOO", "/a/foo/b/c.txt"), ("NEEDLE", "/?/"), ("R", "/")],
+            "/foo/b/c.txt - /foo/c.txt",
+        ),
+        ("${FOO//\\//\\/}", &[("FOO", "/tmp/foo.txt")], "\\/tmp\\/foo.txt"),
+        ("${FOO/$BAR/ww}", &[("FOO", "xxyy"), ("BAR", "")], "wwxxyy"),
+        ("${FOO///}", &[("FOO", "xxyy")], "xxyy"),
+        ("${FOO///}", &[], ""),
+        ("${VAR:?message here$ARG}", &[("VAR", "plain"), ("ARG", "x")], "plain"),
+    ];
+    for (input, env, want) in ok {
+        assert_eq!(run(input, env).as_deref(), Ok(*want), "{input} with {env:?}");
+    }
+    let bad: &[(&str, &[(&str, &str)])] = &[
+        ("${BAZ?ccc}", &[]),
+        ("${BAR:?bbb}", &[("BAR", "")]),
+        ("${BAZ:?}", &[]),
+        ("${FOO=aaa}", &[("FOO", "xxx")]),
+        ("${FOO=:aaa}", &[("FOO", "xxx")]),
+        ("${FOO=}", &[]),
+        ("${FOO//ww}", &[("FOO", "xxyy")]),
+        ("${FOO//}", &[("FOO", "xxyy")]),
+    ];
+    for (input, env) in bad {
+        assert!(run(input, env).is_err(), "{input} must fail");
+    }
+    assert!(run("${VAR:?message here$ARG}", &[("VAR", ""), ("ARG", "x")]).unwrap_err().contains("message herex"));
+    assert!(run("${VAR?message here$ARG}", &[("ARG", "x")]).unwrap_err().contains("message herex"));
+}
