@@ -253,12 +253,25 @@ fn heredocs_of(line: &str) -> Result<Vec<Heredoc>, String> {
     let unset = |_: &str| None;
     let found = lex.process(line, &unset).map(|p| p.words).unwrap_or_default();
     let mut docs = Vec::new();
-    for word in found {
+    let mut words = found.into_iter().peekable();
+    while let Some(mut word) = words.next() {
+        // `<< EOF` and `<<- EOF`: the delimiter may stand apart from the operator.
+        if is_bare_operator(&word)
+            && let Some(next) = words.next()
+        {
+            word = format!("{word} {next}");
+        }
         if let Some(doc) = parse_heredoc(&word)? {
             docs.push(doc);
         }
     }
     Ok(docs)
+}
+
+/// `<<`, `<<-`, `3<<`: a heredoc operator without its delimiter.
+fn is_bare_operator(word: &str) -> bool {
+    let rest = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    rest == "<<" || rest == "<<-"
 }
 
 /// `[FD]<<[-]WORD` as a heredoc, `None` when the word is no heredoc.

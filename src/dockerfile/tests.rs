@@ -416,3 +416,47 @@ fn unicode_counts_columns_in_characters() {
     assert!(error("FROM a\nLABEL é=1 ☃\n").starts_with("Dockerfile:2:7: LABEL: no '=' in \"☃\""));
     assert!(error("FROM a\n☃ x\n").starts_with("Dockerfile:2:1: unknown instruction ☃"));
 }
+
+/// BuildKit's own heredoc expectations (name, fd, expansion, tab stripping, body).
+#[test]
+fn heredocs_as_buildkit_extracts_them() {
+    let text = "FROM alpine:3.6\n\nENV NAME=me\n\nRUN ls\n\nRUN <<EMPTY\nEMPTY\n\nRUN 3<<EMPTY2\nEMPTY2\n\nRUN \"<<NOHEREDOC\"\n\nRUN <<INDENT\n\tfoo\n\tbar\nINDENT\n\nRUN <<-UNINDENT\n\tbaz\n\tquux\nUNINDENT\n\nRUN <<-UNINDENT2\n\tbaz\n\tquux\n\tUNINDENT2\n\nRUN <<-'NOEXPAND'\n\tdon't expand $NAME\nNOEXPAND\n\nRUN <<COMMENT\n# internal comment\necho foo bar # trailing comment\nCOMMENT\n\nRUN --mount=type=cache,target=/foo <<MOUNT\necho hello\nMOUNT\n\nCOPY <<X <<Y /dest\nY\nX\nX\nY\n\nRUN <<COMPLEX python3\nprint('hello world')\nCOMPLEX\n\nCOPY <<file.txt /dest\nhello world\nfile.txt\n\nRUN <<eo'f'\necho foo\neof\n\nRUN <<eo\\'f\necho foo\neo'f\n\nRUN <<'e'o\\'f\necho foo\neo'f\n\nRUN <<'one two'\necho bar\none two\n\nRUN <<$EOF\n$EOF\n\nRUN <<  EOF\nEOF\n\nRUN <<  EOF  > foo\nEOF\n\nRUN << -EOF\n-EOF\n\nRUN [\"<<EOF\"]\n";
+    let d = parse(text);
+    let docs: Vec<String> = d.stages[0]
+        .instructions
+        .iter()
+        .map(|s| match &s.instruction {
+            Instruction::Run(r) => command(&r.command).split_once(" <<").map_or("-".into(), |(_, h)| format!("<<{h}")),
+            Instruction::Copy(c) => sources(&c.sources),
+            other => show(other),
+        })
+        .collect();
+    assert_eq!(
+        docs,
+        [
+            r#"ENV "NAME"="me""#,
+            "-",
+            r#"<<EMPTY="""#,
+            r#"<<EMPTY2=""@fd3"#,
+            "-",
+            r#"<<INDENT="\tfoo\n\tbar\n""#,
+            r#"<<-UNINDENT="\tbaz\n\tquux\n""#,
+            r#"<<-UNINDENT2="\tbaz\n\tquux\n""#,
+            r#"<<-NOEXPAND'="\tdon't expand $NAME\n""#,
+            r##"<<COMMENT="# internal comment\necho foo bar # trailing comment\n""##,
+            r#"<<MOUNT="echo hello\n""#,
+            r#"[] <<X="Y\n" <<Y="X\n" -> "/dest""#,
+            r#"<<COMPLEX="print('hello world')\n""#,
+            r#"[] <<file.txt="hello world\n" -> "/dest""#,
+            r#"<<eof'="echo foo\n""#,
+            r#"<<eo'f="echo foo\n""#,
+            r#"<<eo'f'="echo foo\n""#,
+            r#"<<one two'="echo bar\n""#,
+            r#"<<$EOF="""#,
+            r#"<<EOF="""#,
+            r#"<<EOF="""#,
+            r#"<<-EOF="""#,
+            "-",
+        ]
+    );
+}
