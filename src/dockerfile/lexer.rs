@@ -200,7 +200,10 @@ pub fn lex(text: &str) -> Result<Lexed, Located> {
         if empty_continuation {
             warnings.push(Warning {
                 pos: Pos::new(line_no, indent + 1),
-                message: "empty continuation line (BuildKit warns that these will become errors)".into(),
+                message: format!(
+                    "empty continuation line found in: {}; empty continuation lines will become errors in a future release",
+                    logical.text
+                ),
             });
         }
         let docs = heredocs_of(&logical.text).map_err(|m| Located::new(Pos::new(line_no, indent + 1), m))?;

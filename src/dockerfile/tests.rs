@@ -460,3 +460,16 @@ fn heredocs_as_buildkit_extracts_them() {
         ]
     );
 }
+
+/// BuildKit warns once per instruction with blank lines inside its continuation; comments are fine.
+#[test]
+fn empty_continuation_lines_warn_as_buildkit_does() {
+    let text = "\nFROM alpine:3.6\n\nRUN valid \\\n    continuation\n\nRUN something \\\n\n    following \\\n\n    more\n\nRUN another \\\n\n    thing\n\nRUN non-indented \\\n# this is a comment\n   after-comment\n\nRUN indented \\\n    # this is an indented comment\n    comment\n\t";
+    let d = parse(text);
+    let w: Vec<(usize, &str)> = d.warnings.iter().map(|w| (w.pos.line, w.message.as_str())).collect();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!(w[0].0, 7);
+    assert!(w[0].1.contains("empty continuation line found in: RUN something     following     more"));
+    assert!(w[1].1.contains("RUN another     thing"));
+    assert_eq!(list(text)[4..], [r#"RUN sh:"non-indented    after-comment""#, r#"RUN sh:"indented     comment""#]);
+}
