@@ -36,6 +36,8 @@ pub mod words;
 mod tests;
 #[cfg(test)]
 mod tests_expand;
+#[cfg(test)]
+mod tests_ignore;
 
 use std::path::{Path, PathBuf};
 

@@ -269,6 +269,9 @@ fn a_needed_broken_stage_cycles_and_unknown_targets_are_errors() {
     );
 }
 
+/// Variables as name/value pairs.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
 /// BuildKit's own expectations for the pattern and default forms.
 #[test]
 fn substitution_matches_buildkits_cases() {
@@ -277,7 +280,7 @@ fn substitution_matches_buildkits_cases() {
         let lookup = env.lookup();
         Lex::new('\\').word(input, &lookup)
     };
-    let ok: &[(&str, &[(&str, &str)], &str)] = &[
+    let ok: &[(&str, Env, &str)] = &[
         ("${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}", &[("FOO", "xxx"), ("BAR", "")], "xxx  ccc"),
         ("${FOO:-aaa} ${BAR:-bbb} ${BAZ:-ccc}", &[("FOO", "xxx"), ("BAR", "")], "xxx bbb ccc"),
         ("${FOO+aaa} ${BAR+bbb} ${BAZ+ccc}", &[("FOO", "xxx"), ("BAR", "")], "aaa bbb "),
@@ -317,7 +320,7 @@ fn substitution_matches_buildkits_cases() {
     for (input, env, want) in ok {
         assert_eq!(run(input, env).as_deref(), Ok(*want), "{input} with {env:?}");
     }
-    let bad: &[(&str, &[(&str, &str)])] = &[
+    let bad: &[(&str, Env)] = &[
         ("${BAZ?ccc}", &[]),
         ("${BAR:?bbb}", &[("BAR", "")]),
         ("${BAZ:?}", &[]),
