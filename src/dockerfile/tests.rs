@@ -473,3 +473,33 @@ fn empty_continuation_lines_warn_as_buildkit_does() {
     assert!(w[1].1.contains("RUN another     thing"));
     assert_eq!(list(text)[4..], [r#"RUN sh:"non-indented    after-comment""#, r#"RUN sh:"indented     comment""#]);
 }
+
+/// BuildKit's argument-count rules: every instruction says what it needs.
+#[test]
+fn instructions_without_their_arguments() {
+    for (text, want) in [
+        ("MAINTAINER", "MAINTAINER needs exactly one argument"),
+        ("WORKDIR", "WORKDIR needs exactly one argument"),
+        ("USER", "USER needs exactly one argument"),
+        ("STOPSIGNAL", "STOPSIGNAL needs exactly one argument"),
+        ("ENV", "ENV needs at least one argument"),
+        ("LABEL", "LABEL needs at least one argument"),
+        ("ARG", "ARG needs at least one argument"),
+        ("ONBUILD", "ONBUILD needs an instruction"),
+        ("HEALTHCHECK", "HEALTHCHECK needs NONE or CMD"),
+        ("EXPOSE", "EXPOSE needs at least one port"),
+        ("VOLUME", "VOLUME needs at least one path"),
+        ("ADD arg1", "ADD needs a source and a destination"),
+        ("COPY\t\n", "COPY needs a source and a destination"),
+        ("CMD", "CMD needs a command"),
+        ("ENTRYPOINT", "ENTRYPOINT needs a command"),
+        ("SHELL []", "SHELL needs at least one argument"),
+        ("MAINTAINER --boo joe@example.com", "unknown flag --boo for MAINTAINER"),
+    ] {
+        let err = error(&format!("FROM a\n{text}\n"));
+        assert!(err.starts_with("Dockerfile:2:") && err.contains(want), "{text}: {err}");
+    }
+    // USER takes the rest of the line as one argument, as Docker does.
+    assert_eq!(list("FROM a\nUSER a b\n")[1], r#"USER "a b""#);
+    assert_eq!(list("FROM a AS STAGE_Name.1\n")[0], r#"FROM "a" AS stage_name.1"#);
+}

@@ -336,3 +336,9 @@ fn substitution_matches_buildkits_cases() {
     assert!(run("${VAR:?message here$ARG}", &[("VAR", ""), ("ARG", "x")]).unwrap_err().contains("message herex"));
     assert!(run("${VAR?message here$ARG}", &[("ARG", "x")]).unwrap_err().contains("message herex"));
 }
+
+#[test]
+fn the_escape_directive_applies_to_substitution() {
+    let e = build("# escape=`\nFROM scratch\nENV P=C:\\dir\\x Q=a`$b R=\"`\"q`\"\"\nWORKDIR C:\\\\w\n", &[], None);
+    assert_eq!(steps(&e, 0)[0], r#"ENV "P"="C:\\dir\\x" "Q"="a$b" "R"="\"q\"""#);
+}
