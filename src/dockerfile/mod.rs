@@ -22,6 +22,7 @@ pub mod env;
 pub mod error;
 pub mod expand;
 mod flags;
+pub mod health;
 pub mod ignore;
 pub mod instruction;
 pub mod lexer;

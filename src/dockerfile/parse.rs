@@ -2,10 +2,9 @@
 //! types them: each instruction's argument rules, its flags, exec and shell
 //! forms, heredoc sources. Unknown instructions and flags are errors.
 
-use std::time::Duration;
-
 use super::error::{Located, Pos};
 use super::flags::{Flags, Kind};
+use super::health;
 use super::instruction::*;
 use super::lexer::{self, Heredoc, Logical};
 use super::mount;
@@ -190,7 +189,7 @@ fn parse_at(at: &At<'_>, text: &str) -> Result<Instruction, Located> {
         }
         "VOLUME" => {
             no_flags()?;
-            let list = json_or_words(&name, args, args_pos)?;
+            let list = json_or_words(args, args_pos)?;
             need(!list.is_empty(), "needs at least one path: VOLUME PATH… or VOLUME [\"PATH\", …]")?;
             let mut out = Vec::new();
             for v in list {
@@ -228,7 +227,7 @@ fn parse_at(at: &At<'_>, text: &str) -> Result<Instruction, Located> {
             }
             Instruction::Onbuild(Onbuild { expression, trigger: Box::new(trigger) })
         }
-        "HEALTHCHECK" => health(&flags, args, args_pos, kw)?,
+        "HEALTHCHECK" => health::parse(&flags, args, args_pos, kw)?,
         "SHELL" => {
             no_flags()?;
             match words::json_array(args) {
@@ -276,7 +275,8 @@ fn literal_from(value: &str, pos: Pos, escape: char) -> Result<String, Located> 
     Ok(processed)
 }
 
-fn not_strings(pos: Pos) -> Located {
+/// The error for a JSON array holding something other than strings.
+pub(super) fn not_strings(pos: Pos) -> Located {
     Located::new(pos, "a JSON array must hold only strings; quote every element, as in [\"a\", \"b\"]")
 }
 
@@ -342,7 +342,7 @@ fn pairs(name: &str, args: &str, pos: Pos, kw: Pos, at: &At<'_>) -> Result<Vec<(
 }
 
 /// The JSON form or whitespace-separated words (ADD, COPY, VOLUME).
-fn json_or_words(_name: &str, args: &str, pos: Pos) -> Result<Vec<String>, Located> {
+fn json_or_words(args: &str, pos: Pos) -> Result<Vec<String>, Located> {
     match words::json_array(args) {
         Json::Array(v) => Ok(v),
         Json::NotStrings => Err(not_strings(pos)),
@@ -351,7 +351,7 @@ fn json_or_words(_name: &str, args: &str, pos: Pos) -> Result<Vec<String>, Locat
 }
 
 fn sources(name: &str, args: &str, pos: Pos, kw: Pos, heredocs: &[Heredoc]) -> Result<Sources, Located> {
-    let list = json_or_words(name, args, pos)?;
+    let list = json_or_words(args, pos)?;
     let Some((dest, srcs)) = list.split_last().filter(|(_, s)| !s.is_empty()) else {
         return Err(Located::new(kw, format!("{name} needs a source and a destination: {name} SRC… DEST")));
     };
@@ -371,98 +371,4 @@ fn sources(name: &str, args: &str, pos: Pos, kw: Pos, heredocs: &[Heredoc]) -> R
         }
     }
     Ok(Sources { paths, inline, dest: dest.clone() })
-}
-
-fn health(flags: &Flags, args: &str, pos: Pos, kw: Pos) -> Result<Instruction, Located> {
-    let end = args.find(char::is_whitespace).unwrap_or(args.len());
-    let kind = args[..end].to_ascii_uppercase();
-    let rest = args[end..].trim_start();
-    if kind.is_empty() {
-        return Err(Located::new(kw, "HEALTHCHECK needs NONE or CMD: HEALTHCHECK [OPTIONS] CMD command"));
-    }
-    if kind == "NONE" {
-        if !rest.is_empty() {
-            return Err(Located::new(pos, "HEALTHCHECK NONE takes no arguments"));
-        }
-        flags.check("HEALTHCHECK NONE", &[])?;
-        return Ok(Instruction::Healthcheck(Health::None));
-    }
-    let spec = [
-        ("interval", Kind::String),
-        ("timeout", Kind::String),
-        ("start-period", Kind::String),
-        ("start-interval", Kind::String),
-        ("retries", Kind::String),
-    ];
-    let f = flags.check("HEALTHCHECK", &spec)?;
-    if kind != "CMD" {
-        return Err(Located::new(pos, format!("unknown HEALTHCHECK type {:?}; use CMD or NONE", &args[..end])));
-    }
-    let test = match words::json_array(rest) {
-        Json::Array(v) if v.is_empty() => {
-            return Err(Located::new(pos, "HEALTHCHECK CMD needs a command after CMD"));
-        }
-        Json::Array(v) => std::iter::once("CMD".to_owned()).chain(v).collect(),
-        Json::NotStrings => return Err(not_strings(pos)),
-        Json::NotJson if rest.is_empty() => return Err(Located::new(pos, "HEALTHCHECK CMD needs a command after CMD")),
-        Json::NotJson => vec!["CMD-SHELL".to_owned(), rest.to_owned()],
-    };
-    let duration = |flag: &str| -> Result<Option<Duration>, Located> {
-        let Some((v, p)) = f.string(flag) else { return Ok(None) };
-        let d = go_duration(&v).map_err(|m| Located::new(p, format!("--{flag}={v}: {m}")))?;
-        if d.is_zero() {
-            return Ok(None);
-        }
-        if d < Duration::from_millis(1) {
-            return Err(Located::new(p, format!("--{flag}={v} is shorter than the minimum of 1ms")));
-        }
-        Ok(Some(d))
-    };
-    let retries =
-        match f.string("retries") {
-            None => None,
-            Some((v, p)) => Some(v.parse::<u32>().map_err(|_| {
-                Located::new(p, format!("--retries={v}: expected a whole number of retries, 0 or more"))
-            })?),
-        };
-    Ok(Instruction::Healthcheck(Health::Check(HealthCheck {
-        test,
-        interval: duration("interval")?,
-        timeout: duration("timeout")?,
-        start_period: duration("start-period")?,
-        start_interval: duration("start-interval")?,
-        retries,
-    })))
-}
-
-/// A duration as Go writes them: `1h30m`, `2.5s`, `300ms`, `0`.
-pub fn go_duration(s: &str) -> Result<Duration, String> {
-    let bad =
-        || format!("invalid duration {s:?}: expected numbers with units (ns, us, ms, s, m, h), such as 30s or 1m30s");
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    if rest.is_empty() || rest.starts_with('-') {
-        return Err(bad());
-    }
-    let mut nanos: f64 = 0.0;
-    while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
-        let number: f64 = rest[..n].parse().map_err(|_| bad())?;
-        rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        nanos += number * unit;
-        rest = &rest[u..];
-    }
-    Ok(Duration::from_nanos(nanos.round() as u64))
 }
