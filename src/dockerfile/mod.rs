@@ -5,12 +5,15 @@
 //! 1. [`lexer`]: parser directives (`# escape=`, `# syntax=`, `# check=`),
 //!    comments, line continuations, heredoc bodies → logical lines.
 //! 2. [`words`] and [`parse`]: each logical line → one [`Instruction`] with
-//!    its flags typed and checked ([`flags`], [`mount`]); words stay as
-//!    written, because substitution depends on the build's arguments.
+//!    its flags typed and checked (`flags.rs`, [`mount`], [`health`]); words
+//!    stay as written, because substitution depends on the build's
+//!    arguments.
 //! 3. [`expand`]: a parsed [`Dockerfile`] + build args + target → the stages
 //!    the target needs, with every word Docker substitutes substituted
-//!    ([`shell`] holds Docker's substitution rules), the build args each RUN
-//!    can see, and the order in which stages can be built ([`target`]).
+//!    ([`shell`] holds Docker's substitution rules, [`env`] the variable
+//!    lists and automatic args, [`values`] the values checked after
+//!    substitution), the build args each RUN can see, and the order in which
+//!    stages can be built ([`target`]).
 //!
 //! [`ignore`] reads `.dockerignore` files and matches paths as Docker's
 //! patternmatcher does. Every error names `Dockerfile:LINE:COL`, says what
