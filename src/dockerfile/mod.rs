@@ -8,9 +8,9 @@
 //!    its flags typed and checked (`flags.rs`, [`mount`], [`health`]); words
 //!    stay as written, because substitution depends on the build's
 //!    arguments.
-//! 3. [`expand`]: a parsed [`Dockerfile`] + build args + target → the stages
+//! 3. [`expand()`](fn@expand): a parsed [`Dockerfile`] + build args + target → the stages
 //!    the target needs, with every word Docker substitutes substituted
-//!    ([`shell`] holds Docker's substitution rules, [`env`] the variable
+//!    ([`shell`] holds Docker's substitution rules, [`env`](mod@env) the variable
 //!    lists and automatic args, [`values`] the values checked after
 //!    substitution), the build args each RUN can see, and the order in which
 //!    stages can be built ([`target`]).
