@@ -32,6 +32,7 @@ use super::instruction::*;
 use super::shell::Lex;
 use super::target;
 use super::values::ExposedPort;
+use crate::oci::{Digest, ImageRef};
 
 /// The PATH BuildKit puts into an image whose base sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -60,8 +61,8 @@ impl Default for Options<'_> {
 pub enum Base {
     /// `FROM scratch`: empty.
     Scratch,
-    /// An image reference, substituted.
-    Image(String),
+    /// An image reference, substituted and checked.
+    Image(#[serde(serialize_with = "as_text")] ImageRef),
     /// An earlier stage, by index.
     Stage(usize),
 }
@@ -199,7 +200,11 @@ fn expand_stage(
         None if image.is_empty() => {
             return Err(Located::new(pos, format!("FROM {}: the image name is empty after substitution", from.image)));
         }
-        None => (Base::Image(image.clone()), Vars((options.image_env)(&image)), "/".to_owned(), Vars::default()),
+        None => {
+            let reference: ImageRef =
+                image.parse().map_err(|e| Located::new(pos, format!("FROM {}: {e}", from.image)))?;
+            (Base::Image(reference), Vars((options.image_env)(&image)), "/".to_owned(), Vars::default())
+        }
     };
     // BuildKit makes sure PATH is always set, in the image config too.
     if image_env.get("PATH").is_none() {
@@ -247,7 +252,7 @@ fn expand_stage(
             }
             Instruction::Add(a) => Instruction::Add(Add {
                 sources: sources(&a.sources, lex, &env, pos)?,
-                checksum: a.checksum.as_deref().map(|v| w(v, &env)).transpose()?,
+                checksum: a.checksum.as_deref().map(|v| checksum(&w(v, &env)?, &a.sources, pos)).transpose()?,
                 chown: a.chown.as_deref().map(|v| w(v, &env)).transpose()?,
                 chmod: a.chmod.as_deref().map(|v| w(v, &env)).transpose()?,
                 exclude: a.exclude.iter().map(|v| w(v, &env)).collect::<Result<_, _>>()?,
@@ -324,6 +329,25 @@ fn sources(s: &Sources, lex: &Lex, env: &Vars, pos: Pos) -> Result<Sources, Loca
         inline.push(InlineFile { data, ..f.clone() });
     }
     Ok(Sources { paths: s.paths.iter().map(|p| w(p)).collect::<Result<_, _>>()?, inline, dest: w(&s.dest)? })
+}
+
+/// `ADD --checksum`: a digest, for sources fetched over HTTP(S) only.
+fn checksum(value: &str, sources: &Sources, pos: Pos) -> Result<String, Located> {
+    let digest: Digest = value.parse().map_err(|e| Located::new(pos, format!("ADD --checksum={value}: {e}")))?;
+    let local = sources.paths.iter().find(|p| !(p.starts_with("http://") || p.starts_with("https://")));
+    if let Some(p) = local.or(sources.inline.first().map(|f| &f.name)) {
+        return Err(Located::new(
+            pos,
+            format!(
+                "ADD --checksum checks what is fetched from a URL, but {p:?} is no http:// or https:// URL; drop --checksum or fetch a URL"
+            ),
+        ));
+    }
+    Ok(digest.to_string())
+}
+
+fn as_text<S: serde::Serializer>(value: &ImageRef, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
 }
 
 /// `base` joined with `p` as WORKDIR does: absolute paths replace, `.` and

@@ -108,11 +108,11 @@ fn steps(e: &Expanded, stage: usize) -> Vec<String> {
 fn global_args_reach_from_but_stages_only_after_redeclaring() {
     let text = "ARG TAG=1.0\nARG IMG=base:${TAG}\nFROM ${IMG} AS one\nRUN echo\nENV A=${TAG}\nARG TAG\nENV B=${TAG}\n";
     let e = build(text, &[], None);
-    assert_eq!(e.stages[0].base, Base::Image("base:1.0".into()));
+    assert_eq!(e.stages[0].base, Base::Image("base:1.0".parse().unwrap()));
     assert_eq!(steps(&e, 0)[1], r#"ENV "A"="""#, "a global arg is not visible in a stage before ARG");
     assert_eq!(steps(&e, 0)[3], r#"ENV "B"="1.0""#);
     let e = build(text, &[("TAG", "2.0")], None);
-    assert_eq!(e.stages[0].base, Base::Image("base:2.0".into()), "a build arg overrides a global default");
+    assert_eq!(e.stages[0].base, Base::Image("base:2.0".parse().unwrap()), "a build arg overrides a global default");
     assert_eq!(steps(&e, 0)[3], r#"ENV "B"="2.0""#);
 }
 
@@ -208,10 +208,23 @@ fn substitution_errors_name_the_instruction() {
         refused("FROM scratch\nEXPOSE 70000\n", &[], None).starts_with("Dockerfile:2:1: bad EXPOSE port \"70000\"")
     );
     assert!(refused("FROM scratch\nEXPOSE 80/icmp\n", &[], None).contains("unknown protocol"));
+    assert!(
+        refused("ARG B=Debian\nFROM $B\n", &[], None)
+            .starts_with("Dockerfile:2:1: FROM $B: bad image reference \"Debian\"")
+    );
+    let sum = "sha256:24454f830cdb571e2c4ad15481119c43b3cafd48dd869a9b2945d1036d1dc68d";
+    let ok = build(&format!("FROM scratch\nADD --checksum={sum} https://example.com/a.tgz /a\n"), &[], None);
+    assert!(steps(&ok, 0)[0].contains(sum));
+    let err = refused(&format!("FROM scratch\nADD --checksum={sum} local.tgz /a\n"), &[], None);
+    assert!(err.contains("\"local.tgz\" is no http:// or https:// URL"), "{err}");
+    assert!(
+        refused("FROM scratch\nADD --checksum=md5:x https://e.com/a /a\n", &[], None)
+            .contains("ADD --checksum=md5:x: digest")
+    );
     assert!(refused("ARG B\nFROM ${B}\n", &[], None).starts_with("Dockerfile:2:1: FROM ${B}: the image name is empty"));
     // A global ARG without a value is empty, not unset, in FROM and when a stage re-declares it.
     let e = build("ARG B\nFROM img${B-unset}\nARG B\nUSER x${B-unset}\n", &[], None);
-    assert_eq!(e.stages[0].base, Base::Image("img".into()));
+    assert_eq!(e.stages[0].base, Base::Image("img".parse().unwrap()));
     assert_eq!(steps(&e, 0)[1], r#"USER "x""#);
 }
 
