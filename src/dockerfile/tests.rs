@@ -503,3 +503,21 @@ fn instructions_without_their_arguments() {
     assert_eq!(list("FROM a\nUSER a b\n")[1], r#"USER "a b""#);
     assert_eq!(list("FROM a AS STAGE_Name.1\n")[0], r#"FROM "a" AS stage_name.1"#);
 }
+
+/// Tabs separate words like spaces; a tab before a continuation stays.
+#[test]
+fn tabs_as_separators() {
+    assert_eq!(
+        list(
+            "FROM\tubuntu:14.04\nLABEL\tmaintainer\tJane Doe <jd@example.com> (@jd)\nENV\tPLATFORMS\t\\\n\tlinux/386 linux/arm \\\n\tdarwin/amd64\nRUN\tapt-get install -yq \\\n\tcurl \\\n\t--no-install-recommends\nENTRYPOINT\t[\"hack/dind\"]\nCOPY\t.\t/go/src\n"
+        ),
+        [
+            r#"FROM "ubuntu:14.04""#,
+            r#"LABEL "maintainer"="Jane Doe <jd@example.com> (@jd)""#,
+            r#"ENV "PLATFORMS"="linux/386 linux/arm \tdarwin/amd64""#,
+            r#"RUN sh:"apt-get install -yq \tcurl \t--no-install-recommends""#,
+            r#"ENTRYPOINT ["hack/dind"]"#,
+            r#"COPY ["."]  -> "/go/src""#,
+        ]
+    );
+}
