@@ -521,3 +521,67 @@ fn tabs_as_separators() {
         ]
     );
 }
+
+/// Odd input never panics: every mix of tricky pieces either parses or is an error.
+#[test]
+fn no_input_panics() {
+    let pieces = [
+        "FROM a",
+        "FROM a AS b",
+        "RUN",
+        "COPY",
+        "ADD",
+        "ENV",
+        "ARG",
+        "LABEL",
+        "ONBUILD",
+        "HEALTHCHECK",
+        "CMD",
+        "SHELL",
+        "EXPOSE",
+        "WORKDIR",
+        "\\",
+        "`",
+        "#",
+        "# escape=`",
+        "<<",
+        "<<-",
+        "EOF",
+        "\"",
+        "'",
+        "[",
+        "]",
+        "[\"a\"]",
+        "$",
+        "${",
+        "}",
+        ":-",
+        "=",
+        " ",
+        "\t",
+        "\n",
+        "\r\n",
+        "é",
+        "☃",
+        "--",
+        "--mount=",
+        "--from=",
+        ",",
+        "-",
+        "3<<E",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for _ in 0..20_000 {
+        let len = 1 + next(14);
+        let text: String = (0..len).map(|_| pieces[next(pieces.len())]).collect();
+        if let Ok(d) = parse_str(&text, Path::new("Dockerfile")) {
+            let _ = super::expand(&d, &super::Options::default());
+        }
+    }
+}
