@@ -31,7 +31,7 @@ use super::error::{DockerfileError, Located, Pos};
 use super::instruction::*;
 use super::shell::Lex;
 use super::target;
-use super::values::ExposedPort;
+use super::values::{ExposedPort, check_signal};
 use crate::oci::{Digest, ImageRef};
 
 /// The PATH BuildKit puts into an image whose base sets none.
@@ -280,7 +280,11 @@ fn expand_stage(
             }
             Instruction::Volume(v) => Instruction::Volume(v.iter().map(|p| w(p, &env)).collect::<Result<_, _>>()?),
             Instruction::User(u) => Instruction::User(w(u, &env)?),
-            Instruction::StopSignal(s) => Instruction::StopSignal(w(s, &env)?),
+            Instruction::StopSignal(s) => {
+                let s = w(s, &env)?;
+                check_signal(&s).map_err(|m| Located::new(pos, m))?;
+                Instruction::StopSignal(s)
+            }
             Instruction::Workdir(d) => {
                 let d = w(d, &env)?;
                 workdir = join_path(&workdir, &d);

@@ -208,6 +208,13 @@ fn substitution_errors_name_the_instruction() {
         refused("FROM scratch\nEXPOSE 70000\n", &[], None).starts_with("Dockerfile:2:1: bad EXPOSE port \"70000\"")
     );
     assert!(refused("FROM scratch\nEXPOSE 80/icmp\n", &[], None).contains("unknown protocol"));
+    for ok in ["SIGTERM", "quit", "9", "SIGRTMIN+3", "rtmax-1", "SIGRTMIN"] {
+        build(&format!("FROM scratch\nSTOPSIGNAL {ok}\n"), &[], None);
+    }
+    for bad in ["SIGFOO", "0", "65", "RTMIN+16", "${S:-}"] {
+        let err = refused(&format!("FROM scratch\nSTOPSIGNAL {bad}\n"), &[], None);
+        assert!(err.starts_with("Dockerfile:2:1: STOPSIGNAL") && err.contains("no such signal"), "{bad}: {err}");
+    }
     assert!(
         refused("ARG B=Debian\nFROM $B\n", &[], None)
             .starts_with("Dockerfile:2:1: FROM $B: bad image reference \"Debian\"")

@@ -72,3 +72,27 @@ impl FromStr for ExposedPort {
         Ok(ExposedPort { start, end, proto })
     }
 }
+
+/// Checks a STOPSIGNAL value as Docker does: a number from 1 to 64, or a
+/// signal name with or without `SIG`, in any case (`TERM`, `sigquit`,
+/// `SIGRTMIN+3`). The image keeps the value as written.
+pub fn check_signal(value: &str) -> Result<(), String> {
+    let bad = || {
+        format!("STOPSIGNAL {value}: no such signal; use a name such as SIGTERM or SIGQUIT, or a number from 1 to 64")
+    };
+    if let Ok(n) = value.parse::<u8>() {
+        return if (1..=64).contains(&n) { Ok(()) } else { Err(bad()) };
+    }
+    let upper = value.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let realtime = |base: &str, sign: char| {
+        name.strip_prefix(base).is_some_and(|rest| {
+            rest.is_empty()
+                || rest.strip_prefix(sign).and_then(|n| n.parse::<u8>().ok()).is_some_and(|n| (1..=15).contains(&n))
+        })
+    };
+    if realtime("RTMIN", '+') || realtime("RTMAX", '-') {
+        return Ok(());
+    }
+    format!("SIG{name}").parse::<nix::sys::signal::Signal>().map(|_| ()).map_err(|_| bad())
+}
