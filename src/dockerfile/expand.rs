@@ -44,14 +44,33 @@ pub struct Options<'a> {
     /// `--target STAGE` (a name, case-insensitive); the last stage when `None`.
     pub target: Option<String>,
     pub platform: Platform,
-    /// The config env of an image a stage starts from (its `ENV`s and `PATH`
-    /// are visible to substitution), when the caller knows it.
-    pub image_env: &'a dyn Fn(&str) -> Vec<(String, String)>,
+    /// The config of an image a stage starts from (its env is visible to
+    /// substitution, its working directory and shell carry on), when the
+    /// caller knows it.
+    pub base_config: &'a dyn Fn(&ImageRef) -> BaseConfig,
+}
+
+/// What a stage takes over from the image it starts from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BaseConfig {
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    pub shell: Option<Vec<String>>,
+}
+
+/// The shell that runs shell-form commands when no SHELL says otherwise.
+pub fn default_shell() -> Vec<String> {
+    vec!["/bin/sh".to_owned(), "-c".to_owned()]
 }
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { build_args: BTreeMap::new(), target: None, platform: Platform::host(), image_env: &|_| Vec::new() }
+        Options {
+            build_args: BTreeMap::new(),
+            target: None,
+            platform: Platform::host(),
+            base_config: &|_| BaseConfig::default(),
+        }
     }
 }
 
@@ -77,6 +96,10 @@ pub struct Step {
     pub env: Vars,
     /// The build args the step can see, in declaration order (RUN's cache key).
     pub build_args: Vars,
+    /// The working directory the step runs in.
+    pub workdir: String,
+    /// The shell for shell-form commands ([`CommandLine::argv`]).
+    pub shell: Vec<String>,
 }
 
 /// A stage after substitution.
@@ -97,6 +120,8 @@ pub struct ExpandedStage {
     pub env: Vars,
     /// The final working directory ("/" when none was set).
     pub workdir: String,
+    /// The final shell (SHELL, else the base's, else `/bin/sh -c`).
+    pub shell: Vec<String>,
 }
 
 /// The stages a target needs.
@@ -188,22 +213,29 @@ fn expand_stage(
     let image = word(lex, &from.image, global, pos)?;
     let platform = from.platform.as_ref().map(|p| word(lex, p, global, pos)).transpose()?;
     let earlier = file.stages[..index].iter().position(|s| s.name().is_some_and(|n| n.eq_ignore_ascii_case(&image)));
-    let (base, mut image_env, mut workdir, mut env) = match earlier {
+    let (base, mut image_env, mut workdir, mut env, mut shell) = match earlier {
         Some(i) => {
             let parent = done[i].ok_or_else(|| {
                 Located::new(pos, format!("stage {image:?} this stage starts from could not be expanded"))
             })?;
             // BuildKit starts from the parent's state, whose variables include its ARGs.
-            (Base::Stage(i), parent.image_env.clone(), parent.workdir.clone(), parent.env.clone())
+            let p = parent;
+            (Base::Stage(i), p.image_env.clone(), p.workdir.clone(), p.env.clone(), p.shell.clone())
         }
-        None if image == "scratch" => (Base::Scratch, Vars::default(), "/".to_owned(), Vars::default()),
+        None if image == "scratch" => {
+            (Base::Scratch, Vars::default(), "/".to_owned(), Vars::default(), default_shell())
+        }
         None if image.is_empty() => {
             return Err(Located::new(pos, format!("FROM {}: the image name is empty after substitution", from.image)));
         }
         None => {
             let reference: ImageRef =
                 image.parse().map_err(|e| Located::new(pos, format!("FROM {}: {e}", from.image)))?;
-            (Base::Image(reference), Vars((options.image_env)(&image)), "/".to_owned(), Vars::default())
+            let config = (options.base_config)(&reference);
+            let workdir =
+                config.workdir.filter(|w| !w.is_empty()).map_or_else(|| "/".to_owned(), |w| join_path("/", &w));
+            let shell = config.shell.filter(|s| !s.is_empty()).unwrap_or_else(default_shell);
+            (Base::Image(reference), Vars(config.env), workdir, Vars::default(), shell)
         }
     };
     // BuildKit makes sure PATH is always set, in the image config too.
@@ -299,6 +331,10 @@ fn expand_stage(
                 }
                 Instruction::Run(r)
             }
+            Instruction::Shell(sh) => {
+                shell = sh.clone();
+                Instruction::Shell(sh.clone())
+            }
             other => other.clone(),
         };
         let mut build_args = Vars::default();
@@ -306,7 +342,15 @@ fn expand_stage(
             let seen = env.get(k).map(str::to_owned).or_else(|| v.clone()).unwrap_or_default();
             build_args.set(k, &seen);
         }
-        steps.push(Step { pos, original: spanned.original.clone(), instruction, env: env.clone(), build_args });
+        steps.push(Step {
+            pos,
+            original: spanned.original.clone(),
+            instruction,
+            env: env.clone(),
+            build_args,
+            workdir: workdir.clone(),
+            shell: shell.clone(),
+        });
     }
     Ok(ExpandedStage {
         index,
@@ -318,6 +362,7 @@ fn expand_stage(
         image_env,
         env,
         workdir,
+        shell,
     })
 }
 

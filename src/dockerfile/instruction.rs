@@ -100,6 +100,17 @@ pub struct CommandLine {
     pub heredocs: Vec<Heredoc>,
 }
 
+impl CommandLine {
+    /// The program and arguments to run: the exec form as written, the shell
+    /// form as `shell + [command]` (as Docker runs it).
+    pub fn argv(&self, shell: &[String]) -> Vec<String> {
+        match &self.form {
+            Form::Exec(v) => v.clone(),
+            Form::Shell(s) => shell.iter().cloned().chain([s.clone()]).collect(),
+        }
+    }
+}
+
 /// `RUN --network`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

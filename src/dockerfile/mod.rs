@@ -46,7 +46,7 @@ mod tests_ignore;
 use std::path::{Path, PathBuf};
 
 pub use error::{DockerfileError, Pos, Warning};
-pub use expand::{Base, Expanded, ExpandedStage, Options, Step, expand};
+pub use expand::{Base, BaseConfig, Expanded, ExpandedStage, Options, Step, expand};
 pub use instruction::{Instruction, Spanned};
 pub use lexer::{Directives, Heredoc};
 

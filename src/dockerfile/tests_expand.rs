@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::env::Vars;
-use super::expand::{Base, Expanded, Options, expand};
+use super::expand::{Base, BaseConfig, Expanded, Options, expand};
 use super::instruction::*;
 use super::parse_str;
 use super::shell::Lex;
 use super::tests::show;
+use crate::oci::ImageRef;
 
 fn vars(pairs: &[(&str, &str)]) -> Vars {
     let mut v = Vars::default();
@@ -158,14 +159,35 @@ fn env_and_arg_in_order_with_docker_precedence() {
 fn a_stage_from_another_starts_with_its_variables_and_the_image_env() {
     let text = "FROM scratch AS base\nARG V=1\nENV E=2\nFROM base\nARG W\nUSER $V:$E:$PATH\nRUN x\n";
     let file = parse_str(text, Path::new("Dockerfile")).unwrap();
-    let image_env = |image: &str| vec![("PATH".to_owned(), format!("/{image}/bin"))];
-    let options = Options { image_env: &image_env, ..Options::default() };
+    let base_config = |image: &ImageRef| BaseConfig {
+        env: vec![("PATH".to_owned(), format!("/{}/bin", image.familiar_name()))],
+        workdir: Some("/srv".into()),
+        shell: Some(vec!["/bin/bash".into(), "-c".into()]),
+    };
+    let options = Options { base_config: &base_config, ..Options::default() };
     let e = expand(&file, &options).unwrap();
     let path = super::expand::DEFAULT_PATH;
     assert_eq!(steps(&e, 1)[1], format!("USER \"1:2:{path}\""));
     assert_eq!(e.stages[1].steps[2].build_args, vars(&[("W", "")]), "only the stage's own ARGs are in the key");
     let e = expand(&parse_str("FROM busybox\nUSER $PATH\n", Path::new("D")).unwrap(), &options).unwrap();
     assert_eq!(steps(&e, 0)[0], r#"USER "/busybox/bin""#, "the base image's env is visible");
+    let text = "FROM busybox AS one\nWORKDIR app\nRUN make\nSHELL [\"/bin/ash\", \"-eo\", \"pipefail\", \"-c\"]\nFROM one\nRUN [\"true\"]\nRUN make\n";
+    let e = expand(&parse_str(text, Path::new("D")).unwrap(), &options).unwrap();
+    let (one, two) = (&e.stages[0], &e.stages[1]);
+    assert_eq!((one.steps[1].workdir.as_str(), one.steps[1].shell.join(" ")), ("/srv/app", "/bin/bash -c".into()));
+    let Instruction::Run(r) = &one.steps[1].instruction else { panic!() };
+    assert_eq!(r.command.argv(&one.steps[1].shell), ["/bin/bash", "-c", "make"]);
+    let argv = |s: &super::expand::Step| match &s.instruction {
+        Instruction::Run(r) => r.command.argv(&s.shell),
+        _ => panic!(),
+    };
+    assert_eq!(argv(&two.steps[0]), ["true"]);
+    assert_eq!(
+        argv(&two.steps[1]),
+        ["/bin/ash", "-eo", "pipefail", "-c", "make"],
+        "SHELL carries into a stage FROM it"
+    );
+    assert_eq!(two.workdir, "/srv/app");
 }
 
 #[test]
