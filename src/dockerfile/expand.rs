@@ -163,22 +163,30 @@ pub fn expand(file: &Dockerfile, options: &Options<'_>) -> Result<Expanded, Dock
     }
     let target = target::find_target(file, options.target.as_deref())
         .map_err(|message| DockerfileError::Request { file: file.file.clone(), message })?;
-    let mut stages: Vec<Result<ExpandedStage, Located>> = Vec::new();
-    for index in 0..file.stages.len() {
-        let done: Vec<Option<&ExpandedStage>> = stages.iter().map(|s| s.as_ref().ok()).collect();
-        stages.push(expand_stage(file, index, &lex, &global, options, &done));
-    }
-    let order = target::order(file, &stages, target).map_err(err)?;
-    let mut needed = Vec::new();
-    for i in order.stages {
-        let stage = stages[i].clone().map_err(err)?;
+    // What each FROM is decides the graph; only the stages the target needs
+    // are then expanded (and only their base images looked at), in file
+    // order so that a stage's base stage is done before it.
+    let heads: Vec<Result<Head, Located>> = (0..file.stages.len()).map(|i| head(file, i, &lex, &global)).collect();
+    let deps: Vec<_> = heads
+        .iter()
+        .enumerate()
+        .map(|(i, h)| h.as_ref().map(|h| target::dependencies(file, i, &h.base)).map_err(Clone::clone))
+        .collect();
+    let order = target::order(file, &deps, target).map_err(err)?;
+    let mut done: Vec<Option<ExpandedStage>> = vec![None; file.stages.len()];
+    let mut by_index = order.stages.clone();
+    by_index.sort_unstable();
+    for i in by_index {
+        let head = heads[i].clone().map_err(err)?;
+        let stage = expand_stage(file, i, head, &lex, &global, options, &done).map_err(err)?;
         for step in &stage.steps {
             if let Instruction::Arg(decls) = &step.instruction {
                 declared.extend(decls.iter().map(|d| d.name.clone()));
             }
         }
-        needed.push(stage);
+        done[i] = Some(stage);
     }
+    let needed: Vec<ExpandedStage> = order.stages.iter().filter_map(|i| done[*i].take()).collect();
     let mut proxy_env = Vars::default();
     for name in PROXY_ARGS {
         if let Some(v) = options.build_args.get(name) {
@@ -199,43 +207,59 @@ fn word(lex: &Lex, text: &str, vars: &Vars, pos: Pos) -> Result<String, Located>
     lex.word(text, &lookup).map_err(|e| Located::new(pos, e))
 }
 
-fn expand_stage(
-    file: &Dockerfile,
-    index: usize,
-    lex: &Lex,
-    global: &Vars,
-    options: &Options<'_>,
-    done: &[Option<&ExpandedStage>],
-) -> Result<ExpandedStage, Located> {
+/// A stage's FROM, substituted with the global args.
+#[derive(Clone)]
+struct Head {
+    base: Base,
+    platform: Option<String>,
+}
+
+fn head(file: &Dockerfile, index: usize, lex: &Lex, global: &Vars) -> Result<Head, Located> {
     let stage = &file.stages[index];
     let from = stage.base();
     let pos = stage.from.pos;
     let image = word(lex, &from.image, global, pos)?;
     let platform = from.platform.as_ref().map(|p| word(lex, p, global, pos)).transpose()?;
+    // FROM names only an earlier stage; anything else is an image.
     let earlier = file.stages[..index].iter().position(|s| s.name().is_some_and(|n| n.eq_ignore_ascii_case(&image)));
-    let (base, mut image_env, mut workdir, mut env, mut shell) = match earlier {
-        Some(i) => {
-            let parent = done[i].ok_or_else(|| {
-                Located::new(pos, format!("stage {image:?} this stage starts from could not be expanded"))
-            })?;
-            // BuildKit starts from the parent's state, whose variables include its ARGs.
-            let p = parent;
-            (Base::Stage(i), p.image_env.clone(), p.workdir.clone(), p.env.clone(), p.shell.clone())
-        }
-        None if image == "scratch" => {
-            (Base::Scratch, Vars::default(), "/".to_owned(), Vars::default(), default_shell())
-        }
+    let base = match earlier {
+        Some(i) => Base::Stage(i),
+        None if image == "scratch" => Base::Scratch,
         None if image.is_empty() => {
             return Err(Located::new(pos, format!("FROM {}: the image name is empty after substitution", from.image)));
         }
-        None => {
-            let reference: ImageRef =
-                image.parse().map_err(|e| Located::new(pos, format!("FROM {}: {e}", from.image)))?;
-            let config = (options.base_config)(&reference);
+        None => Base::Image(image.parse().map_err(|e| Located::new(pos, format!("FROM {}: {e}", from.image)))?),
+    };
+    Ok(Head { base, platform })
+}
+
+fn expand_stage(
+    file: &Dockerfile,
+    index: usize,
+    head: Head,
+    lex: &Lex,
+    global: &Vars,
+    options: &Options<'_>,
+    done: &[Option<ExpandedStage>],
+) -> Result<ExpandedStage, Located> {
+    let stage = &file.stages[index];
+    let pos = stage.from.pos;
+    let Head { base, platform } = head;
+    let (mut image_env, mut workdir, mut env, mut shell) = match &base {
+        Base::Stage(i) => {
+            let p = done[*i]
+                .as_ref()
+                .ok_or_else(|| Located::new(pos, "the stage this one starts from was not expanded"))?;
+            // BuildKit starts from the parent's state, whose variables include its ARGs.
+            (p.image_env.clone(), p.workdir.clone(), p.env.clone(), p.shell.clone())
+        }
+        Base::Scratch => (Vars::default(), "/".to_owned(), Vars::default(), default_shell()),
+        Base::Image(reference) => {
+            let config = (options.base_config)(reference);
             let workdir =
                 config.workdir.filter(|w| !w.is_empty()).map_or_else(|| "/".to_owned(), |w| join_path("/", &w));
             let shell = config.shell.filter(|s| !s.is_empty()).unwrap_or_else(default_shell);
-            (Base::Image(reference), Vars(config.env), workdir, Vars::default(), shell)
+            (Vars(config.env), workdir, Vars::default(), shell)
         }
     };
     // BuildKit makes sure PATH is always set, in the image config too.

@@ -8,7 +8,7 @@
 
 use super::Dockerfile;
 use super::error::{Located, Pos};
-use super::expand::{Base, ExpandedStage};
+use super::expand::Base;
 use super::instruction::Instruction;
 
 /// The target stage: the one named `target`, or the last.
@@ -34,21 +34,24 @@ pub fn stage_ref(file: &Dockerfile, from: &str) -> Option<usize> {
     from.parse::<usize>().ok().filter(|i| *i < file.stages.len())
 }
 
-/// The stages `stage` needs directly, each with the position that asks for it.
-pub fn dependencies(file: &Dockerfile, stage: &ExpandedStage) -> Vec<(usize, Pos)> {
+/// The stages stage `index` needs directly (given what its FROM turned out
+/// to be), each with the position that asks for it. `from` values take no
+/// variables, so the parsed instructions tell.
+pub fn dependencies(file: &Dockerfile, index: usize, base: &Base) -> Vec<(usize, Pos)> {
+    let stage = &file.stages[index];
     let mut out = Vec::new();
-    if let Base::Stage(i) = stage.base {
-        out.push((i, stage.pos));
+    if let Base::Stage(i) = base {
+        out.push((*i, stage.from.pos));
     }
-    for step in &stage.steps {
-        let froms: Vec<&str> = match &step.instruction {
+    for spanned in &stage.instructions {
+        let froms: Vec<&str> = match &spanned.instruction {
             Instruction::Copy(c) => c.from.iter().map(String::as_str).collect(),
             Instruction::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
             _ => Vec::new(),
         };
         for from in froms {
             if let Some(i) = stage_ref(file, from) {
-                out.push((i, step.pos));
+                out.push((i, spanned.pos));
             }
         }
     }
@@ -61,13 +64,13 @@ pub struct Order {
     pub levels: Vec<Vec<usize>>,
 }
 
-/// Orders the stages `target` needs; a stage that could not be expanded
-/// is an error only when it is needed.
-pub fn order(file: &Dockerfile, stages: &[Result<ExpandedStage, Located>], target: usize) -> Result<Order, Located> {
-    let mut level: Vec<Option<usize>> = vec![None; stages.len()];
+/// Orders the stages `target` needs, from each stage's direct dependencies;
+/// a stage whose FROM failed is an error only when it is needed.
+pub fn order(file: &Dockerfile, deps: &[Result<Vec<(usize, Pos)>, Located>], target: usize) -> Result<Order, Located> {
+    let mut level: Vec<Option<usize>> = vec![None; deps.len()];
     let mut path: Vec<usize> = Vec::new();
-    visit(file, stages, target, &mut level, &mut path)?;
-    let mut needed: Vec<usize> = (0..stages.len()).filter(|i| level[*i].is_some()).collect();
+    visit(file, deps, target, &mut level, &mut path)?;
+    let mut needed: Vec<usize> = (0..deps.len()).filter(|i| level[*i].is_some()).collect();
     needed.sort_by_key(|i| (level[*i], *i));
     let depth = needed.iter().filter_map(|i| level[*i]).max().unwrap_or(0);
     let mut levels = vec![Vec::new(); depth + 1];
@@ -81,7 +84,7 @@ pub fn order(file: &Dockerfile, stages: &[Result<ExpandedStage, Located>], targe
 
 fn visit(
     file: &Dockerfile,
-    stages: &[Result<ExpandedStage, Located>],
+    deps: &[Result<Vec<(usize, Pos)>, Located>],
     i: usize,
     level: &mut Vec<Option<usize>>,
     path: &mut Vec<usize>,
@@ -89,10 +92,10 @@ fn visit(
     if let Some(l) = level[i] {
         return Ok(l);
     }
-    let stage = stages[i].as_ref().map_err(Clone::clone)?;
+    let direct = deps[i].as_ref().map_err(Clone::clone)?;
     path.push(i);
     let mut mine = 0;
-    for (dep, pos) in dependencies(file, stage) {
+    for &(dep, pos) in direct {
         if path.contains(&dep) {
             let name = |j: usize| file.stages[j].name().map_or_else(|| j.to_string(), str::to_owned);
             let start = path.iter().position(|p| *p == dep).unwrap_or(0);
@@ -102,7 +105,7 @@ fn visit(
                 format!("circular dependency between stages: {}; a stage cannot use itself", cycle.join(" -> ")),
             ));
         }
-        mine = mine.max(visit(file, stages, dep, level, path)? + 1);
+        mine = mine.max(visit(file, deps, dep, level, path)? + 1);
     }
     path.pop();
     level[i] = Some(mine);

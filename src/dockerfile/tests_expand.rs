@@ -293,6 +293,16 @@ fn target_needs_only_its_stages_in_levels() {
     let e = build(MULTI, &[], Some("test"));
     assert_eq!(e.levels, [vec![0, 1, 3], vec![2], vec![4]]);
     assert_eq!(e.stages.last().unwrap().base, Base::Stage(2));
+    // Only the needed stages' base images are looked at.
+    let asked = std::cell::RefCell::new(Vec::new());
+    let base_config = |r: &ImageRef| {
+        asked.borrow_mut().push(r.familiar_name());
+        BaseConfig::default()
+    };
+    let file = parse_str(MULTI, Path::new("Dockerfile")).unwrap();
+    let options = Options { target: Some("tools".into()), base_config: &base_config, ..Options::default() };
+    expand(&file, &options).unwrap();
+    assert_eq!(asked.into_inner(), ["busybox"]);
 }
 
 #[test]
