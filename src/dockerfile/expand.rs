@@ -292,7 +292,8 @@ fn expand_stage(
             Instruction::Arg(decls) => {
                 let mut out = Vec::new();
                 for d in decls {
-                    let name = w(&d.name, &env)?;
+                    // BuildKit substitutes neither the name nor, when a build arg is given, the default.
+                    let name = d.name.clone();
                     let value = match (options.build_args.get(&name), &d.default) {
                         (Some(v), _) => Some(v.clone()),
                         (None, Some(def)) => Some(w(def, &env)?),

@@ -394,3 +394,10 @@ fn the_escape_directive_applies_to_substitution() {
     let e = build("# escape=`\nFROM scratch\nENV P=C:\\dir\\x Q=a`$b R=\"`\"q`\"\"\nWORKDIR C:\\\\w\n", &[], None);
     assert_eq!(steps(&e, 0)[0], r#"ENV "P"="C:\\dir\\x" "Q"="a$b" "R"="\"q\"""#);
 }
+
+#[test]
+fn a_build_arg_spares_the_default_from_substitution() {
+    let text = "FROM scratch\nARG X=${UNSET:?required}\nUSER $X\n";
+    assert_eq!(steps(&build(text, &[("X", "u")], None), 0)[1], r#"USER "u""#);
+    assert!(refused(text, &[], None).contains("UNSET: required"));
+}
