@@ -15,7 +15,8 @@
 //!   state carries them, but its own RUNs' build args list only the ARGs it
 //!   declares itself.
 //! - Words are substituted in ADD, COPY, ENV, EXPOSE, FROM, LABEL,
-//!   STOPSIGNAL, USER, VOLUME, WORKDIR, ARG and RUN's `--mount` options;
+//!   STOPSIGNAL, USER, VOLUME, WORKDIR, ARG defaults (unless a build arg
+//!   replaces them) and RUN's `--mount` options;
 //!   never in RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK or ONBUILD, whose
 //!   text the shell (or a later build) reads, and never in `COPY --from` or
 //!   a mount's `from` (the parser refuses variables there, as BuildKit does).
