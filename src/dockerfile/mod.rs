@@ -41,6 +41,8 @@ mod tests;
 #[cfg(test)]
 mod tests_expand;
 #[cfg(test)]
+mod tests_fixtures;
+#[cfg(test)]
 mod tests_ignore;
 
 use std::path::{Path, PathBuf};
