@@ -22,7 +22,7 @@ pub struct Spanned {
 
 /// Every instruction BuildKit's frontend knows.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(tag = "kind", content = "value", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Instruction {
     From(FromImage),
     Run(Run),

@@ -131,3 +131,17 @@ fn every_instruction() {
     assert_eq!(e.stages[0].shell, ["/bin/sh", "-eu", "-c"]);
     assert_eq!(steps(&e, 1), ["HEALTHCHECK NONE", "ENTRYPOINT []"]);
 }
+
+#[test]
+fn parsed_and_expanded_files_serialize() {
+    for dir in ["ssh", "syntax", "multistage", "instructions"] {
+        let (_, file) = fixture(dir);
+        let parsed = serde_json::to_value(&file).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        assert!(parsed["stages"].is_array());
+        let e = expanded(&file, None);
+        serde_json::to_string(&e).unwrap_or_else(|e| panic!("{dir}: {e}"));
+    }
+    let (_, file) = fixture("ssh");
+    let v = serde_json::to_value(&file.stages[0].instructions[3]).unwrap();
+    assert_eq!(v["instruction"], serde_json::json!({"kind": "EXPOSE", "value": ["${SSH_PORT}"]}));
+}
