@@ -20,3 +20,4 @@ pub mod resolve;
 pub mod runtime;
 pub mod store;
 pub mod sys;
+pub mod tools;

@@ -39,7 +39,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use super::error::{Context, io_err};
 use super::normalise::normalise;
@@ -79,7 +79,7 @@ pub(super) fn materialise(store: &Store, base: &str, b: &Bootstrap, epoch: u64) 
             base: base.into(),
             tool: tool_name.to_owned(),
             status: output.status.to_string(),
-            tail: tail(&output),
+            tail: crate::tools::tail(&output, TAIL_LINES),
         });
     }
     normalise(&target).map_err(|(rel, source)| BaseError::Io {
@@ -128,12 +128,12 @@ impl Tool {
     /// mmdebstrap if installed or installable (as root), else debootstrap
     /// if installed; otherwise an error saying how to install one.
     fn find_or_install(base: &str) -> Result<Tool, BaseError> {
-        let found = |kind: ToolKind| find_program(kind.name()).map(|path| Tool { kind, path });
+        let found = |kind: ToolKind| crate::tools::find_program(kind.name()).map(|path| Tool { kind, path });
         if let Some(tool) = found(ToolKind::Mmdebstrap) {
             return Ok(tool);
         }
         let install_problem = if crate::sys::euid() == 0 {
-            match apt_install("mmdebstrap") {
+            match crate::tools::apt_install("mmdebstrap") {
                 Ok(()) => match found(ToolKind::Mmdebstrap) {
                     Some(tool) => return Ok(tool),
                     None => "mmdebstrap was installed but is not on PATH".to_owned(),
@@ -175,48 +175,6 @@ fn arguments(kind: ToolKind, b: &Bootstrap, target: &Path) -> Vec<OsString> {
     args.push(target.as_os_str().to_owned());
     args.push(b.mirror.clone().into());
     args
-}
-
-/// `program` on PATH or in the sbin directories (debootstrap lives in
-/// /usr/sbin, which a user's PATH may lack).
-fn find_program(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-}
-
-/// `apt-get install` `package`, updating the package lists and retrying
-/// once if the first attempt fails. Returns why it failed.
-fn apt_install(package: &str) -> Result<(), String> {
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(["-o", "DPkg::Lock::Timeout=300", "-q"])
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null())
-            .output()
-    };
-    let install = ["install", "-y", "--no-install-recommends", package];
-    let first = apt(&install).map_err(|e| format!("cannot run apt-get: {e}"))?;
-    if first.status.success() {
-        return Ok(());
-    }
-    let update = apt(&["update"]).map_err(|e| format!("cannot run apt-get: {e}"))?;
-    let second = apt(&install).map_err(|e| format!("cannot run apt-get: {e}"))?;
-    if second.status.success() {
-        return Ok(());
-    }
-    let failed = if update.status.success() { &second } else { &update };
-    Err(format!("apt-get install {package} failed: {}", tail(failed).replace('\n', "; ")))
-}
-
-/// The last lines of what `output` printed, stderr before stdout.
-fn tail(output: &Output) -> String {
-    let text = [&output.stdout, &output.stderr].map(|b| String::from_utf8_lossy(b).into_owned()).join("\n");
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
 }
 
 /// Detaches every mount at or below `dir`; an error names those that stay.
