@@ -138,7 +138,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         start_period: args.health_start_period.0,
     });
     let network = match args.network.as_str() {
-        "none" | "bridge" | "default" => NetworkMode::None,
+        "none" | "isolated" | "bridge" | "default" => NetworkMode::None,
         "host" => NetworkMode::Host,
         other => bail!("--network {other:?}: expected none (a private network with only loopback) or host"),
     };
@@ -197,7 +197,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         security,
     };
     let store = berth::store::Store::open(&ctx.store_root()?)?;
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = berth::runtime::network::dns::resolv_conf(false);
     let container = {
         let _lock = store.lock_exclusive()?;
         berth::runtime::create::create(&store, &opts, &resolv)?

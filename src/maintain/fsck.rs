@@ -8,7 +8,9 @@
 //! parses and names blobs that exist and are sound; every container's
 //! unpacked layers exist; `oci/blobs/`, `layers/` and `cache/` hold only
 //! what their names promise; `tmp/` is empty; every project network
-//! namespace (`projects/NAME.netns`) has a container of its project. A layer directory is
+//! namespace (`projects/NAME.netns`, `NAME.isolated-netns`) has a container
+//! of its project, and every project network recorded for the store
+//! (`runtime::network`) has its namespace. A layer directory is
 //! complete by construction (it is renamed into `layers/` only when
 //! complete), so an incomplete unpacked layer is a staging directory left in
 //! `tmp/`, reported as a leftover.
@@ -17,7 +19,8 @@
 //! (content that does not match the name), cache entries that cannot be
 //! parsed or that name missing or corrupt blobs (a hit would build an image
 //! without them; the step is rebuilt instead), strays, leftovers and orphan
-//! network namespaces (unmounted, then deleted). A blob
+//! network namespaces (their project network removed, then unmounted and
+//! deleted) and orphan project networks. A blob
 //! whose content matches its name is never removed. Missing blobs a tag or
 //! container needs cannot be repaired here; the message says what would.
 
@@ -34,7 +37,7 @@ use super::inventory::{BlobFile, Inventory};
 use super::reach::{Walker, read_index};
 use crate::oci::Digest;
 use crate::oci::digest::Algorithm;
-use crate::runtime::{container, netns};
+use crate::runtime::{container, netns, network};
 use crate::store::{Store, StoreLock};
 use crate::sys::lock::LockMode;
 
@@ -66,8 +69,13 @@ pub enum ProblemKind {
     Leftover,
     /// A project's network namespace that no container of the project is
     /// left to use (its bind mount keeps the store from being deleted).
-    /// Repair unmounts and removes it.
+    /// Repair unmounts and removes it, and the project network attached
+    /// to it.
     OrphanNetns,
+    /// A project network (bridge, veth, nftables elements, subnet record)
+    /// whose namespace file is gone: a crash between removing the two.
+    /// Repair removes the network.
+    OrphanNetwork,
 }
 
 impl ProblemKind {
@@ -85,6 +93,7 @@ impl ProblemKind {
             ProblemKind::Stray => "stray",
             ProblemKind::Leftover => "leftover",
             ProblemKind::OrphanNetns => "orphan network namespace",
+            ProblemKind::OrphanNetwork => "orphan project network",
         }
     }
 
@@ -97,6 +106,7 @@ impl ProblemKind {
                 | ProblemKind::Stray
                 | ProblemKind::Leftover
                 | ProblemKind::OrphanNetns
+                | ProblemKind::OrphanNetwork
         )
     }
 }
@@ -176,6 +186,13 @@ pub fn fsck(store: &Store, _lock: &StoreLock) -> Result<FsckReport, MaintainErro
                     "no container of project {project:?} is left to use it; `berth fsck --repair` or `berth down -p {project}` removes it"
                 );
                 add(ProblemKind::OrphanNetns, path, message);
+            }
+            for (subnet, a) in network::orphans(&store.projects_dir()).map_err(network_err)? {
+                let message = format!(
+                    "project {:?} has no network namespace, but its network is left: bridge {}, veth {}, subnet {subnet}; `berth fsck --repair` removes it",
+                    a.project, a.bridge, a.veth
+                );
+                add(ProblemKind::OrphanNetwork, a.owner, message);
             }
         }
         Err(e) => add(ProblemKind::BadContainers, store.containers_dir(), e.to_string()),
@@ -262,8 +279,14 @@ pub fn repair(store: &Store, lock: &StoreLock, report: &FsckReport) -> Result<Ve
             continue;
         }
         let result = match fs::symlink_metadata(&p.path) {
-            // A bind mount: unlinking it would fail with EBUSY.
-            _ if p.kind == ProblemKind::OrphanNetns => crate::sys::ns::remove_persistent_netns(&p.path),
+            // A bind mount: unlinking it would fail with EBUSY. The project
+            // network attached to it goes first.
+            _ if p.kind == ProblemKind::OrphanNetns => network::detach(&p.path)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|_| crate::sys::ns::remove_persistent_netns(&p.path)),
+            _ if p.kind == ProblemKind::OrphanNetwork => {
+                network::detach(&p.path).map(drop).map_err(|e| std::io::Error::other(e.to_string()))
+            }
             Ok(meta) if meta.is_dir() => fs::remove_dir_all(&p.path),
             Ok(_) => fs::remove_file(&p.path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -273,6 +296,14 @@ pub fn repair(store: &Store, lock: &StoreLock, report: &FsckReport) -> Result<Ve
         fixed.push(p.clone());
     }
     Ok(fixed)
+}
+
+fn network_err(e: network::NetworkError) -> MaintainError {
+    MaintainError::Io {
+        action: "look at",
+        path: network::subnet::HOST_NETS_DIR.into(),
+        source: std::io::Error::other(e.to_string()),
+    }
 }
 
 /// Each project network namespace in `projects/` that no container of
@@ -287,7 +318,9 @@ fn orphan_netns(store: &Store, containers: &[container::Container]) -> Result<Ve
     let mut out = Vec::new();
     for entry in entries {
         let path = entry.map_err(MaintainError::io("list", &dir))?.path();
-        let (Some(stem), Some("netns")) = (path.file_stem(), path.extension().and_then(|x| x.to_str())) else {
+        let (Some(stem), Some(_)) =
+            (path.file_stem(), path.extension().and_then(|x| x.to_str()).and_then(netns::Kind::of_extension))
+        else {
             continue;
         };
         let project = stem.to_string_lossy().into_owned();

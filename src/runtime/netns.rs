@@ -1,7 +1,12 @@
 //! Project network namespaces: `projects/NAME.netns` in the store, a
 //! network namespace kept alive by a bind mount (as `ip netns add` keeps
 //! one), which every container labelled [`PROJECT_LABEL`]` = NAME` that
-//! asked for the project's network joins.
+//! asked for the project's network joins; as root it reaches the outside
+//! through the project's bridge (`runtime::network`, attached by `up`).
+//! Envs with `network = "isolated"` share a second one,
+//! `projects/NAME.isolated-netns`, which has loopback only. (The extension
+//! tells them apart: a project name may contain dots, never `-netns`
+//! after its last one.)
 //!
 //! # Lifetime
 //!
@@ -44,13 +49,44 @@ pub enum NetnsError {
     Remove { project: String, path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Container(#[from] ContainerError),
+    #[error(transparent)]
+    Network(#[from] super::network::NetworkError),
     #[error("removing a project's network namespace needs the store's exclusive lock, but a shared one is held")]
     NeedsExclusiveLock,
 }
 
+/// Which of a project's two namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `network = "project"`: shared, with outbound access as root.
+    Project,
+    /// `network = "isolated"`: shared, loopback only.
+    Isolated,
+}
+
+impl Kind {
+    /// The namespace file's extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Kind::Project => "netns",
+            Kind::Isolated => "isolated-netns",
+        }
+    }
+
+    /// The kind whose files have the extension `ext`.
+    pub fn of_extension(ext: &str) -> Option<Kind> {
+        [Kind::Project, Kind::Isolated].into_iter().find(|k| k.extension() == ext)
+    }
+}
+
 /// Where the network namespace of `project` is kept.
 pub fn path(store: &Store, project: &str) -> PathBuf {
-    store.projects_dir().join(format!("{project}.netns"))
+    path_of(store, project, Kind::Project)
+}
+
+/// Where the namespace of `kind` of `project` is kept.
+pub fn path_of(store: &Store, project: &str, kind: Kind) -> PathBuf {
+    store.projects_dir().join(format!("{project}.{}", kind.extension()))
 }
 
 /// The project a container belongs to, if any.
@@ -58,11 +94,11 @@ pub fn project_of(record: &Record) -> Option<&str> {
     record.labels.get(PROJECT_LABEL).map(String::as_str)
 }
 
-/// Makes the network namespace of `project` unless it is there; returns
-/// its path. A plain file in its place (what an interrupted removal
+/// Makes the network namespace of `kind` of `project` unless it is there;
+/// returns its path. A plain file in its place (what an interrupted removal
 /// leaves) is replaced. The caller holds the store's exclusive lock.
-pub fn ensure(store: &Store, project: &str) -> Result<PathBuf, NetnsError> {
-    let at = path(store, project);
+pub fn ensure(store: &Store, project: &str, kind: Kind) -> Result<PathBuf, NetnsError> {
+    let at = path_of(store, project, kind);
     let make = |source| NetnsError::Make { project: project.to_owned(), path: at.clone(), source };
     if crate::sys::ns::is_persistent_ns(&at).map_err(make)? {
         return Ok(at);
@@ -73,17 +109,26 @@ pub fn ensure(store: &Store, project: &str) -> Result<PathBuf, NetnsError> {
     Ok(at)
 }
 
-/// Removes the network namespace of `project` (unmounted and deleted),
-/// whoever still uses it; returns whether there was one.
+/// Removes the network namespaces of `project` (unmounted and deleted),
+/// whoever still uses them, and the project network attached to the
+/// first (bridge, veth, rules, subnet); returns whether there was one.
 pub fn remove(store: &Store, lock: &StoreLock, project: &str) -> Result<bool, NetnsError> {
     if lock.mode() != LockMode::Exclusive {
         return Err(NetnsError::NeedsExclusiveLock);
     }
-    let at = path(store, project);
+    let mut there = super::network::detach(&path(store, project))?;
+    for kind in [Kind::Project, Kind::Isolated] {
+        there |= remove_file(&path_of(store, project, kind), project)?;
+    }
+    Ok(there)
+}
+
+/// Unmounts and deletes one namespace file of `project`; whether it was there.
+pub fn remove_file(at: &std::path::Path, project: &str) -> Result<bool, NetnsError> {
     let there = at.symlink_metadata().is_ok();
-    crate::sys::ns::remove_persistent_netns(&at).map_err(|source| NetnsError::Remove {
+    crate::sys::ns::remove_persistent_netns(at).map_err(|source| NetnsError::Remove {
         project: project.to_owned(),
-        path: at.clone(),
+        path: at.to_path_buf(),
         source,
     })?;
     Ok(there)
@@ -96,7 +141,8 @@ pub fn remove(store: &Store, lock: &StoreLock, project: &str) -> Result<bool, Ne
 /// The caller holds the store's exclusive lock (see the module page).
 pub fn release_if_unused(store: &Store, lock: &StoreLock, removed: &Record) -> Result<bool, NetnsError> {
     let Some(project) = project_of(removed) else { return Ok(false) };
-    if path(store, project).symlink_metadata().is_err() {
+    let kinds = [Kind::Project, Kind::Isolated];
+    if kinds.iter().all(|k| path_of(store, project, *k).symlink_metadata().is_err()) {
         return Ok(false); // no namespace (network = "host" or "none" only)
     }
     let left = container::list(&store.containers_dir())?;
