@@ -154,8 +154,25 @@ fn parse_listing(json: &Value) -> Listed {
     out
 }
 
+/// The `nft` program: on `PATH`, or where Debian puts it (`/usr/sbin` is
+/// not on every user's `PATH`).
+fn program() -> std::path::PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("nft"))
+        .find(|p| p.is_file());
+    on_path.unwrap_or_else(|| {
+        ["/usr/sbin/nft", "/sbin/nft"]
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| "nft".into())
+    })
+}
+
 fn nft(args: &[&str], input: Option<&Value>) -> Result<std::process::Output, NetworkError> {
-    let mut child = Command::new("nft")
+    let mut child = Command::new(program())
         .args(args)
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
