@@ -240,8 +240,38 @@ fn berth_killed_mid_up_then_fsck_repair_and_up_give_one_working_network() {
     let gw = gateway(&berth, "crash-app");
     let listener = TcpListener::bind((gw, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let accept = std::thread::spawn(move || listener.accept().map(|(mut c, _)| c.write_all(b"up\n")));
+    let accept = std::thread::spawn(move || listener.accept().and_then(|(mut c, _)| c.write_all(b"up\n")));
     assert_eq!(berth.run(&["exec", "crash-app", "nc", &gw.to_string(), &port.to_string()]).ok(), "up\n");
     accept.join().unwrap().unwrap();
     berth.run_in(dir.path(), &["down"]).ok();
+}
+
+#[test]
+fn fsck_repair_removes_a_network_whose_namespace_is_gone() {
+    let _one = serial();
+    let before = berth_state();
+    let berth = Berth::new();
+    let dir = project(&sleeper("lost"));
+    berth.run_in(dir.path(), &["up", "-d"]).ok();
+    berth.run(&["rm", "-f", "lost-app"]).ok();
+    assert_eq!(berth_state(), before, "the last rm takes the network");
+
+    // What a crash between removing the namespace and its network leaves:
+    // the namespace file gone, the bridge, veth, rules and record not.
+    berth.run_in(dir.path(), &["up", "-d"]).ok();
+    let ns = berth.store_root().join("projects/lost.netns");
+    let (bridge, _) = berth::runtime::network::names(&ns);
+    berth.run(&["stop", "lost-app"]).ok();
+    nix::mount::umount2(&ns, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    std::fs::remove_file(&ns).unwrap();
+    let found = berth.run(&["fsck"]);
+    assert!(
+        found.stdout.contains(&format!("{}: orphan project network: ", ns.display())) && found.stdout.contains(&bridge),
+        "{}",
+        found.stdout
+    );
+    let repaired = berth.run(&["fsck", "--repair"]).ok().to_owned();
+    assert!(repaired.contains(&format!("Removed: {}", ns.display())), "{repaired}");
+    berth.run(&["rm", "-f", "lost-app"]).ok();
+    assert_eq!(berth_state(), before);
 }
