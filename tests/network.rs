@@ -275,3 +275,43 @@ fn fsck_repair_removes_a_network_whose_namespace_is_gone() {
     berth.run(&["rm", "-f", "lost-app"]).ok();
     assert_eq!(berth_state(), before);
 }
+
+#[test]
+fn run_with_network_bridge_reaches_out_and_leaves_nothing() {
+    let _one = serial();
+    let before = berth_state();
+    let berth = Berth::with_busybox();
+    // The default stays loopback only.
+    let links = berth.run(&["run", "--rm", "busybox", "ip", "-o", "link"]).ok().to_owned();
+    assert_eq!(links.lines().count(), 1, "{links}");
+
+    // --rm in the foreground: the network goes when the command ends.
+    let said = berth
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "busybox",
+            "sh",
+            "-c",
+            "ip -4 route show default; nslookup deb.debian.org",
+        ])
+        .ok()
+        .to_owned();
+    assert!(said.starts_with("default via 10.123.") && said.contains("Name:"), "{said}");
+    assert_eq!(berth_state(), before);
+
+    // Detached: it reaches a listener of the test's on its gateway, and
+    // `rm -f` takes the network.
+    let id = berth.detach(&["--network", "bridge", "busybox", "sleep", "3000"]);
+    let route = berth.run(&["exec", &id, "ip", "-4", "route", "show", "default"]).ok().to_owned();
+    let gw: Ipv4Addr = route.split_whitespace().nth(2).and_then(|a| a.parse().ok()).unwrap();
+    let listener = TcpListener::bind((gw, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accept = std::thread::spawn(move || listener.accept().and_then(|(mut c, _)| c.write_all(b"run\n")));
+    assert_eq!(berth.run(&["exec", &id, "nc", &gw.to_string(), &port.to_string()]).ok(), "run\n");
+    accept.join().unwrap().unwrap();
+    berth.run(&["rm", "-f", &id]).ok();
+    assert_eq!(berth_state(), before);
+}

@@ -182,12 +182,15 @@ pub fn fsck(store: &Store, _lock: &StoreLock) -> Result<FsckReport, MaintainErro
                 }
             }
             for (project, path) in orphan_netns(store, &all)? {
-                let message = format!(
-                    "no container of project {project:?} is left to use it; `berth fsck --repair` or `berth down -p {project}` removes it"
-                );
+                let message = match project {
+                    Some(project) => format!(
+                        "no container of project {project:?} is left to use it; `berth fsck --repair` or `berth down -p {project}` removes it"
+                    ),
+                    None => "the container of `berth run --network bridge` that used it is gone; `berth fsck --repair` removes it".to_owned(),
+                };
                 add(ProblemKind::OrphanNetns, path, message);
             }
-            for (subnet, a) in network::orphans(&store.projects_dir()).map_err(network_err)? {
+            for (subnet, a) in network::orphans(&[store.projects_dir(), netns::own_dir(store)]).map_err(network_err)? {
                 let message = format!(
                     "project {:?} has no network namespace, but its network is left: bridge {}, veth {}, subnet {subnet}; `berth fsck --repair` removes it",
                     a.project, a.bridge, a.veth
@@ -307,17 +310,22 @@ fn network_err(e: network::NetworkError) -> MaintainError {
 }
 
 /// Each project network namespace in `projects/` that no container of
-/// `containers` (the store's) belongs to, with its project.
-fn orphan_netns(store: &Store, containers: &[container::Container]) -> Result<Vec<(String, PathBuf)>, MaintainError> {
-    let dir = store.projects_dir();
-    let entries = match fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(MaintainError::io("list", &dir)(e)),
+/// `containers` (the store's) belongs to, with its project; and each
+/// namespace in `netns/` (a lone container's) that no container names,
+/// with `None`.
+fn orphan_netns(
+    store: &Store,
+    containers: &[container::Container],
+) -> Result<Vec<(Option<String>, PathBuf)>, MaintainError> {
+    let list = |dir: &std::path::Path| -> Result<Vec<PathBuf>, MaintainError> {
+        match fs::read_dir(dir) {
+            Ok(entries) => entries.map(|e| e.map(|e| e.path()).map_err(MaintainError::io("list", dir))).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(MaintainError::io("list", dir)(e)),
+        }
     };
     let mut out = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(MaintainError::io("list", &dir))?.path();
+    for path in list(&store.projects_dir())? {
         let (Some(stem), Some(_)) =
             (path.file_stem(), path.extension().and_then(|x| x.to_str()).and_then(netns::Kind::of_extension))
         else {
@@ -325,15 +333,22 @@ fn orphan_netns(store: &Store, containers: &[container::Container]) -> Result<Ve
         };
         let project = stem.to_string_lossy().into_owned();
         if !containers.iter().any(|c| netns::project_of(&c.record) == Some(project.as_str())) {
-            out.push((project, path));
+            out.push((Some(project), path));
+        }
+    }
+    // The namespaces of lone containers (`berth run --network bridge`).
+    for path in list(&netns::own_dir(store))? {
+        let named = |c: &container::Container| {
+            c.record.labels.get(netns::OWN_NETNS_LABEL).is_some_and(|p| std::path::Path::new(p) == path)
+        };
+        if !containers.iter().any(named) {
+            out.push((None, path));
         }
     }
     out.sort();
     Ok(out)
 }
 
-/// The blobs whose content does not match their name, with the digest the
-/// content has. Hashes in parallel, streaming each file.
 fn verify_blobs(blobs: &[BlobFile]) -> Result<Vec<(&BlobFile, Digest)>, MaintainError> {
     let checked: Vec<Option<(&BlobFile, Digest)>> = blobs
         .par_iter()

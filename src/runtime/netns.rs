@@ -134,12 +134,85 @@ pub fn remove_file(at: &std::path::Path, project: &str) -> Result<bool, NetnsErr
     Ok(there)
 }
 
+/// The label naming the network namespace of a lone container's own
+/// (`berth run --network bridge`): a path in [`own_dir`].
+pub const OWN_NETNS_LABEL: &str = "org.berth.netns";
+
+/// Where the namespaces of lone containers with a network are kept:
+/// `STORE/netns/`.
+pub fn own_dir(store: &Store) -> PathBuf {
+    store.root().join("netns")
+}
+
+/// Makes a namespace for one container of no project, with a network of
+/// its own (`runtime::network`: bridge, veth, subnet, masquerading), as
+/// Docker's default bridge gives each container; returns its path, which
+/// the container's record names with [`OWN_NETNS_LABEL`]. The caller holds
+/// the store's exclusive lock, and calls [`release_own`] if the container
+/// is not made after all.
+pub fn make_own(store: &Store) -> Result<PathBuf, NetnsError> {
+    let token = super::container::ContainerId::random().map_err(|source| NetnsError::Make {
+        project: "(berth run)".into(),
+        path: own_dir(store),
+        source,
+    })?;
+    let at = own_dir(store).join(format!("{}.netns", &token.as_str()[..16]));
+    let make = |source| NetnsError::Make { project: "(berth run)".into(), path: at.clone(), source };
+    std::fs::create_dir_all(own_dir(store)).map_err(make)?;
+    crate::sys::ns::persistent_netns(&at).map_err(make)?;
+    if let Err(e) = super::network::attach(&at, "(berth run)") {
+        let _ = release_own(store, &at);
+        return Err(e.into());
+    }
+    Ok(at)
+}
+
+/// Removes a namespace [`make_own`] made, and its network; whether there
+/// was one. A path outside [`own_dir`] is left alone.
+pub fn release_own(store: &Store, at: &std::path::Path) -> Result<bool, NetnsError> {
+    if at.parent() != Some(own_dir(store).as_path()) {
+        return Ok(false);
+    }
+    let mut there = super::network::detach(at)?;
+    there |= remove_file(at, "(berth run)")?;
+    Ok(there)
+}
+
+/// Creates the container of `opts` in a namespace of its own with a
+/// network ([`make_own`]); the namespace goes again when creating fails.
+/// The caller holds the store's exclusive lock.
+pub fn create_with_own_network(
+    store: &Store,
+    mut opts: super::create::RunOptions,
+    resolv_conf: &str,
+) -> Result<container::Container, OwnNetworkError> {
+    let at = make_own(store)?;
+    opts.network = super::spec::NetworkMode::Join(at.clone());
+    opts.labels.insert(OWN_NETNS_LABEL.to_owned(), at.display().to_string());
+    super::create::create(store, &opts, resolv_conf).map_err(|e| {
+        let _ = release_own(store, &at);
+        OwnNetworkError::Create(Box::new(e))
+    })
+}
+
+/// Why [`create_with_own_network`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnNetworkError {
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error(transparent)]
+    Create(Box<super::create::CreateError>),
+}
+
 /// After the container `removed` is gone: if it belonged to a project that
 /// has a network namespace and no container of that project is left,
 /// removes the namespace. Returns whether it did. Costs nothing for a
 /// container of no project, and one listing of the containers otherwise.
 /// The caller holds the store's exclusive lock (see the module page).
 pub fn release_if_unused(store: &Store, lock: &StoreLock, removed: &Record) -> Result<bool, NetnsError> {
+    if let Some(own) = removed.labels.get(OWN_NETNS_LABEL) {
+        return release_own(store, std::path::Path::new(own));
+    }
     let Some(project) = project_of(removed) else { return Ok(false) };
     let kinds = [Kind::Project, Kind::Isolated];
     if kinds.iter().all(|k| path_of(store, project, *k).symlink_metadata().is_err()) {

@@ -240,21 +240,25 @@ pub fn of(netns: &Path) -> Result<Option<ProjectNetwork>, NetworkError> {
     Ok(record.find(&owner)?.map(|(subnet, a)| ProjectNetwork { subnet, bridge: a.bridge, veth: a.veth }))
 }
 
-/// The recorded networks whose namespace file lies in `projects_dir` (a
-/// store's `projects/`) but is gone: what a crash between removing the
-/// namespace and its network leaves. `fsck --repair` detaches them.
-pub fn orphans(projects_dir: &Path) -> Result<Vec<(Subnet, Allocation)>, NetworkError> {
+/// The recorded networks whose namespace file lies in one of `dirs` (a
+/// store's `projects/` and `netns/`) but is gone: what a crash between
+/// removing the namespace and its network leaves. `fsck --repair` detaches
+/// them.
+pub fn orphans(dirs: &[PathBuf]) -> Result<Vec<(Subnet, Allocation)>, NetworkError> {
     let record = Record::host();
     if !outbound_available() || !record.exists() {
         return Ok(Vec::new());
     }
-    let dir = std::path::absolute(projects_dir).map_err(link_err(format!("find {}", projects_dir.display())))?;
+    let mut within = Vec::new();
+    for d in dirs {
+        within.push(std::path::absolute(d).map_err(link_err(format!("find {}", d.display())))?);
+    }
     let _held = record.lock()?;
     Ok(record
         .entries()?
         .into_iter()
         .filter_map(|(s, a)| a.map(|a| (s, a)))
-        .filter(|(_, a)| a.owner.parent() == Some(dir.as_path()) && !a.owner.exists())
+        .filter(|(_, a)| a.owner.parent().is_some_and(|p| within.iter().any(|d| d == p)) && !a.owner.exists())
         .collect())
 }
 
