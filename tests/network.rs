@@ -3,7 +3,10 @@
 //! and `apt-get update` works in a Debian env; one project cannot reach
 //! another's address, only its published port; `down` leaves no berth link,
 //! address, route or nftables rule behind; berth killed mid-`up`, then
-//! `fsck --repair` and `up`, gives one working network.
+//! `fsck --repair` and `up`, gives one working network, and `fsck
+//! --repair` removes a network whose namespace is gone; two `up`s of two
+//! stores at once get two subnets; `berth run --network bridge` reaches out
+//! and leaves nothing behind.
 //!
 //! Traffic goes only to the Debian archive (apt-get, and the name lookup
 //! of its host through the host's resolver) and to addresses of the bridges
@@ -314,4 +317,33 @@ fn run_with_network_bridge_reaches_out_and_leaves_nothing() {
     accept.join().unwrap().unwrap();
     berth.run(&["rm", "-f", &id]).ok();
     assert_eq!(berth_state(), before);
+}
+
+#[test]
+fn two_concurrent_ups_of_two_stores_get_two_subnets() {
+    let _one = serial();
+    // Two stores: only the host-wide record keeps them apart.
+    let (first, second) = (Berth::new(), Berth::new());
+    let (a, b) = (project(&sleeper("left")), project(&sleeper("right")));
+    let up = |berth: &Berth, dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(berth.store_root())
+            .args(["up", "-d"])
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    let (left, right) = std::thread::scope(|s| {
+        let left = s.spawn(|| up(&first, a.path()));
+        let right = s.spawn(|| up(&second, b.path()));
+        (left.join().unwrap(), right.join().unwrap())
+    });
+    for out in [&left, &right] {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let (one, two) = (gateway(&first, "left-app"), gateway(&second, "right-app"));
+    assert_ne!(one.octets()[..3], two.octets()[..3], "{one} and {two} share a subnet");
+    first.run_in(a.path(), &["down"]).ok();
+    second.run_in(b.path(), &["down"]).ok();
 }
