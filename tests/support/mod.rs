@@ -154,6 +154,15 @@ impl Drop for Berth {
                 }
             }
         }
+        // Lone containers' namespaces (`run --network bridge`) went with
+        // their containers above; whatever is left is unmounted, and its
+        // network's record, whose namespace file then goes with the store,
+        // is taken back by the next allocation.
+        if let Ok(entries) = std::fs::read_dir(self.store_root().join("netns")) {
+            for e in entries.flatten() {
+                let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
     }
 }
 
