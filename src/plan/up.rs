@@ -146,7 +146,12 @@ pub fn up(
 /// After `up` failed with `first`: removes the project's network namespace
 /// if no container of the project is left (the attempt made it for the
 /// container it then removed), so a failed first `up` leaves no mount.
-fn release_netns_if_unused(store: &Store, lock: &crate::store::StoreLock, project: &str, first: UpError) -> UpError {
+pub(crate) fn release_netns_if_unused(
+    store: &Store,
+    lock: &crate::store::StoreLock,
+    project: &str,
+    first: UpError,
+) -> UpError {
     let left = match container::list(&store.containers_dir()) {
         Ok(left) => left,
         Err(e) => return cleanup_failed(first, format!("the network namespace of project {project}"), e),
