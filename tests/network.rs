@@ -82,6 +82,8 @@ fn a_default_env_reaches_the_host_side_of_its_bridge_and_resolves_names() {
     let _one = serial();
     let berth = Berth::new();
     let dir = project(&sleeper("reach"));
+    let plan = berth.run_in(dir.path(), &["plan"]).ok().to_owned();
+    assert!(plan.contains("network project (outbound)"), "{plan}");
     berth.run_in(dir.path(), &["up", "-d"]).ok();
 
     // A listener of the test's own on the bridge's address.
@@ -109,6 +111,7 @@ fn a_default_env_reaches_the_host_side_of_its_bridge_and_resolves_names() {
 
     // `isolated` keeps today's loopback-only namespace.
     let iso = project(&sleeper("iso").replace("cmd =", "network = \"isolated\"\ncmd ="));
+    assert!(berth.run_in(iso.path(), &["plan"]).ok().contains("network isolated"));
     berth.run_in(iso.path(), &["up", "-d"]).ok();
     let links = berth.run(&["exec", "iso-app", "ip", "-o", "link"]).ok().to_owned();
     assert_eq!(links.lines().count(), 1, "loopback only: {links}");
