@@ -222,22 +222,17 @@ fn detach_with(record: &Record, netns: &Path) -> Result<bool, NetworkError> {
         return Ok(false);
     }
     let owner = std::path::absolute(netns).map_err(link_err(format!("find {}", netns.display())))?;
+    // A first look without the lock: records land by rename, and only an
+    // attach of this namespace, which the store's exclusive lock (held
+    // here) keeps out, could add one for it. Most namespaces have none.
+    if record.find(&owner)?.is_none() {
+        return Ok(false);
+    }
     let _held = record.lock()?;
     let Some((subnet, a)) = record.find(&owner)? else { return Ok(false) };
     teardown(subnet, &a)?;
     record.release(subnet)?;
     Ok(true)
-}
-
-/// The network of the project namespace `netns`, if it has one.
-pub fn of(netns: &Path) -> Result<Option<ProjectNetwork>, NetworkError> {
-    let record = Record::host();
-    if !outbound_available() || !record.exists() {
-        return Ok(None);
-    }
-    let owner = std::path::absolute(netns).map_err(link_err(format!("find {}", netns.display())))?;
-    let _held = record.lock()?;
-    Ok(record.find(&owner)?.map(|(subnet, a)| ProjectNetwork { subnet, bridge: a.bridge, veth: a.veth }))
 }
 
 /// The recorded networks whose namespace file lies in one of `dirs` (a
@@ -253,7 +248,8 @@ pub fn orphans(dirs: &[PathBuf]) -> Result<Vec<(Subnet, Allocation)>, NetworkErr
     for d in dirs {
         within.push(std::path::absolute(d).map_err(link_err(format!("find {}", d.display())))?);
     }
-    let _held = record.lock()?;
+    // Read without the lock: records land by rename, and `fsck --repair`
+    // looks again under it (`detach`).
     Ok(record
         .entries()?
         .into_iter()

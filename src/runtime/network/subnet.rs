@@ -131,13 +131,26 @@ impl Record {
         move |source| NetworkError::Record { action, path: path.to_path_buf(), source }
     }
 
-    /// Takes the record's lock, making the directory (mode 0700) first.
+    /// Takes the record's lock, making the directory (mode 0700) and the
+    /// lock file first when they are missing. An existing lock file is
+    /// opened read-only (`flock` needs no more), so that a look at a record
+    /// on a read-only filesystem (a host's root shared with a test machine)
+    /// finds nothing to do instead of failing.
     pub fn lock(&self) -> Result<FileLock, NetworkError> {
         use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(self.io("make", &self.dir))?;
         let path = self.dir.join("lock");
-        let file =
-            File::options().create(true).truncate(false).write(true).open(&path).map_err(self.io("open", &path))?;
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&self.dir)
+                    .map_err(self.io("make", &self.dir))?;
+                File::options().create(true).truncate(false).write(true).open(&path).map_err(self.io("open", &path))?
+            }
+            Err(e) => return Err(self.io("open", &path)(e)),
+        };
         lock::lock(file, LockMode::Exclusive).map_err(self.io("lock", &path))
     }
 
