@@ -18,6 +18,8 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 need_root
 need hyperfine hyperfine; need podman podman; need runc runc; need podman-compose podman-compose; need python3 python3
+# berth up gives the project network outbound access with nft.
+need nft nftables
 
 cargo build --release -q
 BERTH_BIN="$PWD/target/release/berth"

@@ -5,7 +5,8 @@
 //! that do not conflict share an env), then `plan`, `up -d`, and checks
 //! that each env with a command runs and, where that is cheap, that the
 //! value shows: env vars, workdir, user, files copied and built, labels,
-//! restart policies, health, limits in the cgroup, volumes, networks,
+//! restart policies, health, limits in the cgroup, volumes, networks
+//! (project, isolated, host, none),
 //! published TCP and UDP ports, every kind of local base and a registry
 //! base (a `docker-registry` on 127.0.0.1). [`plan_refuses_what_up_cannot_do`]
 //! is the other side: values `up` could never carry out are refused by
@@ -213,6 +214,10 @@ network = "none"
 from = "base"
 network = "project"
 
+[env.isonet]
+from = "base"
+network = "isolated"
+
 [env.scratch-only]
 image = "scratch"
 
@@ -287,7 +292,7 @@ fn every_key_plan_accepts_up_does() {
     assert_eq!(facts("entry-str"), "facts entry-string");
     assert_eq!(facts("whole"), "facts index.html");
     let bases = ["oci-dir", "oci-dir-tag", "oci-tar", "oci-tar-tag", "docker-tar", "registry", "registry-digest"];
-    for env in ["ports", "limits", "volumes", "hostnet", "nonet", "projnet"].iter().chain(&bases) {
+    for env in ["ports", "limits", "volumes", "hostnet", "nonet", "projnet", "isonet"].iter().chain(&bases) {
         let line = facts(env);
         assert!(!bases.contains(env) || line == format!("facts {env}"), "{line}");
     }
@@ -387,6 +392,11 @@ fn every_key_plan_accepts_up_does() {
     let ours = std::fs::read_link("/proc/self/ns/net").unwrap().display().to_string();
     assert!(host_ns.starts_with(&ours), "{host_ns} / {ours}");
     assert!(none_ns.ends_with("\nlo ") && none_ns != project_ns, "{none_ns}");
+    // As root the project's namespace reaches out through its bridge; the
+    // isolated envs share another, with loopback only.
+    assert!(project_ns.contains(" eth0 ") || project_ns.contains("\neth0 "), "{project_ns}");
+    let isolated_ns = netns("isonet");
+    assert!(isolated_ns.ends_with("\nlo ") && isolated_ns != project_ns && isolated_ns != none_ns, "{isolated_ns}");
 
     // Published ports: TCP on the default address and on a named one, UDP,
     // and IPv6 loopback when this host has it.

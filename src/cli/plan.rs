@@ -96,6 +96,7 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
         if !spec.userns.is_host() {
             parts.push(format!("userns {}", spec.userns));
         }
+        parts.push(network_part(spec.network));
         if spec.read_only {
             parts.push("read-only".to_owned());
         }
@@ -167,6 +168,16 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
         plan.nodes.len() - build
     );
     out
+}
+
+/// How an env's network shows in the plan: what it reaches.
+fn network_part(network: berth::manifest::values::Network) -> String {
+    use berth::manifest::values::Network;
+    match network {
+        Network::Project if berth::runtime::network::outbound_available() => "network project (outbound)".to_owned(),
+        Network::Project => "network project (loopback only: outbound needs root for now)".to_owned(),
+        other => format!("network {other}"),
+    }
 }
 
 fn tree(plan: &Plan, node: &NodePlan, lead: &str, branch: &str, paint: &Paint, out: &mut String) {

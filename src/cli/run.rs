@@ -17,7 +17,7 @@ use berth::runtime::tmpfs::Tmpfs;
 /// id. -it gives the command a terminal.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Example: berth run --rm -it busybox sh\n         berth run -d --name web -p 8080:80 busybox httpd -f -p 80\n         berth run --rm --security-opt seccomp=./profile.json busybox mkdir /x\n         berth run --rm --cap-drop ALL --cap-add NET_BIND_SERVICE busybox id\n         berth run --rm --read-only --tmpfs /cache:size=64m busybox touch /cache/x\n         berth run --rm --no-init busybox sh -c 'echo $$'   # prints 1: the command is PID 1\n         berth run --rm --userns=auto busybox id   # as root: container root is nobody on the host"
+    after_help = "Example: berth run --rm -it busybox sh\n         berth run -d --name web -p 8080:80 busybox httpd -f -p 80\n         berth run --rm --security-opt seccomp=./profile.json busybox mkdir /x\n         berth run --rm --cap-drop ALL --cap-add NET_BIND_SERVICE busybox id\n         berth run --rm --network bridge debian apt-get update   # outbound access, as root\n         berth run --rm --read-only --tmpfs /cache:size=64m busybox touch /cache/x\n         berth run --rm --no-init busybox sh -c 'echo $$'   # prints 1: the command is PID 1\n         berth run --rm --userns=auto busybox id   # as root: container root is nobody on the host"
 )]
 pub struct Args {
     /// Run in the background and print the container's id
@@ -62,7 +62,7 @@ pub struct Args {
     /// User namespace: `host` (berth's own) or `auto` (as root: the container gets its own unprivileged id range, its root is nobody on the host) [default: the store's, `[run] userns` in STORE/config.toml, else host]
     #[arg(long, value_name = "host|auto", value_parser = parse_userns)]
     pub userns: Option<berth::runtime::create::UsernsMode>,
-    /// Network: `none` (only loopback, the default) or `host`
+    /// Network: `none` (only loopback, the default; `isolated` is the same), `bridge` (as root: a bridge and subnet of the container's own, with outbound access) or `host`
     #[arg(long, default_value = "none")]
     pub network: String,
     /// Host name inside the container [default: the short id]
@@ -154,10 +154,17 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         retries: args.health_retries,
         start_period: args.health_start_period.0,
     });
+    let bridge = args.network == "bridge";
     let network = match args.network.as_str() {
-        "none" | "bridge" | "default" => NetworkMode::None,
+        "none" | "isolated" | "default" => NetworkMode::None,
+        "bridge" if !berth::runtime::network::outbound_available() => {
+            bail!("--network bridge needs root for now (rootless outbound access comes later); leave it out")
+        }
+        "bridge" => NetworkMode::None, // joined below, once the namespace is made
         "host" => NetworkMode::Host,
-        other => bail!("--network {other:?}: expected none (a private network with only loopback) or host"),
+        other => bail!(
+            "--network {other:?}: expected none (a private network with only loopback), bridge (outbound access) or host"
+        ),
     };
     let mut resources =
         Resources { memory_bytes: args.memory.map(|m| m.0 as i64), pids: args.pids_limit, ..Resources::default() };
@@ -214,10 +221,14 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         no_init: args.no_init,
     };
     let store = berth::store::Store::open(&ctx.store_root()?)?;
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = berth::runtime::network::dns::resolv_conf(bridge);
     let container = {
         let _lock = store.lock_exclusive()?;
-        berth::runtime::create::create(&store, &opts, &resolv)?
+        if bridge {
+            berth::runtime::netns::create_with_own_network(&store, opts.clone(), &resolv)?
+        } else {
+            berth::runtime::create::create(&store, &opts, &resolv)?
+        }
     };
     if let Some(warning) = berth::runtime::create::limits_warning(&container, &opts.resources) {
         eprintln!("berth: warning: {warning}");

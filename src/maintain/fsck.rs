@@ -8,7 +8,9 @@
 //! parses and names blobs that exist and are sound; every container's
 //! unpacked layers exist; `oci/blobs/`, `layers/` and `cache/` hold only
 //! what their names promise; `tmp/` is empty; every project network
-//! namespace (`projects/NAME.netns`) has a container of its project. A layer directory is
+//! namespace (`projects/NAME.netns`, `NAME.isolated-netns`) has a container
+//! of its project, and every project network recorded for the store
+//! (`runtime::network`) has its namespace. A layer directory is
 //! complete by construction (it is renamed into `layers/` only when
 //! complete), so an incomplete unpacked layer is a staging directory left in
 //! `tmp/`, reported as a leftover.
@@ -17,7 +19,8 @@
 //! (content that does not match the name), cache entries that cannot be
 //! parsed or that name missing or corrupt blobs (a hit would build an image
 //! without them; the step is rebuilt instead), strays, leftovers and orphan
-//! network namespaces (unmounted, then deleted). A blob
+//! network namespaces (their project network removed, then unmounted and
+//! deleted) and orphan project networks. A blob
 //! whose content matches its name is never removed. Missing blobs a tag or
 //! container needs cannot be repaired here; the message says what would.
 
@@ -34,7 +37,7 @@ use super::inventory::{BlobFile, Inventory};
 use super::reach::{Walker, read_index};
 use crate::oci::Digest;
 use crate::oci::digest::Algorithm;
-use crate::runtime::{container, netns};
+use crate::runtime::{container, netns, network};
 use crate::store::{Store, StoreLock};
 use crate::sys::lock::LockMode;
 
@@ -66,8 +69,13 @@ pub enum ProblemKind {
     Leftover,
     /// A project's network namespace that no container of the project is
     /// left to use (its bind mount keeps the store from being deleted).
-    /// Repair unmounts and removes it.
+    /// Repair unmounts and removes it, and the project network attached
+    /// to it.
     OrphanNetns,
+    /// A project network (bridge, veth, nftables elements, subnet record)
+    /// whose namespace file is gone: a crash between removing the two.
+    /// Repair removes the network.
+    OrphanNetwork,
 }
 
 impl ProblemKind {
@@ -85,6 +93,7 @@ impl ProblemKind {
             ProblemKind::Stray => "stray",
             ProblemKind::Leftover => "leftover",
             ProblemKind::OrphanNetns => "orphan network namespace",
+            ProblemKind::OrphanNetwork => "orphan project network",
         }
     }
 
@@ -97,6 +106,7 @@ impl ProblemKind {
                 | ProblemKind::Stray
                 | ProblemKind::Leftover
                 | ProblemKind::OrphanNetns
+                | ProblemKind::OrphanNetwork
         )
     }
 }
@@ -172,10 +182,20 @@ pub fn fsck(store: &Store, _lock: &StoreLock) -> Result<FsckReport, MaintainErro
                 }
             }
             for (project, path) in orphan_netns(store, &all)? {
-                let message = format!(
-                    "no container of project {project:?} is left to use it; `berth fsck --repair` or `berth down -p {project}` removes it"
-                );
+                let message = match project {
+                    Some(project) => format!(
+                        "no container of project {project:?} is left to use it; `berth fsck --repair` or `berth down -p {project}` removes it"
+                    ),
+                    None => "the container of `berth run --network bridge` that used it is gone; `berth fsck --repair` removes it".to_owned(),
+                };
                 add(ProblemKind::OrphanNetns, path, message);
+            }
+            for (subnet, a) in network::orphans(&[store.projects_dir(), netns::own_dir(store)]).map_err(network_err)? {
+                let message = format!(
+                    "project {:?} has no network namespace, but its network is left: bridge {}, veth {}, subnet {subnet}; `berth fsck --repair` removes it",
+                    a.project, a.bridge, a.veth
+                );
+                add(ProblemKind::OrphanNetwork, a.owner, message);
             }
         }
         Err(e) => add(ProblemKind::BadContainers, store.containers_dir(), e.to_string()),
@@ -262,8 +282,14 @@ pub fn repair(store: &Store, lock: &StoreLock, report: &FsckReport) -> Result<Ve
             continue;
         }
         let result = match fs::symlink_metadata(&p.path) {
-            // A bind mount: unlinking it would fail with EBUSY.
-            _ if p.kind == ProblemKind::OrphanNetns => crate::sys::ns::remove_persistent_netns(&p.path),
+            // A bind mount: unlinking it would fail with EBUSY. The project
+            // network attached to it goes first.
+            _ if p.kind == ProblemKind::OrphanNetns => network::detach(&p.path)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|_| crate::sys::ns::remove_persistent_netns(&p.path)),
+            _ if p.kind == ProblemKind::OrphanNetwork => {
+                network::detach(&p.path).map(drop).map_err(|e| std::io::Error::other(e.to_string()))
+            }
             Ok(meta) if meta.is_dir() => fs::remove_dir_all(&p.path),
             Ok(_) => fs::remove_file(&p.path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -275,32 +301,54 @@ pub fn repair(store: &Store, lock: &StoreLock, report: &FsckReport) -> Result<Ve
     Ok(fixed)
 }
 
+fn network_err(e: network::NetworkError) -> MaintainError {
+    MaintainError::Io {
+        action: "look at",
+        path: network::subnet::HOST_NETS_DIR.into(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
 /// Each project network namespace in `projects/` that no container of
-/// `containers` (the store's) belongs to, with its project.
-fn orphan_netns(store: &Store, containers: &[container::Container]) -> Result<Vec<(String, PathBuf)>, MaintainError> {
-    let dir = store.projects_dir();
-    let entries = match fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(MaintainError::io("list", &dir)(e)),
+/// `containers` (the store's) belongs to, with its project; and each
+/// namespace in `netns/` (a lone container's) that no container names,
+/// with `None`.
+fn orphan_netns(
+    store: &Store,
+    containers: &[container::Container],
+) -> Result<Vec<(Option<String>, PathBuf)>, MaintainError> {
+    let list = |dir: &std::path::Path| -> Result<Vec<PathBuf>, MaintainError> {
+        match fs::read_dir(dir) {
+            Ok(entries) => entries.map(|e| e.map(|e| e.path()).map_err(MaintainError::io("list", dir))).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(MaintainError::io("list", dir)(e)),
+        }
     };
     let mut out = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(MaintainError::io("list", &dir))?.path();
-        let (Some(stem), Some("netns")) = (path.file_stem(), path.extension().and_then(|x| x.to_str())) else {
+    for path in list(&store.projects_dir())? {
+        let (Some(stem), Some(_)) =
+            (path.file_stem(), path.extension().and_then(|x| x.to_str()).and_then(netns::Kind::of_extension))
+        else {
             continue;
         };
         let project = stem.to_string_lossy().into_owned();
         if !containers.iter().any(|c| netns::project_of(&c.record) == Some(project.as_str())) {
-            out.push((project, path));
+            out.push((Some(project), path));
+        }
+    }
+    // The namespaces of lone containers (`berth run --network bridge`).
+    for path in list(&netns::own_dir(store))? {
+        let named = |c: &container::Container| {
+            c.record.labels.get(netns::OWN_NETNS_LABEL).is_some_and(|p| std::path::Path::new(p) == path)
+        };
+        if !containers.iter().any(named) {
+            out.push((None, path));
         }
     }
     out.sort();
     Ok(out)
 }
 
-/// The blobs whose content does not match their name, with the digest the
-/// content has. Hashes in parallel, streaming each file.
 fn verify_blobs(blobs: &[BlobFile]) -> Result<Vec<(&BlobFile, Digest)>, MaintainError> {
     let checked: Vec<Option<(&BlobFile, Digest)>> = blobs
         .par_iter()

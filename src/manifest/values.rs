@@ -219,11 +219,27 @@ impl fmt::Display for RestartPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Network {
-    /// The project's shared namespace: envs reach each other on localhost.
+    /// The project's shared namespace: envs reach each other on localhost,
+    /// and the outside through the project's bridge (berth as root).
     #[default]
     Project,
+    /// The project's shared namespace with loopback only: no way out.
+    Isolated,
+    /// The host's network.
     Host,
+    /// A namespace of the container's own, with loopback only.
     None,
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Network::Project => "project",
+            Network::Isolated => "isolated",
+            Network::Host => "host",
+            Network::None => "none",
+        })
+    }
 }
 
 impl FromStr for Network {
@@ -232,9 +248,13 @@ impl FromStr for Network {
     fn from_str(s: &str) -> Result<Self, ValueError> {
         match s {
             "project" => Ok(Network::Project),
+            "isolated" => Ok(Network::Isolated),
             "host" => Ok(Network::Host),
             "none" => Ok(Network::None),
-            _ => Err(bad(format!("bad network {s:?}: expected \"project\" (the default), \"host\" or \"none\""))),
+            _ => Err(bad(format!(
+                "bad network {s:?}: expected \"project\" (the default: the project's network, with outbound access), \
+                 \"isolated\" (the project's network, loopback only), \"host\" or \"none\""
+            ))),
         }
     }
 }
@@ -376,6 +396,8 @@ mod tests {
         assert_eq!("on-failure:3".parse::<RestartPolicy>().unwrap(), RestartPolicy::OnFailure { max_retries: Some(3) });
         assert!("sometimes".parse::<RestartPolicy>().is_err());
         assert_eq!("none".parse::<Network>().unwrap(), Network::None);
+        assert_eq!("isolated".parse::<Network>().unwrap(), Network::Isolated);
+        assert_eq!(Network::Isolated.to_string(), "isolated");
         let v: Volume = "data:/var/lib/data".parse().unwrap();
         assert_eq!(v.source, VolumeSource::Named("data".into()));
         let v: Volume = "./src:/srv/src:ro".parse().unwrap();

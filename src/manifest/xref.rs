@@ -122,7 +122,7 @@ fn ports(c: &mut Checker<'_>, spans: &Spans) {
     in_order.sort_by_key(|(_, (span, _))| span.start);
     for (name, (_, raw)) in in_order {
         let network = raw.network.as_ref().and_then(|n| n.get_ref().parse::<Network>().ok()).unwrap_or_default();
-        if network != Network::Project
+        if !matches!(network, Network::Project | Network::Isolated)
             && let Some(first) = raw.ports.first()
         {
             let why = match network {

@@ -150,7 +150,7 @@ pub struct UpFrom {
 /// brings up every env in it.
 pub fn up_from(store_root: &Path, path: &Path) -> Result<Vec<UpFrom>, FreezeError> {
     let store = Store::open(store_root)?;
-    let _lock = store.lock_exclusive()?;
+    let lock = store.lock_exclusive()?;
     let file = std::fs::File::open(path).map_err(|source| FreezeError::Open { path: path.to_owned(), source })?;
     let loaded = store.load_archive(std::io::BufReader::new(file), &path.display().to_string()).map_err(Box::new)?;
     // Each image with a spec, by project.
@@ -176,7 +176,9 @@ pub fn up_from(store_root: &Path, path: &Path) -> Result<Vec<UpFrom>, FreezeErro
                 _ => true,
             });
         }
-        let netns = up::project_netns(&store, &project, envs.iter().map(|(s, _)| s)).map_err(Box::new)?;
+        // A network half-made (nft missing, say) goes again, as in `up`.
+        let netns = up::project_netns(&store, &project, envs.iter().map(|(s, _)| s))
+            .map_err(|e| Box::new(up::release_netns_if_unused(&store, &lock, &project, e)))?;
         let existing = actual::project_state(&store, &project, false)?;
         let peers: Vec<String> = envs.iter().map(|(s, _)| s.env.clone()).collect();
         let deps = |env: &str| {

@@ -13,7 +13,10 @@
 //! `up` retries from clean. Containers of envs no longer declared are removed. All envs with
 //! `network = "project"` join one network namespace kept in the store
 //! (`projects/NAME.netns`, see `runtime::netns`), so they reach each other
-//! on `localhost` and by env name. `down` removes the project's containers
+//! on `localhost` and by env name; as root, `up` connects it to the outside
+//! once per project (`runtime::network`: bridge, veth, subnet,
+//! masquerading). Envs with `network = "isolated"` share another one, with
+//! loopback only. `down` removes the project's containers
 //! and that namespace (and its named volumes with `-v`); the project is the
 //! manifest's, or named by hand or by a freeze archive, which needs no
 //! manifest (then a project the store has nothing of is an error).
@@ -31,7 +34,7 @@ use crate::runtime::create::{self, RunOptions};
 use crate::runtime::defaults::RunDefaults;
 use crate::runtime::health::{self, HealthCheck, Verdict};
 use crate::runtime::spec::{BindMount, NetworkMode, Resources};
-use crate::runtime::{control, netns, shim};
+use crate::runtime::{control, netns, network, shim};
 use crate::store::Store;
 
 /// Labels that tie a container to a project's env.
@@ -109,7 +112,10 @@ pub fn up(
     let build::Built { outcome: built, manifest, mut resolution, .. } =
         build::build_locked(manifest_path, &store, &opts.build, progress)?;
     resolution.apply_store_defaults(&manifest, &RunDefaults::read(store.root())?);
-    let netns = project_netns(&store, &manifest.project, resolution.specs.values())?;
+    let netns = match project_netns(&store, &manifest.project, resolution.specs.values()) {
+        Ok(netns) => netns,
+        Err(e) => return Err(release_netns_if_unused(&store, &lock, &manifest.project, e)),
+    };
     let existing = actual::project_state(&store, &manifest.project, opts.reset_drift)?;
     let peers: Vec<String> = manifest.envs.keys().cloned().collect();
     let mut actions = BTreeMap::new();
@@ -140,7 +146,12 @@ pub fn up(
 /// After `up` failed with `first`: removes the project's network namespace
 /// if no container of the project is left (the attempt made it for the
 /// container it then removed), so a failed first `up` leaves no mount.
-fn release_netns_if_unused(store: &Store, lock: &crate::store::StoreLock, project: &str, first: UpError) -> UpError {
+pub(crate) fn release_netns_if_unused(
+    store: &Store,
+    lock: &crate::store::StoreLock,
+    project: &str,
+    first: UpError,
+) -> UpError {
     let left = match container::list(&store.containers_dir()) {
         Ok(left) => left,
         Err(e) => return cleanup_failed(first, format!("the network namespace of project {project}"), e),
@@ -158,16 +169,39 @@ fn cleanup_failed(first: UpError, what: String, cleanup: impl std::fmt::Display)
     UpError::Cleanup { first: Box::new(first), what, cleanup: cleanup.to_string() }
 }
 
-/// The project's network namespace, made if an env of `specs` joins it.
+/// The namespaces the envs of a project join (`runtime::netns`).
+#[derive(Debug, Clone)]
+pub(crate) struct ProjectNets {
+    /// `network = "project"`: with outbound access as root.
+    pub project: PathBuf,
+    /// `network = "isolated"`: loopback only.
+    pub isolated: PathBuf,
+}
+
+/// The project's network namespaces, each made if an env of `specs` joins
+/// it; the project one connected to the outside (as root: bridge, veth,
+/// subnet, masquerading; once per project, whatever is there already is
+/// kept).
 pub(crate) fn project_netns<'a>(
     store: &Store,
     project: &str,
-    mut specs: impl Iterator<Item = &'a ContainerSpec>,
-) -> Result<PathBuf, UpError> {
-    if specs.any(|s| s.network == Network::Project) {
-        return Ok(netns::ensure(store, project)?);
+    specs: impl Iterator<Item = &'a ContainerSpec>,
+) -> Result<ProjectNets, UpError> {
+    let networks: Vec<Network> = specs.map(|s| s.network).collect();
+    let nets = ProjectNets {
+        project: netns::path_of(store, project, netns::Kind::Project),
+        isolated: netns::path_of(store, project, netns::Kind::Isolated),
+    };
+    if networks.contains(&Network::Project) {
+        let at = netns::ensure(store, project, netns::Kind::Project)?;
+        if network::outbound_available() {
+            network::attach(&at, project).map_err(netns::NetnsError::from)?;
+        }
     }
-    Ok(netns::path(store, project))
+    if networks.contains(&Network::Isolated) {
+        netns::ensure(store, project, netns::Kind::Isolated)?;
+    }
+    Ok(nets)
 }
 
 /// How [`reconcile_env`] treats one env.
@@ -188,7 +222,7 @@ pub(crate) fn reconcile_env(
     peers: &[String],
     spec: &ContainerSpec,
     image: &str,
-    netns: &Path,
+    netns: &ProjectNets,
     current: Option<&actual::EnvState>,
     how: Reconcile,
 ) -> Result<Action, UpError> {
@@ -318,7 +352,8 @@ fn store_projects(store: &Store, containers: &[container::Container]) -> Vec<Str
     let names = |dir: PathBuf| {
         std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).collect::<Vec<PathBuf>>()
     };
-    for ns in names(store.projects_dir()).iter().filter(|p| p.extension().is_some_and(|x| x == "netns")) {
+    let is_netns = |p: &&PathBuf| p.extension().and_then(|x| x.to_str()).and_then(netns::Kind::of_extension).is_some();
+    for ns in names(store.projects_dir()).iter().filter(is_netns) {
         known.extend(ns.file_stem().map(|s| s.to_string_lossy().into_owned()));
     }
     for dir in names(volume_root(store)).iter().filter(|p| p.is_dir()) {
@@ -412,7 +447,7 @@ pub(crate) fn start_new(
     peers: &[String],
     spec: &ContainerSpec,
     image: &str,
-    netns: &Path,
+    netns: &ProjectNets,
     policy: create::LimitPolicy,
 ) -> Result<(), UpError> {
     let env = spec.env.clone();
@@ -453,7 +488,8 @@ pub(crate) fn start_new(
         ports: spec.ports.clone(),
         resources,
         network: match spec.network {
-            Network::Project => NetworkMode::Join(netns.to_path_buf()),
+            Network::Project => NetworkMode::Join(netns.project.clone()),
+            Network::Isolated => NetworkMode::Join(netns.isolated.clone()),
             Network::Host => NetworkMode::Host,
             Network::None => NetworkMode::None,
         },
@@ -471,7 +507,8 @@ pub(crate) fn start_new(
         userns: Some(crate::runtime::userns_auto::for_env(spec.userns)),
         ..RunOptions::default()
     };
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let outbound = spec.network == Network::Project && network::outbound_available();
+    let resolv = network::dns::resolv_conf(outbound);
     let c =
         create::create(store, &opts, &resolv).map_err(|e| UpError::Create { env: env.clone(), source: Box::new(e) })?;
     // What the env asked for, so `berth plan` can say which fields changed.

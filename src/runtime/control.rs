@@ -157,7 +157,7 @@ pub fn remove_for_good(store: &Store, lock: &StoreLock, c: &Container, force: bo
 /// only a container of a project takes the store's lock.
 pub fn remove_on_exit(c: &Container) -> Result<bool, ControlError> {
     container::remove_dir(c)?;
-    if netns::project_of(&c.record).is_none() {
+    if netns::project_of(&c.record).is_none() && !c.record.labels.contains_key(netns::OWN_NETNS_LABEL) {
         return Ok(false);
     }
     // containers/<id>/ sits in the store's root.

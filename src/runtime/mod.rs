@@ -101,6 +101,7 @@ pub mod init;
 pub mod logs;
 pub mod mounts;
 pub mod netns;
+pub mod network;
 pub mod ports;
 pub mod process;
 pub mod restart;

@@ -107,3 +107,19 @@ pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::R
         Err(e) => Err(e.into()),
     }
 }
+
+/// Runs `f` on a short-lived thread that has entered the network namespace
+/// file `ns` (a bind mount of one, or `/proc/PID/ns/net`), so that sockets
+/// `f` opens (netlink among them) belong to that namespace. The calling
+/// thread stays where it is.
+pub fn in_net_ns<T: Send>(ns: &std::path::Path, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+    let file = File::open(ns)?;
+    thread::scope(|s| {
+        s.spawn(|| {
+            enter_net_ns(&file)?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")))
+    })
+}

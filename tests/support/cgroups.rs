@@ -179,6 +179,9 @@ project = "limited"
 image = "rootfs:busybox.tar"
 cmd = ["sh", "-c", "echo app-up; exec sleep 300"]
 limits = { memory = "48MiB", cpus = 0.25, pids = 30 }
+# Loopback only: the cgroup-v2 machine's kernel loads no bridge, veth or
+# nftables modules, and the limits are what this checks.
+network = "isolated"
 "#;
 
 /// `up` with `limits` in berth.toml puts them in the env's cgroup; `down`

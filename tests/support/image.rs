@@ -30,6 +30,8 @@
 //! | `openssl` | openssl | [`require_tool`] (`support::registry`, its token service) |
 //! | `/bin/busybox` (static) | busybox-static | `fixtures/images/busybox.sh` and the runtime unit tests' fixture, with apt-get (also the cgroup-v2 machine's initramfs) |
 //! | `mmdebstrap` | mmdebstrap | berth itself, for a `bootstrap` base (`build::base::bootstrap`) |
+//! | `nft` | nftables | [`require_tool`] (`support::Berth::new`, as root); berth itself runs it for a project network's masquerading (`runtime::network`) |
+//! | `ip` | iproute2 | [`require_tool`] (`tests/network.rs`, to compare the host's links, addresses and routes) |
 //! | `newuidmap`, `newgidmap` | uidmap | [`require_tool`] (`support::rootless`); berth itself runs them without root |
 //! | `setpriv` | util-linux | [`require_tool`] (`support::rootless`, to run berth as the test user) |
 //! | `useradd`, `usermod` | passwd | `support::rootless`, to make the test user (Priority: required) |
@@ -41,7 +43,7 @@
 //! `true`, `stty`, `mktemp`, `install` (coreutils), `grep` (grep),
 //! `unshare`, `nsenter` (util-linux), `script` (bsdutils), `mount`,
 //! `umount` (mount), `ldd` (libc-bin), `apt-get`, `apt-cache` (apt),
-//! `dpkg-deb` (dpkg), `chmod` (coreutils). berth runs no other host program: its other
+//! `dpkg-deb` (dpkg), `chmod` (coreutils). berth runs no other host program (but `nft`): its other
 //! `Command`s start berth itself (the shim) or run inside a container.
 //!
 //! Use it from a test file either through the shared support module,

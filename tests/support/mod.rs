@@ -50,12 +50,14 @@ pub struct Berth {
 
 impl Berth {
     pub fn new() -> Berth {
+        need_nft();
         Berth { store: tempfile::tempdir().expect("temp store") }
     }
 
     /// A fresh, empty store in a new directory below `parent` (on the
     /// filesystem a test chose).
     pub fn new_in(parent: &Path) -> Berth {
+        need_nft();
         Berth { store: tempfile::tempdir_in(parent).expect("temp store") }
     }
 
@@ -137,15 +139,42 @@ impl Drop for Berth {
         for id in ids.split_whitespace() {
             let _ = self.run(&["rm", "-f", id]);
         }
-        // Project network namespaces are bind mounts in the store.
+        // Project network namespaces are bind mounts in the store, and as
+        // root each has a bridge, a veth and nftables elements on the host:
+        // `down` removes them all; unmounting is the last resort.
         if let Ok(entries) = std::fs::read_dir(self.store_root().join("projects")) {
             for e in entries.flatten() {
-                if e.path().extension().is_some_and(|x| x == "netns") {
-                    let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+                let path = e.path();
+                let ext = path.extension().and_then(|x| x.to_str()).unwrap_or_default();
+                if ext == "netns" || ext == "isolated-netns" {
+                    if let Some(project) = path.file_stem().and_then(|s| s.to_str()) {
+                        let _ = self.run(&["down", "-p", project]);
+                    }
+                    let _ = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH);
                 }
             }
         }
+        // Lone containers' namespaces (`run --network bridge`) went with
+        // their containers above; whatever is left is unmounted, and its
+        // network's record, whose namespace file then goes with the store,
+        // is taken back by the next allocation.
+        if let Ok(entries) = std::fs::read_dir(self.store_root().join("netns")) {
+            for e in entries.flatten() {
+                let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
     }
+}
+
+/// berth runs `nft` to give a project network (every `up` as root)
+/// outbound access: installed once per test binary, before the first store.
+fn need_nft() {
+    static NFT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    NFT.get_or_init(|| {
+        if nix::unistd::geteuid().is_root() {
+            image::require_tool("nft", "nftables");
+        }
+    });
 }
 
 /// What one berth invocation did.

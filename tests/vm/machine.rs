@@ -108,6 +108,9 @@ fn boot() -> Report {
     // Builds the fixture the guest's tests import, and makes sure
     // /bin/busybox is the static one the initramfs needs.
     busybox_tar();
+    // The guest's `support::Berth::new` finds `nft` through the shared root
+    // (it cannot install anything: the guest has no network).
+    require_tool("nft", "nftables");
     let target_tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let cache = target_tmp.join("vm");
     fs::create_dir_all(&cache).unwrap_or_else(|e| panic!("create {}: {e}", cache.display()));

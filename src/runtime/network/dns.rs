@@ -1,0 +1,78 @@
+//! The container's `/etc/resolv.conf`: the one place berth reads the host's.
+//!
+//! A container on the host's network, or on one with no way out, gets the
+//! host's file as it is. A container whose network reaches out through a
+//! berth bridge cannot reach a resolver on the host's loopback (systemd-
+//! resolved's stub `127.0.0.53`, dnsmasq on `127.0.0.1`): those lines are
+//! dropped, and when none is left the upstream servers systemd-resolved
+//! lists in `/run/systemd/resolve/resolv.conf` take their place, as Docker
+//! does. When there are none either, the file keeps no nameserver: names do
+//! not resolve, and docs/network.md says how to give the host a resolver
+//! that is not loopback. berth never makes up a public resolver.
+
+use std::net::IpAddr;
+
+/// The host's resolver file.
+pub const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
+/// systemd-resolved's list of its upstream servers.
+pub const RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
+
+/// The `/etc/resolv.conf` for a container; `outbound`: its network leaves
+/// the host through a berth bridge.
+pub fn resolv_conf(outbound: bool) -> String {
+    let host = std::fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default();
+    if !outbound {
+        return host;
+    }
+    for_bridge(&host, || std::fs::read_to_string(RESOLVED_UPSTREAM).ok())
+}
+
+fn loopback_server(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    words.next() == Some("nameserver")
+        && words.next().and_then(|a| a.split('%').next()?.parse::<IpAddr>().ok()).is_some_and(|a| a.is_loopback())
+}
+
+fn has_server(text: &str) -> bool {
+    text.lines().any(|l| l.split_whitespace().next() == Some("nameserver"))
+}
+
+/// `host` without its loopback nameservers; when that leaves none, the
+/// nameservers of `upstream()` (systemd-resolved's list) added.
+fn for_bridge(host: &str, upstream: impl FnOnce() -> Option<String>) -> String {
+    let kept: Vec<&str> = host.lines().filter(|l| !loopback_server(l)).collect();
+    let mut out: String = kept.iter().map(|l| format!("{l}\n")).collect();
+    if has_server(host) && !has_server(&out) {
+        let up = upstream().unwrap_or_default();
+        for line in up.lines().filter(|l| l.split_whitespace().next() == Some("nameserver") && !loopback_server(l)) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_resolvers_are_kept() {
+        let host = "search example.org\nnameserver 10.255.255.53\noptions ndots:2\n";
+        assert_eq!(for_bridge(host, || panic!("not read")), host);
+    }
+
+    #[test]
+    fn loopback_stubs_give_way_to_the_upstream_servers() {
+        let host = "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n";
+        let upstream = "# systemd\nnameserver 192.0.2.53\nnameserver ::1\nsearch lan\n";
+        assert_eq!(
+            for_bridge(host, || Some(upstream.to_owned())),
+            "options edns0 trust-ad\nsearch lan\nnameserver 192.0.2.53\n"
+        );
+        // Some loopback, some not: the others suffice.
+        assert_eq!(for_bridge("nameserver ::1\nnameserver 192.0.2.9\n", || None), "nameserver 192.0.2.9\n");
+        // Nothing upstream: no nameserver at all rather than one that cannot answer.
+        assert_eq!(for_bridge("nameserver 127.0.0.1\n", || None), "");
+    }
+}
