@@ -17,6 +17,7 @@ pub mod pty;
 pub mod scoped;
 pub mod seccomp;
 pub mod signal;
+pub mod splice;
 pub mod tty;
 pub mod userns;
 pub mod xattr;
