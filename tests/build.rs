@@ -234,3 +234,23 @@ run = ["echo y > /y"]
     let other = Berth::new();
     assert_eq!(digests(build(&other, dir.path(), &["-q"]).ok()), first, "a second store gives the same digests");
 }
+
+/// A build step sees its base image's environment, as a Dockerfile's `RUN`
+/// sees the `FROM` image's `ENV` (an image with `PATH` of its own needs
+/// that to find its programs).
+#[test]
+fn build_steps_see_the_base_images_environment() {
+    let berth = Berth::new();
+    let first =
+        project("project = \"e\"\n[env.a]\nimage = \"rootfs:busybox.tar\"\nenv = { GREETING = \"from the base\" }\n");
+    build(&berth, first.path(), &[]).ok();
+    let archive = first.path().join("a.tar");
+    berth.run(&["save", "e/a:latest", "-o", archive.to_str().unwrap()]).ok();
+    let second = project(
+        "project = \"f\"\n[env.b]\nimage = \"oci-archive:a.tar\"\nrun = [\"echo \\\"$GREETING\\\" > /greeting\"]\n",
+    );
+    std::fs::copy(&archive, second.path().join("a.tar")).unwrap();
+    build(&berth, second.path(), &[]).ok();
+    let out = berth.run(&["run", "--rm", "f/b", "cat", "/greeting"]).ok().to_owned();
+    assert_eq!(out, "from the base\n");
+}

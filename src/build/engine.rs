@@ -239,6 +239,18 @@ impl Ctx<'_> {
         Ok(dirs)
     }
 
+    /// The environment of the base image under node `i` (its config's
+    /// `Env`), which a build step sees as a Dockerfile's `RUN` sees the
+    /// `FROM` image's. Part of the cache key already: the base's digest is.
+    fn base_env(&self, graph: &crate::resolve::LayerGraph, i: NodeIndex) -> Result<Vec<String>, BuildError> {
+        let root = graph.chain_from(i)[0];
+        let config = lock_mut(self.entries).get(&graph.node(root).key).and_then(|e| e.config.clone());
+        let Some(digest) = config else { return Ok(Vec::new()) };
+        let config: oci_spec::image::ImageConfiguration =
+            serde_json::from_slice(&self.store.read_blob(&digest)?).unwrap_or_default();
+        Ok(config.config().as_ref().and_then(|c| c.env().clone()).unwrap_or_default())
+    }
+
     /// Whether node `i` is the base of an env whose `image` is a registry reference.
     fn is_registry_base(&self, graph: &crate::resolve::LayerGraph, i: NodeIndex) -> bool {
         use crate::manifest::{Base, ImageSource};
@@ -312,7 +324,9 @@ impl Ctx<'_> {
                     manager.version_query(names)
                 );
                 let shown = format!("{} install {}", manager.name(), names.join(" "));
-                let output = self.run_step(&env, &lowers, &script, &shown, |layer| entry.layers.push(layer))?;
+                let base_env = self.base_env(graph, i)?;
+                let output =
+                    self.run_step(&env, base_env, &lowers, &script, &shown, |layer| entry.layers.push(layer))?;
                 let text = String::from_utf8_lossy(&output);
                 let after = text.rsplit_once(MARK).map_or("", |(_, v)| v);
                 lock_mut(self.versions).push((env.clone(), packages::parse_versions(after)));
@@ -358,17 +372,20 @@ impl Ctx<'_> {
             }
             Step::Run { command } => {
                 let lowers = self.lowers(graph, i)?;
-                self.run_step(&env, &lowers, command, command, |layer| entry.layers.push(layer))?;
+                let base_env = self.base_env(graph, i)?;
+                self.run_step(&env, base_env, &lowers, command, command, |layer| entry.layers.push(layer))?;
             }
         }
         Ok(entry)
     }
 
-    /// Runs `script` in a build container over `lowers` and turns its upper
-    /// dir into a layer (none when the step changed nothing).
+    /// Runs `script` in a build container over `lowers`, with the base
+    /// image's environment `base_env`, and turns its upper dir into a layer
+    /// (none when the step changed nothing).
     fn run_step(
         &self,
         env: &str,
+        base_env: Vec<String>,
         lowers: &[PathBuf],
         script: &str,
         shown: &str,
@@ -378,7 +395,7 @@ impl Ctx<'_> {
         let cmd = StepCommand {
             argv: vec!["/bin/sh".to_owned(), "-c".to_owned(), script.to_owned()],
             shown,
-            env: Vec::new(),
+            env: base_env,
             workdir: None,
             user: None,
         };
