@@ -570,18 +570,23 @@ fn no_input_panics() {
         "-",
         "3<<E",
     ];
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = |n: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % n as u64) as usize
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     for _ in 0..20_000 {
         let len = 1 + next(14);
         let text: String = (0..len).map(|_| pieces[next(pieces.len())]).collect();
         if let Ok(d) = parse_str(&text, Path::new("Dockerfile")) {
             let _ = super::expand(&d, &super::Options::default());
         }
+    }
+}
+
+/// A small repeatable generator for the no-panic tests: `next(n)` is in
+/// `0..n` (xorshift64).
+pub(super) fn xorshift(mut seed: u64) -> impl FnMut(usize) -> usize {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
     }
 }

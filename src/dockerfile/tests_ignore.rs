@@ -215,13 +215,7 @@ fn a_dockerfiles_own_ignore_file_wins_over_the_contexts() {
 fn no_pattern_panics() {
     let pieces = ["[", "]", "\\", "*", "**", "?", "!", "/", ".", "..", "-", "^", "é", "a", "#", " ", "\n", "$", "{"];
     let paths = ["a", "a/b", "é/x", ".", "a/../b", "[", "**"];
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = |n: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % n as u64) as usize
-    };
+    let mut next = super::tests::xorshift(0x9e37_79b9_7f4a_7c15);
     for _ in 0..20_000 {
         let len = 1 + next(8);
         let text: String = (0..len).map(|_| pieces[next(pieces.len())]).collect();

@@ -102,58 +102,40 @@ pub fn quoted_words(rest: &str, escape: char) -> Vec<Piece> {
     let mut i = 0;
     while i < chars.len() {
         let (at, c) = chars[i];
-        match quote {
-            None => {
-                if c.is_whitespace() {
-                    if in_word && (blank_ok || !word.is_empty()) {
-                        words.push(Piece { text: std::mem::take(&mut word), offset: start });
-                    }
-                    word.clear();
-                    in_word = false;
-                    blank_ok = false;
-                    i += 1;
-                    continue;
-                }
-                if !in_word {
-                    in_word = true;
-                    start = at;
-                }
-                if c == '\'' || c == '"' {
-                    quote = Some(c);
-                    blank_ok = true;
-                }
-                if c == escape {
-                    if i + 1 == chars.len() {
-                        i += 1;
-                        continue;
-                    }
-                    word.push(c);
-                    i += 1;
-                    word.push(chars[i].1);
-                    i += 1;
-                    continue;
-                }
-                word.push(c);
+        if quote.is_none() && c.is_whitespace() {
+            if in_word && (blank_ok || !word.is_empty()) {
+                words.push(Piece { text: std::mem::take(&mut word), offset: start });
             }
-            Some(q) => {
-                if c == q {
-                    quote = None;
-                }
-                if c == escape && q != '\'' {
-                    if i + 1 == chars.len() {
-                        quote = None;
-                        i += 1;
-                        continue;
-                    }
-                    word.push(c);
-                    i += 1;
-                    word.push(chars[i].1);
-                    i += 1;
-                    continue;
-                }
-                word.push(c);
-            }
+            word.clear();
+            in_word = false;
+            blank_ok = false;
+            i += 1;
+            continue;
         }
+        if !in_word {
+            in_word = true;
+            start = at;
+        }
+        // The escape character escapes the next one, except inside single
+        // quotes; a trailing one is dropped.
+        let escapes = c == escape && quote != Some('\'');
+        match quote {
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                blank_ok = true;
+            }
+            Some(q) if c == q => quote = None,
+            _ => {}
+        }
+        if escapes {
+            if let Some(&(_, next)) = chars.get(i + 1) {
+                word.push(c);
+                word.push(next);
+            }
+            i += 2;
+            continue;
+        }
+        word.push(c);
         i += 1;
     }
     if in_word && (blank_ok || !word.is_empty()) {

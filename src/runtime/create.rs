@@ -66,8 +66,9 @@ fn tmpfs_mounts(opts: &RunOptions) -> Vec<super::tmpfs::Tmpfs> {
     let mut out = opts.tmpfs.clone();
     if opts.read_only {
         for dest in READ_ONLY_TMPFS {
-            let taken = out.iter().any(|t| t.covers(std::path::Path::new(dest)))
-                || opts.volumes.iter().any(|v| v.destination == std::path::Path::new(dest));
+            let dest_path = std::path::Path::new(dest);
+            let taken = out.iter().any(|t| t.destination == dest_path)
+                || opts.volumes.iter().any(|v| v.destination == dest_path);
             if !taken {
                 out.push(super::tmpfs::Tmpfs { options: vec!["exec".to_owned()], ..super::tmpfs::Tmpfs::at(dest) });
             }

@@ -52,11 +52,6 @@ impl Tmpfs {
         }
         out
     }
-
-    /// Whether `path` is this tmpfs's destination.
-    pub fn covers(&self, path: &Path) -> bool {
-        self.destination == path
-    }
 }
 
 impl FromStr for Tmpfs {

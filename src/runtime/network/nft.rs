@@ -154,13 +154,9 @@ fn parse_listing(json: &Value) -> Listed {
     out
 }
 
-/// The `nft` program, if the host has it.
-fn program() -> Option<std::path::PathBuf> {
-    crate::tools::find_program("nft")
-}
-
 fn nft(args: &[&str], input: Option<&Value>) -> Result<std::process::Output, NetworkError> {
-    let program = program().ok_or_else(|| NetworkError::NftMissing { why: "it is not installed".into() })?;
+    let program = crate::tools::find_program("nft")
+        .ok_or_else(|| NetworkError::NftMissing { why: "it is not installed".into() })?;
     let mut child = Command::new(program)
         .args(args)
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
