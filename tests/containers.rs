@@ -197,3 +197,47 @@ fn a_detached_start_failure_is_reported_with_the_shells_code() {
     let st = status(&berth, "bad");
     assert_eq!((st["status"].as_str(), st["exit_code"].as_i64()), (Some("exited"), Some(127)), "{st}");
 }
+
+/// The shims whose command line names the container directory `id`.
+fn shims_of(berth: &Berth, id: &str) -> usize {
+    let dir = berth.store_root().join("containers").join(id);
+    let needle = format!("__shim\0{}", dir.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+        .filter(|cmd| String::from_utf8_lossy(cmd).contains(&needle))
+        .count()
+}
+
+#[test]
+fn two_starts_at_once_give_one_shim_and_a_running_container() {
+    // Each start saw the container stopped and spawned a shim; the second
+    // shim made the container's cgroup again under the first ("join the
+    // container's cgroup: No such device") and one start failed.
+    let berth = Berth::with_busybox();
+    let id = berth.detach(&["--name", "twice", "busybox", "sleep", "1000"]);
+    for round in 0..5 {
+        berth.run(&["stop", "-t", "0", "twice"]).ok();
+        let start = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+                .arg("--root")
+                .arg(berth.store_root())
+                .args(["start", "twice"])
+                .output()
+                .unwrap()
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(start);
+            let b = s.spawn(start);
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        for out in [&a, &b] {
+            assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert_eq!(status(&berth, "twice")["status"], "running", "round {round}");
+        assert_eq!(shims_of(&berth, &id), 1, "round {round}");
+    }
+    berth.run(&["rm", "-f", "twice"]).ok();
+    assert_eq!(shims_of(&berth, &id), 0);
+}

@@ -134,14 +134,36 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 }
 
 /// Starts a stopped container again under a new shim.
+///
+/// A container that another shim owns is left to it: one that shim is
+/// starting (a concurrent `start`, or an `up` after a berth killed right
+/// after spawning the shim) counts as started once it runs; one whose shim
+/// is finishing after the last exit is started anew once that shim is gone.
 pub fn start(c: &Container) -> Result<(), ControlError> {
     if is_running(c)? {
         return Err(ControlError::AlreadyRunning(c.record.name.clone()));
     }
     let _ = std::fs::remove_file(c.paths.dir.join(STOP_REQUESTED));
-    shim::spawn(&c.paths.dir)?;
-    Ok(())
+    let until = Instant::now() + OTHER_SHIM;
+    loop {
+        match shim::spawn(&c.paths.dir) {
+            Err(ShimError::Busy { dir }) => {
+                let left = until.saturating_duration_since(Instant::now());
+                let settled = wait_until(left, || !shim::is_supervised(&dir) || is_running(c).unwrap_or(false));
+                if is_running(c)? {
+                    return Ok(());
+                }
+                if !settled {
+                    return Err(ShimError::Busy { dir }.into());
+                }
+            }
+            other => return Ok(other?),
+        }
+    }
 }
+
+/// How long [`start`] waits for a container's other shim to start it or go.
+const OTHER_SHIM: Duration = Duration::from_secs(30);
 
 /// Removes the container for good: [`remove`], then its project's network
 /// namespace if no other container of the project is left. The caller holds

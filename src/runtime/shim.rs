@@ -10,6 +10,15 @@
 //! `berth stop` before it signals the container, tells the shim not to
 //! restart. The CLI never talks to a shim except through these files and
 //! signals.
+//!
+//! # One shim per container
+//!
+//! A shim holds an exclusive `flock` on `shim.lock` in the container's
+//! directory from before it records anything until it exits. A second shim
+//! for the same container (two `berth start`s at once, or an `up` after a
+//! berth killed right after spawning one) finds it held, touches nothing
+//! and answers `busy`; [`spawn`] returns [`ShimError::Busy`], and the
+//! caller waits for the shim that owns the container (`control::start`).
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -30,6 +39,9 @@ use crate::sys;
 /// The file `berth stop` writes before signalling, so no restart follows.
 pub const STOP_REQUESTED: &str = "stop-requested";
 
+/// The file a live shim holds locked (see the module page).
+const SHIM_LOCK: &str = "shim.lock";
+
 /// Why a shim could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
@@ -39,6 +51,21 @@ pub enum ShimError {
     Failed { code: Option<i32>, message: String },
     #[error("the shim for {} exited without saying whether the container started; see `berth logs`", dir.display())]
     Silent { dir: PathBuf },
+    /// Another shim owns the container (it holds [`SHIM_LOCK`]).
+    #[error("another berth shim is supervising the container in {}", dir.display())]
+    Busy { dir: PathBuf },
+}
+
+/// Takes the container's shim lock if no live shim holds it.
+fn claim(dir: &Path) -> std::io::Result<Option<sys::lock::FileLock>> {
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(SHIM_LOCK))?;
+    sys::lock::try_lock(file, sys::lock::LockMode::Exclusive)
+}
+
+/// Whether a live shim holds the container's lock. A container directory
+/// that cannot be opened has none.
+pub fn is_supervised(dir: &Path) -> bool {
+    matches!(claim(dir), Ok(None))
 }
 
 /// Starts a shim for the container in `dir` and waits until it reports that
@@ -66,6 +93,7 @@ pub fn spawn(dir: &Path) -> Result<(), ShimError> {
     std::fs::File::from(ready_r).read_to_string(&mut answer).map_err(err)?;
     match answer.trim_end().split_once(' ') {
         None if answer.trim_end() == "ok" => Ok(()),
+        None if answer.trim_end() == "busy" => Err(ShimError::Busy { dir: dir.to_path_buf() }),
         Some(("fail", rest)) => {
             let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
             Err(ShimError::Failed { code: code.parse().ok().filter(|c| *c > 0), message: message.to_owned() })
@@ -128,6 +156,14 @@ fn supervise(dir: &Path, ready: OwnedFd) -> Result<(), String> {
     let fail = |ready: &mut Ready, why: String| {
         ready.fail(None, &why);
         why
+    };
+    let _owner = match claim(dir) {
+        Ok(Some(held)) => held,
+        Ok(None) => {
+            ready.say("busy");
+            return Err("another shim owns the container".to_owned());
+        }
+        Err(e) => return Err(fail(&mut ready, format!("cannot lock {}: {e}", dir.join(SHIM_LOCK).display()))),
     };
     let container = load(dir).map_err(|e| fail(&mut ready, e.to_string()))?;
     let me = sys::proc::pid().as_raw();
