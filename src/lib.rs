@@ -10,6 +10,7 @@
 //! and `src/cli/`) parses arguments, calls in here, and formats the results.
 
 pub mod build;
+pub mod compose;
 pub mod dockerfile;
 pub mod maintain;
 pub mod manifest;

@@ -23,18 +23,22 @@ impl Podman {
         Podman { dir: tempfile::tempdir().unwrap() }
     }
 
+    /// The options that point podman at this storage and runtime, for
+    /// every command (and for tools that run podman, as podman-compose's
+    /// `--podman-args`).
+    pub fn global_args(&self) -> Vec<String> {
+        let dir = self.dir.path().display();
+        let mut args = vec![format!("--root={dir}/root"), format!("--runroot={dir}/runroot")];
+        args.extend(
+            ["--runtime=runc", "--storage-driver=vfs", "--events-backend=none", "--cgroup-manager=cgroupfs"]
+                .map(String::from),
+        );
+        args
+    }
+
     /// `podman ARGS…` against this podman's storage.
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new("podman")
-            .arg("--root")
-            .arg(self.dir.path().join("root"))
-            .arg("--runroot")
-            .arg(self.dir.path().join("runroot"))
-            .args(["--runtime", "runc", "--storage-driver", "vfs", "--events-backend", "none"])
-            .args(["--cgroup-manager", "cgroupfs"])
-            .args(args)
-            .output()
-            .expect("run podman")
+        Command::new("podman").args(self.global_args()).args(args).output().expect("run podman")
     }
 
     /// `podman ARGS…`, which must succeed; returns its standard output.
