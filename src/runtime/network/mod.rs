@@ -280,7 +280,7 @@ pub fn detach(netns: &Path) -> Result<bool, NetworkError> {
 }
 
 fn detach_with(record: &Record, netns: &Path) -> Result<bool, NetworkError> {
-    if !outbound_available() || !record.exists() {
+    if super::userns::rootless() || !record.exists() {
         return Ok(false);
     }
     let owner = std::path::absolute(netns).map_err(link_err(format!("find {}", netns.display())))?;
@@ -303,7 +303,8 @@ fn detach_with(record: &Record, netns: &Path) -> Result<bool, NetworkError> {
 /// them.
 pub fn orphans(dirs: &[PathBuf]) -> Result<Vec<(Subnet, Allocation)>, NetworkError> {
     let record = Record::host();
-    if !outbound_available() || !record.exists() {
+    // Rootless berth has no bridges (its helpers are `usermode::orphans`).
+    if super::userns::rootless() || !record.exists() {
         return Ok(Vec::new());
     }
     let mut within = Vec::new();

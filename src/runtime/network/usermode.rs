@@ -301,6 +301,15 @@ fn is_the_helper(h: &Helper) -> bool {
     process_alive(h.pid, h.start) && names_netns(h.pid, &h.netns)
 }
 
+/// Whether the recorded helper is still there, if only exiting (pasta
+/// quits by itself when its namespace file goes; an exiting process shows
+/// an empty command line): the pid and start time suffice.
+fn is_or_was_the_helper(h: &Helper) -> bool {
+    is_the_helper(h)
+        || (process_alive(h.pid, h.start)
+            && std::fs::read(format!("/proc/{}/cmdline", h.pid)).is_ok_and(|c| c.is_empty()))
+}
+
 /// Whether process `pid` is pasta or slirp4netns with `netns` as an argument.
 fn names_netns(pid: i32, netns: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
@@ -326,7 +335,7 @@ fn end_all(netns: &Path, f: &Files) -> Result<bool, NetworkError> {
     let mut pids = helpers_of(netns);
     if let Some(h) = &recorded {
         pids.retain(|p| *p != h.pid);
-        if is_the_helper(h) {
+        if is_or_was_the_helper(h) {
             pids.push(h.pid);
         }
     }
