@@ -192,10 +192,11 @@ pub fn attach(netns: &Path) -> Result<Tool, NetworkError> {
     let (tool, program) = choose().map_err(|why| fail(netns, format!("start a network helper: {why}")))?;
     let ns_inode = std::fs::metadata(netns).map_err(|e| fail(netns, format!("look at the namespace: {e}")))?.ino();
     let f = files(netns);
-    if let Some(h) = read_record(&f.record) {
-        if h.ns_inode == ns_inode && is_the_helper(&h) {
-            return Ok(h.tool);
-        }
+    if let Some(h) = read_record(&f.record)
+        && h.ns_inode == ns_inode
+        && is_the_helper(&h)
+    {
+        return Ok(h.tool);
     }
     // A helper of an older namespace of the same name, or one whose record
     // was never written: ended, so that only one serves the namespace.
