@@ -335,6 +335,33 @@ fn berth_killed_mid_up_then_fsck_repair_and_up_give_one_helper() {
     env.run(&["rm", "-f", "crash-app"]).ok();
 }
 
+/// What berth killed between starting a helper and recording it leaves,
+/// made on purpose: the record removed while the helper runs. The next
+/// `up` finds the helper by its command line, ends it and starts one.
+#[test]
+fn an_unrecorded_helper_is_ended_by_the_next_up() {
+    let env = Env::new("pasta");
+    let host = HostAddress::new();
+    let dir = env
+        .r
+        .project("lost", "project = \"lost\"\n[env.app]\nimage = \"rootfs:busybox.tar\"\ncmd = [\"sleep\", \"300\"]\n");
+    env.run_in(&dir, &["up", "-d"]).ok();
+    let (_, old, old_start) = env.records().pop().expect("a helper record");
+    for entry in std::fs::read_dir(env.r.store_root().join("usermode")).unwrap().flatten() {
+        std::fs::remove_file(entry.path()).unwrap();
+    }
+    env.run_in(&dir, &["up", "-d"]).ok();
+    assert!(!alive(old, old_start), "the unrecorded helper (pid {old}) still runs");
+    let records = env.records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(helpers_in(&env.r.store_root()), [records[0].1], "one helper, the recorded one");
+    let (port, server) = host.listen("again\n");
+    assert_eq!(env.run(&["exec", "lost-app", "wget", "-q", "-O", "-", &host.url(port, "")]).ok(), "again\n");
+    server.join().unwrap();
+    env.run_in(&dir, &["down"]).ok();
+    assert_eq!(env.leftovers(), Vec::<PathBuf>::new());
+}
+
 #[test]
 fn run_with_network_bridge_reaches_out_rootless() {
     let env = Env::new("slirp4netns");
