@@ -113,20 +113,30 @@ impl Tool {
 /// The helper to use here and its path, or why there is none (what to
 /// install or change).
 pub fn choose() -> Result<(Tool, PathBuf), String> {
-    let forced = std::env::var(FORCE_ENV).ok().filter(|v| !v.is_empty());
-    let tools = match forced.as_deref() {
+    let forced = std::env::var(FORCE_ENV).ok();
+    choose_with(forced.as_deref(), crate::tools::find_program, tun_usable)
+}
+
+/// [`choose`] with the knob's value, the program finder and the tun
+/// check given.
+fn choose_with(
+    forced: Option<&str>,
+    find: impl Fn(&str) -> Option<PathBuf>,
+    tun: impl FnOnce() -> io::Result<()>,
+) -> Result<(Tool, PathBuf), String> {
+    let tools = match forced.filter(|v| !v.is_empty()) {
         None => vec![Tool::Pasta, Tool::Slirp4netns],
         Some("pasta") => vec![Tool::Pasta],
         Some("slirp4netns") => vec![Tool::Slirp4netns],
         Some("none") => return Err(format!("{FORCE_ENV}=none")),
         Some(other) => return Err(format!("{FORCE_ENV}={other:?} is not pasta, slirp4netns or none")),
     };
-    let Some((tool, path)) = tools.iter().find_map(|t| crate::tools::find_program(t.program()).map(|p| (*t, p))) else {
+    let Some((tool, path)) = tools.iter().find_map(|t| find(t.program()).map(|p| (*t, p))) else {
         let wanted: Vec<String> =
             tools.iter().map(|t| format!("{} (Debian: apt-get install {})", t.program(), t.package())).collect();
         return Err(format!("outbound access needs {} installed", wanted.join(" or ")));
     };
-    tun_usable().map_err(|e| {
+    tun().map_err(|e| {
         format!(
             "{} needs {TUN} open to you ({e}); as root: chmod 0666 {TUN}, as Debian's udev rules make it",
             tool.program()
@@ -410,6 +420,30 @@ mod tests {
         assert_eq!(b.record.parent(), Some(Path::new("/s/usermode")));
         assert_ne!(a.record, b.record);
         assert_eq!(a.log.with_extension("json"), a.record);
+    }
+
+    #[test]
+    fn pasta_first_then_slirp4netns_unless_forced() {
+        let both = |p: &str| Some(PathBuf::from(format!("/usr/bin/{p}")));
+        let slirp_only = |p: &str| (p == "slirp4netns").then(|| PathBuf::from("/usr/bin/slirp4netns"));
+        let open = || Ok(());
+        assert_eq!(choose_with(None, both, open).unwrap().0, Tool::Pasta);
+        assert_eq!(choose_with(Some(""), slirp_only, open).unwrap().0, Tool::Slirp4netns);
+        assert_eq!(choose_with(Some("slirp4netns"), both, open).unwrap().0, Tool::Slirp4netns);
+        let none = choose_with(Some("pasta"), slirp_only, open).unwrap_err();
+        assert!(none.contains("needs pasta (Debian: apt-get install passt) installed"), "{none}");
+        assert_eq!(choose_with(Some("none"), both, open).unwrap_err(), "BERTH_ROOTLESS_NET=none");
+        assert!(choose_with(Some("slirp"), both, open).unwrap_err().contains("is not pasta, slirp4netns or none"));
+        let neither = choose_with(None, |_: &str| None, open).unwrap_err();
+        assert!(neither.contains("pasta (Debian: apt-get install passt) or slirp4netns"), "{neither}");
+    }
+
+    #[test]
+    fn a_closed_tun_device_says_how_to_open_it() {
+        let both = |p: &str| Some(PathBuf::from(format!("/usr/bin/{p}")));
+        let closed = || Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        let why = choose_with(None, both, closed).unwrap_err();
+        assert!(why.starts_with("pasta needs /dev/net/tun open to you") && why.contains("chmod 0666"), "{why}");
     }
 
     #[test]
