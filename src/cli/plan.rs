@@ -173,10 +173,12 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
 /// How an env's network shows in the plan: what it reaches.
 fn network_part(network: berth::manifest::values::Network) -> String {
     use berth::manifest::values::Network;
-    match network {
-        Network::Project if berth::runtime::network::outbound_available() => "network project (outbound)".to_owned(),
-        Network::Project => "network project (loopback only: outbound needs root for now)".to_owned(),
-        other => format!("network {other}"),
+    use berth::runtime::network::Outbound;
+    match (network, berth::runtime::network::outbound()) {
+        (Network::Project, Outbound::Bridge) => "network project (outbound)".to_owned(),
+        (Network::Project, Outbound::Usermode(tool)) => format!("network project (outbound via {})", tool.program()),
+        (Network::Project, Outbound::LoopbackOnly(why)) => format!("network project (loopback only: {why})"),
+        (other, _) => format!("network {other}"),
     }
 }
 

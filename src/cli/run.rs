@@ -157,10 +157,12 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
     let bridge = args.network == "bridge";
     let network = match args.network.as_str() {
         "none" | "isolated" | "default" => NetworkMode::None,
-        "bridge" if !berth::runtime::network::outbound_available() => {
-            bail!("--network bridge needs root for now (rootless outbound access comes later); leave it out")
+        "bridge" => {
+            if let berth::runtime::network::Outbound::LoopbackOnly(why) = berth::runtime::network::outbound() {
+                bail!("--network bridge: no outbound access here: {why}; leave it out for loopback only")
+            }
+            NetworkMode::None // joined below, once the namespace is made
         }
-        "bridge" => NetworkMode::None, // joined below, once the namespace is made
         "host" => NetworkMode::Host,
         other => bail!(
             "--network {other:?}: expected none (a private network with only loopback), bridge (outbound access) or host"
@@ -221,7 +223,7 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         no_init: args.no_init,
     };
     let store = berth::store::Store::open(&ctx.store_root()?)?;
-    let resolv = berth::runtime::network::dns::resolv_conf(bridge);
+    let resolv = berth::runtime::network::resolv_conf(bridge);
     let container = {
         let _lock = store.lock_exclusive()?;
         if bridge {

@@ -197,6 +197,12 @@ pub fn fsck(store: &Store, _lock: &StoreLock) -> Result<FsckReport, MaintainErro
                 );
                 add(ProblemKind::OrphanNetwork, a.owner, message);
             }
+            for (netns, tool, pid) in network::usermode::orphans(store.root()) {
+                let message = format!(
+                    "the network namespace is gone, but its rootless network helper is recorded ({tool}, pid {pid}); `berth fsck --repair` ends it"
+                );
+                add(ProblemKind::OrphanNetwork, netns, message);
+            }
         }
         Err(e) => add(ProblemKind::BadContainers, store.containers_dir(), e.to_string()),
     }

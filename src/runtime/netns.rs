@@ -1,8 +1,9 @@
 //! Project network namespaces: `projects/NAME.netns` in the store, a
 //! network namespace kept alive by a bind mount (as `ip netns add` keeps
 //! one), which every container labelled [`PROJECT_LABEL`]` = NAME` that
-//! asked for the project's network joins; as root it reaches the outside
-//! through the project's bridge (`runtime::network`, attached by `up`).
+//! asked for the project's network joins; it reaches the outside through
+//! the project's bridge as root, or a user-mode helper (pasta or
+//! slirp4netns) rootless (`runtime::network`, attached by `up`).
 //! Envs with `network = "isolated"` share a second one,
 //! `projects/NAME.isolated-netns`, which has loopback only. (The extension
 //! tells them apart: a project name may contain dots, never `-netns`
@@ -58,7 +59,8 @@ pub enum NetnsError {
 /// Which of a project's two namespaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// `network = "project"`: shared, with outbound access as root.
+    /// `network = "project"`: shared, with outbound access (as root, or
+    /// rootless with a helper installed).
     Project,
     /// `network = "isolated"`: shared, loopback only.
     Isolated,

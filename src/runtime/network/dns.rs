@@ -27,6 +27,19 @@ pub fn resolv_conf(outbound: bool) -> String {
     for_bridge(&host, || std::fs::read_to_string(RESOLVED_UPSTREAM).ok())
 }
 
+/// The `/etc/resolv.conf` for a container whose network is a user-mode
+/// helper's (rootless, `runtime::network::usermode`): the host's file with
+/// the helper's DNS forwarder `server` as its one nameserver (the helper
+/// asks the host's resolvers, loopback ones included, from the host).
+pub fn for_forwarder(server: IpAddr) -> String {
+    forwarded(&std::fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default(), server)
+}
+
+fn forwarded(host: &str, server: IpAddr) -> String {
+    let kept = host.lines().filter(|l| l.split_whitespace().next() != Some("nameserver"));
+    kept.map(|l| format!("{l}\n")).chain([format!("nameserver {server}\n")]).collect()
+}
+
 fn loopback_server(line: &str) -> bool {
     let mut words = line.split_whitespace();
     words.next() == Some("nameserver")
@@ -60,6 +73,14 @@ mod tests {
     fn plain_resolvers_are_kept() {
         let host = "search example.org\nnameserver 10.255.255.53\noptions ndots:2\n";
         assert_eq!(for_bridge(host, || panic!("not read")), host);
+    }
+
+    #[test]
+    fn a_forwarder_replaces_every_nameserver() {
+        let host = "search lan\nnameserver 127.0.0.53\nnameserver 192.0.2.9\noptions edns0\n";
+        let server = IpAddr::from([10, 0, 2, 3]);
+        assert_eq!(forwarded(host, server), "search lan\noptions edns0\nnameserver 10.0.2.3\n");
+        assert_eq!(forwarded("", server), "nameserver 10.0.2.3\n");
     }
 
     #[test]

@@ -36,13 +36,20 @@
 //!
 //! IPv4 forwarding (`net.ipv4.ip_forward`) is turned on at the first attach
 //! and left on, as Docker and podman do; the table `inet berth` is shared by
-//! every store of the host. Rootless berth gets no outbound access in this
-//! stage: its project network stays loopback only.
+//! every store of the host.
+//!
+//! # Rootless
+//!
+//! An ordinary user's berth cannot make links on the host: [`attach`] and
+//! [`detach`] hand the namespace to [`usermode`] instead, which attaches
+//! pasta or slirp4netns to it, when one is installed ([`outbound`] says
+//! which applies, or why the network stays loopback only).
 
 pub mod dns;
 mod link;
 mod nft;
 pub mod subnet;
+pub mod usermode;
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -81,6 +88,12 @@ pub enum NetworkError {
     Nft { what: String, detail: String },
     #[error("project network: cannot turn on IPv4 forwarding (/proc/sys/net/ipv4/ip_forward): {source}")]
     Forwarding { source: io::Error },
+    #[error(
+        "project network {} (rootless): cannot {what}; give the envs network = \"isolated\" (loopback only) to go without, \
+         or see docs/network.md (Rootless) to debug it",
+        netns.display()
+    )]
+    Usermode { netns: PathBuf, what: String },
 }
 
 /// What a project network is made of.
@@ -91,10 +104,49 @@ pub struct ProjectNetwork {
     pub veth: String,
 }
 
-/// Whether envs can get outbound access here: only berth as root in this
-/// stage (rootless outbound would need pasta or slirp4netns).
+/// How a project network reaches the outside here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// Root: a bridge, a veth pair and masquerading.
+    Bridge,
+    /// Rootless: a user-mode helper ([`usermode`]).
+    Usermode(usermode::Tool),
+    /// Rootless with no usable helper: loopback only, and why.
+    LoopbackOnly(String),
+}
+
+/// How a project network reaches the outside here (see [`Outbound`]).
+pub fn outbound() -> Outbound {
+    if !super::userns::rootless() {
+        return Outbound::Bridge;
+    }
+    match usermode::choose() {
+        Ok((tool, _)) => Outbound::Usermode(tool),
+        Err(why) => Outbound::LoopbackOnly(why),
+    }
+}
+
+/// Whether envs can get outbound access here.
 pub fn outbound_available() -> bool {
-    !super::userns::rootless()
+    !matches!(outbound(), Outbound::LoopbackOnly(_))
+}
+
+/// The `/etc/resolv.conf` for a container; `networked`: it joins a project
+/// network (or a lone container's, `run --network bridge`) with outbound
+/// access here.
+pub fn resolv_conf(networked: bool) -> String {
+    match outbound() {
+        Outbound::Bridge if networked => dns::resolv_conf(true),
+        Outbound::Usermode(_) if networked => dns::for_forwarder(usermode::DNS.into()),
+        _ => dns::resolv_conf(false),
+    }
+}
+
+/// What [`attach`] connected a namespace with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attached {
+    Bridge(ProjectNetwork),
+    Usermode(usermode::Tool),
 }
 
 /// The bridge's and the veth's names for the namespace file `owner`.
@@ -126,9 +178,14 @@ fn gone(result: io::Result<()>) -> io::Result<()> {
 
 /// Connects the project network namespace `netns` of `project` to the
 /// outside (see the module page); finishes what an interrupted attach left.
-/// The caller holds the store's exclusive lock.
-pub fn attach(netns: &Path, project: &str) -> Result<ProjectNetwork, NetworkError> {
-    attach_with(&Record::host(), netns, project)
+/// The caller holds the store's exclusive lock. Rootless, a user-mode
+/// helper is attached instead ([`usermode::attach`]).
+pub fn attach(netns: &Path, project: &str) -> Result<Attached, NetworkError> {
+    if super::userns::rootless() {
+        let owner = std::path::absolute(netns).map_err(link_err(format!("find {}", netns.display())))?;
+        return usermode::attach(&owner).map(Attached::Usermode);
+    }
+    attach_with(&Record::host(), netns, project).map(Attached::Bridge)
 }
 
 fn attach_with(record: &Record, netns: &Path, project: &str) -> Result<ProjectNetwork, NetworkError> {
@@ -214,11 +271,16 @@ fn teardown(subnet: Subnet, a: &Allocation) -> Result<(), NetworkError> {
 /// Removes the network of the project namespace `netns` (whether or not
 /// the namespace is still there); returns whether there was one.
 pub fn detach(netns: &Path) -> Result<bool, NetworkError> {
+    if super::userns::rootless() {
+        // Whether or not a helper is installed now: one may have been then.
+        let owner = std::path::absolute(netns).map_err(link_err(format!("find {}", netns.display())))?;
+        return usermode::detach(&owner);
+    }
     detach_with(&Record::host(), netns)
 }
 
 fn detach_with(record: &Record, netns: &Path) -> Result<bool, NetworkError> {
-    if !outbound_available() || !record.exists() {
+    if super::userns::rootless() || !record.exists() {
         return Ok(false);
     }
     let owner = std::path::absolute(netns).map_err(link_err(format!("find {}", netns.display())))?;
@@ -241,7 +303,8 @@ fn detach_with(record: &Record, netns: &Path) -> Result<bool, NetworkError> {
 /// them.
 pub fn orphans(dirs: &[PathBuf]) -> Result<Vec<(Subnet, Allocation)>, NetworkError> {
     let record = Record::host();
-    if !outbound_available() || !record.exists() {
+    // Rootless berth has no bridges (its helpers are `usermode::orphans`).
+    if super::userns::rootless() || !record.exists() {
         return Ok(Vec::new());
     }
     let mut within = Vec::new();
