@@ -174,7 +174,12 @@ fn render(plan: &Plan, file: &str, paint: &Paint) -> String {
 fn network_part(network: berth::manifest::values::Network) -> String {
     use berth::manifest::values::Network;
     match network {
-        Network::Project if berth::runtime::network::outbound_available() => "network project (outbound)".to_owned(),
+        Network::Project if berth::runtime::network::outbound_available() => {
+            match berth::runtime::network::ipv6::host_support() {
+                Ok(()) => "network project (outbound, IPv4 and IPv6)".to_owned(),
+                Err(why) => format!("network project (outbound, IPv4 only: {why})"),
+            }
+        }
         Network::Project => "network project (loopback only: outbound needs root for now)".to_owned(),
         other => format!("network {other}"),
     }
