@@ -1,10 +1,10 @@
 //! Project networks and the host they run on, as root, end to end: an env
 //! gets IPv6 (address, default route, masquerading) where the host has it,
 //! and reaches a listener on its bridge's IPv6 address; on a host whose
-//! firewall drops forwarded traffic (a table made here as Docker makes
-//! its), berth adds accept rules for its bridges and an env reaches a
-//! namespace outside through the forward path; `down` leaves the host as
-//! it was.
+//! firewall drops forwarded traffic (a network namespace set up here as
+//! Docker sets up a host, so the real host's tables are never touched),
+//! berth adds accept rules for its bridges and an env reaches a namespace
+//! outside through the forward path; `down` leaves the host as it was.
 //!
 //! Traffic goes only to addresses of the bridges and namespaces these tests
 //! made. The tests take one lock: each compares the host's berth links and
@@ -14,12 +14,12 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv6Addr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
 use support::Berth;
-use support::image::require_tool;
+use support::image::{require_tool, succeeded};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -74,6 +74,15 @@ fn pong(listener: TcpListener) -> std::thread::JoinHandle<IpAddr> {
     })
 }
 
+/// Runs its closure when dropped: `berth down` also when a test fails.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
 /// The second word after `word` in `text` (as in `via ADDR`, `inet6 ADDR/64`).
 fn after<'a>(text: &'a str, word: &str) -> Option<&'a str> {
     text.split_whitespace().skip_while(|w| *w != word).nth(1)
@@ -92,6 +101,7 @@ fn an_env_has_ipv6_where_the_host_has_it_and_down_leaves_nothing() {
         return;
     }
     assert!(plan.contains("network project (outbound, IPv4 and IPv6)"), "{plan}");
+    let _down = OnDrop(|| drop(berth.run_in(dir.path(), &["down"])));
     berth.run_in(dir.path(), &["up", "-d"]).ok();
 
     // The env's own address and default route, the bridge's address.
@@ -126,4 +136,161 @@ fn an_env_has_ipv6_where_the_host_has_it_and_down_leaves_nothing() {
     assert_eq!(forwarding.trim(), "1");
     berth.run_in(dir.path(), &["down"]).ok();
     assert_eq!(berth_state(), before);
+}
+
+/// A network namespace made by the test to stand for a host with Docker's
+/// firewall, so that its tables touch nothing of the real host's: berth
+/// runs in it (`nsenter --net`), and its forward chains drop by default,
+/// one made with nft, one with iptables-nft exactly as Docker makes it
+/// (`FORWARD` policy `DROP`, jumping to `DOCKER-USER` first). A second
+/// namespace behind a veth pair is the outside, with a listener. Both are
+/// removed on drop (with every link, route and table in them), also when
+/// the test fails.
+struct DockerHost {
+    ip: PathBuf,
+    nsenter: PathBuf,
+}
+
+const HOST_NS: &str = "berthtest-host";
+const OUTSIDE_NS: &str = "berthtest-out";
+const OUTSIDE_HOST: &str = "198.18.249.1";
+const OUTSIDE_PEER: &str = "198.18.249.2";
+const PLAIN: &str = "berthtest_plain";
+
+impl DockerHost {
+    fn make() -> DockerHost {
+        let host = DockerHost { ip: require_tool("ip", "iproute2"), nsenter: require_tool("nsenter", "util-linux") };
+        let nft = require_tool("nft", "nftables");
+        let iptables = require_tool("iptables-nft", "iptables");
+        host.remove();
+        let ip = |args: &[&str]| {
+            succeeded(&format!("ip {}", args.join(" ")), &Command::new(&host.ip).args(args).output().unwrap())
+        };
+        ip(&["netns", "add", HOST_NS]);
+        ip(&["netns", "add", OUTSIDE_NS]);
+        for (ns, dev, addr) in [(HOST_NS, "o0", OUTSIDE_HOST), (OUTSIDE_NS, "eth0", OUTSIDE_PEER)] {
+            if ns == HOST_NS {
+                ip(&["-n", ns, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", OUTSIDE_NS]);
+            }
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        let drop_policy = "{ type filter hook forward priority filter; policy drop; }";
+        host.run(&nft, &["add", "table", "ip", PLAIN]);
+        host.run(&nft, &["add", "chain", "ip", PLAIN, "FORWARD", drop_policy]);
+        for args in [&["-P", "FORWARD", "DROP"][..], &["-N", "DOCKER-USER"], &["-I", "FORWARD", "-j", "DOCKER-USER"]] {
+            host.run(&iptables, args);
+        }
+        host
+    }
+
+    /// `program ARGS` in the stand-in host's network namespace; its output.
+    fn run(&self, program: &Path, args: &[&str]) -> String {
+        let out = self.command(program, args).output().unwrap();
+        succeeded(&format!("{} {}", program.display(), args.join(" ")), &out)
+    }
+
+    fn command(&self, program: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.nsenter);
+        cmd.arg(format!("--net=/run/netns/{HOST_NS}")).arg(program).args(args);
+        cmd
+    }
+
+    /// `berth --root STORE ARGS` in the stand-in host, run in `cwd`.
+    fn berth(&self, berth: &Berth, cwd: &Path, args: &[&str]) -> support::Run {
+        let mut cmd = self.command(Path::new(env!("CARGO_BIN_EXE_berth")), &["--root"]);
+        cmd.arg(berth.store_root()).args(args).current_dir(cwd).env("NO_COLOR", "1");
+        support::Run::from(cmd.output().unwrap())
+    }
+
+    /// The stand-in host's links (by name), addresses and routes, and its
+    /// whole ruleset without counters.
+    fn state(&self) -> String {
+        let nft = require_tool("nft", "nftables");
+        let links = self.run(&self.ip, &["-o", "link"]);
+        let names: String = links.lines().filter_map(|l| l.split(": ").nth(1)).map(|n| format!("{n}\n")).collect();
+        let addrs = self.run(&self.ip, &["-br", "addr"]);
+        let addrs: String = addrs
+            .lines()
+            .map(|l| l.split_whitespace().filter(|w| *w != "UP" && *w != "UNKNOWN"))
+            .map(|w| w.collect::<Vec<_>>().join(" ") + "\n")
+            .collect();
+        names + &addrs + &self.run(&self.ip, &["route"]) + &self.run(&nft, &["-s", "list", "ruleset"])
+    }
+
+    fn remove(&self) {
+        for ns in [HOST_NS, OUTSIDE_NS] {
+            let _ = Command::new(&self.ip).args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+impl Drop for DockerHost {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+#[test]
+fn on_a_host_whose_firewall_drops_forwarded_traffic_envs_still_reach_out() {
+    let _one = serial();
+    let real_host = berth_state();
+    let host = DockerHost::make();
+    let before = host.state();
+    assert!(before.contains("policy drop") && before.contains("DOCKER-USER"), "{before}");
+
+    // A listener of the test's own in the outside namespace.
+    let ns = Path::new("/run/netns").join(OUTSIDE_NS);
+    let listener = berth::sys::netns::in_net_ns(&ns, || TcpListener::bind((OUTSIDE_PEER, 0))).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = pong(listener);
+
+    let berth = Berth::new();
+    let dir = project("fw");
+    let down = host.command(Path::new(env!("CARGO_BIN_EXE_berth")), &["--root"]);
+    let (store, cwd) = (berth.store_root(), dir.path().to_owned());
+    let mut down = Some(down);
+    let _down = OnDrop(move || {
+        if let Some(mut cmd) = down.take() {
+            let _ = cmd.arg(&store).arg("down").current_dir(&cwd).output();
+        }
+    });
+    host.berth(&berth, dir.path(), &["up", "-d"]).ok();
+    let said = host.berth(
+        &berth,
+        dir.path(),
+        &["exec", "fw-app", "sh", "-c", &format!("echo ping | nc {OUTSIDE_PEER} {port}")],
+    );
+    let during = host.state();
+    assert_eq!(said.ok(), "pong\n", "through the forward path; the stand-in host:\n{during}");
+    assert_eq!(server.join().unwrap().to_string(), OUTSIDE_HOST, "masqueraded to the host's address");
+
+    // berth's two rules in the plain table's chain, as nft rules, and in
+    // DOCKER-USER as iptables rules (iptables can still read its table);
+    // none in the FORWARD chain that jumps there.
+    let nft = require_tool("nft", "nftables");
+    let plain = host.run(&nft, &["list", "chain", "ip", PLAIN, "FORWARD"]);
+    assert!(plain.contains("iifname \"berth-*\" accept comment \"berth\""), "{plain}");
+    assert!(plain.contains("oifname \"berth-*\" ct state established,related accept comment \"berth\""), "{plain}");
+    let iptables = require_tool("iptables-nft", "iptables");
+    let docker = host.run(&iptables, &["-S"]);
+    let user: Vec<&str> = docker.lines().filter(|l| l.starts_with("-A DOCKER-USER")).collect();
+    assert_eq!(
+        user,
+        [
+            "-A DOCKER-USER -i berth-+ -m comment --comment berth -j ACCEPT",
+            "-A DOCKER-USER -o berth-+ -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment berth -j ACCEPT"
+        ],
+        "{docker}"
+    );
+    assert!(!docker.lines().any(|l| l.starts_with("-A FORWARD") && l.contains("berth")), "{docker}");
+
+    // A second `up` adds nothing; `down` takes exactly what berth added.
+    host.berth(&berth, dir.path(), &["up", "-d"]).ok();
+    assert_eq!(host.state(), during);
+    host.berth(&berth, dir.path(), &["down"]).ok();
+    assert_eq!(host.state(), before);
+    drop(host);
+    assert_eq!(berth_state(), real_host, "nothing of this on the real host");
 }

@@ -21,8 +21,10 @@
 //! next one, with nothing made twice. [`detach`] runs when the namespace
 //! goes (`netns::remove`: `down`, the project's last `rm`, `--rm`, a failed
 //! first `up`, `fsck --repair`) and removes exactly what [`attach`] made:
-//! the two nftables elements (the table with the last project), the veth,
-//! the bridge (its address and route go with it) and the subnet's record.
+//! the nftables elements (the table with the last project, and with it
+//! the accept rules berth put in another firewall's chains, [`firewall`]),
+//! the veth, the bridge (its address and route go with it) and the
+//! subnet's record.
 //!
 //! # Names and subnets
 //!
@@ -42,6 +44,7 @@
 //! stage: its project network stays loopback only.
 
 pub mod dns;
+mod firewall;
 pub mod ipv6;
 mod link;
 mod nft;
@@ -170,6 +173,7 @@ fn attach_with(record: &Record, netns: &Path, project: &str) -> Result<ProjectNe
     // (an interface came to rely on router advertisements): IPv4 only now.
     let v6 = v6.filter(|_| host6.is_ok());
     nft::add(&bridge, subnet, v6)?;
+    firewall::admit()?;
     links(&owner, &bridge, &veth, subnet, v6)?;
     enable_forwarding()?;
     if v6.is_some() {
@@ -236,7 +240,9 @@ fn enable_forwarding() -> Result<(), NetworkError> {
 
 /// Removes what `a` names: its nftables elements, veth and bridge.
 fn teardown(subnet: Subnet, a: &Allocation) -> Result<(), NetworkError> {
-    nft::remove(&a.bridge, subnet)?;
+    if nft::remove(&a.bridge, subnet)? {
+        firewall::withdraw()?;
+    }
     let mut host = Rtnl::open().map_err(link_err("open a netlink socket".into()))?;
     gone(host.delete(&a.veth)).map_err(link_err(format!("remove {}", a.veth)))?;
     gone(host.delete(&a.bridge)).map_err(link_err(format!("remove {}", a.bridge)))?;

@@ -203,7 +203,7 @@ fn parse_listing(json: &Value) -> Listed {
     out
 }
 
-fn nft(args: &[&str], input: Option<&Value>) -> Result<std::process::Output, NetworkError> {
+pub(super) fn nft(args: &[&str], input: Option<&Value>) -> Result<std::process::Output, NetworkError> {
     let program = crate::tools::find_program("nft")
         .ok_or_else(|| NetworkError::NftMissing { why: "it is not installed".into() })?;
     let mut child = Command::new(program)
@@ -225,7 +225,7 @@ fn nft(args: &[&str], input: Option<&Value>) -> Result<std::process::Output, Net
     child.wait_with_output().map_err(|e| NetworkError::Nft { what: "wait for nft".into(), detail: e.to_string() })
 }
 
-fn apply(batch: &Value, what: String) -> Result<(), NetworkError> {
+pub(super) fn apply(batch: &Value, what: String) -> Result<(), NetworkError> {
     let out = nft(&["-j", "-f", "-"], Some(batch))?;
     if !out.status.success() {
         return Err(NetworkError::Nft { what, detail: String::from_utf8_lossy(&out.stderr).trim().to_owned() });
