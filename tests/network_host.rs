@@ -4,7 +4,8 @@
 //! firewall drops forwarded traffic (a network namespace set up here as
 //! Docker sets up a host, so the real host's tables are never touched),
 //! berth adds accept rules for its bridges and an env reaches a namespace
-//! outside through the forward path; `down` leaves the host as it was.
+//! outside through the forward path, over IPv4 and IPv6 (masqueraded);
+//! `down` leaves the host as it was.
 //!
 //! Traffic goes only to addresses of the bridges and namespaces these tests
 //! made. The tests take one lock: each compares the host's berth links and
@@ -155,6 +156,8 @@ const HOST_NS: &str = "berthtest-host";
 const OUTSIDE_NS: &str = "berthtest-out";
 const OUTSIDE_HOST: &str = "198.18.249.1";
 const OUTSIDE_PEER: &str = "198.18.249.2";
+const OUTSIDE_HOST6: &str = "fdbe:7e57:0:1::1";
+const OUTSIDE_PEER6: &str = "fdbe:7e57:0:1::2";
 const PLAIN: &str = "berthtest_plain";
 
 impl DockerHost {
@@ -162,25 +165,31 @@ impl DockerHost {
         let host = DockerHost { ip: require_tool("ip", "iproute2"), nsenter: require_tool("nsenter", "util-linux") };
         let nft = require_tool("nft", "nftables");
         let iptables = require_tool("iptables-nft", "iptables");
+        let ip6tables = require_tool("ip6tables-nft", "iptables");
         host.remove();
         let ip = |args: &[&str]| {
             succeeded(&format!("ip {}", args.join(" ")), &Command::new(&host.ip).args(args).output().unwrap())
         };
         ip(&["netns", "add", HOST_NS]);
         ip(&["netns", "add", OUTSIDE_NS]);
-        for (ns, dev, addr) in [(HOST_NS, "o0", OUTSIDE_HOST), (OUTSIDE_NS, "eth0", OUTSIDE_PEER)] {
+        let ends = [(HOST_NS, "o0", OUTSIDE_HOST, OUTSIDE_HOST6), (OUTSIDE_NS, "eth0", OUTSIDE_PEER, OUTSIDE_PEER6)];
+        for (ns, dev, addr, addr6) in ends {
             if ns == HOST_NS {
                 ip(&["-n", ns, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", OUTSIDE_NS]);
             }
             ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev]);
+            ip(&["-n", ns, "addr", "add", &format!("{addr6}/64"), "dev", dev, "nodad"]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
+        // An IPv6 default route: the stand-in host has IPv6 for projects.
+        ip(&["-n", HOST_NS, "-6", "route", "add", "default", "via", OUTSIDE_PEER6]);
         let drop_policy = "{ type filter hook forward priority filter; policy drop; }";
         host.run(&nft, &["add", "table", "ip", PLAIN]);
         host.run(&nft, &["add", "chain", "ip", PLAIN, "FORWARD", drop_policy]);
         for args in [&["-P", "FORWARD", "DROP"][..], &["-N", "DOCKER-USER"], &["-I", "FORWARD", "-j", "DOCKER-USER"]] {
             host.run(&iptables, args);
+            host.run(&ip6tables, args);
         }
         host
     }
@@ -216,7 +225,8 @@ impl DockerHost {
             .map(|l| l.split_whitespace().filter(|w| *w != "UP" && *w != "UNKNOWN"))
             .map(|w| w.collect::<Vec<_>>().join(" ") + "\n")
             .collect();
-        names + &addrs + &self.run(&self.ip, &["route"]) + &self.run(&nft, &["-s", "list", "ruleset"])
+        let routes = self.run(&self.ip, &["route"]) + &self.run(&self.ip, &["-6", "route"]);
+        names + &addrs + &routes + &self.run(&nft, &["-s", "list", "ruleset"])
     }
 
     fn remove(&self) {
@@ -240,11 +250,15 @@ fn on_a_host_whose_firewall_drops_forwarded_traffic_envs_still_reach_out() {
     let before = host.state();
     assert!(before.contains("policy drop") && before.contains("DOCKER-USER"), "{before}");
 
-    // A listener of the test's own in the outside namespace.
+    // Listeners of the test's own in the outside namespace.
     let ns = Path::new("/run/netns").join(OUTSIDE_NS);
-    let listener = berth::sys::netns::in_net_ns(&ns, || TcpListener::bind((OUTSIDE_PEER, 0))).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = pong(listener);
+    let listen = |addr: &str| {
+        let addr: IpAddr = addr.parse().unwrap();
+        let listener = berth::sys::netns::in_net_ns(&ns, || TcpListener::bind((addr, 0))).unwrap();
+        (listener.local_addr().unwrap().port(), pong(listener))
+    };
+    let (port, server) = listen(OUTSIDE_PEER);
+    let (port6, server6) = listen(OUTSIDE_PEER6);
 
     let berth = Berth::new();
     let dir = project("fw");
@@ -256,15 +270,19 @@ fn on_a_host_whose_firewall_drops_forwarded_traffic_envs_still_reach_out() {
             let _ = cmd.arg(&store).arg("down").current_dir(&cwd).output();
         }
     });
+    let plan = host.berth(&berth, dir.path(), &["plan"]).ok().to_owned();
+    assert!(plan.contains("network project (outbound, IPv4 and IPv6)"), "{plan}");
     host.berth(&berth, dir.path(), &["up", "-d"]).ok();
-    let said = host.berth(
-        &berth,
-        dir.path(),
-        &["exec", "fw-app", "sh", "-c", &format!("echo ping | nc {OUTSIDE_PEER} {port}")],
-    );
+    for (peer, port, server, masqueraded) in
+        [(OUTSIDE_PEER, port, server, OUTSIDE_HOST), (OUTSIDE_PEER6, port6, server6, OUTSIDE_HOST6)]
+    {
+        let ping = format!("echo ping | nc {peer} {port}");
+        let said = host.berth(&berth, dir.path(), &["exec", "fw-app", "sh", "-c", &ping]);
+        let during = host.state();
+        assert_eq!(said.ok(), "pong\n", "{peer} through the forward path; the stand-in host:\n{during}");
+        assert_eq!(server.join().unwrap().to_string(), masqueraded, "masqueraded to the host's address");
+    }
     let during = host.state();
-    assert_eq!(said.ok(), "pong\n", "through the forward path; the stand-in host:\n{during}");
-    assert_eq!(server.join().unwrap().to_string(), OUTSIDE_HOST, "masqueraded to the host's address");
 
     // berth's two rules in the plain table's chain, as nft rules, and in
     // DOCKER-USER as iptables rules (iptables can still read its table);
@@ -273,18 +291,20 @@ fn on_a_host_whose_firewall_drops_forwarded_traffic_envs_still_reach_out() {
     let plain = host.run(&nft, &["list", "chain", "ip", PLAIN, "FORWARD"]);
     assert!(plain.contains("iifname \"berth-*\" accept comment \"berth\""), "{plain}");
     assert!(plain.contains("oifname \"berth-*\" ct state established,related accept comment \"berth\""), "{plain}");
-    let iptables = require_tool("iptables-nft", "iptables");
-    let docker = host.run(&iptables, &["-S"]);
-    let user: Vec<&str> = docker.lines().filter(|l| l.starts_with("-A DOCKER-USER")).collect();
-    assert_eq!(
-        user,
-        [
-            "-A DOCKER-USER -i berth-+ -m comment --comment berth -j ACCEPT",
-            "-A DOCKER-USER -o berth-+ -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment berth -j ACCEPT"
-        ],
-        "{docker}"
-    );
-    assert!(!docker.lines().any(|l| l.starts_with("-A FORWARD") && l.contains("berth")), "{docker}");
+    for program in [require_tool("iptables-nft", "iptables"), require_tool("ip6tables-nft", "iptables")] {
+        let docker = host.run(&program, &["-S"]);
+        let user: Vec<&str> = docker.lines().filter(|l| l.starts_with("-A DOCKER-USER")).collect();
+        assert_eq!(
+            user,
+            [
+                "-A DOCKER-USER -i berth-+ -m comment --comment berth -j ACCEPT",
+                "-A DOCKER-USER -o berth-+ -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment berth -j ACCEPT"
+            ],
+            "{}: {docker}",
+            program.display()
+        );
+        assert!(!docker.lines().any(|l| l.starts_with("-A FORWARD") && l.contains("berth")), "{docker}");
+    }
 
     // A second `up` adds nothing; `down` takes exactly what berth added.
     host.berth(&berth, dir.path(), &["up", "-d"]).ok();
