@@ -4,7 +4,9 @@
 //! firewall drops forwarded traffic (a network namespace set up here as
 //! Docker sets up a host, so the real host's tables are never touched),
 //! berth adds accept rules for its bridges and an env reaches a namespace
-//! outside through the forward path, over IPv4 and IPv6 (masqueraded);
+//! outside through the forward path, over IPv4 and IPv6 (masqueraded); on
+//! a host whose IPv6 default route comes from router advertisements,
+//! projects stay IPv4 only and the host keeps taking advertisements;
 //! `down` leaves the host as it was.
 //!
 //! Traffic goes only to addresses of the bridges and namespaces these tests
@@ -139,15 +141,13 @@ fn an_env_has_ipv6_where_the_host_has_it_and_down_leaves_nothing() {
     assert_eq!(berth_state(), before);
 }
 
-/// A network namespace made by the test to stand for a host with Docker's
-/// firewall, so that its tables touch nothing of the real host's: berth
-/// runs in it (`nsenter --net`), and its forward chains drop by default,
-/// one made with nft, one with iptables-nft exactly as Docker makes it
-/// (`FORWARD` policy `DROP`, jumping to `DOCKER-USER` first). A second
-/// namespace behind a veth pair is the outside, with a listener. Both are
-/// removed on drop (with every link, route and table in them), also when
-/// the test fails.
-struct DockerHost {
+/// A network namespace made by the test to stand for a host, so that what
+/// is done to its firewall and settings touches nothing of the real
+/// host's: berth runs in it (`nsenter --net`). A second namespace behind a
+/// veth pair is the outside, where the test's listeners are (IPv4 and
+/// IPv6 addresses on both ends). Both are removed on drop (with every
+/// link, route and table in them), also when the test fails.
+struct StandIn {
     ip: PathBuf,
     nsenter: PathBuf,
 }
@@ -160,38 +160,69 @@ const OUTSIDE_HOST6: &str = "fdbe:7e57:0:1::1";
 const OUTSIDE_PEER6: &str = "fdbe:7e57:0:1::2";
 const PLAIN: &str = "berthtest_plain";
 
-impl DockerHost {
-    fn make() -> DockerHost {
-        let host = DockerHost { ip: require_tool("ip", "iproute2"), nsenter: require_tool("nsenter", "util-linux") };
-        let nft = require_tool("nft", "nftables");
-        let iptables = require_tool("iptables-nft", "iptables");
-        let ip6tables = require_tool("ip6tables-nft", "iptables");
+impl StandIn {
+    fn make() -> StandIn {
+        let host = StandIn { ip: require_tool("ip", "iproute2"), nsenter: require_tool("nsenter", "util-linux") };
         host.remove();
-        let ip = |args: &[&str]| {
-            succeeded(&format!("ip {}", args.join(" ")), &Command::new(&host.ip).args(args).output().unwrap())
-        };
-        ip(&["netns", "add", HOST_NS]);
-        ip(&["netns", "add", OUTSIDE_NS]);
+        host.ip(&["netns", "add", HOST_NS]);
+        host.ip(&["netns", "add", OUTSIDE_NS]);
+        // The outside's addresses usable at once (it sends advertisements).
+        host.ip(&["netns", "exec", OUTSIDE_NS, "sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0"]);
         let ends = [(HOST_NS, "o0", OUTSIDE_HOST, OUTSIDE_HOST6), (OUTSIDE_NS, "eth0", OUTSIDE_PEER, OUTSIDE_PEER6)];
         for (ns, dev, addr, addr6) in ends {
             if ns == HOST_NS {
-                ip(&["-n", ns, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", OUTSIDE_NS]);
+                host.ip(&["-n", ns, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", OUTSIDE_NS]);
             }
-            ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev]);
-            ip(&["-n", ns, "addr", "add", &format!("{addr6}/64"), "dev", dev, "nodad"]);
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-        }
-        // An IPv6 default route: the stand-in host has IPv6 for projects.
-        ip(&["-n", HOST_NS, "-6", "route", "add", "default", "via", OUTSIDE_PEER6]);
-        let drop_policy = "{ type filter hook forward priority filter; policy drop; }";
-        host.run(&nft, &["add", "table", "ip", PLAIN]);
-        host.run(&nft, &["add", "chain", "ip", PLAIN, "FORWARD", drop_policy]);
-        for args in [&["-P", "FORWARD", "DROP"][..], &["-N", "DOCKER-USER"], &["-I", "FORWARD", "-j", "DOCKER-USER"]] {
-            host.run(&iptables, args);
-            host.run(&ip6tables, args);
+            host.ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev]);
+            host.ip(&["-n", ns, "addr", "add", &format!("{addr6}/64"), "dev", dev, "nodad"]);
+            host.ip(&["-n", ns, "link", "set", dev, "up"]);
+            host.ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
         host
+    }
+
+    fn ip(&self, args: &[&str]) -> String {
+        succeeded(&format!("ip {}", args.join(" ")), &Command::new(&self.ip).args(args).output().unwrap())
+    }
+
+    /// Docker's firewall, as Docker makes it with iptables-nft (`FORWARD`
+    /// policy `DROP`, jumping to `DOCKER-USER` first; for IPv4 and IPv6),
+    /// and a plain nftables table whose forward chain drops by default.
+    fn docker_firewall(&self) {
+        let nft = require_tool("nft", "nftables");
+        let iptables = require_tool("iptables-nft", "iptables");
+        let ip6tables = require_tool("ip6tables-nft", "iptables");
+        let drop_policy = "{ type filter hook forward priority filter; policy drop; }";
+        self.run(&nft, &["add", "table", "ip", PLAIN]);
+        self.run(&nft, &["add", "chain", "ip", PLAIN, "FORWARD", drop_policy]);
+        for args in [&["-P", "FORWARD", "DROP"][..], &["-N", "DOCKER-USER"], &["-I", "FORWARD", "-j", "DOCKER-USER"]] {
+            self.run(&iptables, args);
+            self.run(&ip6tables, args);
+        }
+    }
+
+    /// An IPv6 default route of the stand-in host's own (static).
+    fn static_ipv6_default(&self) {
+        self.ip(&["-n", HOST_NS, "-6", "route", "add", "default", "via", OUTSIDE_PEER6]);
+    }
+
+    /// The outside sends a router advertisement (a default router, for 30
+    /// minutes) to all nodes on the link, as a home or office router does;
+    /// returns once the stand-in host has its default route from it.
+    fn advertise_router(&self) {
+        let python = require_tool("python3", "python3");
+        let send = "import socket\n\
+            s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)\n\
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)\n\
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex('eth0'))\n\
+            ra = bytes([134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0])\n\
+            s.sendto(ra, ('ff02::1', 0, 0, socket.if_nametoindex('eth0')))\n";
+        support::poll("the stand-in host's default route from the advertisement", || {
+            // Fails until the outside's link-local address is there.
+            let _ = Command::new(&self.ip).args(["netns", "exec", OUTSIDE_NS]).arg(&python).args(["-c", send]).output();
+            let route = self.ip(&["-n", HOST_NS, "-6", "route", "show", "default"]);
+            route.contains("proto ra").then_some(())
+        });
     }
 
     /// `program ARGS` in the stand-in host's network namespace; its output.
@@ -236,7 +267,7 @@ impl DockerHost {
     }
 }
 
-impl Drop for DockerHost {
+impl Drop for StandIn {
     fn drop(&mut self) {
         self.remove();
     }
@@ -246,7 +277,9 @@ impl Drop for DockerHost {
 fn on_a_host_whose_firewall_drops_forwarded_traffic_envs_still_reach_out() {
     let _one = serial();
     let real_host = berth_state();
-    let host = DockerHost::make();
+    let host = StandIn::make();
+    host.static_ipv6_default();
+    host.docker_firewall();
     let before = host.state();
     assert!(before.contains("policy drop") && before.contains("DOCKER-USER"), "{before}");
 
@@ -311,6 +344,46 @@ fn on_a_host_whose_firewall_drops_forwarded_traffic_envs_still_reach_out() {
     assert_eq!(host.state(), during);
     host.berth(&berth, dir.path(), &["down"]).ok();
     assert_eq!(host.state(), before);
+    drop(host);
+    assert_eq!(berth_state(), real_host, "nothing of this on the real host");
+}
+
+#[test]
+fn a_host_that_takes_its_ipv6_route_from_router_advertisements_keeps_it() {
+    let _one = serial();
+    let real_host = berth_state();
+    let host = StandIn::make();
+    host.advertise_router();
+    let forwarding = || host.ip(&["netns", "exec", HOST_NS, "sysctl", "-n", "net.ipv6.conf.all.forwarding"]);
+    assert_eq!(forwarding().trim(), "0");
+
+    // IPv4 only, and the plan says why.
+    let berth = Berth::new();
+    let dir = project("ra");
+    let plan = host.berth(&berth, dir.path(), &["plan"]).ok().to_owned();
+    assert!(
+        plan.contains("network project (outbound, IPv4 only: o0 takes IPv6 routes from router advertisements"),
+        "{plan}"
+    );
+    let down = host.command(Path::new(env!("CARGO_BIN_EXE_berth")), &["--root"]);
+    let (store, cwd) = (berth.store_root(), dir.path().to_owned());
+    let mut down = Some(down);
+    let _down = OnDrop(move || {
+        if let Some(mut cmd) = down.take() {
+            let _ = cmd.arg(&store).arg("down").current_dir(&cwd).output();
+        }
+    });
+    host.berth(&berth, dir.path(), &["up", "-d"]).ok();
+    let addrs =
+        host.berth(&berth, dir.path(), &["exec", "ra-app", "ip", "-6", "-o", "addr", "show", "scope", "global"]);
+    assert_eq!(addrs.ok(), "", "no IPv6 address in the env");
+    assert_eq!(forwarding().trim(), "0", "IPv6 forwarding left off");
+    let v4 = host.berth(&berth, dir.path(), &["exec", "ra-app", "ip", "-4", "route", "show", "default"]);
+    assert!(v4.ok().contains("via 10.123."), "IPv4 as ever: {}", v4.stdout);
+    // Advertisements still count: the route, gone, comes back with the next.
+    host.ip(&["-n", HOST_NS, "-6", "route", "del", "default", "dev", "o0"]);
+    host.advertise_router();
+    host.berth(&berth, dir.path(), &["down"]).ok();
     drop(host);
     assert_eq!(berth_state(), real_host, "nothing of this on the real host");
 }
