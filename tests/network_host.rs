@@ -1,17 +1,22 @@
-//! Project networks and the host they run on, as root, end to end: an env
-//! gets IPv6 (address, default route, masquerading) where the host has it,
-//! and reaches a listener on its bridge's IPv6 address; on a host whose
-//! firewall drops forwarded traffic (a network namespace set up here as
-//! Docker sets up a host, so the real host's tables are never touched),
-//! berth adds accept rules for its bridges and an env reaches a namespace
-//! outside through the forward path, over IPv4 and IPv6 (masqueraded); on
-//! a host whose IPv6 default route comes from router advertisements,
-//! projects stay IPv4 only and the host keeps taking advertisements;
-//! `down` leaves the host as it was.
+//! Project networks and the host they run on, as root, end to end. Each
+//! test runs berth in a network namespace of its own that stands for the
+//! host (`nsenter --net`), set up as the case needs, so that the real
+//! host's routes, firewall and sysctls are never touched, and other tests'
+//! projects on this machine do not meet these:
+//!
+//! - an env gets IPv6 (address, default route, masquerading) where the host
+//!   has it, reaches a listener on its bridge's IPv6 address, and not
+//!   another project's IPv6 address;
+//! - on a host whose firewall drops forwarded traffic (iptables-nft set up
+//!   as Docker sets it up, and a plain nftables table), berth adds accept
+//!   rules for its bridges, and an env reaches a namespace outside through
+//!   the forward path over IPv4 and IPv6;
+//! - on a host whose IPv6 default route comes from router advertisements,
+//!   projects stay IPv4 only and the host keeps taking advertisements;
+//! - `down` leaves the stand-in host as it was.
 //!
 //! Traffic goes only to addresses of the bridges and namespaces these tests
-//! made. The tests take one lock: each compares the host's berth links and
-//! rules, which another test's project changes.
+//! made. The tests take one lock, as the namespaces' names are fixed.
 
 mod support;
 
@@ -45,25 +50,6 @@ fn run(program: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
-/// What the host has of berth: links, addresses, IPv4 and IPv6 routes and
-/// berth's nftables table.
-fn berth_state() -> String {
-    let ip = require_tool("ip", "iproute2");
-    let nft = require_tool("nft", "nftables");
-    let ours = |text: String| -> String {
-        let mine = |l: &&str| l.contains("berth") || l.contains("10.123.") || l.contains("fd0b:e127:5a1c:");
-        text.lines().filter(mine).map(|l| format!("{l}\n")).collect()
-    };
-    format!(
-        "links:\n{}addresses:\n{}routes:\n{}{}nft:\n{}",
-        ours(run(&ip, &["-d", "link"])),
-        ours(run(&ip, &["addr"])),
-        ours(run(&ip, &["route"])),
-        ours(run(&ip, &["-6", "route"])),
-        run(&nft, &["list", "table", "inet", "berth"]).replace("Error: No such file or directory", "no table")
-    )
-}
-
 /// Accepts one connection on `listener`, answers "pong" to "ping" and
 /// returns the peer's address.
 fn pong(listener: TcpListener) -> std::thread::JoinHandle<IpAddr> {
@@ -75,6 +61,18 @@ fn pong(listener: TcpListener) -> std::thread::JoinHandle<IpAddr> {
         conn.write_all(b"pong\n").unwrap();
         peer.ip()
     })
+}
+
+/// Fails if a bridge of a project of `berth`'s store is on the real host
+/// (the tests' projects live in the stand-in host's namespace).
+fn not_on_the_real_host(berth: &Berth) {
+    let ip = require_tool("ip", "iproute2");
+    let links = run(&ip, &["-o", "link"]);
+    for project in ["six", "sixweb", "fw", "ra"] {
+        let (bridge, veth) =
+            berth::runtime::network::names(&berth.store_root().join(format!("projects/{project}.netns")));
+        assert!(!links.contains(&bridge) && !links.contains(&veth), "{bridge} on the real host: {links}");
+    }
 }
 
 /// Runs its closure when dropped: `berth down` also when a test fails.
@@ -89,56 +87,6 @@ impl<F: FnMut()> Drop for OnDrop<F> {
 /// The second word after `word` in `text` (as in `via ADDR`, `inet6 ADDR/64`).
 fn after<'a>(text: &'a str, word: &str) -> Option<&'a str> {
     text.split_whitespace().skip_while(|w| *w != word).nth(1)
-}
-
-#[test]
-fn an_env_has_ipv6_where_the_host_has_it_and_down_leaves_nothing() {
-    let _one = serial();
-    let before = berth_state();
-    let berth = Berth::new();
-    let dir = project("six");
-    let plan = berth.run_in(dir.path(), &["plan"]).ok().to_owned();
-    if let Err(why) = berth::runtime::network::ipv6::host_support() {
-        assert!(plan.contains(&format!("network project (outbound, IPv4 only: {why})")), "{plan}");
-        eprintln!("no IPv6 for projects on this host ({why}): the plan says so; nothing more to test");
-        return;
-    }
-    assert!(plan.contains("network project (outbound, IPv4 and IPv6)"), "{plan}");
-    let _down = OnDrop(|| drop(berth.run_in(dir.path(), &["down"])));
-    berth.run_in(dir.path(), &["up", "-d"]).ok();
-
-    // The env's own address and default route, the bridge's address.
-    let addr =
-        berth.run(&["exec", "six-app", "ip", "-6", "-o", "addr", "show", "eth0", "scope", "global"]).ok().to_owned();
-    let member: Ipv6Addr = after(&addr, "inet6")
-        .and_then(|a| a.strip_suffix("/64")?.parse().ok())
-        .unwrap_or_else(|| panic!("no global IPv6 address on eth0: {addr}"));
-    assert!(member.to_string().starts_with("fd0b:e127:5a1c:") && member.segments()[7] == 2, "{member}");
-    let route = berth.run(&["exec", "six-app", "ip", "-6", "route", "show", "default"]).ok().to_owned();
-    let gw: Ipv6Addr = after(&route, "via").and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("{route}"));
-    let (bridge, _) = berth::runtime::network::names(&berth.store_root().join("projects/six.netns"));
-    let ip = require_tool("ip", "iproute2");
-    let on_bridge = run(&ip, &["-6", "addr", "show", "dev", &bridge]);
-    assert!(on_bridge.contains(&format!("inet6 {gw}/64")), "{gw} is {bridge}'s: {on_bridge}");
-
-    // A listener of the test's own on the bridge's IPv6 address.
-    let listener = TcpListener::bind((gw, 0)).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = pong(listener);
-    let said = berth.run(&["exec", "six-app", "sh", "-c", &format!("echo ping | nc {gw} {port}")]).ok().to_owned();
-    assert_eq!(said, "pong\n");
-    assert_eq!(server.join().unwrap(), IpAddr::V6(member), "from the env's own address");
-
-    // Masqueraded when it leaves, forwarded by the host.
-    let during = berth_state();
-    let mut net = member.segments();
-    net[7] = 0;
-    let net = Ipv6Addr::from(net);
-    assert!(during.contains("ip6 saddr @subnets6") && during.contains(&format!("{net}/64")), "{during}");
-    let forwarding = std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding").unwrap();
-    assert_eq!(forwarding.trim(), "1");
-    berth.run_in(dir.path(), &["down"]).ok();
-    assert_eq!(berth_state(), before);
 }
 
 /// A network namespace made by the test to stand for a host, so that what
@@ -260,6 +208,18 @@ impl StandIn {
         names + &addrs + &routes + &self.run(&nft, &["-s", "list", "ruleset"])
     }
 
+    /// `berth down` of the project in `dir` in the stand-in host when
+    /// dropped: nothing left running when a test fails.
+    fn down_on_drop(&self, berth: &Berth, dir: &Path) -> OnDrop<impl FnMut() + use<>> {
+        let mut down = Some(self.command(Path::new(env!("CARGO_BIN_EXE_berth")), &["--root"]));
+        let (store, cwd) = (berth.store_root(), dir.to_owned());
+        OnDrop(move || {
+            if let Some(mut cmd) = down.take() {
+                let _ = cmd.arg(&store).arg("down").current_dir(&cwd).output();
+            }
+        })
+    }
+
     fn remove(&self) {
         for ns in [HOST_NS, OUTSIDE_NS] {
             let _ = Command::new(&self.ip).args(["netns", "del", ns]).output();
@@ -276,7 +236,6 @@ impl Drop for StandIn {
 #[test]
 fn on_a_host_whose_firewall_drops_forwarded_traffic_envs_still_reach_out() {
     let _one = serial();
-    let real_host = berth_state();
     let host = StandIn::make();
     host.static_ipv6_default();
     host.docker_firewall();
@@ -295,14 +254,7 @@ fn on_a_host_whose_firewall_drops_forwarded_traffic_envs_still_reach_out() {
 
     let berth = Berth::new();
     let dir = project("fw");
-    let down = host.command(Path::new(env!("CARGO_BIN_EXE_berth")), &["--root"]);
-    let (store, cwd) = (berth.store_root(), dir.path().to_owned());
-    let mut down = Some(down);
-    let _down = OnDrop(move || {
-        if let Some(mut cmd) = down.take() {
-            let _ = cmd.arg(&store).arg("down").current_dir(&cwd).output();
-        }
-    });
+    let _down = host.down_on_drop(&berth, dir.path());
     let plan = host.berth(&berth, dir.path(), &["plan"]).ok().to_owned();
     assert!(plan.contains("network project (outbound, IPv4 and IPv6)"), "{plan}");
     host.berth(&berth, dir.path(), &["up", "-d"]).ok();
@@ -345,13 +297,12 @@ fn on_a_host_whose_firewall_drops_forwarded_traffic_envs_still_reach_out() {
     host.berth(&berth, dir.path(), &["down"]).ok();
     assert_eq!(host.state(), before);
     drop(host);
-    assert_eq!(berth_state(), real_host, "nothing of this on the real host");
+    not_on_the_real_host(&berth);
 }
 
 #[test]
 fn a_host_that_takes_its_ipv6_route_from_router_advertisements_keeps_it() {
     let _one = serial();
-    let real_host = berth_state();
     let host = StandIn::make();
     host.advertise_router();
     let forwarding = || host.ip(&["netns", "exec", HOST_NS, "sysctl", "-n", "net.ipv6.conf.all.forwarding"]);
@@ -365,14 +316,7 @@ fn a_host_that_takes_its_ipv6_route_from_router_advertisements_keeps_it() {
         plan.contains("network project (outbound, IPv4 only: o0 takes IPv6 routes from router advertisements"),
         "{plan}"
     );
-    let down = host.command(Path::new(env!("CARGO_BIN_EXE_berth")), &["--root"]);
-    let (store, cwd) = (berth.store_root(), dir.path().to_owned());
-    let mut down = Some(down);
-    let _down = OnDrop(move || {
-        if let Some(mut cmd) = down.take() {
-            let _ = cmd.arg(&store).arg("down").current_dir(&cwd).output();
-        }
-    });
+    let _down = host.down_on_drop(&berth, dir.path());
     host.berth(&berth, dir.path(), &["up", "-d"]).ok();
     let addrs =
         host.berth(&berth, dir.path(), &["exec", "ra-app", "ip", "-6", "-o", "addr", "show", "scope", "global"]);
@@ -385,5 +329,77 @@ fn a_host_that_takes_its_ipv6_route_from_router_advertisements_keeps_it() {
     host.advertise_router();
     host.berth(&berth, dir.path(), &["down"]).ok();
     drop(host);
-    assert_eq!(berth_state(), real_host, "nothing of this on the real host");
+    not_on_the_real_host(&berth);
+}
+
+#[test]
+fn an_env_has_ipv6_where_the_host_has_it_and_down_leaves_nothing() {
+    let _one = serial();
+    let host = StandIn::make();
+    host.static_ipv6_default();
+    let before = host.state();
+    let berth = Berth::new();
+    let dir = project("six");
+    let plan = host.berth(&berth, dir.path(), &["plan"]).ok().to_owned();
+    assert!(plan.contains("network project (outbound, IPv4 and IPv6)"), "{plan}");
+    let _down = host.down_on_drop(&berth, dir.path());
+    host.berth(&berth, dir.path(), &["up", "-d"]).ok();
+    let exec = |dir: &Path, args: &[&str]| host.berth(&berth, dir, &[&["exec"][..], args].concat());
+    let global6 = |dir: &Path, container: &str| -> Ipv6Addr {
+        let out = exec(dir, &[container, "ip", "-6", "-o", "addr", "show", "eth0", "scope", "global"]);
+        let addr = after(out.ok(), "inet6").and_then(|a| a.strip_suffix("/64")?.parse().ok());
+        addr.unwrap_or_else(|| panic!("no global IPv6 address on eth0 of {container}: {}", out.stdout))
+    };
+
+    // The env's own address and default route, the bridge's address.
+    let member = global6(dir.path(), "six-app");
+    assert!(member.to_string().starts_with("fd0b:e127:5a1c:") && member.segments()[7] == 2, "{member}");
+    let route = exec(dir.path(), &["six-app", "ip", "-6", "route", "show", "default"]).ok().to_owned();
+    let gw: Ipv6Addr = after(&route, "via").and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("{route}"));
+    let (bridge, _) = berth::runtime::network::names(&berth.store_root().join("projects/six.netns"));
+    let on_bridge = host.run(&host.ip, &["-6", "addr", "show", "dev", &bridge]);
+    assert!(on_bridge.contains(&format!("inet6 {gw}/64")), "{gw} is {bridge}'s: {on_bridge}");
+
+    // A listener of the test's own on the bridge's IPv6 address.
+    let stand_in = Path::new("/run/netns").join(HOST_NS);
+    let listener = berth::sys::netns::in_net_ns(&stand_in, || TcpListener::bind((gw, 0))).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = pong(listener);
+    let said = exec(dir.path(), &["six-app", "sh", "-c", &format!("echo ping | nc {gw} {port}")]).ok().to_owned();
+    assert_eq!(said, "pong\n");
+    assert_eq!(server.join().unwrap(), IpAddr::V6(member), "from the env's own address");
+
+    // Masqueraded when it leaves, forwarded by the host.
+    let nft = require_tool("nft", "nftables");
+    let table = host.run(&nft, &["list", "table", "inet", "berth"]);
+    let mut net = member.segments();
+    net[7] = 0;
+    let net = Ipv6Addr::from(net);
+    assert!(table.contains("ip6 saddr @subnets6") && table.contains(&format!("{net}/64")), "{table}");
+    let forwarding = host.ip(&["netns", "exec", HOST_NS, "sysctl", "-n", "net.ipv6.conf.all.forwarding"]);
+    assert_eq!(forwarding.trim(), "1");
+
+    // The wall holds for IPv6: another project's web server answers the
+    // host on its IPv6 address, but not this project's env.
+    let web = tempfile::tempdir().unwrap();
+    std::fs::copy(support::image::busybox_tar(), web.path().join("busybox.tar")).unwrap();
+    let manifest = "project = \"sixweb\"\n[env.web]\nimage = \"rootfs:busybox.tar\"\n\
+        cmd = [\"sh\", \"-c\", \"mkdir -p /www && echo web > /www/index.html && exec httpd -f -p 8080 -h /www\"]\n";
+    std::fs::write(web.path().join("berth.toml"), manifest).unwrap();
+    let _web_down = host.down_on_drop(&berth, web.path());
+    host.berth(&berth, web.path(), &["up", "-d"]).ok();
+    let web6 = global6(web.path(), "sixweb-web");
+    assert_ne!(web6, member);
+    support::wait_until("sixweb's server answers the host on its IPv6 address", || {
+        berth::sys::netns::in_net_ns(&stand_in, || std::net::TcpStream::connect((web6, 8080))).is_ok()
+    });
+    let url = format!("http://[{web6}]:8080/");
+    let direct = exec(dir.path(), &["six-app", "wget", "-q", "-T", "3", "-O", "-", &url]);
+    assert_ne!(direct.code, 0, "six reached sixweb's IPv6 address: {}", direct.stdout);
+    host.berth(&berth, web.path(), &["down"]).ok();
+
+    host.berth(&berth, dir.path(), &["down"]).ok();
+    assert_eq!(host.state(), before);
+    drop(host);
+    not_on_the_real_host(&berth);
 }
