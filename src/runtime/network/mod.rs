@@ -22,7 +22,7 @@
 //! goes (`netns::remove`: `down`, the project's last `rm`, `--rm`, a failed
 //! first `up`, `fsck --repair`) and removes exactly what [`attach`] made:
 //! the nftables elements (the table with the last project, and with it
-//! the accept rules berth put in another firewall's chains, [`firewall`]),
+//! the accept rules berth put in another firewall's chains, `firewall`),
 //! the veth, the bridge (its address and route go with it) and the
 //! subnet's record.
 //!
@@ -38,10 +38,14 @@
 //!
 //! IPv4 forwarding (`net.ipv4.ip_forward`) is turned on at the first attach
 //! and left on, as Docker and podman do; the table `inet berth` is shared by
-//! every store of the host. IPv6 (a /64 per project, masqueraded) comes
-//! with it where the host has IPv6 and turning on IPv6 forwarding is safe
-//! ([`ipv6`]); elsewhere projects are IPv4 only. Rootless berth gets no outbound access in this
+//! every store of the host. Rootless berth gets no outbound access in this
 //! stage: its project network stays loopback only.
+//!
+//! IPv6 (a /64 per project, masqueraded, IPv6 forwarding turned on and
+//! left on) comes with it where the host has IPv6 and turning on IPv6
+//! forwarding is safe ([`ipv6`]); elsewhere projects are IPv4 only. Where
+//! another firewall's forward chain drops by default (Docker's), berth
+//! lets its bridges through there (`firewall`).
 
 pub mod dns;
 mod firewall;
