@@ -26,7 +26,9 @@
 //!
 //! The rules are added at every attach when missing (a firewall started
 //! after berth's first project gets them with the next `up`), and removed,
-//! found by their comment, when berth's table goes with its last project.
+//! found by their comment, just before berth's table goes with its last
+//! project (a crash in between leaves the table, which the next removal
+//! finds, never rules without it).
 //!
 //! # iptables' own tables
 //!

@@ -244,9 +244,7 @@ fn enable_forwarding() -> Result<(), NetworkError> {
 
 /// Removes what `a` names: its nftables elements, veth and bridge.
 fn teardown(subnet: Subnet, a: &Allocation) -> Result<(), NetworkError> {
-    if nft::remove(&a.bridge, subnet)? {
-        firewall::withdraw()?;
-    }
+    nft::remove(&a.bridge, subnet, firewall::withdraw)?;
     let mut host = Rtnl::open().map_err(link_err("open a netlink socket".into()))?;
     gone(host.delete(&a.veth)).map_err(link_err(format!("remove {}", a.veth)))?;
     gone(host.delete(&a.bridge)).map_err(link_err(format!("remove {}", a.bridge)))?;

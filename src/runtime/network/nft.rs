@@ -258,21 +258,32 @@ pub fn add(bridge: &str, subnet: Subnet, v6: Option<Subnet6>) -> Result<(), Netw
 }
 
 /// Removes the project of `bridge` and `subnet` (and its /64), and the
-/// table with the last project. Nothing there is not an error. Returns
-/// whether the table is gone now (or was never there).
-pub fn remove(bridge: &str, subnet: Subnet) -> Result<bool, NetworkError> {
+/// table with the last project. Nothing there is not an error. When the
+/// table goes (or is not there), `last` runs first: what hangs on the table
+/// elsewhere goes before it, so that a crash in between leaves the table,
+/// which the next removal finds, rather than rules without one.
+pub fn remove(
+    bridge: &str,
+    subnet: Subnet,
+    last: impl FnOnce() -> Result<(), NetworkError>,
+) -> Result<(), NetworkError> {
     let listed = match list() {
         Ok(listed) => listed,
         // No nft: berth never made a table either.
-        Err(NetworkError::NftMissing { .. }) => return Ok(true),
+        Err(NetworkError::NftMissing { .. }) => return Ok(()),
         Err(e) => return Err(e),
     };
-    match remove_batch(&listed, bridge, subnet) {
-        Some(batch) => {
-            apply(&batch, format!("remove {bridge} and {subnet} from table {FAMILY} {TABLE}"))?;
-            Ok(batch["nftables"][0].get("delete").is_some_and(|d| d.get("table").is_some()))
-        }
-        None => Ok(!listed.present),
+    let batch = remove_batch(&listed, bridge, subnet);
+    let table_goes = match &batch {
+        Some(b) => b["nftables"][0].get("delete").is_some_and(|d| d.get("table").is_some()),
+        None => !listed.present,
+    };
+    if table_goes {
+        last()?;
+    }
+    match batch {
+        Some(batch) => apply(&batch, format!("remove {bridge} and {subnet} from table {FAMILY} {TABLE}")),
+        None => Ok(()),
     }
 }
 
