@@ -65,14 +65,16 @@ fn berth_state() -> String {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
     };
     let ours = |text: String| -> String {
-        text.lines().filter(|l| l.contains("berth") || l.contains("10.123.")).map(|l| format!("{l}\n")).collect()
+        let mine = |l: &&str| l.contains("berth") || l.contains("10.123.") || l.contains("fd0b:e127:5a1c:");
+        text.lines().filter(mine).map(|l| format!("{l}\n")).collect()
     };
     let nft = require_tool("nft", "nftables");
     format!(
-        "links:\n{}addresses:\n{}routes:\n{}nft:\n{}",
+        "links:\n{}addresses:\n{}routes:\n{}{}nft:\n{}",
         ours(run(&ip, &["-d", "link"])),
         ours(run(&ip, &["addr"])),
         ours(run(&ip, &["route"])),
+        ours(run(&ip, &["-6", "route"])),
         run(&nft, &["list", "table", "inet", "berth"]).replace("Error: No such file or directory", "no table")
     )
 }
@@ -83,7 +85,7 @@ fn a_default_env_reaches_the_host_side_of_its_bridge_and_resolves_names() {
     let berth = Berth::new();
     let dir = project(&sleeper("reach"));
     let plan = berth.run_in(dir.path(), &["plan"]).ok().to_owned();
-    assert!(plan.contains("network project (outbound)"), "{plan}");
+    assert!(plan.contains("network project (outbound, IPv4"), "{plan}");
     berth.run_in(dir.path(), &["up", "-d"]).ok();
 
     // A listener of the test's own on the bridge's address.

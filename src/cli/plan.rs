@@ -175,7 +175,10 @@ fn network_part(network: berth::manifest::values::Network) -> String {
     use berth::manifest::values::Network;
     use berth::runtime::network::Outbound;
     match (network, berth::runtime::network::outbound()) {
-        (Network::Project, Outbound::Bridge) => "network project (outbound)".to_owned(),
+        (Network::Project, Outbound::Bridge) => match berth::runtime::network::ipv6::host_support() {
+            Ok(()) => "network project (outbound, IPv4 and IPv6)".to_owned(),
+            Err(why) => format!("network project (outbound, IPv4 only: {why})"),
+        },
         (Network::Project, Outbound::Usermode(tool)) => format!("network project (outbound via {})", tool.program()),
         (Network::Project, Outbound::LoopbackOnly(why)) => format!("network project (loopback only: {why})"),
         (other, _) => format!("network {other}"),

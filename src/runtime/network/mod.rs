@@ -21,8 +21,10 @@
 //! next one, with nothing made twice. [`detach`] runs when the namespace
 //! goes (`netns::remove`: `down`, the project's last `rm`, `--rm`, a failed
 //! first `up`, `fsck --repair`) and removes exactly what [`attach`] made:
-//! the two nftables elements (the table with the last project), the veth,
-//! the bridge (its address and route go with it) and the subnet's record.
+//! the nftables elements (the table with the last project, and with it
+//! the accept rules berth put in another firewall's chains, `firewall`),
+//! the veth, the bridge (its address and route go with it) and the
+//! subnet's record.
 //!
 //! # Names and subnets
 //!
@@ -38,6 +40,12 @@
 //! and left on, as Docker and podman do; the table `inet berth` is shared by
 //! every store of the host.
 //!
+//! IPv6 (a /64 per project, masqueraded, IPv6 forwarding turned on and
+//! left on) comes with it where the host has IPv6 and turning on IPv6
+//! forwarding is safe ([`ipv6`]); elsewhere projects are IPv4 only. Where
+//! another firewall's forward chain drops by default (Docker's), berth
+//! lets its bridges through there (`firewall`).
+//!
 //! # Rootless
 //!
 //! An ordinary user's berth cannot make links on the host: [`attach`] and
@@ -46,6 +54,8 @@
 //! which applies, or why the network stays loopback only).
 
 pub mod dns;
+mod firewall;
+pub mod ipv6;
 mod link;
 mod nft;
 pub mod subnet;
@@ -55,6 +65,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use ipv6::Subnet6;
 use link::Rtnl;
 pub use subnet::{Allocation, Record, Subnet};
 
@@ -94,12 +105,19 @@ pub enum NetworkError {
         netns.display()
     )]
     Usermode { netns: PathBuf, what: String },
+    #[error(
+        "project network: cannot turn on IPv6 forwarding (/proc/sys/net/ipv6/conf/all/forwarding): {source}; \
+         berth turns it on only where no interface relies on router advertisements"
+    )]
+    Forwarding6 { source: io::Error },
 }
 
 /// What a project network is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectNetwork {
     pub subnet: Subnet,
+    /// The project's /64, when it has IPv6 ([`ipv6`]).
+    pub ipv6: Option<Subnet6>,
     pub bridge: String,
     pub veth: String,
 }
@@ -192,8 +210,9 @@ fn attach_with(record: &Record, netns: &Path, project: &str) -> Result<ProjectNe
     let owner = std::path::absolute(netns).map_err(link_err(format!("find {}", netns.display())))?;
     let (bridge, veth) = names(&owner);
     let _held = record.lock()?;
-    let subnet = match record.find(&owner)? {
-        Some((subnet, _)) => subnet,
+    let host6 = ipv6::host_support();
+    let (subnet, v6) = match record.find(&owner)? {
+        Some((subnet, a)) => (subnet, a.ipv6),
         None => {
             let wanted = Allocation {
                 owner: owner.clone(),
@@ -201,27 +220,41 @@ fn attach_with(record: &Record, netns: &Path, project: &str) -> Result<ProjectNe
                 bridge: bridge.clone(),
                 veth: veth.clone(),
                 pid: std::process::id() as i32,
+                ipv6: None,
             };
-            let (subnet, abandoned) = record.allocate(&wanted, &subnet::host_routes())?;
+            let routes6 = host6.is_ok().then(ipv6::host_routes);
+            let ((subnet, made), abandoned) = record.allocate(&wanted, &subnet::host_routes(), routes6.as_deref())?;
             for (old, what) in abandoned {
                 teardown(old, &what)?;
             }
-            subnet
+            (subnet, made.ipv6)
         }
     };
-    nft::add(&bridge, subnet)?;
-    links(&owner, &bridge, &veth, subnet)?;
+    // Recorded with IPv6 on a host that can no longer forward it safely
+    // (an interface came to rely on router advertisements): IPv4 only now.
+    let v6 = v6.filter(|_| host6.is_ok());
+    nft::add(&bridge, subnet, v6)?;
+    firewall::admit()?;
+    links(&owner, &bridge, &veth, subnet, v6)?;
     enable_forwarding()?;
-    Ok(ProjectNetwork { subnet, bridge, veth })
+    if v6.is_some() {
+        ipv6::enable_forwarding().map_err(|source| NetworkError::Forwarding6 { source })?;
+    }
+    Ok(ProjectNetwork { subnet, ipv6: v6, bridge, veth })
 }
 
-/// The bridge, the veth pair, addresses and the namespace's default route.
-fn links(owner: &Path, bridge: &str, veth: &str, subnet: Subnet) -> Result<(), NetworkError> {
+/// The bridge, the veth pair, addresses and the namespace's default routes
+/// (IPv6 too when the project has a /64, `v6`).
+fn links(owner: &Path, bridge: &str, veth: &str, subnet: Subnet, v6: Option<Subnet6>) -> Result<(), NetworkError> {
     let mut host = Rtnl::open().map_err(link_err("open a netlink socket".into()))?;
     made(host.add_bridge(bridge)).map_err(link_err(format!("make the bridge {bridge}")))?;
     let br = host.index(bridge).map_err(link_err(format!("find the bridge {bridge}")))?;
-    made(host.add_address(br, subnet.gateway(), Subnet::PREFIX))
+    made(host.add_address(br, subnet.gateway().into(), Subnet::PREFIX))
         .map_err(link_err(format!("give {bridge} the address {}", subnet.gateway())))?;
+    if let Some(v6) = v6 {
+        made(host.add_address(br, v6.gateway().into(), Subnet6::PREFIX))
+            .map_err(link_err(format!("give {bridge} the address {}", v6.gateway())))?;
+    }
     host.set_up(br).map_err(link_err(format!("bring {bridge} up")))?;
 
     let in_ns = |what: String, f: &(dyn Fn(&mut Rtnl) -> io::Result<()> + Sync)| {
@@ -244,9 +277,16 @@ fn links(owner: &Path, bridge: &str, veth: &str, subnet: Subnet) -> Result<(), N
     host.set_up(v).map_err(link_err(format!("bring {veth} up")))?;
     in_ns(format!("set up {NS_IFNAME} in {}", owner.display()), &|ns| {
         let i = ns.index(NS_IFNAME)?;
-        made(ns.add_address(i, subnet.member(), Subnet::PREFIX))?;
+        made(ns.add_address(i, subnet.member().into(), Subnet::PREFIX))?;
+        if let Some(v6) = v6 {
+            made(ns.add_address(i, v6.member().into(), Subnet6::PREFIX))?;
+        }
         ns.set_up(i)?;
-        made(ns.add_default_route(i, subnet.gateway()))
+        made(ns.add_default_route(i, subnet.gateway().into()))?;
+        match v6 {
+            Some(v6) => made(ns.add_default_route(i, v6.gateway().into())),
+            None => Ok(()),
+        }
     })
 }
 
@@ -261,7 +301,7 @@ fn enable_forwarding() -> Result<(), NetworkError> {
 
 /// Removes what `a` names: its nftables elements, veth and bridge.
 fn teardown(subnet: Subnet, a: &Allocation) -> Result<(), NetworkError> {
-    nft::remove(&a.bridge, subnet)?;
+    nft::remove(&a.bridge, subnet, firewall::withdraw)?;
     let mut host = Rtnl::open().map_err(link_err("open a netlink socket".into()))?;
     gone(host.delete(&a.veth)).map_err(link_err(format!("remove {}", a.veth)))?;
     gone(host.delete(&a.bridge)).map_err(link_err(format!("remove {}", a.bridge)))?;

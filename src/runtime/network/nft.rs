@@ -5,15 +5,22 @@
 //! table inet berth {
 //!     set bridges { type ifname; }                        # one element per project
 //!     set subnets { type ipv4_addr; flags interval; }     # one element per project
+//!     set subnets6 { type ipv6_addr; flags interval; }    # one per project with IPv6
 //!     chain postrouting { type nat hook postrouting priority srcnat; policy accept;
 //!         ip saddr @subnets oifname != @bridges masquerade }
+//!     chain postrouting6 { type nat hook postrouting priority srcnat; policy accept;
+//!         ip6 saddr @subnets6 oifname != @bridges masquerade }
 //!     chain forward { type filter hook forward priority filter; policy accept;
 //!         iifname @bridges oifname @bridges drop }
 //! }
 //! ```
 //!
+//! The wall is an `inet` chain, so it holds for IPv6 as for IPv4. IPv6
+//! masquerading has a chain of its own (`postrouting6`), declared with
+//! the rest whether or not a project has IPv6.
+//!
 //! The rules are the same for every project; a project is only its two
-//! set elements, so removing it is exact (no rule handles to find), and the
+//! (three with IPv6) set elements, so removing it is exact (no rule handles to find), and the
 //! table goes with the last project. Every change is one `nft -j -f -`
 //! batch, which the kernel applies whole or not at all; each batch
 //! re-declares the table, sets and chains (a no-op when they are there) and
@@ -35,12 +42,13 @@
 //! access, and says so when it is missing.
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
 use super::NetworkError;
+use super::ipv6::Subnet6;
 use super::subnet::Subnet;
 
 /// The table's family and name.
@@ -92,11 +100,38 @@ fn declare() -> Vec<Value> {
     ]
 }
 
-/// The batch that adds one project (`bridge`, `subnet`).
-fn add_batch(bridge: &str, subnet: Subnet) -> Value {
+fn subnet6_elem(subnet: Subnet6) -> Value {
+    json!({"prefix": {"addr": subnet.network().to_string(), "len": Subnet6::PREFIX}})
+}
+
+/// The IPv6 part of [`declare`]: the set of project /64s and the chain
+/// that masquerades them.
+fn declare_v6() -> Vec<Value> {
+    let postrouting6 = in_table(json!({"name": "postrouting6"}));
+    vec![
+        json!({"add": {"set": in_table(json!({"name": "subnets6", "type": "ipv6_addr", "flags": ["interval"]}))}}),
+        json!({"add": {"chain": in_table(json!({
+            "name": "postrouting6", "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"
+        }))}}),
+        json!({"flush": {"chain": postrouting6}}),
+        json!({"add": {"rule": in_table(json!({"chain": "postrouting6", "comment": "berth: project /64s reach out", "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@subnets6"}},
+            {"match": {"op": "!=", "left": {"meta": {"key": "oifname"}}, "right": "@bridges"}},
+            {"masquerade": null}
+        ]}))}}),
+    ]
+}
+
+/// The batch that adds one project (`bridge`, `subnet`, and `v6` when it
+/// has IPv6).
+fn add_batch(bridge: &str, subnet: Subnet, v6: Option<Subnet6>) -> Value {
     let mut cmds = declare();
+    cmds.extend(declare_v6());
     cmds.push(json!({"add": {"element": in_table(json!({"name": "bridges", "elem": [bridge]}))}}));
     cmds.push(json!({"add": {"element": in_table(json!({"name": "subnets", "elem": [subnet_elem(subnet)]}))}}));
+    if let Some(v6) = v6 {
+        cmds.push(json!({"add": {"element": in_table(json!({"name": "subnets6", "elem": [subnet6_elem(v6)]}))}}));
+    }
     json!({"nftables": cmds})
 }
 
@@ -107,18 +142,23 @@ pub struct Listed {
     pub present: bool,
     pub bridges: Vec<String>,
     pub subnets: Vec<(Ipv4Addr, u8)>,
+    pub subnets6: Vec<(Ipv6Addr, u8)>,
 }
 
 /// The batch that removes one project's elements of `listed`, and the table
 /// when no other project is left in it; `None` when there is nothing to do.
+/// The project's /64 is the one of its /24, whether or not it had IPv6.
 fn remove_batch(listed: &Listed, bridge: &str, subnet: Subnet) -> Option<Value> {
     if !listed.present {
         return None;
     }
+    let v6 = Subnet6::of(subnet);
     let has_bridge = listed.bridges.iter().any(|b| b == bridge);
     let has_subnet = listed.subnets.contains(&(subnet.network(), Subnet::PREFIX));
+    let has_v6 = listed.subnets6.contains(&(v6.network(), Subnet6::PREFIX));
     let others = listed.bridges.iter().any(|b| b != bridge)
-        || listed.subnets.iter().any(|s| *s != (subnet.network(), Subnet::PREFIX));
+        || listed.subnets.iter().any(|s| *s != (subnet.network(), Subnet::PREFIX))
+        || listed.subnets6.iter().any(|s| *s != (v6.network(), Subnet6::PREFIX));
     let mut cmds = Vec::new();
     if !others {
         cmds.push(json!({"delete": {"table": table()}}));
@@ -131,8 +171,19 @@ fn remove_batch(listed: &Listed, bridge: &str, subnet: Subnet) -> Option<Value> 
                 json!({"delete": {"element": in_table(json!({"name": "subnets", "elem": [subnet_elem(subnet)]}))}}),
             );
         }
+        if has_v6 {
+            cmds.push(
+                json!({"delete": {"element": in_table(json!({"name": "subnets6", "elem": [subnet6_elem(v6)]}))}}),
+            );
+        }
     }
     (!cmds.is_empty()).then(|| json!({"nftables": cmds}))
+}
+
+/// An element `{"prefix": {"addr": …, "len": …}}` of an interval set.
+fn prefix<A: std::str::FromStr>(e: &Value) -> Option<(A, u8)> {
+    let p = &e["prefix"];
+    Some((p["addr"].as_str()?.parse().ok()?, u8::try_from(p["len"].as_u64()?).ok()?))
 }
 
 /// Parses `nft -j list table inet berth`.
@@ -144,17 +195,15 @@ fn parse_listing(json: &Value) -> Listed {
         let elems = set["elem"].as_array().into_iter().flatten();
         match set["name"].as_str() {
             Some("bridges") => out.bridges.extend(elems.filter_map(|e| e.as_str().map(str::to_owned))),
-            Some("subnets") => out.subnets.extend(elems.filter_map(|e| {
-                let p = &e["prefix"];
-                Some((p["addr"].as_str()?.parse().ok()?, u8::try_from(p["len"].as_u64()?).ok()?))
-            })),
+            Some("subnets") => out.subnets.extend(elems.filter_map(prefix)),
+            Some("subnets6") => out.subnets6.extend(elems.filter_map(prefix)),
             _ => {}
         }
     }
     out
 }
 
-fn nft(args: &[&str], input: Option<&Value>) -> Result<std::process::Output, NetworkError> {
+pub(super) fn nft(args: &[&str], input: Option<&Value>) -> Result<std::process::Output, NetworkError> {
     let program = crate::tools::find_program("nft")
         .ok_or_else(|| NetworkError::NftMissing { why: "it is not installed".into() })?;
     let mut child = Command::new(program)
@@ -176,7 +225,7 @@ fn nft(args: &[&str], input: Option<&Value>) -> Result<std::process::Output, Net
     child.wait_with_output().map_err(|e| NetworkError::Nft { what: "wait for nft".into(), detail: e.to_string() })
 }
 
-fn apply(batch: &Value, what: String) -> Result<(), NetworkError> {
+pub(super) fn apply(batch: &Value, what: String) -> Result<(), NetworkError> {
     let out = nft(&["-j", "-f", "-"], Some(batch))?;
     if !out.status.success() {
         return Err(NetworkError::Nft { what, detail: String::from_utf8_lossy(&out.stderr).trim().to_owned() });
@@ -199,24 +248,40 @@ pub fn list() -> Result<Listed, NetworkError> {
     Ok(parse_listing(&json))
 }
 
-/// Adds the project of `bridge` and `subnet` (making the table if needed).
-/// On a host without `nft`, root installs Debian's nftables first (as
-/// mmdebstrap for a bootstrap), so a fresh machine's first `up` works.
-pub fn add(bridge: &str, subnet: Subnet) -> Result<(), NetworkError> {
+/// Adds the project of `bridge` and `subnet` (and its /64 `v6`), making
+/// the table if needed. On a host without `nft`, root installs Debian's
+/// nftables first (as mmdebstrap for a bootstrap), so a fresh machine's
+/// first `up` works.
+pub fn add(bridge: &str, subnet: Subnet, v6: Option<Subnet6>) -> Result<(), NetworkError> {
     crate::tools::find_or_install("nft", "nftables").map_err(|why| NetworkError::NftMissing { why })?;
-    apply(&add_batch(bridge, subnet), format!("add {bridge} and {subnet} to table {FAMILY} {TABLE}"))
+    apply(&add_batch(bridge, subnet, v6), format!("add {bridge} and {subnet} to table {FAMILY} {TABLE}"))
 }
 
-/// Removes the project of `bridge` and `subnet`, and the table with the
-/// last project. Nothing there is not an error.
-pub fn remove(bridge: &str, subnet: Subnet) -> Result<(), NetworkError> {
+/// Removes the project of `bridge` and `subnet` (and its /64), and the
+/// table with the last project. Nothing there is not an error. When the
+/// table goes (or is not there), `last` runs first: what hangs on the table
+/// elsewhere goes before it, so that a crash in between leaves the table,
+/// which the next removal finds, rather than rules without one.
+pub fn remove(
+    bridge: &str,
+    subnet: Subnet,
+    last: impl FnOnce() -> Result<(), NetworkError>,
+) -> Result<(), NetworkError> {
     let listed = match list() {
         Ok(listed) => listed,
         // No nft: berth never made a table either.
         Err(NetworkError::NftMissing { .. }) => return Ok(()),
         Err(e) => return Err(e),
     };
-    match remove_batch(&listed, bridge, subnet) {
+    let batch = remove_batch(&listed, bridge, subnet);
+    let table_goes = match &batch {
+        Some(b) => b["nftables"][0].get("delete").is_some_and(|d| d.get("table").is_some()),
+        None => !listed.present,
+    };
+    if table_goes {
+        last()?;
+    }
+    match batch {
         Some(batch) => apply(&batch, format!("remove {bridge} and {subnet} from table {FAMILY} {TABLE}")),
         None => Ok(()),
     }
@@ -232,15 +297,23 @@ mod tests {
 
     #[test]
     fn an_add_declares_everything_and_rewrites_the_rules() {
-        let batch = add_batch("berth-aa", sub(3));
+        let batch = add_batch("berth-aa", sub(3), None);
         let cmds = batch["nftables"].as_array().unwrap();
         let verbs: Vec<String> = cmds.iter().map(|c| c.as_object().unwrap().keys().next().unwrap().clone()).collect();
-        assert_eq!(verbs, ["add", "add", "add", "add", "add", "flush", "add", "flush", "add", "add", "add"]);
+        let v6 = ["add", "add", "flush", "add"];
+        let expected = [&["add", "add", "add", "add", "add", "flush", "add", "flush", "add"][..], &v6, &["add", "add"]];
+        assert_eq!(verbs, expected.concat());
         assert_eq!(cmds[3]["add"]["chain"]["hook"], "postrouting");
         assert_eq!(cmds[6]["add"]["rule"]["expr"][2], json!({"masquerade": null}));
         assert_eq!(cmds[8]["add"]["rule"]["expr"][2], json!({"drop": null}));
-        assert_eq!(cmds[9]["add"]["element"]["elem"], json!(["berth-aa"]));
-        assert_eq!(cmds[10]["add"]["element"]["elem"][0]["prefix"], json!({"addr": "10.123.3.0", "len": 24}));
+        assert_eq!(cmds[12]["add"]["rule"]["expr"][0]["match"]["left"]["payload"]["protocol"], "ip6");
+        assert_eq!(cmds[13]["add"]["element"]["elem"], json!(["berth-aa"]));
+        assert_eq!(cmds[14]["add"]["element"]["elem"][0]["prefix"], json!({"addr": "10.123.3.0", "len": 24}));
+
+        let with6 = add_batch("berth-aa", sub(3), Some(Subnet6::of(sub(3))));
+        let last = with6["nftables"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["add"]["element"]["name"], "subnets6");
+        assert_eq!(last["add"]["element"]["elem"][0]["prefix"], json!({"addr": "fd0b:e127:5a1c:3::", "len": 64}));
     }
 
     #[test]
@@ -249,14 +322,23 @@ mod tests {
             present: true,
             bridges: vec!["berth-aa".into(), "berth-bb".into()],
             subnets: vec![(sub(3).network(), 24), (sub(4).network(), 24)],
+            subnets6: vec![(Subnet6::of(sub(3)).network(), 64)],
         };
         let batch = remove_batch(&two, "berth-aa", sub(3)).unwrap();
         let cmds = batch["nftables"].as_array().unwrap();
-        assert_eq!(cmds.len(), 2);
+        assert_eq!(cmds.len(), 3);
         assert_eq!(cmds[0]["delete"]["element"]["elem"], json!(["berth-aa"]));
         assert_eq!(cmds[1]["delete"]["element"]["name"], "subnets");
+        assert_eq!(cmds[2]["delete"]["element"]["name"], "subnets6");
+        // bb has no IPv6: aa's /64 is not bb's to remove, but keeps the table.
+        assert_eq!(remove_batch(&two, "berth-bb", sub(4)).unwrap()["nftables"].as_array().unwrap().len(), 2);
 
-        let one = Listed { present: true, bridges: vec!["berth-bb".into()], subnets: vec![(sub(4).network(), 24)] };
+        let one = Listed {
+            present: true,
+            bridges: vec!["berth-bb".into()],
+            subnets: vec![(sub(4).network(), 24)],
+            subnets6: vec![],
+        };
         let last = remove_batch(&one, "berth-bb", sub(4)).unwrap();
         assert_eq!(last["nftables"][0], json!({"delete": {"table": {"family": "inet", "name": "berth"}}}));
         // Only the other project's elements: nothing of this one to remove.
@@ -272,10 +354,12 @@ mod tests {
             {"table": {"family": "inet", "name": "berth"}},
             {"set": {"name": "bridges", "elem": ["berth-aa"]}},
             {"set": {"name": "subnets", "elem": [{"prefix": {"addr": "10.123.3.0", "len": 24}}]}},
+            {"set": {"name": "subnets6", "elem": [{"prefix": {"addr": "fd0b:e127:5a1c:3::", "len": 64}}]}},
         ]});
         let listed = parse_listing(&json);
         assert!(listed.present);
         assert_eq!(listed.bridges, ["berth-aa"]);
         assert_eq!(listed.subnets, [(sub(3).network(), 24)]);
+        assert_eq!(listed.subnets6, [(Subnet6::of(sub(3)).network(), 64)]);
     }
 }

@@ -1,7 +1,9 @@
 //! Project subnets and the host-wide record of which project holds which.
 //!
 //! Every project network gets one /24 from [`POOL`] (`10.123.0.0/16`): the
-//! bridge takes `.1`, the project's namespace `.2`. The record lives where
+//! bridge takes `.1`, the project's namespace `.2`; on a host with IPv6 for
+//! projects also the /64 that goes with it (`super::ipv6`), recorded with
+//! it. The record lives where
 //! every store of the host sees it, [`HOST_NETS_DIR`] (root's, mode 0700),
 //! one file per subnet, named by its network address, holding the
 //! [`Allocation`]: the project's namespace file (the owner), its bridge and
@@ -23,6 +25,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use super::NetworkError;
+use super::ipv6::{self, Route6, Subnet6};
 use crate::sys::lock::{self, FileLock, LockMode};
 
 /// Where root's berth records the subnets it handed out, for every store.
@@ -100,6 +103,10 @@ pub struct Allocation {
     pub veth: String,
     /// The berth process that allocated it.
     pub pid: i32,
+    /// The project's IPv6 /64, when the host had IPv6 for projects at
+    /// allocation ([`super::ipv6`]); absent in records of IPv4-only projects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Subnet6>,
 }
 
 impl Allocation {
@@ -109,6 +116,9 @@ impl Allocation {
         self.owner.exists() || Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 }
+
+/// A subnet and what its record says.
+pub type Recorded = (Subnet, Allocation);
 
 /// The host-wide record, kept in one directory.
 #[derive(Debug, Clone)]
@@ -179,14 +189,16 @@ impl Record {
     }
 
     /// Records the lowest subnet that no live record holds and no route of
-    /// `routes` overlaps, for `wanted`. Returns it, and the abandoned
-    /// records it removed (whose links and rules the caller removes). The
-    /// caller holds the lock.
+    /// `routes` overlaps, for `wanted`, with its IPv6 /64 when `routes6` is
+    /// given (the host has IPv6 for projects) and none of them overlaps it.
+    /// Returns the record, and the abandoned records it removed (whose
+    /// links and rules the caller removes). The caller holds the lock.
     pub fn allocate(
         &self,
         wanted: &Allocation,
         routes: &[(Ipv4Addr, u8)],
-    ) -> Result<(Subnet, Vec<(Subnet, Allocation)>), NetworkError> {
+        routes6: Option<&[Route6]>,
+    ) -> Result<(Recorded, Vec<Recorded>), NetworkError> {
         let mut used = Vec::new();
         let mut abandoned = Vec::new();
         for (subnet, entry) in self.entries()? {
@@ -211,9 +223,11 @@ impl Record {
             .ok_or_else(|| NetworkError::Exhausted { dir: self.dir.clone() })?;
         let path = self.path(subnet);
         let tmp = self.dir.join(format!(".{}.tmp", subnet.network()));
-        let json = serde_json::to_vec_pretty(wanted).expect("an allocation always serialises");
+        let mut made = wanted.clone();
+        made.ipv6 = routes6.and_then(|r| ipv6::choose(subnet, r));
+        let json = serde_json::to_vec_pretty(&made).expect("an allocation always serialises");
         fs::write(&tmp, json).and_then(|()| fs::rename(&tmp, &path)).map_err(self.io("record the subnet in", &path))?;
-        Ok((subnet, abandoned))
+        Ok(((subnet, made), abandoned))
     }
 
     /// Removes the record of `subnet`. The caller holds the lock.
@@ -271,6 +285,7 @@ mod tests {
             bridge: format!("berth-{name}"),
             veth: format!("berthv-{name}"),
             pid: 0,
+            ipv6: None,
         }
     }
 
@@ -302,20 +317,24 @@ mod tests {
         let record = Record::at(&tmp.path().join("r"));
         let _held = record.lock().unwrap();
         let a = wanted(tmp.path(), "a");
-        let (first, none) = record.allocate(&a, &[]).unwrap();
+        let ((first, made), none) = record.allocate(&a, &[], None).unwrap();
         assert_eq!((first, none.len()), ("10.123.0.0".parse().unwrap(), 0));
-        // A route over 10.123.1.0/24 is skipped.
+        assert_eq!(made, a, "no IPv6 on this host: none recorded");
+        // A route over 10.123.1.0/24 is skipped; a host with IPv6 gives the
+        // project the /64 of its /24.
         let routes = [(Ipv4Addr::new(10, 123, 1, 0), 24)];
-        let (second, _) = record.allocate(&wanted(tmp.path(), "b"), &routes).unwrap();
+        let ((second, b), _) = record.allocate(&wanted(tmp.path(), "b"), &routes, Some(&[])).unwrap();
         assert_eq!(second, "10.123.2.0".parse().unwrap());
+        assert_eq!(b.ipv6, Some(Subnet6::of(second)));
+        assert_eq!(record.find(&b.owner).unwrap().unwrap(), (second, b));
         assert_eq!(record.find(&a.owner).unwrap().unwrap(), (first, a.clone()));
         // The same bridge name for another owner is refused.
         let mut clash = wanted(tmp.path(), "c");
         clash.bridge = a.bridge.clone();
-        assert!(matches!(record.allocate(&clash, &[]), Err(NetworkError::NameClash { .. })));
+        assert!(matches!(record.allocate(&clash, &[], None), Err(NetworkError::NameClash { .. })));
         // a's namespace file is gone and pid 0 never runs: abandoned.
         fs::remove_file(&a.owner).unwrap();
-        let (again, abandoned) = record.allocate(&wanted(tmp.path(), "d"), &[]).unwrap();
+        let ((again, _), abandoned) = record.allocate(&wanted(tmp.path(), "d"), &[], None).unwrap();
         assert_eq!((again, abandoned), (first, vec![(first, a)]));
         record.release(second).unwrap();
         assert_eq!(record.entries().unwrap().len(), 1);
