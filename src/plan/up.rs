@@ -507,8 +507,8 @@ pub(crate) fn start_new(
         userns: Some(crate::runtime::userns_auto::for_env(spec.userns)),
         ..RunOptions::default()
     };
-    let outbound = spec.network == Network::Project && network::outbound_available();
-    let resolv = network::dns::resolv_conf(outbound);
+    let bridge = (spec.network == Network::Project).then(|| network::dnat::bridge_of(&netns.project)).flatten();
+    let resolv = network::dns::resolv_conf(bridge);
     let c =
         create::create(store, &opts, &resolv).map_err(|e| UpError::Create { env: env.clone(), source: Box::new(e) })?;
     // What the env asked for, so `berth plan` can say which fields changed.

@@ -21,7 +21,8 @@
 //! next one, with nothing made twice. [`detach`] runs when the namespace
 //! goes (`netns::remove`: `down`, the project's last `rm`, `--rm`, a failed
 //! first `up`, `fsck --repair`) and removes exactly what [`attach`] made:
-//! the two nftables elements (the table with the last project), the veth,
+//! the nftables elements (the project's two, its DNS forwarding and any
+//! published port left; the table with the last project), the veth,
 //! the bridge (its address and route go with it) and the subnet's record.
 //!
 //! # Names and subnets
@@ -39,6 +40,7 @@
 //! every store of the host. Rootless berth gets no outbound access in this
 //! stage: its project network stays loopback only.
 
+pub mod dnat;
 pub mod dns;
 mod link;
 mod nft;
@@ -152,8 +154,9 @@ fn attach_with(record: &Record, netns: &Path, project: &str) -> Result<ProjectNe
             subnet
         }
     };
-    nft::add(&bridge, subnet)?;
+    nft::add(&bridge, subnet, dns::forwarded_stub())?;
     links(&owner, &bridge, &veth, subnet)?;
+    dnat::route_localnet(&bridge)?;
     enable_forwarding()?;
     Ok(ProjectNetwork { subnet, bridge, veth })
 }

@@ -12,6 +12,9 @@
 //! }
 //! ```
 //!
+//! Published ports and DNS forwarding add their own maps and chains to the
+//! table ([`super::dnat`]); every batch here declares them too.
+//!
 //! The rules are the same for every project; a project is only its two
 //! set elements, so removing it is exact (no rule handles to find), and the
 //! table goes with the last project. Every change is one `nft -j -f -`
@@ -92,9 +95,19 @@ fn declare() -> Vec<Value> {
     ]
 }
 
-/// The batch that adds one project (`bridge`, `subnet`).
-fn add_batch(bridge: &str, subnet: Subnet) -> Value {
+/// Everything the table holds but elements: [`declare`] and
+/// [`super::dnat::declare`].
+pub(super) fn declare_all() -> Vec<Value> {
     let mut cmds = declare();
+    cmds.extend(super::dnat::declare());
+    cmds
+}
+
+/// The batch that adds one project (`bridge`, `subnet`), with its DNS
+/// forwarded to the host's loopback resolver `dns_stub` if any.
+fn add_batch(listed: &Listed, bridge: &str, subnet: Subnet, dns_stub: Option<Ipv4Addr>) -> Value {
+    let mut cmds = declare_all();
+    cmds.extend(super::dnat::dns_batch(&listed.dnat, subnet, dns_stub));
     cmds.push(json!({"add": {"element": in_table(json!({"name": "bridges", "elem": [bridge]}))}}));
     cmds.push(json!({"add": {"element": in_table(json!({"name": "subnets", "elem": [subnet_elem(subnet)]}))}}));
     json!({"nftables": cmds})
@@ -107,6 +120,8 @@ pub struct Listed {
     pub present: bool,
     pub bridges: Vec<String>,
     pub subnets: Vec<(Ipv4Addr, u8)>,
+    /// Published ports and DNS forwarding.
+    pub dnat: super::dnat::Listed,
 }
 
 /// The batch that removes one project's elements of `listed`, and the table
@@ -118,11 +133,13 @@ fn remove_batch(listed: &Listed, bridge: &str, subnet: Subnet) -> Option<Value> 
     let has_bridge = listed.bridges.iter().any(|b| b == bridge);
     let has_subnet = listed.subnets.contains(&(subnet.network(), Subnet::PREFIX));
     let others = listed.bridges.iter().any(|b| b != bridge)
-        || listed.subnets.iter().any(|s| *s != (subnet.network(), Subnet::PREFIX));
+        || listed.subnets.iter().any(|s| *s != (subnet.network(), Subnet::PREFIX))
+        || super::dnat::others(&listed.dnat, subnet);
     let mut cmds = Vec::new();
     if !others {
         cmds.push(json!({"delete": {"table": table()}}));
     } else {
+        cmds.extend(super::dnat::remove_subnet(&listed.dnat, subnet));
         if has_bridge {
             cmds.push(json!({"delete": {"element": in_table(json!({"name": "bridges", "elem": [bridge]}))}}));
         }
@@ -151,6 +168,7 @@ fn parse_listing(json: &Value) -> Listed {
             _ => {}
         }
     }
+    out.dnat = super::dnat::parse(json);
     out
 }
 
@@ -176,7 +194,7 @@ fn nft(args: &[&str], input: Option<&Value>) -> Result<std::process::Output, Net
     child.wait_with_output().map_err(|e| NetworkError::Nft { what: "wait for nft".into(), detail: e.to_string() })
 }
 
-fn apply(batch: &Value, what: String) -> Result<(), NetworkError> {
+pub(super) fn apply(batch: &Value, what: String) -> Result<(), NetworkError> {
     let out = nft(&["-j", "-f", "-"], Some(batch))?;
     if !out.status.success() {
         return Err(NetworkError::Nft { what, detail: String::from_utf8_lossy(&out.stderr).trim().to_owned() });
@@ -199,12 +217,14 @@ pub fn list() -> Result<Listed, NetworkError> {
     Ok(parse_listing(&json))
 }
 
-/// Adds the project of `bridge` and `subnet` (making the table if needed).
+/// Adds the project of `bridge` and `subnet` (making the table if needed),
+/// with its DNS forwarded to `dns_stub` ([`super::dnat`]) if given.
 /// On a host without `nft`, root installs Debian's nftables first (as
 /// mmdebstrap for a bootstrap), so a fresh machine's first `up` works.
-pub fn add(bridge: &str, subnet: Subnet) -> Result<(), NetworkError> {
+pub fn add(bridge: &str, subnet: Subnet, dns_stub: Option<Ipv4Addr>) -> Result<(), NetworkError> {
     crate::tools::find_or_install("nft", "nftables").map_err(|why| NetworkError::NftMissing { why })?;
-    apply(&add_batch(bridge, subnet), format!("add {bridge} and {subnet} to table {FAMILY} {TABLE}"))
+    let listed = list()?;
+    apply(&add_batch(&listed, bridge, subnet, dns_stub), format!("add {bridge} and {subnet} to table {FAMILY} {TABLE}"))
 }
 
 /// Removes the project of `bridge` and `subnet`, and the table with the
@@ -232,15 +252,22 @@ mod tests {
 
     #[test]
     fn an_add_declares_everything_and_rewrites_the_rules() {
-        let batch = add_batch("berth-aa", sub(3));
+        let batch = add_batch(&Listed::default(), "berth-aa", sub(3), None);
         let cmds = batch["nftables"].as_array().unwrap();
         let verbs: Vec<String> = cmds.iter().map(|c| c.as_object().unwrap().keys().next().unwrap().clone()).collect();
-        assert_eq!(verbs, ["add", "add", "add", "add", "add", "flush", "add", "flush", "add", "add", "add"]);
+        assert_eq!(verbs[..9], ["add", "add", "add", "add", "add", "flush", "add", "flush", "add"]);
         assert_eq!(cmds[3]["add"]["chain"]["hook"], "postrouting");
         assert_eq!(cmds[6]["add"]["rule"]["expr"][2], json!({"masquerade": null}));
         assert_eq!(cmds[8]["add"]["rule"]["expr"][2], json!({"drop": null}));
-        assert_eq!(cmds[9]["add"]["element"]["elem"], json!(["berth-aa"]));
-        assert_eq!(cmds[10]["add"]["element"]["elem"][0]["prefix"], json!({"addr": "10.123.3.0", "len": 24}));
+        // The DNAT maps and chains, then the project's elements.
+        assert_eq!(cmds[9..cmds.len() - 2], super::super::dnat::declare()[..]);
+        let n = cmds.len();
+        assert_eq!(cmds[n - 2]["add"]["element"]["elem"], json!(["berth-aa"]));
+        assert_eq!(cmds[n - 1]["add"]["element"]["elem"][0]["prefix"], json!({"addr": "10.123.3.0", "len": 24}));
+        // With a loopback resolver: its DNS forwarding too.
+        let stub = Some(Ipv4Addr::new(127, 0, 0, 53));
+        let with_dns = add_batch(&Listed::default(), "berth-aa", sub(3), stub);
+        assert_eq!(with_dns["nftables"].as_array().unwrap().len(), n + 2);
     }
 
     #[test]
@@ -249,6 +276,7 @@ mod tests {
             present: true,
             bridges: vec!["berth-aa".into(), "berth-bb".into()],
             subnets: vec![(sub(3).network(), 24), (sub(4).network(), 24)],
+            ..Listed::default()
         };
         let batch = remove_batch(&two, "berth-aa", sub(3)).unwrap();
         let cmds = batch["nftables"].as_array().unwrap();
@@ -256,7 +284,12 @@ mod tests {
         assert_eq!(cmds[0]["delete"]["element"]["elem"], json!(["berth-aa"]));
         assert_eq!(cmds[1]["delete"]["element"]["name"], "subnets");
 
-        let one = Listed { present: true, bridges: vec!["berth-bb".into()], subnets: vec![(sub(4).network(), 24)] };
+        let one = Listed {
+            present: true,
+            bridges: vec!["berth-bb".into()],
+            subnets: vec![(sub(4).network(), 24)],
+            ..Listed::default()
+        };
         let last = remove_batch(&one, "berth-bb", sub(4)).unwrap();
         assert_eq!(last["nftables"][0], json!({"delete": {"table": {"family": "inet", "name": "berth"}}}));
         // Only the other project's elements: nothing of this one to remove.
