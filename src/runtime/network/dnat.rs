@@ -4,16 +4,18 @@
 //! dnsmasq on `127.0.0.1`).
 //!
 //! ```text
-//! map ports4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }  # 127.0.0.1 . tcp . 8080 : 10.123.N.2 . 80
-//! map wild4  { type inet_proto . inet_service : ipv4_addr . inet_service; }              # 0.0.0.0:8080 → tcp . 8080 : 10.123.N.2 . 80
-//! map dns4   { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }  # 10.123.N.1 . udp . 53 : 127.0.0.53 . 53
+//! map ports4      { type ipv4_addr . inet_proto . inet_service : ipv4_addr; }     # 127.0.0.1 . tcp . 8080 : 10.123.N.2
+//! map ports4_port { type ipv4_addr . inet_proto . inet_service : inet_service; }  # 127.0.0.1 . tcp . 8080 : 80
+//! map wild4       { type inet_proto . inet_service : ipv4_addr; }                 # 0.0.0.0:8080: tcp . 8080 : 10.123.N.2
+//! map wild4_port  { type inet_proto . inet_service : inet_service; }              #               tcp . 8080 : 80
+//! map dns4        { type ipv4_addr . inet_proto . inet_service : ipv4_addr; }     # 10.123.N.1 . udp . 53 : 127.0.0.53
 //! chain ports_prerouting { type nat hook prerouting priority dstnat;
 //!     iifname @bridges dnat ip to ip daddr . meta l4proto . th dport map @dns4
-//!     iifname != @bridges fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports4
-//!     iifname != @bridges fib daddr type local dnat ip to meta l4proto . th dport map @wild4 }
+//!     iifname != @bridges fib daddr type local dnat ip to K map @ports4 : K map @ports4_port   # K: ip daddr . meta l4proto . th dport
+//!     iifname != @bridges fib daddr type local dnat ip to W map @wild4 : W map @wild4_port }   # W: meta l4proto . th dport
 //! chain ports_output { type nat hook output priority dstnat;          # connections made on the host itself
-//!     fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports4
-//!     fib daddr type local dnat ip to meta l4proto . th dport map @wild4 }
+//!     fib daddr type local dnat ip to K map @ports4 : K map @ports4_port
+//!     fib daddr type local dnat ip to W map @wild4 : W map @wild4_port }
 //! chain ports_postrouting { type nat hook postrouting priority srcnat;
 //!     oifname @bridges ip saddr 127.0.0.0/8 masquerade }              # 127.0.0.1:8080 → the bridge
 //! chain dns_input { type nat hook input priority srcnat;
@@ -22,10 +24,12 @@
 //!     iifname @bridges ip daddr 127.0.0.0/8 drop }
 //! ```
 //!
-//! The rules are fixed; a published port is one element of `ports4` (a
-//! given host address) or `wild4` (`0.0.0.0`), a project's DNS two
-//! elements of `dns4` (udp and tcp). So adding and removing one is exact,
-//! and each change is one atomic batch, as in [`super::nft`].
+//! The rules are fixed; a published port is one element in each map of a
+//! pair, `ports4` (a given host address) or `wild4` (`0.0.0.0`), a
+//! project's DNS two elements of `dns4` (udp and tcp). So adding and
+//! removing one is exact, and each change is one atomic batch, as in
+//! [`super::nft`]. (One map to `ipv4_addr . inet_service` would do, but
+//! nft 1.0.6, Debian bookworm's, crashes on such a `dnat` in JSON.)
 //!
 //! # Which path a connection takes
 //!
@@ -72,8 +76,14 @@ use super::nft::{FAMILY, TABLE};
 use super::subnet::{Record, Subnet};
 use crate::runtime::ports::{PortMapping, Protocol};
 
-const PORTS: &str = "ports4";
-const WILD: &str = "wild4";
+/// A pair of maps from one key: to the target address, and to its port.
+struct Pair {
+    addr: &'static str,
+    port: &'static str,
+}
+
+const PORTS: Pair = Pair { addr: "ports4", port: "ports4_port" };
+const WILD: Pair = Pair { addr: "wild4", port: "wild4_port" };
 const DNS: &str = "dns4";
 
 /// One published port as DNAT: what arrives at `addr:port/protocol`
@@ -170,8 +180,12 @@ fn loopback_net() -> Value {
     json!({"prefix": {"addr": "127.0.0.0", "len": 8}})
 }
 
-fn dnat_via(key: Vec<Value>, map: &str) -> Value {
-    json!({"dnat": {"family": "ip", "addr": {"map": {"key": {"concat": key}, "data": format!("@{map}")}}}})
+fn lookup(key: &[Value], map: &str) -> Value {
+    json!({"map": {"key": {"concat": key}, "data": format!("@{map}")}})
+}
+
+fn dnat_via(key: Vec<Value>, pair: &Pair) -> Value {
+    json!({"dnat": {"family": "ip", "addr": lookup(&key, pair.addr), "port": lookup(&key, pair.port)}})
 }
 
 fn rule(chain: &str, comment: &str, expr: Vec<Value>) -> Value {
@@ -186,17 +200,16 @@ pub(super) fn declare() -> Vec<Value> {
     let ipv4 = || is(meta("nfproto"), "==", json!("ipv4"));
     let local = || is(json!({"fib": {"result": "type", "flags": ["daddr"]}}), "==", json!("local"));
     let from_bridge = |op: &str| is(meta("iifname"), op, json!("@bridges"));
-    let map = |name: &str, key: &[&str]| {
-        json!({"add": {"map": in_table(json!({"name": name, "type": key, "map": ["ipv4_addr", "inet_service"]}))}})
-    };
-    let chain = |name: &str, kind: &str, hook: &str, prio: i32| {
-        json!({"add": {"chain": in_table(json!({"name": name, "type": kind, "hook": hook, "prio": prio, "policy": "accept"}))}})
-    };
+    let map = |name: &str, key: &[&str], data: &str| json!({"add": {"map": in_table(json!({"name": name, "type": key, "map": data}))}});
+    let (by_addr_type, by_port_type) = (["ipv4_addr", "inet_proto", "inet_service"], ["inet_proto", "inet_service"]);
+    let chain = |name: &str, kind: &str, hook: &str, prio: i32| json!({"add": {"chain": in_table(json!({"name": name, "type": kind, "hook": hook, "prio": prio, "policy": "accept"}))}});
     let flush = |name: &str| json!({"flush": {"chain": in_table(json!({"name": name}))}});
     let mut cmds = vec![
-        map(PORTS, &["ipv4_addr", "inet_proto", "inet_service"]),
-        map(WILD, &["inet_proto", "inet_service"]),
-        map(DNS, &["ipv4_addr", "inet_proto", "inet_service"]),
+        map(PORTS.addr, &by_addr_type, "ipv4_addr"),
+        map(PORTS.port, &by_addr_type, "inet_service"),
+        map(WILD.addr, &by_port_type, "ipv4_addr"),
+        map(WILD.port, &by_port_type, "inet_service"),
+        map(DNS, &by_addr_type, "ipv4_addr"),
         chain("loopback_guard", "filter", "prerouting", -300),
         chain("ports_prerouting", "nat", "prerouting", -100),
         chain("ports_output", "nat", "output", -100),
@@ -213,10 +226,11 @@ pub(super) fn declare() -> Vec<Value> {
         vec![from_bridge("=="), is(payload("ip", "daddr"), "==", loopback_net()), json!({"drop": null})],
     ));
     let dns = "berth: envs' DNS to the host's loopback resolver";
-    cmds.push(rule("ports_prerouting", dns, vec![ipv4(), from_bridge("=="), dnat_via(by_addr(), DNS)]));
+    let to_stub = json!({"dnat": {"family": "ip", "addr": lookup(&by_addr(), DNS)}});
+    cmds.push(rule("ports_prerouting", dns, vec![ipv4(), from_bridge("=="), to_stub]));
     let published = "berth: published ports";
     for (chain, outside) in [("ports_prerouting", true), ("ports_output", false)] {
-        for (key, map) in [(by_addr(), PORTS), (by_port(), WILD)] {
+        for (key, map) in [(by_addr(), &PORTS), (by_port(), &WILD)] {
             let mut expr = vec![ipv4()];
             if outside {
                 expr.push(from_bridge("!="));
@@ -246,25 +260,36 @@ pub(super) fn declare() -> Vec<Value> {
     cmds
 }
 
-fn port_elem(f: &Forward) -> (&'static str, Value) {
-    let target = json!({"concat": [f.target.to_string(), f.target_port]});
+/// The maps of `f` and its key in them.
+fn port_key(f: &Forward) -> (&'static Pair, Value) {
     match f.addr {
-        Some(a) => (PORTS, json!([{"concat": [a.to_string(), proto(f.protocol), f.port]}, target])),
-        None => (WILD, json!([{"concat": [proto(f.protocol), f.port]}, target])),
+        Some(a) => (&PORTS, json!({"concat": [a.to_string(), proto(f.protocol), f.port]})),
+        None => (&WILD, json!({"concat": [proto(f.protocol), f.port]})),
     }
 }
 
-fn port_key(f: &Forward) -> (&'static str, Value) {
-    let (map, elem) = port_elem(f);
-    (map, elem[0].clone())
-}
-
-fn dns_elem(d: &DnsForward) -> Value {
-    json!([{"concat": [d.gateway.to_string(), proto(d.protocol), 53]}, {"concat": [d.stub.to_string(), 53]}])
+fn dns_key(d: &DnsForward) -> Value {
+    json!({"concat": [d.gateway.to_string(), proto(d.protocol), 53]})
 }
 
 fn element(verb: &str, map: &str, elem: Value) -> Value {
     json!({verb: {"element": in_table(json!({"name": map, "elem": [elem]}))}})
+}
+
+/// The commands that add or delete `f` in both maps of its pair.
+fn port_elements(verb: &str, f: &Forward) -> [Value; 2] {
+    let (pair, key) = port_key(f);
+    if verb == "delete" {
+        return [element(verb, pair.addr, key.clone()), element(verb, pair.port, key)];
+    }
+    [
+        element(verb, pair.addr, json!([key.clone(), f.target.to_string()])),
+        element(verb, pair.port, json!([key, f.target_port])),
+    ]
+}
+
+fn same_key(a: &Forward, b: &Forward) -> bool {
+    (a.addr, a.protocol, a.port) == (b.addr, b.protocol, b.port)
 }
 
 /// The commands that add `forwards`, removing first what holds their keys
@@ -273,29 +298,20 @@ fn element(verb: &str, map: &str, elem: Value) -> Value {
 fn add_ports(listed: &Listed, forwards: &[Forward]) -> Vec<Value> {
     let mut cmds = Vec::new();
     for f in forwards {
-        let (map, key) = port_key(f);
-        if let Some(old) = listed.ports.iter().find(|o| port_key(o) == (map, key.clone())) {
+        if let Some(old) = listed.ports.iter().find(|o| same_key(o, f)) {
             if old == f {
                 continue;
             }
-            cmds.push(element("delete", map, key));
+            cmds.extend(port_elements("delete", old));
         }
-        let (map, elem) = port_elem(f);
-        cmds.push(element("add", map, elem));
+        cmds.extend(port_elements("add", f));
     }
     cmds
 }
 
 /// The commands that remove those of `forwards` that `listed` holds.
 pub(super) fn remove_ports(listed: &Listed, forwards: &[Forward]) -> Vec<Value> {
-    forwards
-        .iter()
-        .filter(|f| listed.ports.contains(f))
-        .map(|f| {
-            let (map, key) = port_key(f);
-            element("delete", map, key)
-        })
-        .collect()
+    forwards.iter().filter(|f| listed.ports.contains(f)).flat_map(|f| port_elements("delete", f)).collect()
 }
 
 /// The commands that make the DNS forwarding of `subnet` go to `stub`
@@ -309,10 +325,10 @@ pub(super) fn dns_batch(listed: &Listed, subnet: Subnet, stub: Option<Ipv4Addr>)
             continue;
         }
         if let Some(old) = old {
-            cmds.push(element("delete", DNS, dns_elem(old)[0].clone()));
+            cmds.push(element("delete", DNS, dns_key(old)));
         }
         if let Some(d) = wanted {
-            cmds.push(element("add", DNS, dns_elem(&d)));
+            cmds.push(element("add", DNS, json!([dns_key(&d), d.stub.to_string()])));
         }
     }
     cmds
@@ -323,7 +339,7 @@ pub(super) fn dns_batch(listed: &Listed, subnet: Subnet, stub: Option<Ipv4Addr>)
 pub(super) fn remove_subnet(listed: &Listed, subnet: Subnet) -> Vec<Value> {
     let (ports, dns) = listed.of(subnet);
     let mut cmds = remove_ports(listed, &ports);
-    cmds.extend(dns.iter().map(|d| element("delete", DNS, dns_elem(d)[0].clone())));
+    cmds.extend(dns.iter().map(|d| element("delete", DNS, dns_key(d))));
     cmds
 }
 
@@ -349,35 +365,43 @@ fn protocol(v: &Value) -> Option<Protocol> {
     }
 }
 
-/// The DNAT maps of `nft -j list table inet berth`.
+/// The DNAT maps of `nft -j list table inet berth`. A published port is
+/// listed when both maps of its pair hold its key.
 pub(super) fn parse(json: &Value) -> Listed {
     let mut out = Listed::default();
-    for item in json["nftables"].as_array().into_iter().flatten() {
-        let map = &item["map"];
-        let Some(name) = map["name"].as_str() else { continue };
-        for e in map["elem"].as_array().into_iter().flatten() {
-            let key = e[0]["concat"].as_array().map(Vec::as_slice).unwrap_or_default();
-            let target = e[1]["concat"].as_array().map(Vec::as_slice).unwrap_or_default();
-            let _ = parse_elem(&mut out, name, key, target);
+    let maps: Vec<&Value> = json["nftables"].as_array().into_iter().flatten().map(|i| &i["map"]).collect();
+    let elems = |name: &str| -> Vec<(Vec<Value>, Value)> {
+        let map = maps.iter().find(|m| m["name"] == name);
+        let elems = map.and_then(|m| m["elem"].as_array()).into_iter().flatten();
+        elems.filter_map(|e| Some((e[0]["concat"].as_array()?.clone(), e.get(1)?.clone()))).collect()
+    };
+    for pair in [&PORTS, &WILD] {
+        let ports = elems(pair.port);
+        for (key, to) in elems(pair.addr) {
+            let Some((_, to_port)) = ports.iter().find(|(k, _)| *k == key) else { continue };
+            if let Some(f) = parse_forward(&key, to, to_port) {
+                out.ports.push(f);
+            }
+        }
+    }
+    for (key, to) in elems(DNS) {
+        if let ([g, p, _], Some(stub)) = (key.as_slice(), ip(&to)) {
+            if let (Some(gateway), Some(protocol)) = (ip(g), protocol(p)) {
+                out.dns.push(DnsForward { gateway, protocol, stub });
+            }
         }
     }
     out
 }
 
-fn parse_elem(out: &mut Listed, map: &str, key: &[Value], target: &[Value]) -> Option<()> {
-    let [to, to_port] = target else { return None };
-    let (target, target_port) = (ip(to)?, port(to_port)?);
-    match (map, key) {
-        (PORTS, [a, p, n]) => {
-            out.ports.push(Forward { addr: Some(ip(a)?), protocol: protocol(p)?, port: port(n)?, target, target_port })
-        }
-        (WILD, [p, n]) => {
-            out.ports.push(Forward { addr: None, protocol: protocol(p)?, port: port(n)?, target, target_port })
-        }
-        (DNS, [g, p, _]) => out.dns.push(DnsForward { gateway: ip(g)?, protocol: protocol(p)?, stub: target }),
+fn parse_forward(key: &[Value], to: Value, to_port: &Value) -> Option<Forward> {
+    let (target, target_port) = (ip(&to)?, port(to_port)?);
+    let (addr, p, n) = match key {
+        [a, p, n] => (Some(ip(a)?), p, n),
+        [p, n] => (None, p, n),
         _ => return None,
-    }
-    Some(())
+    };
+    Some(Forward { addr, protocol: protocol(p)?, port: port(n)?, target, target_port })
 }
 
 /// The project subnet of the network namespace `netns`, when berth
@@ -470,7 +494,12 @@ pub fn stale() -> Result<Vec<Forward>, NetworkError> {
         Err(e) => return Err(e),
     };
     let subnets: Vec<Subnet> = record.entries()?.into_iter().map(|(s, _)| s).collect();
-    Ok(listed.dnat.ports.into_iter().filter(|f| !subnets.iter().any(|s| s.overlaps(f.target, 32)) || unheld(f)).collect())
+    Ok(listed
+        .dnat
+        .ports
+        .into_iter()
+        .filter(|f| !subnets.iter().any(|s| s.overlaps(f.target, 32)) || unheld(f))
+        .collect())
 }
 
 /// Removes the stale elements ([`stale`], looked at again under the
@@ -483,6 +512,48 @@ pub fn remove_stale() -> Result<Vec<Forward>, NetworkError> {
     let gone = stale()?;
     withdraw(&gone)?;
     Ok(gone)
+}
+
+/// The batch for the project namespace's own table (see the module page).
+fn inside_batch() -> Value {
+    let ns_table = |extra: Value| {
+        let mut v = json!({"family": "ip", "table": TABLE});
+        v.as_object_mut().expect("an object").extend(extra.as_object().expect("an object").clone());
+        v
+    };
+    let chain = |name: &str, kind: &str, prio: i32| json!({"add": {"chain": ns_table(json!({"name": name, "type": kind, "hook": "prerouting", "prio": prio, "policy": "accept"}))}});
+    let on_eth0 = is(meta("iifname"), "==", json!(super::NS_IFNAME));
+    let rule = |chain: &str, comment: &str, expr: Vec<Value>| json!({"add": {"rule": ns_table(json!({"chain": chain, "comment": comment, "expr": expr}))}});
+    json!({"nftables": [
+        {"add": {"table": {"family": "ip", "name": TABLE}}},
+        chain("guard", "filter", -300),
+        chain("published", "nat", -100),
+        {"flush": {"chain": ns_table(json!({"name": "guard"}))}},
+        {"flush": {"chain": ns_table(json!({"name": "published"}))}},
+        rule("guard", "berth: only berth's DNAT reaches loopback", vec![
+            on_eth0.clone(), is(payload("ip", "daddr"), "==", loopback_net()), json!({"drop": null}),
+        ]),
+        rule("published", "berth: published ports reach servers on 127.0.0.1 too", vec![
+            on_eth0, is(meta("l4proto"), "==", json!({"set": ["tcp", "udp"]})), json!({"dnat": {"addr": "127.0.0.1"}}),
+        ]),
+    ]})
+}
+
+/// Inside the project namespace `owner`: connections arriving on its
+/// `eth0` go to `127.0.0.1` (same port), as the proxy connects, so a
+/// server that listens on loopback only is published as before; and
+/// `route_localnet` on `eth0`, which that needs, with its guard.
+pub(super) fn inside(owner: &Path) -> Result<(), NetworkError> {
+    let knob = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", super::NS_IFNAME);
+    let fail = |source| NetworkError::Link { what: format!("set up DNAT in {}", owner.display()), source };
+    crate::sys::netns::in_net_ns(owner, || {
+        let applied = super::nft::apply(&inside_batch(), format!("set up DNAT in {}", owner.display()));
+        if applied.is_ok() {
+            std::fs::write(&knob, "1")?;
+        }
+        Ok(applied)
+    })
+    .map_err(fail)?
 }
 
 /// Sets `route_localnet` on `bridge`: connections to a port published on

@@ -157,6 +157,7 @@ fn attach_with(record: &Record, netns: &Path, project: &str) -> Result<ProjectNe
     nft::add(&bridge, subnet, dns::forwarded_stub())?;
     links(&owner, &bridge, &veth, subnet)?;
     dnat::route_localnet(&bridge)?;
+    dnat::inside(&owner)?;
     enable_forwarding()?;
     Ok(ProjectNetwork { subnet, bridge, veth })
 }

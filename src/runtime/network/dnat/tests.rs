@@ -38,8 +38,12 @@ fn the_guard_runs_before_any_nat_and_dnat_spares_traffic_from_bridges() {
     assert_eq!(pre[0]["expr"][1]["match"]["op"], "==");
     assert_eq!(pre[0]["expr"][2]["dnat"]["addr"]["map"]["data"], "@dns4");
     for (r, map) in pre[1..].iter().zip(["@ports4", "@wild4"]) {
-        assert_eq!(r["expr"][1]["match"], json!({"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "@bridges"}));
+        assert_eq!(
+            r["expr"][1]["match"],
+            json!({"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "@bridges"})
+        );
         assert_eq!(r["expr"][3]["dnat"]["addr"]["map"]["data"], map);
+        assert_eq!(r["expr"][3]["dnat"]["port"]["map"]["data"], format!("{map}_port"));
     }
     assert_eq!(in_chain("ports_output").len(), 2);
     assert_eq!(in_chain("ports_postrouting")[0]["expr"][2], json!({"masquerade": null}));
@@ -54,10 +58,8 @@ fn the_guard_runs_before_any_nat_and_dnat_spares_traffic_from_bridges() {
 
 #[test]
 fn ipv4_mappings_become_forwards_and_ipv6_stays_with_the_proxy() {
-    let mappings: Vec<PortMapping> = ["127.0.0.1:8080:80", "0.0.0.0:5353:53/udp", "[::1]:9000:9000"]
-        .iter()
-        .map(|m| m.parse().unwrap())
-        .collect();
+    let mappings: Vec<PortMapping> =
+        ["127.0.0.1:8080:80", "0.0.0.0:5353:53/udp", "[::1]:9000:9000"].iter().map(|m| m.parse().unwrap()).collect();
     let got = forwards(&mappings, sub(3).member());
     assert_eq!(
         got,
@@ -72,18 +74,22 @@ fn a_key_left_by_a_killed_shim_is_replaced_and_an_equal_one_kept() {
     let wild = fwd(None, Protocol::Udp, 53, sub(3), 53);
     let left = Listed { ports: vec![fwd(Some([127, 0, 0, 1]), Protocol::Tcp, 8080, sub(4), 81)], dns: vec![] };
     let cmds = add_ports(&left, &[mine, wild]);
-    assert_eq!(verbs(&cmds), ["delete", "add", "add"]);
-    assert_eq!(cmds[0]["delete"]["element"]["elem"], json!([{"concat": ["127.0.0.1", "tcp", 8080]}]));
+    assert_eq!(verbs(&cmds), ["delete", "delete", "add", "add", "add", "add"]);
+    let key = json!({"concat": ["127.0.0.1", "tcp", 8080]});
     assert_eq!(
-        cmds[1]["add"]["element"]["elem"],
-        json!([[{"concat": ["127.0.0.1", "tcp", 8080]}, {"concat": ["10.123.3.2", 80]}]])
+        cmds[0]["delete"]["element"],
+        json!({"family": "inet", "table": "berth", "name": "ports4", "elem": [key]})
     );
-    assert_eq!(cmds[2]["add"]["element"]["name"], "wild4");
-    assert_eq!(cmds[2]["add"]["element"]["elem"], json!([[{"concat": ["udp", 53]}, {"concat": ["10.123.3.2", 53]}]]));
+    assert_eq!(cmds[1]["delete"]["element"]["name"], "ports4_port");
+    assert_eq!(cmds[2]["add"]["element"]["elem"], json!([[key, "10.123.3.2"]]));
+    assert_eq!(cmds[3]["add"]["element"]["elem"], json!([[key, 80]]));
+    assert_eq!(cmds[4]["add"]["element"]["name"], "wild4");
+    assert_eq!(cmds[5]["add"]["element"]["name"], "wild4_port");
+    assert_eq!(cmds[5]["add"]["element"]["elem"], json!([[{"concat": ["udp", 53]}, 53]]));
     let there = Listed { ports: vec![mine], dns: vec![] };
     assert!(add_ports(&there, &[mine]).is_empty(), "already there");
     // Withdrawing touches only what is there and still its own.
-    assert_eq!(verbs(&remove_ports(&there, &[mine, wild])), ["delete"]);
+    assert_eq!(verbs(&remove_ports(&there, &[mine, wild])), ["delete", "delete"]);
     assert!(remove_ports(&left, &[mine]).is_empty(), "another target holds the key");
 }
 
@@ -92,10 +98,7 @@ fn dns_forwarding_follows_the_stub() {
     let stub = Ipv4Addr::new(127, 0, 0, 53);
     let cmds = dns_batch(&Listed::default(), sub(3), Some(stub));
     assert_eq!(verbs(&cmds), ["add", "add"]);
-    assert_eq!(
-        cmds[0]["add"]["element"]["elem"],
-        json!([[{"concat": ["10.123.3.1", "udp", 53]}, {"concat": ["127.0.0.53", 53]}]])
-    );
+    assert_eq!(cmds[0]["add"]["element"]["elem"], json!([[{"concat": ["10.123.3.1", "udp", 53]}, "127.0.0.53"]]));
     let now = parse(&json!({"nftables": [{"map": {"name": "dns4", "elem": [
         cmds[0]["add"]["element"]["elem"][0], cmds[1]["add"]["element"]["elem"][0]
     ]}}]}));
@@ -112,12 +115,13 @@ fn listings_parse_as_nft_prints_them() {
         {"metainfo": {"version": "1.0.6"}},
         {"table": {"family": "inet", "name": "berth"}},
         {"map": {"family": "inet", "name": "ports4", "table": "berth", "type": ["ipv4_addr", "inet_proto", "inet_service"],
-            "map": "ipv4_addr . inet_service",
-            "elem": [[{"concat": ["127.0.0.1", "tcp", 8080]}, {"concat": ["10.123.5.2", 80]}]]}},
-        {"map": {"family": "inet", "name": "wild4", "table": "berth", "type": ["inet_proto", "inet_service"],
-            "map": "ipv4_addr . inet_service",
-            "elem": [[{"concat": ["udp", 53]}, {"concat": ["10.123.6.2", 53]}], ["garbage"]]}},
-        {"map": {"name": "dns4", "elem": [[{"concat": ["10.123.5.1", "tcp", 53]}, {"concat": ["127.0.0.53", 53]}]]}},
+            "map": "ipv4_addr", "elem": [[{"concat": ["127.0.0.1", "tcp", 8080]}, "10.123.5.2"]]}},
+        {"map": {"family": "inet", "name": "ports4_port", "table": "berth", "type": ["ipv4_addr", "inet_proto", "inet_service"],
+            "map": "inet_service", "elem": [[{"concat": ["127.0.0.1", "tcp", 8080]}, 80]]}},
+        {"map": {"name": "wild4", "elem": [[{"concat": ["udp", 53]}, "10.123.6.2"], ["garbage"],
+            [{"concat": ["tcp", 1]}, "10.123.6.2"]]}},
+        {"map": {"name": "wild4_port", "elem": [[{"concat": ["udp", 53]}, 53]]}},
+        {"map": {"name": "dns4", "elem": [[{"concat": ["10.123.5.1", "tcp", 53]}, "127.0.0.53"]]}},
     ]});
     let listed = parse(&json);
     assert_eq!(
@@ -129,7 +133,7 @@ fn listings_parse_as_nft_prints_them() {
         [DnsForward { gateway: sub(5).gateway(), protocol: Protocol::Tcp, stub: Ipv4Addr::new(127, 0, 0, 53) }]
     );
     // A project's removal takes its elements only.
-    assert_eq!(verbs(&remove_subnet(&listed, sub(5))), ["delete", "delete"]);
+    assert_eq!(verbs(&remove_subnet(&listed, sub(5))), ["delete", "delete", "delete"]);
     assert!(others(&listed, sub(5)));
     let only6 = Listed { ports: vec![listed.ports[1]], dns: vec![] };
     assert!(!others(&only6, sub(6)));
