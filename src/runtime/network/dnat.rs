@@ -385,10 +385,10 @@ pub(super) fn parse(json: &Value) -> Listed {
         }
     }
     for (key, to) in elems(DNS) {
-        if let ([g, p, _], Some(stub)) = (key.as_slice(), ip(&to)) {
-            if let (Some(gateway), Some(protocol)) = (ip(g), protocol(p)) {
-                out.dns.push(DnsForward { gateway, protocol, stub });
-            }
+        if let ([g, p, _], Some(stub)) = (key.as_slice(), ip(&to))
+            && let (Some(gateway), Some(protocol)) = (ip(g), protocol(p))
+        {
+            out.dns.push(DnsForward { gateway, protocol, stub });
         }
     }
     out
