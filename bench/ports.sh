@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Published ports: berth's shim proxy against podman's rootful `-p` (the
-# kernel's DNAT, set up by netavark or CNI), same busybox image, same run.
+# Published ports: berth's against podman's rootful `-p`, both through the
+# kernel's DNAT (berth's in its table inet berth for a container with a
+# bridge address, podman's set up by netavark or CNI), same busybox image,
+# same run.
 # Run from the repo root as root:
 #
 #     bash bench/ports.sh             # SIZE_MIB=1024 REQUESTS=2000 ROUNDS=3
@@ -10,7 +12,8 @@
 # requests:   REQUESTS short HTTP requests (a new connection each, HTTP/1.0)
 #             to busybox httpd in the container: the median and p90
 #             latency per request
-# Both peers publish on 127.0.0.1, berth's default. Goal (issue 14):
+# Both peers publish on 127.0.0.1, berth's default, from a container on a
+# bridge (`--network bridge`; an `up` project's envs are the same). Goal (issue 14):
 # throughput >= 0.8x podman's, request latency <= 1.0x.
 set -euo pipefail
 
@@ -46,8 +49,18 @@ WEB='mkdir -p /www && echo hello > /www/i && exec httpd -f -p 8000 -h /www'
 PODMAN_RUN=(run -d --network bridge --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 
 bs=$(free_port); bw=$(free_port)
-$BERTH run -d --name b-sink -p "127.0.0.1:$bs:9000" ports-busybox sh -c "$SINK" >/dev/null
-$BERTH run -d --name b-web -p "127.0.0.1:$bw:8000" ports-busybox sh -c "$WEB" >/dev/null
+$BERTH run -d --network bridge --name b-sink -p "127.0.0.1:$bs:9000" ports-busybox sh -c "$SINK" >/dev/null
+$BERTH run -d --network bridge --name b-web -p "127.0.0.1:$bw:8000" ports-busybox sh -c "$WEB" >/dev/null
+# The DNAT path, not the proxy: each port becomes an element of the map
+# once the shim has opened it.
+for p in "$bs" "$bw"; do
+    for _ in $(seq 600); do
+        nft list map inet berth ports4 | grep -q "127.0.0.1 . tcp . $p :" && continue 2
+        sleep 0.1
+    done
+    echo "port $p never showed in berth's DNAT map" >&2
+    exit 1
+done
 ps=$(free_port); pw=$(free_port)
 $PODMAN "${PODMAN_RUN[@]}" --name p-sink -p "127.0.0.1:$ps:9000" localhost/ports-busybox sh -c "$SINK" >/dev/null
 $PODMAN "${PODMAN_RUN[@]}" --name p-web -p "127.0.0.1:$pw:8000" localhost/ports-busybox sh -c "$WEB" >/dev/null

@@ -223,13 +223,12 @@ pub fn run(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         no_init: args.no_init,
     };
     let store = berth::store::Store::open(&ctx.store_root()?)?;
-    let resolv = berth::runtime::network::resolv_conf(bridge);
     let container = {
         let _lock = store.lock_exclusive()?;
         if bridge {
-            berth::runtime::netns::create_with_own_network(&store, opts.clone(), &resolv)?
+            berth::runtime::netns::create_with_own_network(&store, opts.clone())?
         } else {
-            berth::runtime::create::create(&store, &opts, &resolv)?
+            berth::runtime::create::create(&store, &opts, &berth::runtime::network::resolv_conf(None))?
         }
     };
     if let Some(warning) = berth::runtime::create::limits_warning(&container, &opts.resources) {

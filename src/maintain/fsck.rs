@@ -76,6 +76,11 @@ pub enum ProblemKind {
     /// whose namespace file is gone: a crash between removing the two.
     /// Repair removes the network.
     OrphanNetwork,
+    /// A published port's DNAT element in the nftables table `inet berth`
+    /// that no running container holds (its shim was killed): no proxy
+    /// holds its host port, or its target is in no project subnet. Repair
+    /// removes the element.
+    StalePort,
 }
 
 impl ProblemKind {
@@ -94,6 +99,7 @@ impl ProblemKind {
             ProblemKind::Leftover => "leftover",
             ProblemKind::OrphanNetns => "orphan network namespace",
             ProblemKind::OrphanNetwork => "orphan project network",
+            ProblemKind::StalePort => "stale published port",
         }
     }
 
@@ -107,6 +113,7 @@ impl ProblemKind {
                 | ProblemKind::Leftover
                 | ProblemKind::OrphanNetns
                 | ProblemKind::OrphanNetwork
+                | ProblemKind::StalePort
         )
     }
 }
@@ -203,6 +210,15 @@ pub fn fsck(store: &Store, _lock: &StoreLock) -> Result<FsckReport, MaintainErro
                 );
                 add(ProblemKind::OrphanNetwork, netns, message);
             }
+            for f in network::dnat::stale().map_err(network_err)? {
+                let message = format!(
+                    "published port {} goes to {}:{} through DNAT, but no running container holds it; `berth fsck --repair` removes it",
+                    f.host(),
+                    f.target,
+                    f.target_port
+                );
+                add(ProblemKind::StalePort, PathBuf::from(format!("nftables:inet berth:{}", f.host())), message);
+            }
         }
         Err(e) => add(ProblemKind::BadContainers, store.containers_dir(), e.to_string()),
     }
@@ -282,7 +298,13 @@ pub fn repair(store: &Store, lock: &StoreLock, report: &FsckReport) -> Result<Ve
     }
     let mut fixed = Vec::new();
     let mut done = BTreeSet::new();
-    for p in report.problems.iter().filter(|p| p.kind.repairable()) {
+    let stale_ports: Vec<&Problem> = report.problems.iter().filter(|p| p.kind == ProblemKind::StalePort).collect();
+    if !stale_ports.is_empty() {
+        // Not in the store: elements of the host's table, looked at again.
+        network::dnat::remove_stale().map_err(network_err)?;
+        fixed.extend(stale_ports.into_iter().cloned());
+    }
+    for p in report.problems.iter().filter(|p| p.kind.repairable() && p.kind != ProblemKind::StalePort) {
         // Only ever inside the store, whatever a report says.
         if !p.path.starts_with(store.root()) || !done.insert(p.path.clone()) {
             continue;

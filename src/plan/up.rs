@@ -507,7 +507,7 @@ pub(crate) fn start_new(
         userns: Some(crate::runtime::userns_auto::for_env(spec.userns)),
         ..RunOptions::default()
     };
-    let resolv = network::resolv_conf(spec.network == Network::Project);
+    let resolv = network::resolv_conf((spec.network == Network::Project).then_some(netns.project.as_path()));
     let c =
         create::create(store, &opts, &resolv).map_err(|e| UpError::Create { env: env.clone(), source: Box::new(e) })?;
     // What the env asked for, so `berth plan` can say which fields changed.

@@ -181,17 +181,18 @@ pub fn release_own(store: &Store, at: &std::path::Path) -> Result<bool, NetnsErr
 }
 
 /// Creates the container of `opts` in a namespace of its own with a
-/// network ([`make_own`]); the namespace goes again when creating fails.
+/// network ([`make_own`]), its `/etc/resolv.conf` made for that network;
+/// the namespace goes again when creating fails.
 /// The caller holds the store's exclusive lock.
 pub fn create_with_own_network(
     store: &Store,
     mut opts: super::create::RunOptions,
-    resolv_conf: &str,
 ) -> Result<container::Container, OwnNetworkError> {
     let at = make_own(store)?;
     opts.network = super::spec::NetworkMode::Join(at.clone());
     opts.labels.insert(OWN_NETNS_LABEL.to_owned(), at.display().to_string());
-    super::create::create(store, &opts, resolv_conf).map_err(|e| {
+    let resolv_conf = super::network::resolv_conf(Some(&at));
+    super::create::create(store, &opts, &resolv_conf).map_err(|e| {
         let _ = release_own(store, &at);
         OwnNetworkError::Create(Box::new(e))
     })

@@ -4,17 +4,21 @@
 //!
 //! One run: a fresh cgroup with the spec's limits, the container launched
 //! into it (the child waits until it is in the cgroup), published ports
-//! proxied into its network namespace, then a blocking wait for its init to
-//! exit; afterwards the OOM counter is read and the cgroup destroyed. State is
-//! recorded by the caller, which knows whether a restart follows.
+//! proxied into its network namespace and, when that namespace has a
+//! bridge, forwarded by the kernel too (`network::dnat`: the proxy holds
+//! the host sockets and serves what DNAT does not), then a blocking wait
+//! for its init to exit; afterwards the DNAT elements are withdrawn, the
+//! OOM counter is read and the cgroup destroyed. State is recorded by the
+//! caller, which knows whether a restart follows.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::cgroup::{self, Cgroup, CgroupError, CgroupPath, Hierarchy, Resources};
 use super::container::{Container, Paths};
+use super::network::{NetworkError, dnat};
 use super::ports::{PortError, ProxySet};
 use super::process::{self, InitExe, Launch, ProcessError, Stdio};
 use super::rootfs::Rootfs;
@@ -31,6 +35,8 @@ pub enum SuperviseError {
     Start { name: String, source: ProcessError },
     #[error("container {name}: {source}")]
     Ports { name: String, source: PortError },
+    #[error("container {name}: published ports: {source}")]
+    Dnat { name: String, source: NetworkError },
     #[error("container {name}: cannot wait for pid {pid}: {source}")]
     Wait { name: String, pid: i32, source: std::io::Error },
 }
@@ -70,6 +76,7 @@ pub struct Running {
     started: Instant,
     cgroup: Cgroup,
     proxies: Option<ProxySet>,
+    dnat: Option<dnat::Published>,
 }
 
 impl Prepared {
@@ -123,20 +130,36 @@ impl Prepared {
             }
         };
         let pid_start = super::state::process_start_time(pid.as_raw()).unwrap_or(0);
-        let mut running = Running { pid, pid_start, started: Instant::now(), cgroup, proxies: None };
+        let mut running = Running { pid, pid_start, started: Instant::now(), cgroup, proxies: None, dnat: None };
         let ports = &self.container.record.ports;
         if !ports.is_empty() {
             let netns = PathBuf::from(format!("/proc/{}/ns/net", pid.as_raw()));
-            match ProxySet::start(ports, &netns) {
-                Ok(set) => running.proxies = Some(set),
-                Err(source) => {
+            let published = ProxySet::start(ports, &netns)
+                .map_err(|source| SuperviseError::Ports { name: name.clone(), source })
+                .and_then(|set| {
+                    let bound = set.published();
+                    running.proxies = Some(set);
+                    let Some(joined) = self.joined_netns() else { return Ok(None) };
+                    dnat::publish(&joined, &bound).map_err(|source| SuperviseError::Dnat { name: name.clone(), source })
+                });
+            match published {
+                Ok(dnat) => running.dnat = dnat,
+                Err(e) => {
+                    drop(running.proxies.take());
                     let _ = running.cgroup.destroy();
                     let _ = crate::sys::proc::wait_exit(pid);
-                    return Err(SuperviseError::Ports { name: name.clone(), source });
+                    return Err(e);
                 }
             }
         }
         Ok(running)
+    }
+
+    /// The network namespace file the container joins (a project's or its
+    /// own), if any: the one a bridge may be attached to.
+    fn joined_netns(&self) -> Option<PathBuf> {
+        let namespaces = self.spec.linux().as_ref()?.namespaces().as_ref()?;
+        namespaces.iter().find(|n| n.typ() == LinuxNamespaceType::Network)?.path().clone()
     }
 
     /// Waits for the container's init to exit, then cleans up the run.
@@ -151,6 +174,12 @@ impl Prepared {
     }
 
     fn finish(&self, running: Running, code: i32) -> Exit {
+        if let Some(published) = running.dnat {
+            // Left behind on failure, `fsck --repair` removes it (no proxy holds its port).
+            if let Err(e) = published.withdraw() {
+                eprintln!("berth: container {}: {e}", self.container.record.name);
+            }
+        }
         if let Some(proxies) = running.proxies {
             proxies.stop(Duration::from_millis(200));
         }

@@ -6,25 +6,54 @@
 //! resolved's stub `127.0.0.53`, dnsmasq on `127.0.0.1`): those lines are
 //! dropped, and when none is left the upstream servers systemd-resolved
 //! lists in `/run/systemd/resolve/resolv.conf` take their place, as Docker
-//! does. When there are none either, the file keeps no nameserver: names do
-//! not resolve, and docs/network.md says how to give the host a resolver
-//! that is not loopback. berth never makes up a public resolver.
+//! does. When there are none either and the host's file names an IPv4
+//! loopback resolver, the container's file names the project's gateway,
+//! whose port 53 the kernel forwards to that resolver ([`super::dnat`]:
+//! DNAT, with a guard that keeps the rest of the host's loopback out of
+//! reach). berth never makes up a public resolver.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::Subnet;
 
 /// The host's resolver file.
 pub const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// systemd-resolved's list of its upstream servers.
 pub const RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
 
-/// The `/etc/resolv.conf` for a container; `outbound`: its network leaves
-/// the host through a berth bridge.
-pub fn resolv_conf(outbound: bool) -> String {
+/// The `/etc/resolv.conf` for a container; `bridge`: the subnet through
+/// whose bridge its network leaves the host, if it does.
+pub fn resolv_conf(bridge: Option<Subnet>) -> String {
     let host = std::fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default();
-    if !outbound {
-        return host;
+    let Some(subnet) = bridge else { return host };
+    let mut out = for_bridge(&host, upstream);
+    if stub(&host, &out).is_some() {
+        out.push_str(&format!("nameserver {}\n", subnet.gateway()));
     }
-    for_bridge(&host, || std::fs::read_to_string(RESOLVED_UPSTREAM).ok())
+    out
+}
+
+/// The host's loopback resolver that project networks' DNS is forwarded
+/// to, when the container's file would have no nameserver otherwise.
+pub fn forwarded_stub() -> Option<Ipv4Addr> {
+    let host = std::fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default();
+    stub(&host, &for_bridge(&host, upstream))
+}
+
+fn upstream() -> Option<String> {
+    std::fs::read_to_string(RESOLVED_UPSTREAM).ok()
+}
+
+/// The first IPv4 loopback nameserver of `host`, when `for_bridge` (what
+/// the container would get) names none.
+fn stub(host: &str, for_bridge: &str) -> Option<Ipv4Addr> {
+    if has_server(for_bridge) {
+        return None;
+    }
+    host.lines().filter(|l| loopback_server(l)).find_map(|l| match l.split_whitespace().nth(1)?.parse() {
+        Ok(IpAddr::V4(a)) => Some(a),
+        _ => None,
+    })
 }
 
 /// The `/etc/resolv.conf` for a container whose network is a user-mode
@@ -95,5 +124,18 @@ mod tests {
         assert_eq!(for_bridge("nameserver ::1\nnameserver 192.0.2.9\n", || None), "nameserver 192.0.2.9\n");
         // Nothing upstream: no nameserver at all rather than one that cannot answer.
         assert_eq!(for_bridge("nameserver 127.0.0.1\n", || None), "");
+    }
+
+    #[test]
+    fn a_lone_loopback_stub_is_forwarded_to() {
+        let host = "nameserver 127.0.0.53\noptions edns0\n";
+        assert_eq!(stub(host, &for_bridge(host, || None)), Some(Ipv4Addr::new(127, 0, 0, 53)));
+        // Upstream servers known: no forwarding.
+        let up = || Some("nameserver 192.0.2.53\n".to_owned());
+        assert_eq!(stub(host, &for_bridge(host, up)), None);
+        // Only an IPv6 loopback: nothing to forward to (DNAT is IPv4).
+        assert_eq!(stub("nameserver ::1\n", ""), None);
+        // A resolver that is not loopback: used as it is.
+        assert_eq!(stub("nameserver 10.0.0.1\n", "nameserver 10.0.0.1\n"), None);
     }
 }

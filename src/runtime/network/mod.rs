@@ -21,10 +21,11 @@
 //! next one, with nothing made twice. [`detach`] runs when the namespace
 //! goes (`netns::remove`: `down`, the project's last `rm`, `--rm`, a failed
 //! first `up`, `fsck --repair`) and removes exactly what [`attach`] made:
-//! the nftables elements (the table with the last project, and with it
-//! the accept rules berth put in another firewall's chains, `firewall`),
-//! the veth, the bridge (its address and route go with it) and the
-//! subnet's record.
+//! the nftables elements (the project's two, its DNS forwarding and any
+//! published port left; the table with the last project, and with it the
+//! accept rules berth put in another firewall's chains, `firewall`), the
+//! veth, the bridge (its address and route go with it) and the subnet's
+//! record.
 //!
 //! # Names and subnets
 //!
@@ -53,6 +54,7 @@
 //! pasta or slirp4netns to it, when one is installed ([`outbound`] says
 //! which applies, or why the network stays loopback only).
 
+pub mod dnat;
 pub mod dns;
 mod firewall;
 pub mod ipv6;
@@ -149,14 +151,15 @@ pub fn outbound_available() -> bool {
     !matches!(outbound(), Outbound::LoopbackOnly(_))
 }
 
-/// The `/etc/resolv.conf` for a container; `networked`: it joins a project
-/// network (or a lone container's, `run --network bridge`) with outbound
-/// access here.
-pub fn resolv_conf(networked: bool) -> String {
-    match outbound() {
-        Outbound::Bridge if networked => dns::resolv_conf(true),
-        Outbound::Usermode(_) if networked => dns::for_forwarder(usermode::DNS.into()),
-        _ => dns::resolv_conf(false),
+/// The `/etc/resolv.conf` for a container joining the network namespace
+/// `netns` (a project's, or a lone container's of `run --network bridge`);
+/// `None`: a container without outbound access (`isolated`, `host`,
+/// `none`, or run's loopback).
+pub fn resolv_conf(netns: Option<&Path>) -> String {
+    match (outbound(), netns) {
+        (Outbound::Bridge, Some(netns)) => dns::resolv_conf(dnat::bridge_of(netns)),
+        (Outbound::Usermode(_), Some(_)) => dns::for_forwarder(usermode::DNS.into()),
+        _ => dns::resolv_conf(None),
     }
 }
 
@@ -233,9 +236,11 @@ fn attach_with(record: &Record, netns: &Path, project: &str) -> Result<ProjectNe
     // Recorded with IPv6 on a host that can no longer forward it safely
     // (an interface came to rely on router advertisements): IPv4 only now.
     let v6 = v6.filter(|_| host6.is_ok());
-    nft::add(&bridge, subnet, v6)?;
+    nft::add(&bridge, subnet, v6, dns::forwarded_stub())?;
     firewall::admit()?;
     links(&owner, &bridge, &veth, subnet, v6)?;
+    dnat::route_localnet(&bridge)?;
+    dnat::inside(&owner)?;
     enable_forwarding()?;
     if v6.is_some() {
         ipv6::enable_forwarding().map_err(|source| NetworkError::Forwarding6 { source })?;

@@ -19,6 +19,9 @@
 //! masquerading has a chain of its own (`postrouting6`), declared with
 //! the rest whether or not a project has IPv6.
 //!
+//! Published ports and DNS forwarding add their own maps and chains to the
+//! table ([`super::dnat`]); every batch here declares them too.
+//!
 //! The rules are the same for every project; a project is only its two
 //! (three with IPv6) set elements, so removing it is exact (no rule handles to find), and the
 //! table goes with the last project. Every change is one `nft -j -f -`
@@ -122,11 +125,21 @@ fn declare_v6() -> Vec<Value> {
     ]
 }
 
-/// The batch that adds one project (`bridge`, `subnet`, and `v6` when it
-/// has IPv6).
-fn add_batch(bridge: &str, subnet: Subnet, v6: Option<Subnet6>) -> Value {
+/// Everything the table holds but elements: [`declare`], [`declare_v6`]
+/// and [`super::dnat::declare`].
+pub(super) fn declare_all() -> Vec<Value> {
     let mut cmds = declare();
     cmds.extend(declare_v6());
+    cmds.extend(super::dnat::declare());
+    cmds
+}
+
+/// The batch that adds one project (`bridge`, `subnet`, and `v6` when it
+/// has IPv6), with its DNS forwarded to the host's loopback resolver
+/// `dns_stub` if any.
+fn add_batch(listed: &Listed, bridge: &str, subnet: Subnet, v6: Option<Subnet6>, dns_stub: Option<Ipv4Addr>) -> Value {
+    let mut cmds = declare_all();
+    cmds.extend(super::dnat::dns_batch(&listed.dnat, subnet, dns_stub));
     cmds.push(json!({"add": {"element": in_table(json!({"name": "bridges", "elem": [bridge]}))}}));
     cmds.push(json!({"add": {"element": in_table(json!({"name": "subnets", "elem": [subnet_elem(subnet)]}))}}));
     if let Some(v6) = v6 {
@@ -143,6 +156,8 @@ pub struct Listed {
     pub bridges: Vec<String>,
     pub subnets: Vec<(Ipv4Addr, u8)>,
     pub subnets6: Vec<(Ipv6Addr, u8)>,
+    /// Published ports and DNS forwarding.
+    pub dnat: super::dnat::Listed,
 }
 
 /// The batch that removes one project's elements of `listed`, and the table
@@ -158,11 +173,13 @@ fn remove_batch(listed: &Listed, bridge: &str, subnet: Subnet) -> Option<Value> 
     let has_v6 = listed.subnets6.contains(&(v6.network(), Subnet6::PREFIX));
     let others = listed.bridges.iter().any(|b| b != bridge)
         || listed.subnets.iter().any(|s| *s != (subnet.network(), Subnet::PREFIX))
-        || listed.subnets6.iter().any(|s| *s != (v6.network(), Subnet6::PREFIX));
+        || listed.subnets6.iter().any(|s| *s != (v6.network(), Subnet6::PREFIX))
+        || super::dnat::others(&listed.dnat, subnet);
     let mut cmds = Vec::new();
     if !others {
         cmds.push(json!({"delete": {"table": table()}}));
     } else {
+        cmds.extend(super::dnat::remove_subnet(&listed.dnat, subnet));
         if has_bridge {
             cmds.push(json!({"delete": {"element": in_table(json!({"name": "bridges", "elem": [bridge]}))}}));
         }
@@ -200,6 +217,7 @@ fn parse_listing(json: &Value) -> Listed {
             _ => {}
         }
     }
+    out.dnat = super::dnat::parse(json);
     out
 }
 
@@ -249,12 +267,17 @@ pub fn list() -> Result<Listed, NetworkError> {
 }
 
 /// Adds the project of `bridge` and `subnet` (and its /64 `v6`), making
-/// the table if needed. On a host without `nft`, root installs Debian's
-/// nftables first (as mmdebstrap for a bootstrap), so a fresh machine's
-/// first `up` works.
-pub fn add(bridge: &str, subnet: Subnet, v6: Option<Subnet6>) -> Result<(), NetworkError> {
+/// the table if needed, with its DNS forwarded to `dns_stub`
+/// ([`super::dnat`]) if given. On a host without `nft`, root installs
+/// Debian's nftables first (as mmdebstrap for a bootstrap), so a fresh
+/// machine's first `up` works.
+pub fn add(bridge: &str, subnet: Subnet, v6: Option<Subnet6>, dns_stub: Option<Ipv4Addr>) -> Result<(), NetworkError> {
     crate::tools::find_or_install("nft", "nftables").map_err(|why| NetworkError::NftMissing { why })?;
-    apply(&add_batch(bridge, subnet, v6), format!("add {bridge} and {subnet} to table {FAMILY} {TABLE}"))
+    let listed = list()?;
+    apply(
+        &add_batch(&listed, bridge, subnet, v6, dns_stub),
+        format!("add {bridge} and {subnet} to table {FAMILY} {TABLE}"),
+    )
 }
 
 /// Removes the project of `bridge` and `subnet` (and its /64), and the
@@ -297,23 +320,30 @@ mod tests {
 
     #[test]
     fn an_add_declares_everything_and_rewrites_the_rules() {
-        let batch = add_batch("berth-aa", sub(3), None);
+        let batch = add_batch(&Listed::default(), "berth-aa", sub(3), None, None);
         let cmds = batch["nftables"].as_array().unwrap();
         let verbs: Vec<String> = cmds.iter().map(|c| c.as_object().unwrap().keys().next().unwrap().clone()).collect();
         let v6 = ["add", "add", "flush", "add"];
-        let expected = [&["add", "add", "add", "add", "add", "flush", "add", "flush", "add"][..], &v6, &["add", "add"]];
-        assert_eq!(verbs, expected.concat());
+        let expected = [&["add", "add", "add", "add", "add", "flush", "add", "flush", "add"][..], &v6];
+        assert_eq!(verbs[..13], expected.concat());
         assert_eq!(cmds[3]["add"]["chain"]["hook"], "postrouting");
         assert_eq!(cmds[6]["add"]["rule"]["expr"][2], json!({"masquerade": null}));
         assert_eq!(cmds[8]["add"]["rule"]["expr"][2], json!({"drop": null}));
         assert_eq!(cmds[12]["add"]["rule"]["expr"][0]["match"]["left"]["payload"]["protocol"], "ip6");
-        assert_eq!(cmds[13]["add"]["element"]["elem"], json!(["berth-aa"]));
-        assert_eq!(cmds[14]["add"]["element"]["elem"][0]["prefix"], json!({"addr": "10.123.3.0", "len": 24}));
+        // The DNAT maps and chains, then the project's elements.
+        assert_eq!(cmds[13..cmds.len() - 2], super::super::dnat::declare()[..]);
+        let n = cmds.len();
+        assert_eq!(cmds[n - 2]["add"]["element"]["elem"], json!(["berth-aa"]));
+        assert_eq!(cmds[n - 1]["add"]["element"]["elem"][0]["prefix"], json!({"addr": "10.123.3.0", "len": 24}));
 
-        let with6 = add_batch("berth-aa", sub(3), Some(Subnet6::of(sub(3))));
+        let with6 = add_batch(&Listed::default(), "berth-aa", sub(3), Some(Subnet6::of(sub(3))), None);
         let last = with6["nftables"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["add"]["element"]["name"], "subnets6");
         assert_eq!(last["add"]["element"]["elem"][0]["prefix"], json!({"addr": "fd0b:e127:5a1c:3::", "len": 64}));
+        // With a loopback resolver: its DNS forwarding too.
+        let stub = Some(Ipv4Addr::new(127, 0, 0, 53));
+        let with_dns = add_batch(&Listed::default(), "berth-aa", sub(3), None, stub);
+        assert_eq!(with_dns["nftables"].as_array().unwrap().len(), n + 2);
     }
 
     #[test]
@@ -323,6 +353,7 @@ mod tests {
             bridges: vec!["berth-aa".into(), "berth-bb".into()],
             subnets: vec![(sub(3).network(), 24), (sub(4).network(), 24)],
             subnets6: vec![(Subnet6::of(sub(3)).network(), 64)],
+            ..Listed::default()
         };
         let batch = remove_batch(&two, "berth-aa", sub(3)).unwrap();
         let cmds = batch["nftables"].as_array().unwrap();
@@ -338,6 +369,7 @@ mod tests {
             bridges: vec!["berth-bb".into()],
             subnets: vec![(sub(4).network(), 24)],
             subnets6: vec![],
+            ..Listed::default()
         };
         let last = remove_batch(&one, "berth-bb", sub(4)).unwrap();
         assert_eq!(last["nftables"][0], json!({"delete": {"table": {"family": "inet", "name": "berth"}}}));
