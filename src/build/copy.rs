@@ -42,9 +42,23 @@ pub fn write_layer<W: Write>(
     epoch: u64,
     compression: Compression,
 ) -> Result<(W, LayerDigests), CopyError> {
+    write_layer_with(project_dir, copy, tree::Rules::Berthignore, owner, out, epoch, compression)
+}
+
+/// [`write_layer`] reading the sources under the ignore rules `rules` (a
+/// Dockerfile's COPY of a context path applies `.dockerignore`).
+pub fn write_layer_with<W: Write>(
+    project_dir: &Path,
+    copy: &Copy,
+    rules: tree::Rules<'_>,
+    owner: Option<(u32, u32)>,
+    out: W,
+    epoch: u64,
+    compression: Compression,
+) -> Result<(W, LayerDigests), CopyError> {
     let src = copy.src.display().to_string();
     let werr = |source| CopyError::Write { src: src.clone(), dest: copy.dest.clone(), source };
-    let mut entries = tree::copy_entries(project_dir, &copy.src).map_err(|source| CopyError::Source {
+    let mut entries = tree::copy_entries_with(project_dir, &copy.src, rules).map_err(|source| CopyError::Source {
         src: src.clone(),
         dest: copy.dest.clone(),
         source: Box::new(source),

@@ -370,7 +370,10 @@ impl Ctx<'_> {
                 self.store.unpacked_layer(&format!("env {env}"), &record).map_err(Box::new)?;
                 entry.layers.push(record);
             }
-            Step::Run { command } => {
+            Step::Files { .. } | Step::Mkdir { .. } => {
+                unreachable!("a berth.toml graph has no Dockerfile-only steps (build::dockerfile builds them)")
+            }
+            Step::Run { command, .. } => {
                 let lowers = self.lowers(graph, i)?;
                 let base_env = self.base_env(graph, i)?;
                 self.run_step(&env, base_env, &lowers, command, command, |layer| entry.layers.push(layer))?;
@@ -398,6 +401,7 @@ impl Ctx<'_> {
             env: base_env,
             workdir: None,
             user: None,
+            offline: false,
         };
         let ran = step::run(lowers, scratch.path(), &cmd, self.init)
             .map_err(|e| BuildError::Step { env: env.to_owned(), source: Box::new(e) })?;

@@ -5,6 +5,7 @@
 pub mod base;
 pub mod commit;
 pub mod copy;
+pub mod dockerfile;
 pub mod engine;
 pub mod image;
 pub mod layer;
