@@ -391,7 +391,7 @@ impl Builder<'_> {
                 let mut env = with.env.clone().unwrap_or_else(|| nodes.root_env.clone());
                 env.extend(self.expanded.proxy_env.0.iter().map(|(k, v)| format!("{k}={v}")));
                 let argv = with.argv.clone().unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into(), command.clone()]);
-                let shown = format!("{at}: RUN {command}");
+                let shown = format!("RUN {command}");
                 let cmd = StepCommand {
                     argv,
                     shown: &shown,
