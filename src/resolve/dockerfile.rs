@@ -153,8 +153,7 @@ fn stage_nodes(
                 None
             }
             Instruction::Run(r) => {
-                if let Some(m) = r.mounts.first() {
-                    let _ = m;
+                if !r.mounts.is_empty() {
                     return Err(unsupported(pos, "RUN --mount", "build without the mount (COPY what the step needs)"));
                 }
                 if r.network == Some(Network::Host) {
@@ -266,6 +265,8 @@ fn run_argv(
     pos: Pos,
 ) -> Result<(String, Vec<String>), Located> {
     match &command.form {
+        // `["/bin/sh", "-c", CMD]` is the step a shell-form `RUN CMD` is.
+        Form::Exec(argv) if argv.len() == 3 && argv[..2] == ["/bin/sh", "-c"] => Ok((argv[2].clone(), argv.clone())),
         Form::Exec(argv) => Ok((argv.join(" "), argv.clone())),
         Form::Shell(text) if command.heredocs.is_empty() => {
             Ok((text.clone(), shell.iter().cloned().chain([text.clone()]).collect()))
@@ -277,7 +278,7 @@ fn run_argv(
                 && text.trim().trim_start_matches("<<").trim_start_matches('-').trim_matches(['\'', '"'])
                     == command.heredocs[0].name;
             let script = if only {
-                let body = command.heredocs[0].content.clone();
+                let body = command.heredocs[0].text();
                 if body.starts_with("#!") {
                     return Err(unsupported(
                         pos,
@@ -417,3 +418,7 @@ pub fn clean_src(p: &str) -> String {
     let cleaned = crate::dockerfile::ignore::clean(p.trim_start_matches('/'));
     if cleaned == "." { String::new() } else { cleaned }
 }
+
+#[cfg(test)]
+#[path = "dockerfile_tests.rs"]
+mod tests;
