@@ -238,3 +238,108 @@ fn the_env_form_of_build_still_builds_berth_toml() {
     let out = berth.run_in(project.path(), &["build", "a"]).ok().to_owned();
     assert!(out.starts_with("a\tp/a:latest\t"), "{out}");
 }
+
+/// Every instruction the two builders share (buildah 1.28 has no COPY
+/// heredocs), multi-stage with `COPY --from`.
+const DIFFERENTIAL: &str = r#"FROM busybox:latest AS build
+ARG GREETING=hi
+COPY tools /tools
+RUN echo "$GREETING" > /greeting && mkdir -p /out/deep && cp /greeting /out/deep/
+
+FROM busybox:latest
+LABEL org.example.team=shop version="1.0"
+MAINTAINER berth tests
+ENV APP_MODE=test NAME=berth
+WORKDIR /srv/app
+COPY --from=build /out/deep/greeting ./
+COPY --from=build /out /from-build
+COPY app/ ./www/
+COPY app /home/user/app
+COPY --chown=1000:1000 app/index.html /home/user/owned.html
+COPY --chmod=600 tools/name /etc/tool-name
+COPY app/index.html tools/name /multi/
+ADD bundle.tar /opt/
+ADD app/sub /opt/sub
+SHELL ["/bin/sh", "-c"]
+RUN ls /srv/app/www > /srv/app/listing && rm /bin/vi
+VOLUME /data
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --retries=3 CMD cat /srv/app/greeting
+USER 1000:1000
+EXPOSE 8080 53/udp
+ENTRYPOINT ["sh", "-c"]
+CMD ["cat /srv/app/greeting"]
+"#;
+
+/// Every path of `image`'s filesystem with its type, mode, owner, size and
+/// content digest or link target (no mtimes), as a container sees it; the
+/// files the runtime provides and buildah's empty `/run` mount point left
+/// out.
+fn listing(berth: &Berth, image: &str) -> Vec<String> {
+    let script = r#"find / -xdev \( -path /proc -o -path /sys -o -path /dev \) -prune -o -print | sort | while read f; do
+if [ -L "$f" ]; then echo "$f L $(stat -c '%a %u %g' "$f") $(readlink "$f")";
+elif [ -d "$f" ]; then echo "$f D $(stat -c '%a %u %g' "$f")";
+else echo "$f F $(stat -c '%a %u %g %s' "$f") $(md5sum < "$f")"; fi; done"#;
+    let out = berth.run(&["run", "--rm", "--user", "0", "--entrypoint", "sh", image, "-c", script]).ok().to_owned();
+    let runtime = ["/etc/hostname ", "/etc/hosts ", "/etc/resolv.conf ", "/run D "];
+    out.lines().filter(|l| !runtime.iter().any(|r| l.starts_with(r))).map(str::to_owned).collect()
+}
+
+/// The raw config blob of the stored image `image` (with the fields
+/// `berth inspect` does not show, such as `Healthcheck`).
+fn raw_config(berth: &Berth, image: &str) -> serde_json::Value {
+    let inspect = berth.run(&["inspect", image]).json();
+    let digest = inspect[0]["Manifest"]["config"]["digest"].as_str().unwrap().to_owned();
+    let path = berth.store_root().join("oci/blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_dockerfile_builds_the_filesystem_and_config_podman_build_does() {
+    let berth = Berth::with_busybox();
+    let podman = support::podman::Podman::new();
+    let ctx = context(DIFFERENTIAL);
+    let p = ctx.path();
+    std::fs::create_dir_all(p.join("app/sub")).unwrap();
+    std::fs::write(p.join("app/sub/s.txt"), "s\n").unwrap();
+    std::fs::set_permissions(p.join("tools/name"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut tar = tar::Builder::new(std::fs::File::create(p.join("bundle.tar")).unwrap());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(6);
+    header.set_mode(0o640);
+    header.set_uid(1000);
+    header.set_gid(1000);
+    header.set_cksum();
+    tar.append_data(&mut header, "inside/f.txt", &b"tared\n"[..]).unwrap();
+    tar.into_inner().unwrap();
+
+    // The same base for both: berth's busybox image, loaded into podman.
+    let base = p.join("base.tar");
+    berth.run(&["save", "-o", base.to_str().unwrap(), "busybox:latest"]).ok();
+    podman.ok(&["load", "-i", base.to_str().unwrap()]);
+    let ctx_arg = p.to_str().unwrap();
+    podman.ok(&["build", "--pull=never", "--isolation", "chroot", "--format", "docker", "-t", "diff:1", ctx_arg]);
+    let theirs = p.join("podman.tar");
+    podman.ok(&["save", "-o", theirs.to_str().unwrap(), "localhost/diff:1"]);
+    std::fs::remove_file(&base).unwrap();
+    berth.run(&["load", "-i", theirs.to_str().unwrap()]).ok();
+    std::fs::remove_file(&theirs).unwrap();
+    build(&berth, p, &["-t", "shop/diff:1"]).ok();
+
+    let (ours, podmans) = (listing(&berth, "shop/diff:1"), listing(&berth, "localhost/diff:1"));
+    assert!(ours.iter().any(|l| l.starts_with("/home/user D 755 1000 1000")), "{ours:#?}");
+    assert_eq!(ours, podmans);
+
+    let (ours, podmans) = (raw_config(&berth, "shop/diff:1"), raw_config(&berth, "localhost/diff:1"));
+    for field in
+        ["Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "StopSignal", "Healthcheck"]
+    {
+        assert_eq!(ours["config"][field], podmans["config"][field], "config field {field}");
+    }
+    let mut labels = podmans["config"]["Labels"].clone();
+    labels.as_object_mut().unwrap().remove("io.buildah.version");
+    assert_eq!(ours["config"]["Labels"], labels);
+    assert_eq!(ours["author"], podmans["author"]);
+    let count = |c: &serde_json::Value| c["history"].as_array().unwrap().len();
+    assert_eq!(count(&ours), count(&podmans), "one history entry per instruction");
+}

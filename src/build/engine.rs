@@ -341,9 +341,9 @@ impl Ctx<'_> {
                     })
                     .cloned()
                     .expect("a copy node comes from a copy entry of its env");
+                let lowers = self.lowers(graph, i)?;
                 let owner = match &copy.owner {
                     Some(u) => {
-                        let lowers = self.lowers(graph, i)?;
                         let r = crate::runtime::spec::resolve_user_in_layers(&lowers, &u.to_string()).map_err(|e| {
                             BuildError::Step {
                                 env: env.clone(),
@@ -358,6 +358,7 @@ impl Ctx<'_> {
                 let (_, digests) = copy::write_layer(
                     &self.manifest.dir,
                     &copy,
+                    &lowers,
                     owner,
                     &mut blob,
                     self.opts.epoch,

@@ -428,6 +428,7 @@ impl Builder<'_> {
                     &self.req.context,
                     &c,
                     Rules::Docker(self.ignore),
+                    &lowers,
                     owner,
                     &mut blob,
                     self.req.epoch,
