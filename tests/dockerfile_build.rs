@@ -343,3 +343,19 @@ fn a_dockerfile_builds_the_filesystem_and_config_podman_build_does() {
     let count = |c: &serde_json::Value| c["history"].as_array().unwrap().len();
     assert_eq!(count(&ours), count(&podmans), "one history entry per instruction");
 }
+
+#[test]
+fn heredocs_run_and_copy_and_target_builds_only_the_stage_it_names() {
+    let berth = Berth::with_busybox();
+    let ctx = context(
+        "FROM busybox:latest AS base\nARG WHO=you\nRUN <<EOF\necho from heredoc > /heredoc\necho second >> /heredoc\nEOF\nCOPY <<EOF /etc/motd\nwelcome $WHO\nEOF\nRUN cat <<A > /a.txt\nin a\nA\n\nFROM base AS other\nRUN echo other > /other\n",
+    );
+    let out = build(&berth, ctx.path(), &["-t", "h:1", "--target", "base", "--build-arg", "WHO=berth"]);
+    out.ok();
+    assert!(!out.stderr.contains("echo other"), "the other stage is not built:\n{}", out.stderr);
+    let seen = berth
+        .run(&["run", "--rm", "h:1", "sh", "-c", "cat /heredoc /etc/motd /a.txt; ls /other 2>&1; true"])
+        .ok()
+        .to_owned();
+    assert_eq!(seen, "from heredoc\nsecond\nwelcome berth\nin a\nls: /other: No such file or directory\n");
+}
