@@ -359,3 +359,16 @@ fn heredocs_run_and_copy_and_target_builds_only_the_stage_it_names() {
         .to_owned();
     assert_eq!(seen, "from heredoc\nsecond\nwelcome berth\nin a\nls: /other: No such file or directory\n");
 }
+
+#[test]
+fn a_step_over_two_identical_layers_runs() {
+    // `COPY app /` and `COPY app/index.html /` write the same layer, one
+    // directory in the store; overlayfs refuses a lower given twice.
+    let berth = Berth::with_busybox();
+    let ctx = context(
+        "FROM busybox:latest\nCOPY tools /\nCOPY tools/name /\nWORKDIR /w\nCOPY . .\nRUN cat /name /w/tools/name > /both\n",
+    );
+    let out = build(&berth, ctx.path(), &["-t", "twice:1"]);
+    out.ok();
+    assert!(out.stderr.contains("built 6 steps"), "{}", out.stderr);
+}

@@ -88,6 +88,9 @@ pub fn write_layer_with<W: Write>(
     let overrides = Overrides { owner: Some(owner.unwrap_or((0, 0))), mode: copy.mode };
     for e in &entries {
         let at = if e.rel.as_os_str().is_empty() { dest.clone() } else { dest.join(&e.rel) };
+        if at.as_os_str().is_empty() {
+            continue; // a directory copied to `/`: the root has no entry of its own
+        }
         writer.add_as(&at, &e.source, &overrides).map_err(werr)?;
     }
     writer.finish().map_err(werr)

@@ -236,7 +236,7 @@ impl Ctx<'_> {
             }
         }
         dirs.reverse();
-        Ok(dirs)
+        Ok(super::distinct_lowers(dirs))
     }
 
     /// The environment of the base image under node `i` (its config's

@@ -176,6 +176,9 @@ fn write_items<W: Write>(
 ) -> Result<(W, LayerDigests), TarWriteError> {
     let mut writer = LayerWriter::new(out, compression, MtimePolicy::Clamp(epoch));
     for (at, item) in &items {
+        if at.as_os_str().is_empty() {
+            continue; // the root has no entry of its own
+        }
         match item {
             Item::Dir => writer.add_dir(at, 0o755)?,
             Item::Object(source, o) => writer.add_as(at, source, o)?,

@@ -326,7 +326,7 @@ impl Builder<'_> {
             }
         }
         dirs.reverse();
-        Ok(dirs)
+        Ok(super::distinct_lowers(dirs))
     }
 
     fn scratch(&self) -> Result<tempfile::TempDir, DockerBuildError> {
