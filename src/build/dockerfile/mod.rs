@@ -24,34 +24,32 @@
 
 pub mod config;
 pub mod files;
+mod image;
 pub mod merged;
+mod node;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
-use oci_spec::image::MediaType;
 use petgraph::graph::NodeIndex;
 use serde_json::{Value, json};
 
 use super::base::{self, BaseError, BaseImage, RegistryPin};
-use super::copy::{self, CopyError};
+use super::copy::CopyError;
 use super::engine::Event;
-use super::layer::{self, LayerError};
-use super::step::{self, StepCommand, StepError};
+use super::layer::LayerError;
+use super::step::StepError;
 use crate::dockerfile::error::{DockerfileError, Located, Pos};
 use crate::dockerfile::expand::{Base as FromBase, BaseConfig, Expanded, Options};
-use crate::dockerfile::instruction::Instruction;
 use crate::dockerfile::{self as df};
 use crate::manifest::{Base, ImageSource};
-use crate::oci::image::{canonical_json, descriptor, image_config, image_manifest};
-use crate::oci::{Compression, Digest, ImageConfigInput, ImageRef, TarWriteError};
+use crate::oci::{Compression, Digest, ImageRef, TarWriteError};
+use crate::resolve::CacheKey;
 use crate::resolve::dockerfile::{DockerGraph, ImageBase, resolve_dockerfile};
-use crate::resolve::tree::Rules;
-use crate::resolve::{CacheKey, Step};
 use crate::runtime::process::{InitExe, ProcessError};
-use crate::store::{CacheEntry, ImageError, LayerRecord, Store, StoreError};
+use crate::store::{CacheEntry, ImageError, Store, StoreError};
 
 /// What `berth build -t NAME:TAG CONTEXT` asks for.
 #[derive(Debug, Clone)]
@@ -350,215 +348,5 @@ impl Builder<'_> {
             source: Box::new(source),
         })?;
         Ok(Some((r.uid, r.gid)))
-    }
-
-    /// Commits a layer blob written by `write` and unpacks it.
-    fn commit_layer(
-        &self,
-        blob: crate::store::BlobWriter,
-        digests: &crate::oci::LayerDigests,
-    ) -> Result<LayerRecord, DockerBuildError> {
-        let (digest, size) = blob.commit(Some(&digests.digest))?;
-        let record =
-            LayerRecord { digest, diff_id: digests.diff_id.clone(), size, media_type: digests.media_type.to_owned() };
-        self.store.unpacked_layer("the build", &record).map_err(Box::new)?;
-        Ok(record)
-    }
-
-    fn node(&self, n: usize, node: NodeIndex, pos: Pos, step: Option<usize>) -> Result<CacheEntry, DockerBuildError> {
-        let at = self.at(pos);
-        let mut entry = CacheEntry::new(Vec::new(), SystemTime::now());
-        let stage = &self.expanded.stages[n];
-        match &self.graph.graph.node(node).step {
-            Step::Base { .. } => {
-                let img = match &self.images[n] {
-                    Some((img, _)) => img.clone(),
-                    None => base::materialise(
-                        self.store,
-                        &self.req.context,
-                        &Base::Image(ImageSource::Scratch),
-                        self.req.epoch,
-                    )
-                    .map_err(|e| DockerBuildError::Base { at: at.clone(), source: Box::new(e) })?,
-                };
-                let config = canonical_json(&img.config).expect("a config always serialises");
-                entry.config = Some(self.store.put_blob(&config)?);
-                entry.layers = img.layers;
-            }
-            Step::Run { command, with } => {
-                let lowers = self.lowers(node)?;
-                let nodes = &self.graph.stages[n];
-                let mut env = with.env.clone().unwrap_or_else(|| nodes.root_env.clone());
-                env.extend(self.expanded.proxy_env.0.iter().map(|(k, v)| format!("{k}={v}")));
-                let argv = with.argv.clone().unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into(), command.clone()]);
-                let shown = format!("RUN {command}");
-                let cmd = StepCommand {
-                    argv,
-                    shown: &shown,
-                    env,
-                    workdir: with.workdir.as_deref(),
-                    user: with.user.as_deref(),
-                    offline: with.network.is_some(),
-                };
-                let scratch = self.scratch()?;
-                let ran = step::run(&lowers, scratch.path(), &cmd, self.init)
-                    .map_err(|e| DockerBuildError::Step { at: at.clone(), source: Box::new(e) })?;
-                let opts = layer::LayerOptions {
-                    compression: self.req.compression,
-                    exclude: ran.mount_points,
-                    ..layer::LayerOptions::build(self.req.epoch)
-                };
-                let out = layer::layer_from_upper_with(self.store, &scratch.path().join("upper"), &lowers, &opts)
-                    .map_err(|e| DockerBuildError::Layer { at: at.clone(), source: Box::new(e) })?;
-                if !out.empty {
-                    entry.layers.push(out.record);
-                }
-            }
-            Step::Copy { src, dest, mode, owner, .. } => {
-                let lowers = self.lowers(node)?;
-                let owner = self.owner(&at, &lowers, owner)?;
-                let c = crate::manifest::Copy {
-                    src: if src == "." { PathBuf::new() } else { PathBuf::from(src) },
-                    dest: dest.clone(),
-                    mode: *mode,
-                    owner: None,
-                };
-                let mut blob = self.store.blob_writer()?;
-                let (_, digests) = copy::write_layer_with(
-                    &self.req.context,
-                    &c,
-                    Rules::Docker(self.ignore),
-                    &lowers,
-                    owner,
-                    &mut blob,
-                    self.req.epoch,
-                    self.req.compression,
-                )
-                .map_err(|e| DockerBuildError::Copy { at: at.clone(), source: Box::new(e) })?;
-                entry.layers.push(self.commit_layer(blob, &digests)?);
-            }
-            Step::Files { instruction, from, dest, mode, owner, .. } => {
-                let lowers = self.lowers(node)?;
-                let owner = self.owner(&at, &lowers, owner)?;
-                let i = step.expect("a files node comes from a COPY or ADD");
-                let sources = match &stage.steps[i].instruction {
-                    Instruction::Copy(c) => &c.sources,
-                    Instruction::Add(a) => &a.sources,
-                    _ => unreachable!("a files node comes from a COPY or ADD"),
-                };
-                let from_lowers = match from {
-                    Some(name) => {
-                        let k = self.expanded.stages.iter().position(|s| {
-                            s.name.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(name))
-                                || name.parse::<usize>() == Ok(s.index)
-                        });
-                        let k = k.expect("resolve checked the --from stage");
-                        Some(self.lowers_upto(self.graph.stages[k].tip, true)?)
-                    }
-                    None => None,
-                };
-                let scratch = self.scratch()?;
-                let request = files::FilesRequest {
-                    instruction,
-                    context: &self.req.context,
-                    ignore: self.ignore,
-                    sources,
-                    from: from_lowers.as_deref(),
-                    lowers: &lowers,
-                    dest,
-                    mode: *mode,
-                    owner,
-                    scratch: scratch.path(),
-                };
-                let mut blob = self.store.blob_writer()?;
-                let (_, digests) = files::write_files(&request, &mut blob, self.req.epoch, self.req.compression)
-                    .map_err(|e| DockerBuildError::Files { at: at.clone(), source: Box::new(e) })?;
-                entry.layers.push(self.commit_layer(blob, &digests)?);
-            }
-            Step::Mkdir { path } => {
-                let lowers = self.lowers(node)?;
-                let mut blob = self.store.blob_writer()?;
-                let made = files::write_mkdir(&lowers, path, &mut blob, self.req.epoch, self.req.compression)
-                    .map_err(|source| DockerBuildError::Write { at: at.clone(), source })?;
-                if let Some((_, digests)) = made {
-                    entry.layers.push(self.commit_layer(blob, &digests)?);
-                }
-            }
-            Step::Packages { .. } => unreachable!("a Dockerfile makes no packages node"),
-        }
-        Ok(entry)
-    }
-
-    /// Writes the target stage's image and tags it; returns its digest.
-    fn write_image(&self) -> Result<Digest, DockerBuildError> {
-        let stages = &self.expanded.stages;
-        let target = stages.iter().position(|s| s.index == self.expanded.target).unwrap_or(stages.len() - 1);
-        // The chain of stages the target starts from, root first.
-        let mut chain = vec![target];
-        while let FromBase::Stage(i) = stages[chain[chain.len() - 1]].base {
-            match stages.iter().position(|s| s.index == i) {
-                Some(p) => chain.push(p),
-                None => break,
-            }
-        }
-        chain.reverse();
-        let graph = &self.graph.graph;
-        let root_key = graph.node(self.graph.stages[chain[0]].root).key;
-        let base_raw: Value = match &self.entries[&root_key].config {
-            Some(d) => serde_json::from_slice(&self.store.read_blob(d)?).unwrap_or_else(|_| json!({})),
-            None => json!({}),
-        };
-        let base_raw = match &self.images[chain[0]] {
-            Some((_, raw)) => raw.clone(),
-            None => base_raw,
-        };
-        let mut applied = config::Applied {
-            config: base_raw["config"].as_object().cloned().unwrap_or_default(),
-            author: base_raw["author"].as_str().map(str::to_owned),
-            history: Vec::new(),
-        };
-        for &n in &chain {
-            let nodes = &self.graph.stages[n];
-            let layered =
-                |i: usize| nodes.steps[i].is_some_and(|node| !self.entries[&graph.node(node).key].layers.is_empty());
-            config::apply_stage(&mut applied, &stages[n], &layered);
-        }
-        let tip = self.graph.stages[target].tip;
-        let layers: Vec<LayerRecord> =
-            graph.chain_from(tip).iter().flat_map(|i| self.entries[&graph.node(*i).key].layers.clone()).collect();
-        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
-        let created = crate::store::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(self.req.epoch));
-        let mut image =
-            serde_json::to_value(image_config(&ImageConfigInput::default(), &diff_ids, &created, Vec::new()))
-                .expect("a config always serialises");
-        let mut history: Vec<Value> = base_raw["history"].as_array().cloned().unwrap_or_default();
-        for (by, empty) in &applied.history {
-            let mut h = json!({ "created": created, "created_by": by, "comment": config::HISTORY_COMMENT });
-            if *empty {
-                h["empty_layer"] = json!(true);
-            }
-            history.push(h);
-        }
-        image["history"] = Value::Array(history);
-        if !applied.config.is_empty() {
-            image["config"] = Value::Object(applied.config);
-        }
-        if let Some(a) = applied.author {
-            image["author"] = json!(a);
-        }
-        let config_bytes = canonical_json(&image).expect("a config always serialises");
-        let config_digest = self.store.put_blob(&config_bytes)?;
-        let layer_descriptors =
-            layers.iter().map(|l| descriptor(MediaType::from(l.media_type.as_str()), l.size, &l.digest)).collect();
-        let manifest = image_manifest(
-            descriptor(MediaType::ImageConfig, config_bytes.len() as u64, &config_digest),
-            layer_descriptors,
-        );
-        let manifest_bytes = canonical_json(&manifest).expect("a manifest always serialises");
-        let digest = self.store.put_blob(&manifest_bytes)?;
-        if let Some(tag) = &self.req.tag {
-            self.store.set_tag(tag, descriptor(MediaType::ImageManifest, manifest_bytes.len() as u64, &digest))?;
-        }
-        Ok(digest)
     }
 }
