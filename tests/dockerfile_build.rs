@@ -372,3 +372,28 @@ fn a_step_over_two_identical_layers_runs() {
     out.ok();
     assert!(out.stderr.contains("built 6 steps"), "{}", out.stderr);
 }
+
+#[test]
+fn onbuild_is_stored_a_base_with_triggers_is_refused_and_a_built_image_is_a_base() {
+    let berth = Berth::with_busybox();
+    let ctx = context("FROM busybox:latest\nRUN echo built > /built\nONBUILD RUN echo triggered\nSTOPSIGNAL SIGINT\n");
+    build(&berth, ctx.path(), &["-t", "team/onbuild:1"]).ok();
+    let config = raw_config(&berth, "team/onbuild:1");
+    assert_eq!(config["config"]["OnBuild"], serde_json::json!(["RUN echo triggered"]));
+    assert_eq!(config["config"]["StopSignal"], "SIGINT");
+
+    let child = context("FROM team/onbuild:1\nRUN true\n");
+    let err = build(&berth, child.path(), &["-t", "child:1"]).fails_with(1).to_owned();
+    assert!(
+        err.contains(
+            "Dockerfile:1:1: FROM team/onbuild:1: the image has ONBUILD triggers, which berth does not run yet"
+        ),
+        "{err}"
+    );
+
+    let plain = context("FROM busybox:latest\nRUN echo built > /built\n");
+    build(&berth, plain.path(), &["-t", "team/plain:1"]).ok();
+    let child = context("FROM team/plain:1\nRUN cat /built > /seen\nCMD [\"cat\", \"/seen\"]\n");
+    build(&berth, child.path(), &["-t", "child:1"]).ok();
+    assert_eq!(berth.run(&["run", "--rm", "child:1"]).ok(), "built\n");
+}

@@ -162,9 +162,9 @@ pub fn created_by(step: &Step) -> String {
         }
         Instruction::Copy(c) => {
             let from = c.from.as_ref().map(|f| format!("--from={f} ")).unwrap_or_default();
-            format!("COPY {from}{} # buildkit", files(&c.sources))
+            format!("COPY {from}{}{} # buildkit", owner_mode(&c.chown, &c.chmod), files(&c.sources))
         }
-        Instruction::Add(a) => format!("ADD {} # buildkit", files(&a.sources)),
+        Instruction::Add(a) => format!("ADD {}{} # buildkit", owner_mode(&a.chown, &a.chmod), files(&a.sources)),
         Instruction::Env(pairs) => format!("ENV {}", args(pairs)),
         Instruction::Label(pairs) => format!("LABEL {}", args(pairs)),
         Instruction::Arg(decls) => format!(
@@ -193,6 +193,17 @@ pub fn created_by(step: &Step) -> String {
         Instruction::Maintainer(m) => format!("MAINTAINER {m}"),
         Instruction::Healthcheck(_) | Instruction::From(_) => step.original.clone(),
     }
+}
+
+fn owner_mode(chown: &Option<String>, chmod: &Option<String>) -> String {
+    let mut out = String::new();
+    if let Some(c) = chown {
+        out.push_str(&format!("--chown={c} "));
+    }
+    if let Some(m) = chmod {
+        out.push_str(&format!("--chmod={m} "));
+    }
+    out
 }
 
 fn files(s: &crate::dockerfile::instruction::Sources) -> String {

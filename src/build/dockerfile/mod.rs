@@ -183,7 +183,7 @@ pub fn build_dockerfile(
         if raw["config"]["OnBuild"].as_array().is_some_and(|a| !a.is_empty()) {
             return Err(Located::new(
                 stage.pos,
-                format!("FROM {r}: the image has ONBUILD triggers, which berth does not run yet; build FROM an image without them"),
+                format!("FROM {}: the image has ONBUILD triggers, which berth does not run yet; build FROM an image without them", r.familiar_tag()),
             )
             .in_file(&dockerfile)
             .into());
