@@ -316,10 +316,14 @@ fn destination(dest: &str, workdir: &str) -> String {
     if dir && abs != "/" { format!("{abs}/") } else { abs }
 }
 
-/// Whether the context file `path` is an archive ADD unpacks: a tar, plain
-/// or compressed with gzip or zstd.
+/// Whether the context file `path` is an archive ADD unpacks: a regular
+/// file (not a symlink) holding a tar, plain or compressed with gzip or zstd.
 pub fn is_archive(path: &Path) -> bool {
     use std::io::Read;
+    // A symlink is copied as a link, never followed out of the context.
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     let Ok(mut f) = std::fs::File::open(path) else { return false };
     let mut head = [0u8; 262];
     let mut n = 0;

@@ -127,7 +127,13 @@ pub fn write_files<W: Write>(
             None if req.instruction == "ADD" && is_archive(&req.context.join(&src)) => {
                 let into = req.scratch.join(format!("archive-{n}"));
                 std::fs::create_dir_all(&into).map_err(|e| fail(format!("{}: {e}", into.display())))?;
-                let file = std::fs::File::open(req.context.join(&src)).map_err(|e| fail(format!("{p}: {e}")))?;
+                // Not through a symlink: only what is in the context is read.
+                let file = std::os::unix::fs::OpenOptionsExt::custom_flags(
+                    std::fs::OpenOptions::new().read(true),
+                    libc::O_NOFOLLOW,
+                )
+                .open(req.context.join(&src))
+                .map_err(|e| fail(format!("{p}: {e}")))?;
                 let opts = crate::oci::UnpackOptions { whiteouts: crate::oci::Whiteouts::Apply, preserve_owners: true };
                 crate::oci::unpack_compressed(std::io::BufReader::new(file), &into, &opts)
                     .map_err(|e| fail(format!("{p}: cannot unpack the archive: {e}")))?;
