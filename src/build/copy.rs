@@ -2,7 +2,9 @@
 //! no build container needed: the entries the cache key hashed (honouring
 //! `.berthignore`), placed at the destination as Docker's `COPY` places
 //! them, owned by root (or `owner`) and with `mode` when given, mtimes
-//! clamped to the epoch, plus the destination's parent directories.
+//! clamped to the epoch, plus the destination's parent directories: those
+//! the image below has as they are there (so that overlayfs does not show
+//! `/home/user` turned root's by a copy into it), missing ones 0755 root.
 
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
@@ -37,6 +39,24 @@ fn destination(copy: &Copy, src_is_dir: bool) -> PathBuf {
 pub fn write_layer<W: Write>(
     project_dir: &Path,
     copy: &Copy,
+    lowers: &[PathBuf],
+    owner: Option<(u32, u32)>,
+    out: W,
+    epoch: u64,
+    compression: Compression,
+) -> Result<(W, LayerDigests), CopyError> {
+    write_layer_with(project_dir, copy, tree::Rules::Berthignore, lowers, owner, out, epoch, compression)
+}
+
+/// [`write_layer`] reading the sources under the ignore rules `rules` (a
+/// Dockerfile's COPY of a context path applies `.dockerignore`). `lowers`
+/// are the layers below (top first), whose directories the parents keep.
+#[allow(clippy::too_many_arguments)]
+pub fn write_layer_with<W: Write>(
+    project_dir: &Path,
+    copy: &Copy,
+    rules: tree::Rules<'_>,
+    lowers: &[PathBuf],
     owner: Option<(u32, u32)>,
     out: W,
     epoch: u64,
@@ -44,7 +64,7 @@ pub fn write_layer<W: Write>(
 ) -> Result<(W, LayerDigests), CopyError> {
     let src = copy.src.display().to_string();
     let werr = |source| CopyError::Write { src: src.clone(), dest: copy.dest.clone(), source };
-    let mut entries = tree::copy_entries(project_dir, &copy.src).map_err(|source| CopyError::Source {
+    let mut entries = tree::copy_entries_with(project_dir, &copy.src, rules).map_err(|source| CopyError::Source {
         src: src.clone(),
         dest: copy.dest.clone(),
         source: Box::new(source),
@@ -53,16 +73,24 @@ pub fn write_layer<W: Write>(
     let src_is_dir = std::fs::symlink_metadata(&entries[0].source).is_ok_and(|m| m.is_dir());
     let dest = destination(copy, src_is_dir);
     let mut writer = LayerWriter::new(out, compression, MtimePolicy::Clamp(epoch));
-    // The destination's parents, as Docker makes them: 0755, root.
+    // The destination's parents, as Docker makes them: the image's own as
+    // they are, missing ones 0755 root.
     let mut parent = PathBuf::new();
     let parents: Vec<Component> = dest.components().collect();
     for c in &parents[..parents.len().saturating_sub(1)] {
         parent.push(c);
-        writer.add_dir(&parent, 0o755).map_err(werr)?;
+        match crate::build::dockerfile::merged::find(lowers, &parent, false) {
+            Ok(Some(f)) if f.meta.is_dir() => writer.add_as(&parent, &f.path, &Overrides::default()),
+            _ => writer.add_dir(&parent, 0o755),
+        }
+        .map_err(werr)?;
     }
     let overrides = Overrides { owner: Some(owner.unwrap_or((0, 0))), mode: copy.mode };
     for e in &entries {
         let at = if e.rel.as_os_str().is_empty() { dest.clone() } else { dest.join(&e.rel) };
+        if at.as_os_str().is_empty() {
+            continue; // a directory copied to `/`: the root has no entry of its own
+        }
         writer.add_as(&at, &e.source, &overrides).map_err(werr)?;
     }
     writer.finish().map_err(werr)
@@ -75,7 +103,7 @@ mod tests {
     use super::*;
 
     fn entries(copy: &Copy, project: &Path) -> Vec<(String, u32, u64)> {
-        let (bytes, _) = write_layer(project, copy, None, Vec::new(), 0, Compression::Gzip).unwrap();
+        let (bytes, _) = write_layer(project, copy, &[], None, Vec::new(), 0, Compression::Gzip).unwrap();
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
         tar.entries()
             .unwrap()
@@ -125,15 +153,18 @@ mod tests {
                 assert_eq!(mode & 0o7777, 0o700, "{name}");
             }
         }
-        let a = write_layer(p.path(), &copy("app", "/srv", None), None, Vec::new(), 0, Compression::Gzip).unwrap().1;
+        let a =
+            write_layer(p.path(), &copy("app", "/srv", None), &[], None, Vec::new(), 0, Compression::Gzip).unwrap().1;
         let other = project();
-        let b =
-            write_layer(other.path(), &copy("app", "/srv", None), None, Vec::new(), 0, Compression::Gzip).unwrap().1;
+        let b = write_layer(other.path(), &copy("app", "/srv", None), &[], None, Vec::new(), 0, Compression::Gzip)
+            .unwrap()
+            .1;
         assert_eq!(a.diff_id, b.diff_id, "same files, other directory, other mtimes");
         let mut text = String::new();
         let (bytes, _) = write_layer(
             p.path(),
             &copy("app/main.py", "/x", None),
+            &[],
             Some((1000, 1000)),
             Vec::new(),
             0,
@@ -149,5 +180,28 @@ mod tests {
             }
         }
         assert_eq!(text, "print()");
+    }
+
+    #[test]
+    fn parents_the_image_has_keep_their_mode() {
+        let p = project();
+        let lower = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(lower.path().join("home/user")).unwrap();
+        std::fs::set_permissions(lower.path().join("home/user"), std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let lowers = [lower.path().to_path_buf()];
+        let c = copy("app/main.py", "/home/user/app/", None);
+        let (bytes, _) = write_layer(p.path(), &c, &lowers, None, Vec::new(), 0, Compression::Gzip).unwrap();
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        let modes: Vec<(String, u32)> = tar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (String::from_utf8_lossy(&e.path_bytes()).into_owned(), e.header().mode().unwrap() & 0o7777)
+            })
+            .collect();
+        assert!(modes.contains(&("home/user/".to_owned(), 0o700)), "the image's own: {modes:?}");
+        assert!(modes.contains(&("home/user/app/".to_owned(), 0o755)), "a missing one: {modes:?}");
     }
 }

@@ -236,7 +236,7 @@ impl Ctx<'_> {
             }
         }
         dirs.reverse();
-        Ok(dirs)
+        Ok(super::distinct_lowers(dirs))
     }
 
     /// The environment of the base image under node `i` (its config's
@@ -341,9 +341,9 @@ impl Ctx<'_> {
                     })
                     .cloned()
                     .expect("a copy node comes from a copy entry of its env");
+                let lowers = self.lowers(graph, i)?;
                 let owner = match &copy.owner {
                     Some(u) => {
-                        let lowers = self.lowers(graph, i)?;
                         let r = crate::runtime::spec::resolve_user_in_layers(&lowers, &u.to_string()).map_err(|e| {
                             BuildError::Step {
                                 env: env.clone(),
@@ -358,6 +358,7 @@ impl Ctx<'_> {
                 let (_, digests) = copy::write_layer(
                     &self.manifest.dir,
                     &copy,
+                    &lowers,
                     owner,
                     &mut blob,
                     self.opts.epoch,
@@ -370,7 +371,10 @@ impl Ctx<'_> {
                 self.store.unpacked_layer(&format!("env {env}"), &record).map_err(Box::new)?;
                 entry.layers.push(record);
             }
-            Step::Run { command } => {
+            Step::Files { .. } | Step::Mkdir { .. } => {
+                unreachable!("a berth.toml graph has no Dockerfile-only steps (build::dockerfile builds them)")
+            }
+            Step::Run { command, .. } => {
                 let lowers = self.lowers(graph, i)?;
                 let base_env = self.base_env(graph, i)?;
                 self.run_step(&env, base_env, &lowers, command, command, |layer| entry.layers.push(layer))?;
@@ -398,6 +402,7 @@ impl Ctx<'_> {
             env: base_env,
             workdir: None,
             user: None,
+            offline: false,
         };
         let ran = step::run(lowers, scratch.path(), &cmd, self.init)
             .map_err(|e| BuildError::Step { env: env.to_owned(), source: Box::new(e) })?;

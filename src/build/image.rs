@@ -43,7 +43,9 @@ pub fn created_by(step: &Step) -> String {
         Step::Base { source } => format!("FROM {source}"),
         Step::Packages { names, .. } => format!("PACKAGES {}", names.join(" ")),
         Step::Copy { src, dest, .. } => format!("COPY {src} {dest}"),
-        Step::Run { command } => format!("RUN {command}"),
+        Step::Run { command, .. } => format!("RUN {command}"),
+        Step::Files { instruction, sources, dest, .. } => format!("{instruction} {} {dest}", sources.join(" ")),
+        Step::Mkdir { path } => format!("WORKDIR {path}"),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod base;
 pub mod commit;
 pub mod copy;
+pub mod dockerfile;
 pub mod engine;
 pub mod image;
 pub mod layer;
@@ -18,6 +19,17 @@ use crate::resolve::{ResolveError, resolve};
 use crate::store::{Store, StoreError};
 
 pub use engine::{BuildError, BuildOptions, Event, Outcome};
+
+/// `lowers` (top first) with each directory only at its topmost place. Two
+/// steps can make byte-identical layers (a file copied twice), which are one
+/// directory in the store, and overlayfs refuses a lower directory given
+/// twice (ELOOP). Dropping the lower occurrence shows the same tree: the
+/// upper one holds the same entries, whiteouts and opaque markers, above
+/// everything the lower one could have shown or hidden.
+pub(crate) fn distinct_lowers(lowers: Vec<std::path::PathBuf>) -> Vec<std::path::PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    lowers.into_iter().filter(|d| seen.insert(d.clone())).collect()
+}
 
 /// Why a project could not be built.
 #[derive(Debug, thiserror::Error)]

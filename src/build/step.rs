@@ -50,6 +50,9 @@ pub struct StepCommand<'a> {
     pub env: Vec<String>,
     pub workdir: Option<&'a str>,
     pub user: Option<&'a str>,
+    /// No network but loopback (a Dockerfile's `RUN --network=none`);
+    /// otherwise the host's.
+    pub offline: bool,
 }
 
 /// What a step that succeeded left.
@@ -99,7 +102,7 @@ pub fn run(lowers: &[PathBuf], work: &Path, cmd: &StepCommand<'_>, init: &InitEx
         cwd: cmd.workdir.map(PathBuf::from),
         user,
         hostname: Some("berth-build".to_owned()),
-        network: NetworkMode::Host,
+        network: if cmd.offline { NetworkMode::None } else { NetworkMode::Host },
         etc: EtcFiles { hosts: host_copy("hosts")?, hostname: None, resolv_conf: host_copy("resolv.conf")? },
         ..SpecRequest::default()
     };
@@ -154,6 +157,7 @@ mod kernel_tests {
             env: vec![],
             workdir: None,
             user: None,
+            offline: false,
         }
     }
 

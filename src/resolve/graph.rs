@@ -19,8 +19,76 @@ pub enum Step {
     Packages { names: Vec<String>, locked: BTreeMap<String, String> },
     /// Copy a file or tree from the project directory.
     Copy { src: String, dest: String, mode: Option<u32>, owner: Option<String>, files: u64, bytes: u64 },
-    /// Run a shell command.
-    Run { command: String },
+    /// Run a command: `/bin/sh -c COMMAND` as root in `/` with the base
+    /// image's environment, unless `with` says otherwise (a Dockerfile's
+    /// RUN); `with` is serialized only where it differs, so a berth.toml
+    /// step and a Dockerfile RUN that do the same thing are the same node.
+    Run {
+        command: String,
+        #[serde(flatten)]
+        with: RunWith,
+    },
+    /// A Dockerfile COPY or ADD that is not a plain copy of one context path
+    /// (several sources, `--from`, an archive ADD extracts, an inline file).
+    Files {
+        /// `COPY` or `ADD`.
+        instruction: String,
+        sources: Vec<String>,
+        /// The stage (`--from`) the sources are read from; the context when `None`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        dest: String,
+        mode: Option<u32>,
+        owner: Option<String>,
+    },
+    /// A Dockerfile WORKDIR: the directory and its missing parents, 0755 root.
+    Mkdir { path: String },
+}
+
+/// How a run step differs from a berth.toml `run` entry; all `None` for one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunWith {
+    /// The argv when it is not `["/bin/sh", "-c", command]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    /// The whole environment (`KEY=VALUE`) when it is not the base image's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<String>>,
+    /// The build args the step can see (a Dockerfile's ARGs), when any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_args: Option<Vec<String>>,
+    /// The working directory when it is not `/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// The user when it is not root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `none` for `RUN --network=none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+}
+
+impl RunWith {
+    /// Adds the fields that are set to a run step's key, each after a tag
+    /// naming it, so an unset field adds nothing (a berth.toml run's key).
+    pub fn key_fields(&self, h: &mut super::KeyHasher) {
+        let mut list = |tag: &str, items: &Option<Vec<String>>| {
+            if let Some(items) = items {
+                h.field(tag.as_bytes()).field(&(items.len() as u64).to_le_bytes());
+                for i in items {
+                    h.field(i.as_bytes());
+                }
+            }
+        };
+        list("argv", &self.argv);
+        list("env", &self.env);
+        list("build-args", &self.build_args);
+        for (tag, v) in [("workdir", &self.workdir), ("user", &self.user), ("network", &self.network)] {
+            if let Some(v) = v {
+                h.field(tag.as_bytes()).field(v.as_bytes());
+            }
+        }
+    }
 }
 
 impl Step {
@@ -31,6 +99,8 @@ impl Step {
             Step::Packages { .. } => "packages",
             Step::Copy { .. } => "copy",
             Step::Run { .. } => "run",
+            Step::Files { .. } => "files",
+            Step::Mkdir { .. } => "mkdir",
         }
     }
 
@@ -40,7 +110,12 @@ impl Step {
             Step::Base { source } => source.clone(),
             Step::Packages { names, .. } => names.join(" "),
             Step::Copy { src, dest, .. } => format!("{src} -> {dest}"),
-            Step::Run { command } => command.clone(),
+            Step::Run { command, .. } => command.clone(),
+            Step::Files { instruction, sources, from, dest, .. } => match from {
+                Some(stage) => format!("{instruction} --from={stage} {} -> {dest}", sources.join(" ")),
+                None => format!("{instruction} {} -> {dest}", sources.join(" ")),
+            },
+            Step::Mkdir { path } => format!("mkdir {path}"),
         }
     }
 }

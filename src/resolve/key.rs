@@ -37,8 +37,9 @@ impl CacheKey {
 /// layers a current one makes: the same manifest and lock must give the
 /// same digests whether the store is new or old. v2: run-step layers leave
 /// out the build container's mount points; bootstraps own apt's `partial`
-/// dirs as `_apt`.
-const KEY_FORMAT: &[u8] = b"berth cache key v2";
+/// dirs as `_apt`. v3: a copy layer's parent directories that the image
+/// has keep their owner and mode (they were written 0755 root).
+const KEY_FORMAT: &[u8] = b"berth cache key v3";
 
 /// Builds a cache key field by field.
 #[derive(Default)]

@@ -36,6 +36,7 @@
 //! tree), so that the spec's hash changes when the profile's rules do.
 
 mod base;
+pub mod dockerfile;
 pub mod graph;
 pub mod key;
 pub mod spec;
@@ -44,7 +45,7 @@ pub mod tree;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub use graph::{LayerGraph, Node, Step};
+pub use graph::{LayerGraph, Node, RunWith, Step};
 pub use key::{CacheKey, KeyHasher};
 pub use spec::ContainerSpec;
 
@@ -145,7 +146,8 @@ pub fn resolve(manifest: &Manifest, lock: &Lock) -> Result<Resolution, ResolveEr
         for command in &env.run {
             let mut h = KeyHasher::new("run");
             h.field(graph.node(at).key.as_bytes()).field(command.as_bytes());
-            at = graph.add(Some(at), h.finish(), Step::Run { command: command.clone() }, name);
+            at =
+                graph.add(Some(at), h.finish(), Step::Run { command: command.clone(), with: RunWith::default() }, name);
         }
         graph.set_tip(name, at);
     }

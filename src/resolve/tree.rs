@@ -141,7 +141,23 @@ pub enum TreeError {
 /// link (its target path), never followed. See the module page for what the
 /// digest covers and which `.berthignore` rules apply.
 pub fn hash_tree(project_dir: &Path, src: &Path) -> Result<TreeDigest, TreeError> {
-    let root = Root::locate(project_dir, src)?;
+    hash_tree_with(project_dir, src, Rules::Berthignore)
+}
+
+/// Which ignore rules a walk honours.
+#[derive(Clone, Copy, Debug)]
+pub enum Rules<'a> {
+    /// `.berthignore` files, as the module page says (a berth.toml copy).
+    Berthignore,
+    /// A build context's `.dockerignore` (a Dockerfile's COPY and ADD): no
+    /// `.berthignore` is read and `berth.lock` is an ordinary file.
+    Docker(&'a crate::dockerfile::ignore::Ignore),
+}
+
+/// [`hash_tree`] with the ignore rules `rules`. The same tree under the
+/// same rules' verdicts hashes the same, whichever rules chose it.
+pub fn hash_tree_with(project_dir: &Path, src: &Path, rules: Rules<'_>) -> Result<TreeDigest, TreeError> {
+    let root = Root::locate(project_dir, src, rules)?;
     let mut entries = walk::collect(&root)?;
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     if entries.first().is_none_or(|e| !e.path.is_empty()) {
@@ -162,8 +178,13 @@ pub struct CopyEntry {
 /// What a copy step copies: the same entries [`hash_tree`] hashes (so the
 /// layer holds exactly what the cache key covers), in path order.
 pub fn copy_entries(project_dir: &Path, src: &Path) -> Result<Vec<CopyEntry>, TreeError> {
+    copy_entries_with(project_dir, src, Rules::Berthignore)
+}
+
+/// [`copy_entries`] with the ignore rules `rules`.
+pub fn copy_entries_with(project_dir: &Path, src: &Path, rules: Rules<'_>) -> Result<Vec<CopyEntry>, TreeError> {
     use std::os::unix::ffi::OsStrExt;
-    let root = Root::locate(project_dir, src)?;
+    let root = Root::locate(project_dir, src, rules)?;
     let mut entries = walk::collect(&root)?;
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     if entries.first().is_none_or(|e| !e.path.is_empty()) {
@@ -189,10 +210,12 @@ struct Root {
     walk_root: PathBuf,
     /// `walk_root` joined with `src`.
     abs_src: PathBuf,
+    /// A build context's `.dockerignore`, instead of `.berthignore` files.
+    docker: Option<std::sync::Arc<crate::dockerfile::ignore::Ignore>>,
 }
 
 impl Root {
-    fn locate(project_dir: &Path, src: &Path) -> Result<Root, TreeError> {
+    fn locate(project_dir: &Path, src: &Path, rules: Rules<'_>) -> Result<Root, TreeError> {
         let outside = || TreeError::OutsideProject { src: src.to_owned(), project_dir: project_dir.to_owned() };
         let mut clean = PathBuf::new();
         for c in src.components() {
@@ -226,7 +249,16 @@ impl Root {
                 });
             }
         }
-        Ok(Root { project_dir: project_dir.to_owned(), src: clean, walk_root, abs_src })
+        let docker = match rules {
+            Rules::Berthignore => None,
+            Rules::Docker(ignore) => Some(std::sync::Arc::new(ignore.clone())),
+        };
+        if let Some(ignore) = &docker
+            && ignore.matches(&clean.to_string_lossy())
+        {
+            return Err(TreeError::Ignored { src: clean, project_dir: project_dir.to_owned() });
+        }
+        Ok(Root { project_dir: project_dir.to_owned(), src: clean, walk_root, abs_src, docker })
     }
 
     /// `path` (under the walk root) as the user would find it, for messages.

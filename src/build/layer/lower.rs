@@ -26,7 +26,7 @@ pub(super) const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.ove
 
 /// What the lowers hold at one name.
 #[derive(Debug, Default)]
-pub(super) struct Below {
+pub(crate) struct Below {
     /// The visible object and its metadata, if any.
     pub object: Option<(PathBuf, Metadata)>,
     /// The lower directories that back the name, top first, if it is a
@@ -35,7 +35,7 @@ pub(super) struct Below {
 }
 
 /// Whether `meta` is an overlayfs whiteout.
-pub(super) fn is_whiteout(meta: &Metadata) -> bool {
+pub(crate) fn is_whiteout(meta: &Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
 }
 
@@ -51,7 +51,7 @@ pub(super) fn is_opaque(path: &Path) -> io::Result<bool> {
 
 /// Looks `name` up in the lower directories `dirs` (top first) as overlayfs
 /// does (see the module page). Errors carry the path that failed.
-pub(super) fn lookup(dirs: &[PathBuf], name: &std::ffi::OsStr) -> Result<Below, (PathBuf, io::Error)> {
+pub(crate) fn lookup(dirs: &[PathBuf], name: &std::ffi::OsStr) -> Result<Below, (PathBuf, io::Error)> {
     let mut below = Below::default();
     for dir in dirs {
         let path = dir.join(name);

@@ -94,7 +94,7 @@
 //! unmounted and unchanged while this runs (or, for a container, frozen).
 
 mod gzip;
-mod lower;
+pub(crate) mod lower;
 mod pipe;
 pub mod plan;
 mod upper;

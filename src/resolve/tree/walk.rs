@@ -61,9 +61,29 @@ fn builder(root: &Root) -> WalkBuilder {
         .require_git(false)
         .follow_links(false)
         .same_file_system(false)
-        .add_custom_ignore_filename(IGNORE_FILE)
         .threads(rayon::current_num_threads());
     let src = root.abs_src.clone();
+    if let Some(ignore) = root.docker.clone() {
+        // `.dockerignore` matches paths relative to the context; with an
+        // exception (`!…`) an ignored directory is still walked, as Docker
+        // does, since something under it may be let back in.
+        let walk_root = root.walk_root.clone();
+        let exceptions = ignore.has_exceptions();
+        b.filter_entry(move |dent| {
+            let path = dent.path();
+            if !(path.starts_with(&src) || src.starts_with(path)) {
+                return false;
+            }
+            let Ok(rel) = path.strip_prefix(&walk_root) else { return true };
+            if rel.as_os_str().is_empty() || !path.starts_with(&src) || path == src {
+                return true;
+            }
+            let is_dir = dent.file_type().is_some_and(|t| t.is_dir());
+            (exceptions && is_dir) || !ignore.matches(&rel.to_string_lossy())
+        });
+        return b;
+    }
+    b.add_custom_ignore_filename(IGNORE_FILE);
     let lock = root.walk_root.join(LOCK_FILE);
     b.filter_entry(move |dent| {
         let path = dent.path();
