@@ -11,7 +11,7 @@ use berth::manifest;
 /// a Compose file into one (--from).
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  berth init --project shop && berth plan\n  berth init --from compose.yaml && berth up -d"
+    after_help = "Example: berth init --project shop && berth plan\n         berth init --from compose.yaml && berth up -d"
 )]
 pub struct Args {
     /// The project directory
