@@ -22,10 +22,9 @@ The Dockerfile form is taken when -t, --build-arg or --target is given, or
 when the one argument is a directory holding the Dockerfile (-f, else
 CONTEXT/Dockerfile); otherwise the arguments are env names.
 
-Examples:
-  berth build -f manifests/demo/berth.toml api
-  berth build -t shop/api:1 --build-arg VERSION=2 --target prod .
-  berth run --rm shop/api:1")]
+Example: berth build -f manifests/demo/berth.toml api
+         berth build -t shop/api:1 --build-arg VERSION=2 --target prod .
+         berth run --rm shop/api:1")]
 pub struct Args {
     /// The manifest [default: berth.toml here or in the nearest parent
     /// directory]; with a CONTEXT, the Dockerfile [default: CONTEXT/Dockerfile]
