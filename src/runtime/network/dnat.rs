@@ -408,7 +408,7 @@ fn parse_forward(key: &[Value], to: Value, to_port: &Value) -> Option<Forward> {
 /// attached one to it (rootful, `network = "project"` or `run --network
 /// bridge`).
 pub fn bridge_of(netns: &Path) -> Option<Subnet> {
-    if !matches!(super::outbound(), super::Outbound::Bridge) {
+    if super::super::userns::rootless() {
         return None;
     }
     let record = Record::host();
@@ -485,7 +485,7 @@ fn unheld(f: &Forward) -> bool {
 /// their target is in no recorded subnet. `fsck` reports them.
 pub fn stale() -> Result<Vec<Forward>, NetworkError> {
     let record = Record::host();
-    if !super::outbound_available() || !record.exists() {
+    if super::super::userns::rootless() || !record.exists() {
         return Ok(Vec::new());
     }
     let listed = match super::nft::list() {
@@ -505,7 +505,7 @@ pub fn stale() -> Result<Vec<Forward>, NetworkError> {
 /// Removes the stale elements ([`stale`], looked at again under the
 /// record's lock); returns them. `fsck --repair`.
 pub fn remove_stale() -> Result<Vec<Forward>, NetworkError> {
-    if !super::outbound_available() || !Record::host().exists() {
+    if super::super::userns::rootless() || !Record::host().exists() {
         return Ok(Vec::new());
     }
     let _held = Record::host().lock()?;
