@@ -85,21 +85,13 @@ pub(crate) fn sync_parent(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// fsyncs every regular file and directory under `dir` (children first),
-/// without following symlinks. Symlinks, devices and fifos carry no data to
-/// flush; their directory entries are made durable by syncing the directory.
+/// Makes everything written under `dir` durable: one `syncfs` of its
+/// filesystem (every file's data, every inode and directory entry, `dir`'s
+/// own included). An fsync per file gave the same guarantee at one
+/// disk flush each: loading a Debian minbase took 9.8 s, 8,094 fsyncs, where
+/// `tar -xf` of it takes 1.0 s.
 pub(crate) fn sync_tree(dir: &Path) -> Result<(), StoreError> {
-    for entry in fs::read_dir(dir).map_err(StoreError::io("list directory", dir))? {
-        let entry = entry.map_err(StoreError::io("list directory", dir))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(StoreError::io("inspect", &path))?;
-        if kind.is_dir() {
-            sync_tree(&path)?;
-        } else if kind.is_file() {
-            File::open(&path).and_then(|f| f.sync_all()).map_err(StoreError::io("fsync", &path))?;
-        }
-    }
-    sync_dir(dir)
+    crate::sys::fs::sync_filesystem(dir).map_err(StoreError::io("syncfs the filesystem of", dir))
 }
 
 #[cfg(test)]

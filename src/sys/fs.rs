@@ -290,3 +290,12 @@ pub fn get_xattr_nofollow(path: &Path, key: &str) -> io::Result<Option<Vec<u8>>>
         libc::lgetxattr(cpath.as_ptr(), ckey.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
     })
 }
+
+/// Writes out every dirty page and inode of the filesystem holding `path`
+/// (`syncfs(2)`): one call where an fsync per file would take one disk
+/// flush each. Since Linux 5.8 it reports writeback errors of that
+/// filesystem met since `path` was opened, as fsync does for one file.
+pub fn sync_filesystem(path: &Path) -> io::Result<()> {
+    let dir = File::open(path)?;
+    unistd::syncfs(&dir).map_err(io::Error::from)
+}
