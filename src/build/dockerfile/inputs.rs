@@ -49,7 +49,7 @@ pub fn prepare(
                 let key_fields = vec![b"registry".to_vec(), r.to_string().into_bytes(), digest.into_bytes()];
                 inputs.images.insert(name.to_owned(), CopyImage { key_fields, layers: img.layers });
             }
-            if spec.checksum.is_some() {
+            if !spec.add() || spec.checksum.is_some() {
                 continue;
             }
             for u in spec.sources.paths.iter().filter(|p| is_url(p)) {
