@@ -125,8 +125,11 @@ fn link_layers_do_not_depend_on_their_parent_and_parents_and_exclude_keep_paths(
     );
 
     // The same --link COPY over another parent is the same layer: cached.
-    std::fs::write(p.join("Dockerfile"), "FROM busybox:latest\nRUN echo two > /two\nCOPY --link tools/run.sh /linked/\n")
-        .unwrap();
+    std::fs::write(
+        p.join("Dockerfile"),
+        "FROM busybox:latest\nRUN echo two > /two\nCOPY --link tools/run.sh /linked/\n",
+    )
+    .unwrap();
     let out = build(&berth, p, "link:2");
     out.ok();
     let line = out.stderr.lines().find(|l| l.contains("COPY tools/run.sh -> /linked/")).unwrap_or_default();
@@ -188,7 +191,9 @@ fn add_fetches_a_url_verifies_its_checksum_and_never_unpacks_it() {
         .unwrap();
     let err = build(&berth, p, "url:2").fails_with(1).to_owned();
     assert!(
-        err.contains(&format!("Dockerfile:2:1: ADD {base}/x.txt: checksum mismatch: --checksum expects {bad}, the content is {sum}")),
+        err.contains(&format!(
+            "Dockerfile:2:1: ADD {base}/x.txt: checksum mismatch: --checksum expects {bad}, the content is {sum}"
+        )),
         "{err}"
     );
 }

@@ -12,7 +12,7 @@
 //! | `FROM stage` | none | the chain hangs under that stage's last node |
 //! | `RUN` | `run` | the command, then only what differs from a berth.toml `run` entry ([`RunWith`]): the argv unless it is `/bin/sh -c COMMAND`, the whole env unless it is the base image's (with Docker's PATH when the base sets none, as the runtime gives a berth.toml step), the build args the RUN sees, the workdir unless `/`, the user unless root, `--network=none` |
 //! | `COPY`/`ADD` of one context directory, or of one file to a `…/` destination | `copy` | as a berth.toml copy: destination, mode, owner, the tree hash (with `.dockerignore` applied instead of `.berthignore`) |
-//! | any other `COPY`/`ADD` (several sources, a file to a path, `--from`, an inline heredoc file, an `ADD` of a tar archive) | `files` | the instruction, each source's path and tree hash (or inline body), the `--from` stage's last key, destination, mode, owner |
+//! | any other `COPY`/`ADD` (several sources, wildcards, a file to a path, `--from` a stage or an image, an inline heredoc file, an `ADD` of a tar archive or a URL, symbolic `--chmod`, `--link`, `--parents`, `--exclude`) | `files` (`files-link` for `--link`: no parent key) | see [`copy`]: the instruction, each source pattern with the context paths it matches and their tree hashes (or inline body, or URL and content digest or `--checksum`), the `--from` stage's last key or image key, destination, `--chmod`, owner, flags |
 //! | `WORKDIR` other than `/` | `mkdir` | the path |
 //! | `ENV`, `LABEL`, `USER`, `CMD`, … | none | config only: not in any key |
 //!

@@ -25,7 +25,13 @@ pub enum Cmd {
     SetIfExec(u32),
     /// Copy the bits of class `from` (`u`, `g`, `o`) to the classes in
     /// `to` (`u`, `g`, `o` flags), clearing and/or setting.
-    CopyClass { from: u8, to: [bool; 3], mask: u32, clear: bool, set: bool },
+    CopyClass {
+        from: u8,
+        to: [bool; 3],
+        mask: u32,
+        clear: bool,
+        set: bool,
+    },
 }
 
 const UMASK: u32 = 0o022;

@@ -118,9 +118,7 @@ impl CopySpec<'_> {
         if self.exclude.is_empty() {
             return Ok(None);
         }
-        Ignore::from_patterns(self.exclude.iter().map(String::as_str))
-            .map(Some)
-            .map_err(|e| format!("--exclude: {e}"))
+        Ignore::from_patterns(self.exclude.iter().map(String::as_str)).map(Some).map_err(|e| format!("--exclude: {e}"))
     }
 }
 
@@ -134,17 +132,15 @@ pub enum FromRef {
 
 /// What `--from=NAME` names: a stage (by name, any case, or index) or an image.
 pub fn from_ref(expanded: &Expanded, name: &str) -> Result<FromRef, String> {
-    if let Some(i) = expanded.stages.iter().position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+    if let Some(i) =
+        expanded.stages.iter().position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
     {
         return Ok(FromRef::Stage(i));
     }
     if let Ok(index) = name.parse::<usize>() {
-        return expanded
-            .stages
-            .iter()
-            .position(|s| s.index == index)
-            .map(FromRef::Stage)
-            .ok_or_else(|| format!("COPY --from={name}: invalid stage index {index}; the Dockerfile's stages count from 0"));
+        return expanded.stages.iter().position(|s| s.index == index).map(FromRef::Stage).ok_or_else(|| {
+            format!("COPY --from={name}: invalid stage index {index}; the Dockerfile's stages count from 0")
+        });
     }
     Ok(FromRef::Image)
 }
@@ -278,7 +274,9 @@ pub fn copy_node(
         ));
     }
     let urls: Vec<&String> = spec.sources.paths.iter().filter(|p| is_url(p)).collect();
-    if !spec.add() && let Some(u) = urls.first() {
+    if !spec.add()
+        && let Some(u) = urls.first()
+    {
         return Err(err(format!("COPY {u}: source can't be a URL for COPY; use ADD to fetch a URL")));
     }
     if spec.checksum.is_some() && spec.sources.paths.len() != 1 {
@@ -289,9 +287,13 @@ pub fn copy_node(
     let from = match spec.from {
         None => None,
         Some(name) => Some(match from_ref(expanded, name).map_err(err)? {
-            FromRef::Stage(i) if i < out.stages.len() => (name.to_owned(), *out.graph.node(out.stages[i].tip).key.as_bytes()),
+            FromRef::Stage(i) if i < out.stages.len() => {
+                (name.to_owned(), *out.graph.node(out.stages[i].tip).key.as_bytes())
+            }
             FromRef::Stage(_) => {
-                return Err(err(format!("COPY --from={name}: the stage is not built before the stage that copies from it")));
+                return Err(err(format!(
+                    "COPY --from={name}: the stage is not built before the stage that copies from it"
+                )));
             }
             FromRef::Image => {
                 let img = out.inputs.images.get(name).ok_or_else(|| {
@@ -362,7 +364,9 @@ pub fn copy_node(
                     h.field(b"fetched").field(f.digest.as_bytes()).field(&f.mtime.unwrap_or(u64::MAX).to_le_bytes())
                 }
                 (None, None) => {
-                    return Err(err(format!("ADD {p}: the URL was not fetched before resolving; this is a bug in berth")));
+                    return Err(err(format!(
+                        "ADD {p}: the URL was not fetched before resolving; this is a bug in berth"
+                    )));
                 }
             };
             continue;
@@ -377,7 +381,8 @@ pub fn copy_node(
             h.field(m.path.as_bytes()).field(&input.hash).field(if archive(&m.path) { b"extract" } else { b"copy" });
             if spec.parents {
                 for dir in Path::new(&m.path).ancestors().skip(1) {
-                    let meta = std::fs::metadata(context.join(dir)).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+                    let meta =
+                        std::fs::metadata(context.join(dir)).map_err(|e| err(format!("{}: {e}", dir.display())))?;
                     h.field(&std::os::unix::fs::PermissionsExt::mode(&meta.permissions()).to_le_bytes());
                 }
             }

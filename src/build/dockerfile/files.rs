@@ -1,8 +1,11 @@
 //! The layers of a Dockerfile's `files` and `mkdir` nodes, written straight
-//! from their sources — no build container: COPY/ADD of several sources, of
-//! a file to a path, of an inline heredoc file, `COPY --from` a stage (read
-//! through the stage's layers, `merged`), ADD of a local tar archive
-//! (unpacked with the store's safe reader, gzip and zstd too), and WORKDIR's
+//! from their sources — no build container: COPY/ADD of several sources
+//! (wildcards expanded as BuildKit does, `resolve::dockerfile::glob`), of a
+//! file to a path, of an inline heredoc file, `COPY --from` a stage or an
+//! image (read through its layers, `merged`), ADD of a local tar archive
+//! (unpacked with the store's safe reader, gzip and zstd too) or of a URL
+//! ([`super::url`]), with `--chmod` (octal or symbolic), `--link` (written
+//! as if nothing were below), `--parents` and `--exclude`; and WORKDIR's
 //! missing directories.
 //!
 //! Docker's placement rules: a directory's *contents* go into the
@@ -196,9 +199,8 @@ pub fn write_files<W: Write>(
                     }
                     let entries = tree::copy_entries_with(req.context, Path::new(&m.path), Rules::Docker(req.ignore))
                         .map_err(|e| fail(format!("{}: {e}", m.path)))?;
-                    let is_dir = entries
-                        .first()
-                        .is_some_and(|e| std::fs::symlink_metadata(&e.source).is_ok_and(|m| m.is_dir()));
+                    let is_dir =
+                        entries.first().is_some_and(|e| std::fs::symlink_metadata(&e.source).is_ok_and(|m| m.is_dir()));
                     let name = Path::new(&m.path).file_name().map(PathBuf::from).unwrap_or_default();
                     let keep = spec.parents.then(|| rcopy::parents_path(p, &m.path));
                     let top = top_of(is_dir, &name, keep.as_deref());

@@ -61,7 +61,8 @@ pub fn prepare(
                     None => dir.insert(scratch(store)?),
                 };
                 let into = d.path().join(format!("url-{}", inputs.urls.len()));
-                let fetched = url::fetch(u, &into, None).map_err(|e| DockerBuildError::Url { at: at.clone(), source: e })?;
+                let fetched =
+                    url::fetch(u, &into, None).map_err(|e| DockerBuildError::Url { at: at.clone(), source: e })?;
                 inputs.urls.insert(u.clone(), fetched);
             }
         }

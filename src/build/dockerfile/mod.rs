@@ -208,8 +208,7 @@ pub fn build_dockerfile(
         }
     };
     let prepared = inputs::prepare(&store, &req.context, req.epoch, &expanded, &dockerfile)?;
-    let graph =
-        resolve_dockerfile_with(&expanded, &req.context, &ignore, &dockerfile, &image_base, &prepared.inputs)?;
+    let graph = resolve_dockerfile_with(&expanded, &req.context, &ignore, &dockerfile, &image_base, &prepared.inputs)?;
     let init = InitExe::current()?;
     let mut b = Builder {
         store: &store,

@@ -36,7 +36,7 @@ impl Builder<'_> {
     }
 
     /// The layers (top first) a `--from` reads: a stage's chain or an image's layers.
-    fn from_lowers(&self, name: &str) -> Result<Vec<PathBuf>, DockerBuildError> {
+    fn copy_source_lowers(&self, name: &str) -> Result<Vec<PathBuf>, DockerBuildError> {
         match from_ref(self.expanded, name) {
             Ok(FromRef::Stage(k)) => self.lowers_upto(self.graph.stages[k].tip, true),
             _ => {
@@ -134,7 +134,7 @@ impl Builder<'_> {
                 let i = step.expect("a files node comes from a COPY or ADD");
                 let spec = CopySpec::of(&stage.steps[i].instruction).expect("a files node comes from a COPY or ADD");
                 let from_lowers = match from {
-                    Some(name) => Some(self.from_lowers(name)?),
+                    Some(name) => Some(self.copy_source_lowers(name)?),
                     None => None,
                 };
                 let scratch = self.scratch()?;
