@@ -14,7 +14,8 @@
 //! `--link`: the layer is written as if the image had nothing below it
 //! (BuildKit copies into an empty directory and lays the result on top),
 //! so its key leaves the parent's key out unless `--chown` names a user
-//! (looked up in the image) — the same layer serves any parent.
+//! (looked up in the image) — the same layer serves any parent. As in
+//! BuildKit, `--link` with `--chmod` is an ordinary copy.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -111,6 +112,12 @@ impl CopySpec<'_> {
 
     pub fn add(&self) -> bool {
         self.instruction == "ADD"
+    }
+
+    /// Whether `--link` takes effect: BuildKit ignores it with `--chmod`
+    /// (the copy is then an ordinary one, over its parent).
+    pub fn linked(&self) -> bool {
+        self.link && self.chmod.is_none()
     }
 
     /// `--exclude` compiled as `.dockerignore` patterns.
@@ -326,7 +333,7 @@ pub fn copy_node(
         && spec.sources.paths.len() == 1
         && urls.is_empty()
         && !glob::has_wildcards(&spec.sources.paths[0])
-        && !spec.link
+        && !spec.linked()
         && !spec.parents
         && spec.exclude.is_empty()
         && !matches!(chmod, Some(Chmod::Symbolic(_)));
@@ -350,8 +357,8 @@ pub fn copy_node(
     }
     // --link keeps the parent out of the key unless a user name is looked up in it.
     let by_name = spec.chown.is_some_and(|c| c.split(':').any(|part| part.parse::<u32>().is_err()));
-    let mut h = KeyHasher::new(if spec.link { "files-link" } else { "files" });
-    if !spec.link || by_name {
+    let mut h = KeyHasher::new(if spec.linked() { "files-link" } else { "files" });
+    if !spec.linked() || by_name {
         h.field(&parent_key);
     }
     h.field(what.as_bytes());
@@ -441,6 +448,53 @@ pub fn is_archive(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dockerfile::{Options, expand, parse_str};
+    use crate::resolve::dockerfile::{ImageBase, resolve_dockerfile};
+
+    /// The key of the last node of `text`'s target, in the context `dir`.
+    fn last_key(dir: &Path, text: &str) -> Result<String, String> {
+        let file = parse_str(text, Path::new("Dockerfile")).unwrap();
+        let expanded = expand(&file, &Options::default()).unwrap();
+        let ignore = Ignore::parse("*.skip\n").unwrap();
+        let g = resolve_dockerfile(&expanded, dir, &ignore, Path::new("Dockerfile"), &|_| ImageBase::default())
+            .map_err(|e| e.to_string())?;
+        Ok(g.graph.node(g.stages.last().unwrap().tip).key.to_string())
+    }
+
+    #[test]
+    fn wildcard_keys_follow_the_matches_and_link_keys_skip_the_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::write(p.join("a.py"), "a").unwrap();
+        std::fs::write(p.join("b.txt"), "b").unwrap();
+        let k = |t: &str| last_key(p, t).unwrap();
+        let glob = k("FROM scratch\nCOPY *.py /app/\n");
+        std::fs::write(p.join("b.txt"), "changed").unwrap();
+        assert_eq!(k("FROM scratch\nCOPY *.py /app/\n"), glob, "a file no pattern matches changes nothing");
+        std::fs::write(p.join("x.skip.py"), "x").unwrap();
+        std::fs::write(p.join("c.skip"), "x").unwrap();
+        assert_ne!(k("FROM scratch\nCOPY *.py /app/\n"), glob, "a new match changes the key");
+        std::fs::remove_file(p.join("x.skip.py")).unwrap();
+        assert_eq!(k("FROM scratch\nCOPY *.py /app/\n"), glob);
+        let all = k("FROM scratch\nCOPY * /app/\n");
+        std::fs::remove_file(p.join("c.skip")).unwrap();
+        assert_eq!(k("FROM scratch\nCOPY * /app/\n"), all, ".dockerignore hides what wildcards see");
+
+        let linked = k("FROM scratch\nCOPY --link a.py /app/\n");
+        assert_eq!(k("FROM scratch\nWORKDIR /w\nCOPY --link a.py /app/\n"), linked, "no parent in a --link key");
+        assert_ne!(k("FROM scratch\nWORKDIR /w\nCOPY --link --chown=app a.py /app/\n"), linked);
+        assert_ne!(
+            k("FROM scratch\nWORKDIR /w\nCOPY --link --chmod=644 a.py /app/\n"),
+            k("FROM scratch\nCOPY --link --chmod=644 a.py /app/\n"),
+            "--link with --chmod is an ordinary copy, as in BuildKit"
+        );
+        assert_ne!(k("FROM scratch\nWORKDIR /w\nCOPY a.py /app/\n"), k("FROM scratch\nCOPY a.py /app/\n"));
+
+        let err = last_key(p, "FROM scratch\nCOPY --chmod=u+z a.py /app/\n").unwrap_err();
+        assert!(err.starts_with("Dockerfile:2:1: --chmod: invalid chmod parameter: 'u+z'"), "{err}");
+        let err = last_key(p, "FROM scratch\nCOPY --from=3 /x /y\n").unwrap_err();
+        assert!(err.contains("invalid stage index 3"), "{err}");
+    }
 
     #[test]
     fn url_names_and_git_sources() {

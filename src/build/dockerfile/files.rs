@@ -124,7 +124,7 @@ pub fn write_files<W: Write>(
     let exclude = spec.exclude().map_err(fail)?;
     let excluded = |p: &str| exclude.as_ref().is_some_and(|e| !p.is_empty() && e.matches(p));
     // --link: written as if nothing were below (BuildKit copies into an empty directory).
-    let lowers: &[PathBuf] = if spec.link { &[] } else { req.lowers };
+    let lowers: &[PathBuf] = if spec.linked() { &[] } else { req.lowers };
     let count = spec.sources.paths.len() + spec.sources.inline.len();
     let dest = rel(req.dest);
     let dest_is_dir = req.dest.ends_with('/')
