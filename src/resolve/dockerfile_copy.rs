@@ -3,7 +3,9 @@
 //!
 //! A step is a `copy` node (keyed as a berth.toml copy, so the two share
 //! the cache) when it copies one plain context path with at most an octal
-//! `--chmod`; everything else is a `files` node whose key holds the
+//! `--chmod` and no `--chown` (the parents a Dockerfile COPY creates belong
+//! to the `--chown` user, as in BuildKit and buildah; berth.toml's copy
+//! makes them root's); everything else is a `files` node whose key holds the
 //! instruction, every source pattern with each context path it matches and
 //! that path's tree hash (or an inline body, or a URL and its content
 //! digest), the `--from` stage's last key or image digest, the
@@ -333,6 +335,7 @@ pub fn copy_node(
         && spec.sources.paths.len() == 1
         && urls.is_empty()
         && !glob::has_wildcards(&spec.sources.paths[0])
+        && spec.chown.is_none()
         && !spec.linked()
         && !spec.parents
         && spec.exclude.is_empty()

@@ -62,8 +62,9 @@ pub struct FilesRequest<'a> {
 }
 
 enum Item {
-    /// A new directory, 0755 root.
-    Dir,
+    /// A new directory, 0755, root's or `--chown`'s (as BuildKit and
+    /// buildah make the parents they create).
+    Dir(Option<(u32, u32)>),
     /// An object on disk, written with `Overrides`.
     Object(PathBuf, Overrides),
 }
@@ -73,8 +74,9 @@ fn rel(p: &str) -> PathBuf {
 }
 
 /// Adds the parents of `dest` (relative) that are not there yet: the image's
-/// own directories as they are, missing ones 0755 root.
-fn parents(items: &mut BTreeMap<PathBuf, Item>, lowers: &[PathBuf], dest: &Path) {
+/// own directories as they are, missing ones 0755 owned by `owner` (root
+/// when `None`).
+fn parents_owned(items: &mut BTreeMap<PathBuf, Item>, lowers: &[PathBuf], dest: &Path, owner: Option<(u32, u32)>) {
     let mut at = PathBuf::new();
     let comps: Vec<_> = dest.components().collect();
     for c in &comps[..comps.len().saturating_sub(1)] {
@@ -84,7 +86,7 @@ fn parents(items: &mut BTreeMap<PathBuf, Item>, lowers: &[PathBuf], dest: &Path)
         }
         let item = match merged::find(lowers, &at, false) {
             Ok(Some(f)) if f.meta.is_dir() => Item::Object(f.path, Overrides::default()),
-            _ => Item::Dir,
+            _ => Item::Dir(owner),
         };
         items.insert(at.clone(), item);
     }
@@ -155,7 +157,7 @@ pub fn write_files<W: Write>(
                 f.and_then(|f| f.set_modified(when)).map_err(|e| fail(format!("{p}: {e}")))?;
             }
             let top = top_of(false, Path::new(&url_name(p)), None);
-            parents(&mut items, lowers, &top);
+            parents_owned(&mut items, lowers, &top, req.owner);
             let mode = Some(chmod.as_ref().map_or(0o600, |c| c.apply(0o600, false)));
             items.insert(top, Item::Object(file.path, Overrides { owner: context_owner, mode }));
             placed += 1;
@@ -173,7 +175,7 @@ pub fn write_files<W: Write>(
                     let name = Path::new(&m).file_name().map(PathBuf::from).unwrap_or_default();
                     let keep = spec.parents.then(|| rcopy::parents_path(p, &m));
                     let top = top_of(is_dir, &name, keep.as_deref());
-                    parents(&mut items, lowers, &top);
+                    parents_owned(&mut items, lowers, &top, req.owner);
                     for (r, source) in walk_found(f).map_err(|e| fail(format!("{m}: {e}")))? {
                         if excluded(&r.to_string_lossy()) {
                             continue;
@@ -210,7 +212,7 @@ pub fn write_files<W: Write>(
                         let mut at = dest.clone();
                         let mut from = req.context.join(pivot);
                         let comps: Vec<_> = Path::new(k).components().collect();
-                        parents(&mut items, lowers, &dest.join("x"));
+                        parents_owned(&mut items, lowers, &dest.join("x"), req.owner);
                         for c in &comps[..comps.len().saturating_sub(1)] {
                             at.push(c);
                             from.push(c);
@@ -218,7 +220,7 @@ pub fn write_files<W: Write>(
                             items.entry(at.clone()).or_insert(Item::Object(from.clone(), o));
                         }
                     } else {
-                        parents(&mut items, lowers, &top);
+                        parents_owned(&mut items, lowers, &top, req.owner);
                     }
                     for e in entries {
                         if excluded(&e.rel.to_string_lossy()) {
@@ -237,7 +239,7 @@ pub fn write_files<W: Write>(
         std::fs::write(&file, &f.data).map_err(|e| fail(format!("{}: {e}", file.display())))?;
         let mode = Some(chmod.as_ref().map_or(0o644, |c| c.apply(0o644, false)));
         let top = top_of(false, Path::new(&f.name), None);
-        parents(&mut items, lowers, &top);
+        parents_owned(&mut items, lowers, &top, req.owner);
         items.insert(top, Item::Object(file, Overrides { owner: context_owner, mode }));
         placed += 1;
     }
@@ -247,7 +249,9 @@ pub fn write_files<W: Write>(
             spec.instruction, req.dest
         )));
     }
-    write_items(items, out, epoch, compression).map_err(|source| FilesError::Write { what, source })
+    let empty = req.scratch.join("empty-dir");
+    std::fs::create_dir_all(&empty).map_err(|e| fail(format!("{}: {e}", empty.display())))?;
+    write_items(items, Some(&empty), out, epoch, compression).map_err(|source| FilesError::Write { what, source })
 }
 
 /// ADD of a context archive: unpacked into the destination directory,
@@ -277,7 +281,7 @@ fn unpack(
     let entries = walk_found(root).map_err(|e| format!("{p}: {e}"))?;
     // An archive always unpacks into the destination directory.
     let top = dest.to_path_buf();
-    parents(items, lowers, &top.join("x"));
+    parents_owned(items, lowers, &top.join("x"), req.owner);
     for (r, source) in entries {
         let at = if r.as_os_str().is_empty() { top.clone() } else { top.join(&r) };
         if r.as_os_str().is_empty() && items.contains_key(&at) {
@@ -293,8 +297,11 @@ fn walk_found(found: Found) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
     Ok(merged::walk(found)?.into_iter().map(|(r, f)| (r, f.path)).collect())
 }
 
+/// Writes `items`; `empty` is an empty directory standing for new
+/// directories with an owner.
 fn write_items<W: Write>(
     items: BTreeMap<PathBuf, Item>,
+    empty: Option<&Path>,
     out: W,
     epoch: u64,
     compression: Compression,
@@ -305,7 +312,10 @@ fn write_items<W: Write>(
             continue; // the root has no entry of its own
         }
         match item {
-            Item::Dir => writer.add_dir(at, 0o755)?,
+            Item::Dir(Some(owner)) if let Some(empty) = empty => {
+                writer.add_as(at, empty, &Overrides { owner: Some(*owner), mode: Some(0o755) })?
+            }
+            Item::Dir(_) => writer.add_dir(at, 0o755)?,
             Item::Object(source, o) => writer.add_as(at, source, o)?,
         }
     }
@@ -326,6 +336,6 @@ pub fn write_mkdir<W: Write>(
         return Ok(None);
     }
     let mut items = BTreeMap::new();
-    parents(&mut items, lowers, &target.join("x"));
-    write_items(items, out, epoch, compression).map(Some)
+    parents_owned(&mut items, lowers, &target.join("x"), None);
+    write_items(items, None, out, epoch, compression).map(Some)
 }
