@@ -11,6 +11,8 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use support::Berth;
 
@@ -138,13 +140,17 @@ fn link_layers_do_not_depend_on_their_parent_and_parents_and_exclude_keep_paths(
 }
 
 /// A loopback HTTP server answering every GET with `body` (and a
-/// `Last-Modified`); its base URL. The thread ends with the test process.
-fn serve(body: &'static [u8]) -> String {
+/// `Last-Modified`); its base URL and how many requests it answered. The
+/// thread ends with the test process.
+fn serve(body: &'static [u8]) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
             let mut reader = BufReader::new(conn.try_clone().unwrap());
             let mut line = String::new();
             while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
@@ -157,13 +163,13 @@ fn serve(body: &'static [u8]) -> String {
             let _ = conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(body));
         }
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), served)
 }
 
 #[test]
 fn add_fetches_a_url_verifies_its_checksum_and_never_unpacks_it() {
     let berth = Berth::with_busybox();
-    let base = serve(b"fetched over http\n");
+    let (base, served) = serve(b"fetched over http\n");
     let ctx = tempfile::tempdir().unwrap();
     let p = ctx.path();
     // sha256 of "fetched over http\n".
@@ -174,7 +180,7 @@ fn add_fetches_a_url_verifies_its_checksum_and_never_unpacks_it() {
     std::fs::write(
         p.join("Dockerfile"),
         format!(
-            "FROM busybox:latest\nADD {base}/files/data.txt /dl/\nADD --checksum={sum} {base}/files/data.txt /sum.txt\n\
+            "FROM busybox:latest\nADD {base}/files/data.txt /dl/\nADD --checksum={sum} {base}/sum/data.txt /sum.txt\n\
              ADD --chmod=644 {base}/other.tar.gz /opt/\n"
         ),
     )
@@ -186,6 +192,13 @@ fn add_fetches_a_url_verifies_its_checksum_and_never_unpacks_it() {
         "mode 0600 unless --chmod; the name from the URL; a .tar.gz URL is a file, never unpacked; mtimes clamped to SOURCE_DATE_EPOCH"
     );
 
+    // A rebuild fetches the URLs without --checksum again (their key is the
+    // content) and the one with --checksum not at all (its key is the sum).
+    assert_eq!(served.load(Ordering::SeqCst), 3);
+    let again = build(&berth, p, "url:1");
+    assert!(again.stderr.contains("nothing to build"), "{}", again.stderr);
+    assert_eq!(served.load(Ordering::SeqCst), 5);
+
     let bad = format!("sha256:{}", "0".repeat(64));
     std::fs::write(p.join("Dockerfile"), format!("FROM busybox:latest\nADD --checksum={bad} {base}/x.txt /x.txt\n"))
         .unwrap();
@@ -196,6 +209,14 @@ fn add_fetches_a_url_verifies_its_checksum_and_never_unpacks_it() {
         )),
         "{err}"
     );
+    // Also when the same URL is fetched ahead for another ADD without --checksum.
+    std::fs::write(
+        p.join("Dockerfile"),
+        format!("FROM busybox:latest\nADD {base}/x.txt /a.txt\nADD --checksum={bad} {base}/x.txt /b.txt\n"),
+    )
+    .unwrap();
+    let err = build(&berth, p, "url:3").fails_with(1).to_owned();
+    assert!(err.contains(&format!("Dockerfile:3:1: ADD {base}/x.txt: checksum mismatch")), "{err}");
 }
 
 /// Every path of `image`'s filesystem with type, mode, owner, size and

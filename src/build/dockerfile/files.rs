@@ -148,7 +148,15 @@ pub fn write_files<W: Write>(
     for (n, p) in spec.sources.paths.iter().enumerate() {
         if is_url(p) {
             let file = match req.fetched.get(p) {
-                Some(f) => f.clone(),
+                Some(f) => {
+                    if let Some(expected) = spec.checksum
+                        && expected != f.digest
+                    {
+                        let (url, expected, got) = (p.clone(), expected.to_owned(), f.digest.clone());
+                        return Err(url::UrlError::Checksum { url, expected, got }.into());
+                    }
+                    f.clone()
+                }
                 None => url::fetch(p, &req.scratch.join(format!("url-{n}")), spec.checksum)?,
             };
             if let Some(t) = file.mtime {
