@@ -111,16 +111,17 @@ fn link_layers_do_not_depend_on_their_parent_and_parents_and_exclude_keep_paths(
     let p = ctx.path();
     std::fs::write(
         p.join("Dockerfile"),
-        "FROM busybox:latest\nRUN echo one > /one\nCOPY --link tools/run.sh /linked/\n\
+        "FROM busybox:latest AS made\nRUN mkdir -m 700 -p /made/deep && echo 1 > /made/deep/one.txt\n\
+         FROM busybox:latest\nRUN echo one > /one\nCOPY --link tools/run.sh /linked/\n\
          COPY --parents src/*/conf/*.ini /p/\nCOPY --parents ./src/./x/conf /q/\n\
-         COPY --exclude=b.py --exclude=src *.py src /ex/\n",
+         COPY --exclude=b.py --exclude=src *.py src /ex/\nCOPY --parents --from=made /made/*/*.txt /pp/\n",
     )
     .unwrap();
     build(&berth, p, "link:1").ok();
-    let seen = sh(&berth, "link:1", "cd /; find linked p q ex | sort");
+    let seen = sh(&berth, "link:1", "cd /; stat -c '%n %a' pp/made pp/made/deep; find linked p q ex | sort");
     assert_eq!(
         seen,
-        "ex\nex/a.py\nex/x\nex/x/conf\nex/x/conf/x.ini\nex/y\nex/y/conf\nex/y/conf/y.ini\n\
+        "pp/made 755\npp/made/deep 700\nex\nex/a.py\nex/x\nex/x/conf\nex/x/conf/x.ini\nex/y\nex/y/conf\nex/y/conf/y.ini\n\
          linked\nlinked/run.sh\n\
          p\np/src\np/src/x\np/src/x/conf\np/src/x/conf/x.ini\np/src/y\np/src/y/conf\np/src/y/conf/y.ini\n\
          q\nq/x\nq/x/conf\nq/x/conf/x.ini\n"

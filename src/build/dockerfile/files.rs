@@ -183,7 +183,28 @@ pub fn write_files<W: Write>(
                     let name = Path::new(&m).file_name().map(PathBuf::from).unwrap_or_default();
                     let keep = spec.parents.then(|| rcopy::parents_path(p, &m));
                     let top = top_of(is_dir, &name, keep.as_deref());
-                    parents_owned(&mut items, lowers, &top, req.owner);
+                    match &keep {
+                        Some(k) => {
+                            // --parents: the directories on the way, as the stage has them.
+                            let pivot = m[..m.len() - k.len()].trim_end_matches('/');
+                            parents_owned(&mut items, lowers, &dest.join("x"), req.owner);
+                            let (mut at, mut from) = (dest.clone(), PathBuf::from(pivot));
+                            let comps: Vec<_> = Path::new(k).components().collect();
+                            for c in &comps[..comps.len().saturating_sub(1)] {
+                                at.push(c);
+                                from.push(c);
+                                let item = match merged::find(stage, &from, true) {
+                                    Ok(Some(d)) => {
+                                        let o = overrides(&d.path, req.owner, chmod.as_ref());
+                                        Item::Object(d.path, o)
+                                    }
+                                    _ => Item::Dir(req.owner),
+                                };
+                                items.entry(at.clone()).or_insert(item);
+                            }
+                        }
+                        None => parents_owned(&mut items, lowers, &top, req.owner),
+                    }
                     for (r, source) in walk_found(f).map_err(|e| fail(format!("{m}: {e}")))? {
                         if excluded(&r.to_string_lossy()) {
                             continue;
