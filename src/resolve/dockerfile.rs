@@ -275,10 +275,11 @@ fn run_argv(
     }
 }
 
-/// A context source as a relative path: `/`, `./` and `.` mean the context.
+/// A context source as a relative path, cleaned as BuildKit cleans it:
+/// rooted at the context, so `..` never climbs out of it (`../x` is `x`);
+/// `/`, `./` and `.` mean the context itself.
 pub fn clean_src(p: &str) -> String {
-    let cleaned = crate::dockerfile::ignore::clean(p.trim_start_matches('/'));
-    if cleaned == "." { String::new() } else { cleaned }
+    crate::dockerfile::ignore::clean(&format!("/{p}")).trim_start_matches('/').to_owned()
 }
 
 #[cfg(test)]

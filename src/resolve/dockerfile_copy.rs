@@ -507,6 +507,9 @@ mod tests {
         assert!(is_git("https://github.com/org/repo.git") && is_git("git@github.com:org/repo"));
         assert!(is_url("https://example.com/a.txt") && !is_url("https://github.com/org/repo.git#main"));
         assert_eq!(parents_path("./a/./b/c", "a/b/c"), "b/c");
+        assert_eq!(super::super::clean_src("../a/../../b/*.txt"), "b/*.txt", "never above the context");
+        assert_eq!(super::super::clean_src("/"), "");
+        assert_eq!(super::super::clean_src("./"), "");
         assert_eq!(parents_path("a/*/c", "a/x/c"), "a/x/c");
     }
 }
