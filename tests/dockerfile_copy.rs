@@ -53,10 +53,20 @@ fn wildcards_from_an_image_or_index_chown_by_name_and_chmod() {
     );
     assert_eq!(
         seen,
-        "app:\na.py\nb.py\netc/confs:\nx.ini\ny.ini\nfrom-image:\nbusybox\nfrom-index:\none.txt\ntwo.txt\nini:\nx.ini\ny.ini\n\
+        "app:\na.py\nb.py\nlink.py\netc/confs:\nalias.ini\nx.ini\ny.ini\nfrom-image:\nbusybox\nfrom-index:\none.txt\ntwo.txt\nini:\nalias.ini\nx.ini\ny.ini\n\
          ls: none: No such file or directory\n\
          owned.py 644 65534 65534\nusr/local/bin/run.sh 750 0 0\nadded.py 640 0 0\nsym/run.sh 744 0 0\nsymdir 755 0 0\nsymdir/one.txt 644 0 0\n",
         "matches of every source, the ignored file left out; a wildcard that matches nothing copies nothing (as BuildKit)"
+    );
+    // A source that is a symlink is followed; one inside a copied directory stays a link.
+    let links = sh(
+        &berth,
+        "copy:1",
+        "cd /; for f in followed.py app/link.py ini/alias.ini etc/confs/alias.ini; do [ -L $f ] && echo $f link || echo $f $(cat $f); done",
+    );
+    assert_eq!(
+        links,
+        "followed.py print(\"a\")\napp/link.py print(\"a\")\nini/alias.ini x=1\netc/confs/alias.ini link\n"
     );
     // The busybox binary copied from the image is the image's own.
     assert_eq!(sh(&berth, "copy:1", "cmp /bin/busybox /from-image/busybox && echo same"), "same\n");
@@ -70,7 +80,7 @@ fn wildcards_from_an_image_or_index_chown_by_name_and_chmod() {
     let line = |needle: &str| more.stderr.lines().find(|l| l.contains(needle)).unwrap_or_default().to_owned();
     assert!(line("mkdir -p /made").ends_with(": cached"), "{}", more.stderr);
     assert!(line("COPY *.py -> /app/").ends_with(": building"), "{}", more.stderr);
-    assert_eq!(sh(&berth, "copy:1", "ls /app"), "a.py\nb.py\nc.py\n");
+    assert_eq!(sh(&berth, "copy:1", "ls /app"), "a.py\nb.py\nc.py\nlink.py\n");
 }
 
 #[test]
@@ -121,10 +131,10 @@ fn link_layers_do_not_depend_on_their_parent_and_parents_and_exclude_keep_paths(
     let seen = sh(&berth, "link:1", "cd /; stat -c '%n %a' pp/made pp/made/deep; find linked p q ex | sort");
     assert_eq!(
         seen,
-        "pp/made 755\npp/made/deep 700\nex\nex/a.py\nex/x\nex/x/conf\nex/x/conf/x.ini\nex/y\nex/y/conf\nex/y/conf/y.ini\n\
-         linked\nlinked/run.sh\n\
-         p\np/src\np/src/x\np/src/x/conf\np/src/x/conf/x.ini\np/src/y\np/src/y/conf\np/src/y/conf/y.ini\n\
-         q\nq/x\nq/x/conf\nq/x/conf/x.ini\n"
+        "pp/made 755\npp/made/deep 700\nex\nex/a.py\nex/link.py\nex/x\nex/x/conf\nex/x/conf/alias.ini\nex/x/conf/x.ini\n\
+         ex/y\nex/y/conf\nex/y/conf/y.ini\nlinked\nlinked/run.sh\n\
+         p\np/src\np/src/x\np/src/x/conf\np/src/x/conf/alias.ini\np/src/x/conf/x.ini\np/src/y\np/src/y/conf\np/src/y/conf/y.ini\n\
+         q\nq/x\nq/x/conf\nq/x/conf/alias.ini\nq/x/conf/x.ini\n"
     );
 
     // The same --link COPY over another parent is the same layer: cached.

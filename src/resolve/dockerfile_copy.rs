@@ -231,6 +231,35 @@ pub fn context_matches(context: &Path, ignore: &Ignore, pattern: &str) -> Result
         .collect())
 }
 
+/// The context path `rel` with every symlink on it followed inside the
+/// context, as BuildKit and buildah follow a source (links *below* a
+/// copied directory stay links). An error for a loop.
+pub fn follow(context: &Path, rel: &str) -> Result<String, String> {
+    let mut todo: Vec<String> = rel.split('/').filter(|c| !c.is_empty()).rev().map(str::to_owned).collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(name) = todo.pop() {
+        let at = context.join(done.join("/")).join(&name);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(format!("{rel}: too many levels of symlinks"));
+                }
+                let target = std::fs::read_link(&at).map_err(|e| format!("{rel}: {e}"))?;
+                let target = target.to_string_lossy();
+                let base = if target.starts_with('/') { String::new() } else { done.join("/") };
+                let rest: Vec<String> = todo.drain(..).rev().collect();
+                let joined = super::clean_src(&format!("{base}/{target}/{}", rest.join("/")));
+                todo = joined.split('/').filter(|c| !c.is_empty()).rev().map(str::to_owned).collect();
+                done.clear();
+            }
+            _ => done.push(name),
+        }
+    }
+    Ok(done.join("/"))
+}
+
 /// `--parents`: the path a source keeps under the destination — after a
 /// `/./` pivot when it has one, else all of it.
 pub fn parents_path(pattern: &str, matched: &str) -> String {
@@ -340,8 +369,13 @@ pub fn copy_node(
         && !spec.parents
         && spec.exclude.is_empty()
         && !matches!(chmod, Some(Chmod::Symbolic(_)));
-    // One context path, not an archive, as a berth.toml copy would do it.
-    if plain && !archive(&super::clean_src(&spec.sources.paths[0])) {
+    // One context path, not an archive, as a berth.toml copy would do it
+    // (which copies a symlink as a link: a followed one is a files node).
+    let followed = |p: &str| follow(context, &super::clean_src(p)).map_err(|m| err(format!("{what} {m}")));
+    if plain
+        && followed(&spec.sources.paths[0])? == super::clean_src(&spec.sources.paths[0])
+        && !archive(&super::clean_src(&spec.sources.paths[0]))
+    {
         let src = super::clean_src(&spec.sources.paths[0]);
         let input = tree::hash_tree_with(context, Path::new(&src), Rules::Docker(ignore))
             .map_err(|e| err(format!("{what} {}: {e}", spec.sources.paths[0])))?;
@@ -386,9 +420,11 @@ pub fn copy_node(
         }
         let matches = context_matches(context, ignore, p).map_err(|m| err(format!("{what} {p}: {m}")))?;
         for m in matches {
-            let input = tree::hash_tree_with(context, Path::new(&m.path), Rules::Docker(ignore))
+            let real = followed(&m.path)?;
+            let input = tree::hash_tree_with(context, Path::new(&real), Rules::Docker(ignore))
                 .map_err(|e| err(format!("{what} {}: {e}", m.path)))?;
-            h.field(m.path.as_bytes()).field(&input.hash).field(if archive(&m.path) { b"extract" } else { b"copy" });
+            h.field(m.path.as_bytes()).field(real.as_bytes()).field(&input.hash);
+            h.field(if archive(&real) { b"extract" } else { b"copy" });
             if spec.parents {
                 for dir in Path::new(&m.path).ancestors().skip(1) {
                     let meta =
@@ -510,6 +546,18 @@ mod tests {
         assert_eq!(super::super::clean_src("../a/../../b/*.txt"), "b/*.txt", "never above the context");
         assert_eq!(super::super::clean_src("/"), "");
         assert_eq!(super::super::clean_src("./"), "");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("real/sub")).unwrap();
+        std::fs::write(p.join("real/sub/f"), "f").unwrap();
+        std::os::unix::fs::symlink("real", p.join("r")).unwrap();
+        std::os::unix::fs::symlink("/real/sub/f", p.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../etc/passwd", p.join("out")).unwrap();
+        std::os::unix::fs::symlink("loop", p.join("loop")).unwrap();
+        assert_eq!(follow(p, "r/sub/f").unwrap(), "real/sub/f");
+        assert_eq!(follow(p, "abs").unwrap(), "real/sub/f", "absolute targets are rooted at the context");
+        assert_eq!(follow(p, "out").unwrap(), "etc/passwd", "never out of the context");
+        assert!(follow(p, "loop").is_err());
         assert_eq!(parents_path("a/*/c", "a/x/c"), "a/x/c");
     }
 }

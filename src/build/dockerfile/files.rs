@@ -224,11 +224,13 @@ pub fn write_files<W: Write>(
                         continue;
                     }
                     placed += 1;
-                    if spec.add() && is_archive(&req.context.join(&m.path)) {
-                        unpack(req, &mut items, lowers, &dest, n, &m.path, p, chmod.as_ref()).map_err(fail)?;
+                    // The source itself is followed (inside the context); links below it stay links.
+                    let real = rcopy::follow(req.context, &m.path).map_err(fail)?;
+                    if spec.add() && is_archive(&req.context.join(&real)) {
+                        unpack(req, &mut items, lowers, &dest, n, &real, p, chmod.as_ref()).map_err(fail)?;
                         continue;
                     }
-                    let entries = tree::copy_entries_with(req.context, Path::new(&m.path), Rules::Docker(req.ignore))
+                    let entries = tree::copy_entries_with(req.context, Path::new(&real), Rules::Docker(req.ignore))
                         .map_err(|e| fail(format!("{}: {e}", m.path)))?;
                     let is_dir =
                         entries.first().is_some_and(|e| std::fs::symlink_metadata(&e.source).is_ok_and(|m| m.is_dir()));
