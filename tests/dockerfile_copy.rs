@@ -261,4 +261,12 @@ fn the_fixture_builds_the_filesystem_podman_build_does() {
     let (ours, podmans) = (listing(&berth, "shop/cw:1"), listing(&berth, "localhost/cw:1"));
     assert!(ours.iter().any(|l| l.starts_with("/owned.py F 644 65534 65534")), "{ours:#?}");
     assert_eq!(ours, podmans);
+    let history = |image: &str| {
+        let inspect = berth.run(&["inspect", image]).json();
+        let digest = inspect[0]["Manifest"]["config"]["digest"].as_str().unwrap().to_owned();
+        let path = berth.store_root().join("oci/blobs/sha256").join(digest.trim_start_matches("sha256:"));
+        let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        config["history"].as_array().map_or(0, Vec::len)
+    };
+    assert_eq!(history("shop/cw:1"), history("localhost/cw:1"), "one history entry per instruction");
 }
