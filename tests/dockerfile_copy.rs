@@ -228,6 +228,15 @@ fn add_fetches_a_url_verifies_its_checksum_and_never_unpacks_it() {
     .unwrap();
     let err = build(&berth, p, "url:3").fails_with(1).to_owned();
     assert!(err.contains(&format!("Dockerfile:3:1: ADD {base}/x.txt: checksum mismatch")), "{err}");
+    // sha512 checksums are verified too.
+    let sum512 = {
+        use sha2::Digest;
+        format!("sha512:{}", hex::encode(sha2::Sha512::digest(b"fetched over http\n")))
+    };
+    std::fs::write(p.join("Dockerfile"), format!("FROM busybox:latest\nADD --checksum={sum512} {base}/y.txt /y.txt\n"))
+        .unwrap();
+    build(&berth, p, "url:4").ok();
+    assert_eq!(sh(&berth, "url:4", "cat /y.txt"), "fetched over http\n");
 }
 
 /// Every path of `image`'s filesystem with type, mode, owner, size and

@@ -149,11 +149,8 @@ pub fn write_files<W: Write>(
         if is_url(p) {
             let file = match req.fetched.get(p) {
                 Some(f) => {
-                    if let Some(expected) = spec.checksum
-                        && expected != f.digest
-                    {
-                        let (url, expected, got) = (p.clone(), expected.to_owned(), f.digest.clone());
-                        return Err(url::UrlError::Checksum { url, expected, got }.into());
+                    if let Some(expected) = spec.checksum {
+                        url::verify(p, f, expected)?;
                     }
                     f.clone()
                 }

@@ -26,10 +26,10 @@ pub enum UrlError {
     Status { url: String, status: u16 },
     #[error("ADD {url}: checksum mismatch: --checksum expects {expected}, the content is {got}")]
     Checksum { url: String, expected: String, got: String },
-    #[error("ADD {url}: --checksum={expected}: berth verifies sha256 digests only; give the sha256 of the content")]
+    #[error("ADD {url}: --checksum={expected}: berth verifies sha256 and sha512 digests; give one of those")]
     Algorithm { url: String, expected: String },
-    #[error("ADD {url}: cannot write {}: {source}", path.display())]
-    Write { url: String, path: std::path::PathBuf, source: std::io::Error },
+    #[error("ADD {url}: {}: {source}", path.display())]
+    File { url: String, path: std::path::PathBuf, source: std::io::Error },
 }
 
 fn agent() -> ureq::Agent {
@@ -50,11 +50,38 @@ fn agent() -> ureq::Agent {
         .new_agent()
 }
 
-/// Fetches `url` into the file `into`; with `checksum` (`sha256:HEX`) the
-/// content must have that digest.
+/// Checks that the fetched `file` of `url` has the digest `expected`
+/// (`sha256:HEX` or `sha512:HEX`).
+pub fn verify(url: &str, file: &Fetched, expected: &str) -> Result<(), UrlError> {
+    let got = if expected.starts_with("sha256:") {
+        file.digest.clone()
+    } else if expected.starts_with("sha512:") {
+        let mut hasher = sha2::Sha512::new();
+        let read = |source| UrlError::File { url: url.to_owned(), path: file.path.clone(), source };
+        let mut f = std::fs::File::open(&file.path).map_err(read)?;
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = f.read(&mut buf).map_err(read)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        format!("sha512:{}", hex::encode(hasher.finalize()))
+    } else {
+        return Err(UrlError::Algorithm { url: url.to_owned(), expected: expected.to_owned() });
+    };
+    if got != expected {
+        return Err(UrlError::Checksum { url: url.to_owned(), expected: expected.to_owned(), got });
+    }
+    Ok(())
+}
+
+/// Fetches `url` into the file `into`; with `checksum` (`sha256:HEX` or
+/// `sha512:HEX`) the content must have that digest.
 pub fn fetch(url: &str, into: &Path, checksum: Option<&str>) -> Result<Fetched, UrlError> {
     if let Some(c) = checksum
-        && !c.starts_with("sha256:")
+        && !(c.starts_with("sha256:") || c.starts_with("sha512:"))
     {
         return Err(UrlError::Algorithm { url: url.to_owned(), expected: c.to_owned() });
     }
@@ -65,7 +92,7 @@ pub fn fetch(url: &str, into: &Path, checksum: Option<&str>) -> Result<Fetched, 
         return Err(UrlError::Status { url: url.to_owned(), status });
     }
     let mtime = response.headers().get("last-modified").and_then(|v| v.to_str().ok()).and_then(http_date);
-    let write = |source| UrlError::Write { url: url.to_owned(), path: into.to_owned(), source };
+    let write = |source| UrlError::File { url: url.to_owned(), path: into.to_owned(), source };
     let mut file = std::fs::File::create(into).map_err(write)?;
     let mut reader = response.into_body().into_reader();
     let mut hasher = sha2::Sha256::new();
@@ -80,12 +107,11 @@ pub fn fetch(url: &str, into: &Path, checksum: Option<&str>) -> Result<Fetched, 
     }
     file.sync_all().map_err(write)?;
     let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
-    if let Some(expected) = checksum
-        && expected != digest
-    {
-        return Err(UrlError::Checksum { url: url.to_owned(), expected: expected.to_owned(), got: digest });
+    let fetched = Fetched { path: into.to_owned(), digest, mtime };
+    if let Some(expected) = checksum {
+        verify(url, &fetched, expected)?;
     }
-    Ok(Fetched { path: into.to_owned(), digest, mtime })
+    Ok(fetched)
 }
 
 /// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) as seconds since the epoch.
