@@ -11,8 +11,8 @@
 //! | `FROM scratch` / `FROM IMAGE` | `base` | as a berth.toml base: `scratch`, or `registry`, the canonical reference and the image's manifest digest (the form a locked berth.toml base has) |
 //! | `FROM stage` | none | the chain hangs under that stage's last node |
 //! | `RUN` | `run` | the command, then only what differs from a berth.toml `run` entry ([`RunWith`]): the argv unless it is `/bin/sh -c COMMAND`, the whole env unless it is the base image's (with Docker's PATH when the base sets none, as the runtime gives a berth.toml step), the build args the RUN sees, the workdir unless `/`, the user unless root, `--network=none` |
-//! | `COPY`/`ADD` of one context directory, or of one file to a `…/` destination | `copy` | as a berth.toml copy: destination, mode, owner, the tree hash (with `.dockerignore` applied instead of `.berthignore`) |
-//! | any other `COPY`/`ADD` (several sources, a file to a path, `--from`, an inline heredoc file, an `ADD` of a tar archive) | `files` | the instruction, each source's path and tree hash (or inline body), the `--from` stage's last key, destination, mode, owner |
+//! | `COPY`/`ADD` of one context directory, or of one file to a `…/` destination (no wildcard, symlink on its path, `--chown`, symbolic `--chmod` or other flag) | `copy` | as a berth.toml copy: destination, mode, owner, the tree hash (with `.dockerignore` applied instead of `.berthignore`) |
+//! | any other `COPY`/`ADD` (several sources, wildcards, a file to a path, `--from` a stage or an image, an inline heredoc file, an `ADD` of a tar archive or a URL, symbolic `--chmod`, `--link`, `--parents`, `--exclude`) | `files` (`files-link` for `--link`: no parent key) | see [`copy`]: the instruction, each source pattern with the context paths it matches and their tree hashes (or inline body, or URL and content digest or `--checksum`), the `--from` stage's last key or image key, destination, `--chmod`, owner, flags |
 //! | `WORKDIR` other than `/` | `mkdir` | the path |
 //! | `ENV`, `LABEL`, `USER`, `CMD`, … | none | config only: not in any key |
 //!
@@ -26,13 +26,21 @@ use std::path::Path;
 
 use petgraph::graph::NodeIndex;
 
+#[path = "dockerfile_chmod.rs"]
+pub mod chmod;
+#[path = "dockerfile_copy.rs"]
+pub mod copy;
+#[path = "dockerfile_glob.rs"]
+pub mod glob;
+
+pub use copy::{CopyInputs, is_archive};
+
 use super::graph::{LayerGraph, RunWith, Step};
 use super::key::KeyHasher;
-use super::tree::{self, Rules};
 use crate::dockerfile::error::{DockerfileError, Located, Pos};
-use crate::dockerfile::expand::{Base, DEFAULT_PATH, Expanded, ExpandedStage, join_path};
+use crate::dockerfile::expand::{Base, DEFAULT_PATH, Expanded, ExpandedStage};
 use crate::dockerfile::ignore::Ignore;
-use crate::dockerfile::instruction::{Form, Instruction, Network, Sources};
+use crate::dockerfile::instruction::{Form, Instruction, Network};
 
 /// What the builder knows of an image a stage starts from.
 #[derive(Debug, Clone, Default)]
@@ -70,6 +78,8 @@ pub struct StageNodes {
 pub struct DockerGraph {
     pub graph: LayerGraph,
     pub stages: Vec<StageNodes>,
+    /// The images `COPY --from` reads and the URLs ADD fetched.
+    pub inputs: CopyInputs,
 }
 
 /// Turns the expanded stages into graph nodes. `context` is the build
@@ -83,7 +93,20 @@ pub fn resolve_dockerfile(
     file: &Path,
     image_base: &dyn Fn(usize) -> ImageBase,
 ) -> Result<DockerGraph, DockerfileError> {
-    let mut out = DockerGraph::default();
+    resolve_dockerfile_with(expanded, context, ignore, file, image_base, &CopyInputs::default())
+}
+
+/// [`resolve_dockerfile`] with what the builder prepared for COPY and ADD:
+/// the images `COPY --from` names and the URLs ADD fetches.
+pub fn resolve_dockerfile_with(
+    expanded: &Expanded,
+    context: &Path,
+    ignore: &Ignore,
+    file: &Path,
+    image_base: &dyn Fn(usize) -> ImageBase,
+    inputs: &CopyInputs,
+) -> Result<DockerGraph, DockerfileError> {
+    let mut out = DockerGraph { inputs: inputs.clone(), ..DockerGraph::default() };
     for (n, stage) in expanded.stages.iter().enumerate() {
         let nodes =
             stage_nodes(&mut out, expanded, n, stage, context, ignore, image_base).map_err(|e| e.in_file(file))?;
@@ -176,42 +199,9 @@ fn stage_nodes(
                 with.key_fields(&mut h);
                 Some(out.graph.add(Some(at), h.finish(), Step::Run { command, with }, &label))
             }
-            Instruction::Copy(c) => {
-                if c.link || c.parents || !c.exclude.is_empty() {
-                    return Err(unsupported(pos, "COPY --link, --parents and --exclude", "drop the flag"));
-                }
-                let from = match &c.from {
-                    Some(name) => Some(from_stage(expanded, &out.stages, name, pos)?),
-                    None => None,
-                };
-                let owner = c.chown.clone();
-                let mode = c.chmod.as_deref().map(|m| octal(m, pos)).transpose()?;
-                let dest = destination(&c.sources.dest, &step.workdir);
-                Some(files_node(
-                    out, at, &label, "COPY", &c.sources, from, dest, mode, owner, false, context, ignore, pos,
-                )?)
-            }
-            Instruction::Add(a) => {
-                if a.link || a.keep_git_dir || !a.exclude.is_empty() || a.checksum.is_some() {
-                    return Err(unsupported(
-                        pos,
-                        "ADD --link, --keep-git-dir, --exclude and --checksum",
-                        "drop the flag",
-                    ));
-                }
-                if let Some(url) = a.sources.paths.iter().find(|p| p.contains("://") || p.starts_with("git@")) {
-                    return Err(unsupported(
-                        pos,
-                        &format!("ADD of a URL ({url})"),
-                        "fetch it in a RUN step, or download it into the context and ADD the file",
-                    ));
-                }
-                let owner = a.chown.clone();
-                let mode = a.chmod.as_deref().map(|m| octal(m, pos)).transpose()?;
-                let dest = destination(&a.sources.dest, &step.workdir);
-                Some(files_node(
-                    out, at, &label, "ADD", &a.sources, None, dest, mode, owner, true, context, ignore, pos,
-                )?)
+            Instruction::Copy(_) | Instruction::Add(_) => {
+                let spec = copy::CopySpec::of(&step.instruction).expect("a COPY or ADD");
+                Some(copy::copy_node(out, expanded, at, &label, &spec, &step.workdir, context, ignore, pos)?)
             }
             Instruction::Workdir(path) if path != "/" => {
                 let mut h = KeyHasher::new("mkdir");
@@ -240,22 +230,6 @@ fn position(expanded: &Expanded, index: usize, pos: Pos) -> Result<usize, Locate
         .iter()
         .position(|s| s.index == index)
         .ok_or_else(|| Located::new(pos, format!("stage {index} was not expanded before the stage that needs it")))
-}
-
-/// The `--from` stage named `name` (a stage name or index), among the
-/// stages already resolved.
-fn from_stage(expanded: &Expanded, done: &[StageNodes], name: &str, pos: Pos) -> Result<(String, NodeIndex), Located> {
-    let found = expanded.stages.iter().position(|s| {
-        s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)) || name.parse::<usize>() == Ok(s.index)
-    });
-    match found {
-        Some(i) if i < done.len() => Ok((name.to_owned(), done[i].tip)),
-        _ => Err(unsupported(
-            pos,
-            &format!("COPY --from={name} (an image, not a stage of this Dockerfile)"),
-            &format!("add a stage `FROM {name} AS src` and copy --from=src"),
-        )),
-    }
 }
 
 /// The argv a RUN runs and the command text its key and listings show.
@@ -301,126 +275,11 @@ fn run_argv(
     }
 }
 
-/// `--chmod=MODE`: octal only.
-fn octal(text: &str, pos: Pos) -> Result<u32, Located> {
-    u32::from_str_radix(text, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| {
-        Located::new(pos, format!("--chmod={text}: berth takes an octal mode (0755, 644) yet, not symbolic modes"))
-    })
-}
-
-/// A COPY or ADD destination made absolute against the working directory;
-/// a trailing `/` (or `.`) is kept as "into this directory".
-fn destination(dest: &str, workdir: &str) -> String {
-    let dir = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
-    let abs = join_path(workdir, dest);
-    if dir && abs != "/" { format!("{abs}/") } else { abs }
-}
-
-/// Whether the context file `path` is an archive ADD unpacks: a regular
-/// file (not a symlink) holding a tar, plain or compressed with gzip or zstd.
-pub fn is_archive(path: &Path) -> bool {
-    use std::io::Read;
-    // A symlink is copied as a link, never followed out of the context.
-    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
-        return false;
-    }
-    let Ok(mut f) = std::fs::File::open(path) else { return false };
-    let mut head = [0u8; 262];
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => n += k,
-        }
-    }
-    let head = &head[..n];
-    head.starts_with(&[0x1f, 0x8b])
-        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-        || head.get(257..262) == Some(b"ustar")
-}
-
-#[allow(clippy::too_many_arguments)]
-fn files_node(
-    out: &mut DockerGraph,
-    at: NodeIndex,
-    label: &str,
-    instruction: &str,
-    sources: &Sources,
-    from: Option<(String, NodeIndex)>,
-    dest: String,
-    mode: Option<u32>,
-    owner: Option<String>,
-    add: bool,
-    context: &Path,
-    ignore: &Ignore,
-    pos: Pos,
-) -> Result<NodeIndex, Located> {
-    if let Some(p) = sources.paths.iter().find(|p| p.contains(['*', '?', '['])) {
-        return Err(unsupported(pos, &format!("a wildcard in a {instruction} source ({p})"), "name each source"));
-    }
-    let count = sources.paths.len() + sources.inline.len();
-    if count > 1 && !dest.ends_with('/') {
-        return Err(Located::new(
-            pos,
-            format!("{instruction} with more than one source needs a directory destination ending in /, not {dest:?}"),
-        ));
-    }
-    let parent_key = *out.graph.node(at).key.as_bytes();
-    let archive = |p: &str| add && from.is_none() && is_archive(&context.join(p));
-    // One context path, not an archive, as a berth.toml copy would do it.
-    if from.is_none() && sources.inline.is_empty() && sources.paths.len() == 1 && !archive(&sources.paths[0]) {
-        let src = clean_src(&sources.paths[0]);
-        let input = tree::hash_tree_with(context, Path::new(&src), Rules::Docker(ignore))
-            .map_err(|e| Located::new(pos, format!("{instruction} {}: {e}", sources.paths[0])))?;
-        let is_dir = context.join(&src).symlink_metadata().is_ok_and(|m| m.is_dir());
-        if is_dir || dest.ends_with('/') {
-            let mut h = KeyHasher::new("copy");
-            h.field(&parent_key)
-                .field(dest.as_bytes())
-                .field(mode.map(|m| format!("{m:o}")).unwrap_or_default().as_bytes())
-                .field(owner.clone().unwrap_or_default().as_bytes())
-                .field(&input.hash);
-            let shown = if src.is_empty() { ".".to_owned() } else { src };
-            let step = Step::Copy { src: shown, dest, mode, owner, files: input.files, bytes: input.bytes };
-            return Ok(out.graph.add(Some(at), h.finish(), step, label));
-        }
-    }
-    let mut h = KeyHasher::new("files");
-    h.field(&parent_key).field(instruction.as_bytes());
-    for p in &sources.paths {
-        h.field(p.as_bytes());
-        if from.is_none() {
-            let input = tree::hash_tree_with(context, Path::new(&clean_src(p)), Rules::Docker(ignore))
-                .map_err(|e| Located::new(pos, format!("{instruction} {p}: {e}")))?;
-            h.field(&input.hash).field(if archive(p) { b"extract" } else { b"copy" });
-        }
-    }
-    for f in &sources.inline {
-        h.field(b"inline").field(f.name.as_bytes()).field(f.data.as_bytes());
-    }
-    if let Some((_, tip)) = &from {
-        h.field(b"from").field(out.graph.node(*tip).key.as_bytes());
-    }
-    h.field(dest.as_bytes())
-        .field(mode.map(|m| format!("{m:o}")).unwrap_or_default().as_bytes())
-        .field(owner.clone().unwrap_or_default().as_bytes());
-    let mut shown: Vec<String> = sources.paths.clone();
-    shown.extend(sources.inline.iter().map(|f| format!("<<{}", f.name)));
-    let step = Step::Files {
-        instruction: instruction.to_owned(),
-        sources: shown,
-        from: from.map(|(name, _)| name),
-        dest,
-        mode,
-        owner,
-    };
-    Ok(out.graph.add(Some(at), h.finish(), step, label))
-}
-
-/// A context source as a relative path: `/`, `./` and `.` mean the context.
+/// A context source as a relative path, cleaned as BuildKit cleans it:
+/// rooted at the context, so `..` never climbs out of it (`../x` is `x`);
+/// `/`, `./` and `.` mean the context itself.
 pub fn clean_src(p: &str) -> String {
-    let cleaned = crate::dockerfile::ignore::clean(p.trim_start_matches('/'));
-    if cleaned == "." { String::new() } else { cleaned }
+    crate::dockerfile::ignore::clean(&format!("/{p}")).trim_start_matches('/').to_owned()
 }
 
 #[cfg(test)]

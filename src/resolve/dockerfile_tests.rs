@@ -69,14 +69,17 @@ fn what_the_run_sees_is_in_its_key() {
 #[test]
 fn what_is_not_built_yet_is_refused_at_its_line() {
     let p = project();
-    let file = parse_str("FROM scratch\nCOPY app /a\nADD https://example.org/x /x\n", Path::new("Dockerfile")).unwrap();
+    let file =
+        parse_str("FROM scratch\nCOPY app /a\nADD https://example.org/repo.git /x\n", Path::new("Dockerfile")).unwrap();
     let expanded = expand(&file, &Options::default()).unwrap();
     let ignore = crate::dockerfile::ignore::Ignore::parse("").unwrap();
     let err = resolve_dockerfile(&expanded, p.path(), &ignore, Path::new("Dockerfile"), &|_| ImageBase::default())
         .unwrap_err()
         .to_string();
     assert!(
-        err.starts_with("Dockerfile:3:1: ADD of a URL (https://example.org/x) is not supported by berth yet"),
+        err.starts_with(
+            "Dockerfile:3:1: ADD of a git repository (https://example.org/repo.git) is not supported by berth yet"
+        ),
         "{err}"
     );
 }

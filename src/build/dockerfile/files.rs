@@ -1,8 +1,11 @@
 //! The layers of a Dockerfile's `files` and `mkdir` nodes, written straight
-//! from their sources — no build container: COPY/ADD of several sources, of
-//! a file to a path, of an inline heredoc file, `COPY --from` a stage (read
-//! through the stage's layers, `merged`), ADD of a local tar archive
-//! (unpacked with the store's safe reader, gzip and zstd too), and WORKDIR's
+//! from their sources — no build container: COPY/ADD of several sources
+//! (wildcards expanded as BuildKit does, `resolve::dockerfile::glob`), of a
+//! file to a path, of an inline heredoc file, `COPY --from` a stage or an
+//! image (read through its layers, `merged`), ADD of a local tar archive
+//! (unpacked with the store's safe reader, gzip and zstd too) or of a URL
+//! ([`super::url`]), with `--chmod` (octal or symbolic), `--link` (written
+//! as if nothing were below), `--parents` and `--exclude`; and WORKDIR's
 //! missing directories.
 //!
 //! Docker's placement rules: a directory's *contents* go into the
@@ -19,9 +22,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::merged::{self, Found};
+use super::url;
 use crate::dockerfile::ignore::Ignore;
-use crate::dockerfile::instruction::Sources;
 use crate::oci::{Compression, LayerDigests, LayerWriter, MtimePolicy, Overrides, TarWriteError};
+use crate::resolve::dockerfile::chmod::Chmod;
+use crate::resolve::dockerfile::copy::{self as rcopy, CopySpec, Fetched, is_url, url_name};
+use crate::resolve::dockerfile::glob::{self, Lister};
 use crate::resolve::dockerfile::{clean_src, is_archive};
 use crate::resolve::tree::{self, Rules};
 
@@ -32,30 +38,33 @@ pub enum FilesError {
     Source { what: String, message: String },
     #[error("{what}: {source}")]
     Write { what: String, source: TarWriteError },
+    #[error(transparent)]
+    Url(#[from] url::UrlError),
 }
 
 /// What a `files` node copies.
 pub struct FilesRequest<'a> {
-    /// `COPY` or `ADD`.
-    pub instruction: &'a str,
+    /// The COPY or ADD: sources, `--chmod`, `--link`, `--parents`, …
+    pub spec: &'a CopySpec<'a>,
     pub context: &'a Path,
     pub ignore: &'a Ignore,
-    pub sources: &'a Sources,
-    /// The `--from` stage's layers (top first), when sources come from it.
+    /// The `--from` stage's or image's layers (top first), when sources come from it.
     pub from: Option<&'a [PathBuf]>,
     /// The layers below this step (top first).
     pub lowers: &'a [PathBuf],
     /// Absolute; a trailing `/` means "into this directory".
     pub dest: &'a str,
-    pub mode: Option<u32>,
     pub owner: Option<(u32, u32)>,
-    /// An empty directory for inline files and unpacked archives.
+    /// An empty directory for inline files, unpacked archives and fetched URLs.
     pub scratch: &'a Path,
+    /// URLs fetched before the build (those without `--checksum`).
+    pub fetched: &'a BTreeMap<String, Fetched>,
 }
 
 enum Item {
-    /// A new directory, 0755 root.
-    Dir,
+    /// A new directory, 0755, root's or `--chown`'s (as BuildKit and
+    /// buildah make the parents they create).
+    Dir(Option<(u32, u32)>),
     /// An object on disk, written with `Overrides`.
     Object(PathBuf, Overrides),
 }
@@ -65,8 +74,9 @@ fn rel(p: &str) -> PathBuf {
 }
 
 /// Adds the parents of `dest` (relative) that are not there yet: the image's
-/// own directories as they are, missing ones 0755 root.
-fn parents(items: &mut BTreeMap<PathBuf, Item>, lowers: &[PathBuf], dest: &Path) {
+/// own directories as they are, missing ones 0755 owned by `owner` (root
+/// when `None`).
+fn parents_owned(items: &mut BTreeMap<PathBuf, Item>, lowers: &[PathBuf], dest: &Path, owner: Option<(u32, u32)>) {
     let mut at = PathBuf::new();
     let comps: Vec<_> = dest.components().collect();
     for c in &comps[..comps.len().saturating_sub(1)] {
@@ -76,10 +86,30 @@ fn parents(items: &mut BTreeMap<PathBuf, Item>, lowers: &[PathBuf], dest: &Path)
         }
         let item = match merged::find(lowers, &at, false) {
             Ok(Some(f)) if f.meta.is_dir() => Item::Object(f.path, Overrides::default()),
-            _ => Item::Dir,
+            _ => Item::Dir(owner),
         };
         items.insert(at.clone(), item);
     }
+}
+
+/// A stage's or image's layers as a wildcard [`Lister`].
+struct LayersTree<'a>(&'a [PathBuf]);
+
+impl Lister for LayersTree<'_> {
+    fn list(&self, dir: &str) -> std::io::Result<Option<Vec<(String, bool)>>> {
+        merged::list(self.0, Path::new(dir))
+    }
+}
+
+/// Owner and mode of one entry: `--chown` (else `owner`), `--chmod` applied
+/// to the entry's own mode.
+fn overrides(source: &Path, owner: Option<(u32, u32)>, chmod: Option<&Chmod>) -> Overrides {
+    let mode = chmod.and_then(|c| {
+        let meta = std::fs::symlink_metadata(source).ok()?;
+        (!meta.file_type().is_symlink())
+            .then(|| c.apply(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()), meta.is_dir()))
+    });
+    Overrides { owner, mode }
 }
 
 /// Writes the layer of `req` into `out`.
@@ -89,93 +119,217 @@ pub fn write_files<W: Write>(
     epoch: u64,
     compression: Compression,
 ) -> Result<(W, LayerDigests), FilesError> {
-    let what = format!("{} {}", req.instruction, req.dest);
+    let spec = req.spec;
+    let what = format!("{} {}", spec.instruction, req.dest);
     let fail = |message: String| FilesError::Source { what: what.clone(), message };
-    let count = req.sources.paths.len() + req.sources.inline.len();
+    let chmod = spec.chmod.map(Chmod::parse).transpose().map_err(fail)?;
+    let exclude = spec.exclude().map_err(fail)?;
+    let excluded = |p: &str| exclude.as_ref().is_some_and(|e| !p.is_empty() && e.matches(p));
+    // --link: written as if nothing were below (BuildKit copies into an empty directory).
+    let lowers: &[PathBuf] = if spec.linked() { &[] } else { req.lowers };
+    let count = spec.sources.paths.len() + spec.sources.inline.len();
     let dest = rel(req.dest);
     let dest_is_dir = req.dest.ends_with('/')
         || count > 1
         || dest.as_os_str().is_empty()
-        || matches!(merged::find(req.lowers, &dest, true), Ok(Some(f)) if f.meta.is_dir());
+        || matches!(merged::find(lowers, &dest, true), Ok(Some(f)) if f.meta.is_dir());
     let mut items: BTreeMap<PathBuf, Item> = BTreeMap::new();
-    let context_owner = Overrides { owner: Some(req.owner.unwrap_or((0, 0))), mode: req.mode };
-    let kept_owner = Overrides { owner: req.owner, mode: req.mode };
-    let place = |items: &mut BTreeMap<PathBuf, Item>,
-                 entries: Vec<(PathBuf, PathBuf)>,
-                 is_dir: bool,
-                 name: &Path,
-                 o: &Overrides| {
-        let top = if is_dir || !dest_is_dir { dest.clone() } else { dest.join(name) };
-        parents(items, req.lowers, &top);
-        for (r, source) in entries {
-            let at = if r.as_os_str().is_empty() { top.clone() } else { top.join(&r) };
-            items.insert(at, Item::Object(source, *o));
+    let context_owner = Some(req.owner.unwrap_or((0, 0)));
+    let mut placed = 0usize;
+    // Where one source goes: a directory's contents into the destination
+    // (or under its path with --parents), a file into or as it.
+    let top_of = |is_dir: bool, name: &Path, keep: Option<&str>| -> PathBuf {
+        match keep {
+            Some(k) => dest.join(k),
+            None if is_dir || !dest_is_dir => dest.clone(),
+            None => dest.join(name),
         }
     };
-    for (n, p) in req.sources.paths.iter().enumerate() {
-        let src = clean_src(p);
-        let name = Path::new(&src).file_name().map(PathBuf::from).unwrap_or_default();
+    for (n, p) in spec.sources.paths.iter().enumerate() {
+        if is_url(p) {
+            let file = match req.fetched.get(p) {
+                Some(f) => {
+                    if let Some(expected) = spec.checksum {
+                        url::verify(p, f, expected)?;
+                    }
+                    f.clone()
+                }
+                None => url::fetch(p, &req.scratch.join(format!("url-{n}")), spec.checksum)?,
+            };
+            if let Some(t) = file.mtime {
+                let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
+                let f = std::fs::File::options().write(true).open(&file.path);
+                f.and_then(|f| f.set_modified(when)).map_err(|e| fail(format!("{p}: {e}")))?;
+            }
+            let top = top_of(false, Path::new(&url_name(p)), None);
+            parents_owned(&mut items, lowers, &top, req.owner);
+            let mode = Some(chmod.as_ref().map_or(0o600, |c| c.apply(0o600, false)));
+            items.insert(top, Item::Object(file.path, Overrides { owner: context_owner, mode }));
+            placed += 1;
+            continue;
+        }
         match req.from {
             Some(stage) => {
-                let found = merged::find(stage, Path::new(&src), true)
-                    .map_err(|e| fail(format!("{p}: {e}")))?
-                    .ok_or_else(|| fail(format!("{p} does not exist in the --from stage")))?;
-                let is_dir = found.meta.is_dir();
-                let entries = walk_found(found).map_err(|e| fail(format!("{p}: {e}")))?;
-                place(&mut items, entries, is_dir, &name, &kept_owner);
-            }
-            None if req.instruction == "ADD" && is_archive(&req.context.join(&src)) => {
-                let into = req.scratch.join(format!("archive-{n}"));
-                std::fs::create_dir_all(&into).map_err(|e| fail(format!("{}: {e}", into.display())))?;
-                // Not through a symlink: only what is in the context is read.
-                let file = std::os::unix::fs::OpenOptionsExt::custom_flags(
-                    std::fs::OpenOptions::new().read(true),
-                    libc::O_NOFOLLOW,
-                )
-                .open(req.context.join(&src))
-                .map_err(|e| fail(format!("{p}: {e}")))?;
-                let opts = crate::oci::UnpackOptions { whiteouts: crate::oci::Whiteouts::Apply, preserve_owners: true };
-                crate::oci::unpack_compressed(std::io::BufReader::new(file), &into, &opts)
-                    .map_err(|e| fail(format!("{p}: cannot unpack the archive: {e}")))?;
-                let root =
-                    merged::root(std::slice::from_ref(&into)).ok_or_else(|| fail(format!("{p}: unpacked nothing")))?;
-                let entries = walk_found(root).map_err(|e| fail(format!("{p}: {e}")))?;
-                // An archive always unpacks into the destination directory.
-                let top = dest.clone();
-                parents(&mut items, req.lowers, &top.join("x"));
-                for (r, source) in entries {
-                    let at = if r.as_os_str().is_empty() { top.clone() } else { top.join(&r) };
-                    if r.as_os_str().is_empty() && items.contains_key(&at) {
-                        continue;
+                let src = clean_src(p);
+                let found = glob::expand(&LayersTree(stage), &src).map_err(|m| fail(format!("{p}: {m}")))?;
+                for m in found {
+                    let f = merged::find(stage, Path::new(&m), true)
+                        .map_err(|e| fail(format!("{m}: {e}")))?
+                        .ok_or_else(|| fail(format!("{m} does not exist in the --from stage or image")))?;
+                    let is_dir = f.meta.is_dir();
+                    let name = Path::new(&m).file_name().map(PathBuf::from).unwrap_or_default();
+                    let keep = spec.parents.then(|| rcopy::parents_path(p, &m));
+                    let top = top_of(is_dir, &name, keep.as_deref());
+                    match &keep {
+                        Some(k) => {
+                            // --parents: the directories on the way, as the stage has them.
+                            let pivot = m[..m.len() - k.len()].trim_end_matches('/');
+                            parents_owned(&mut items, lowers, &dest.join("x"), req.owner);
+                            let (mut at, mut from) = (dest.clone(), PathBuf::from(pivot));
+                            let comps: Vec<_> = Path::new(k).components().collect();
+                            for c in &comps[..comps.len().saturating_sub(1)] {
+                                at.push(c);
+                                from.push(c);
+                                let item = match merged::find(stage, &from, true) {
+                                    Ok(Some(d)) => {
+                                        let o = overrides(&d.path, req.owner, chmod.as_ref());
+                                        Item::Object(d.path, o)
+                                    }
+                                    _ => Item::Dir(req.owner),
+                                };
+                                items.entry(at.clone()).or_insert(item);
+                            }
+                        }
+                        None => parents_owned(&mut items, lowers, &top, req.owner),
                     }
-                    items.insert(at, Item::Object(source, kept_owner));
+                    for (r, source) in walk_found(f).map_err(|e| fail(format!("{m}: {e}")))? {
+                        if excluded(&r.to_string_lossy()) {
+                            continue;
+                        }
+                        let at = if r.as_os_str().is_empty() { top.clone() } else { top.join(&r) };
+                        let o = overrides(&source, req.owner, chmod.as_ref());
+                        items.insert(at, Item::Object(source, o));
+                    }
+                    placed += 1;
                 }
             }
             None => {
-                let entries = tree::copy_entries_with(req.context, Path::new(&src), Rules::Docker(req.ignore))
-                    .map_err(|e| fail(format!("{p}: {e}")))?;
-                let is_dir =
-                    entries.first().is_some_and(|e| std::fs::symlink_metadata(&e.source).is_ok_and(|m| m.is_dir()));
-                let entries = entries.into_iter().map(|e| (e.rel, e.source)).collect();
-                place(&mut items, entries, is_dir, &name, &context_owner);
+                let matches =
+                    rcopy::context_matches(req.context, req.ignore, p).map_err(|m| fail(format!("{p}: {m}")))?;
+                for m in matches {
+                    if excluded(&m.below_base) {
+                        continue;
+                    }
+                    placed += 1;
+                    // The source itself is followed (inside the context); links below it stay links.
+                    let real = rcopy::follow(req.context, &m.path).map_err(fail)?;
+                    if spec.add() && is_archive(&req.context.join(&real)) {
+                        unpack(req, &mut items, lowers, &dest, n, &real, p, chmod.as_ref()).map_err(fail)?;
+                        continue;
+                    }
+                    let entries = tree::copy_entries_with(req.context, Path::new(&real), Rules::Docker(req.ignore))
+                        .map_err(|e| fail(format!("{}: {e}", m.path)))?;
+                    let is_dir =
+                        entries.first().is_some_and(|e| std::fs::symlink_metadata(&e.source).is_ok_and(|m| m.is_dir()));
+                    let name = Path::new(&m.path).file_name().map(PathBuf::from).unwrap_or_default();
+                    let keep = spec.parents.then(|| rcopy::parents_path(p, &m.path));
+                    let top = top_of(is_dir, &name, keep.as_deref());
+                    if let Some(k) = &keep {
+                        // --parents: the directories on the way, as the context has them.
+                        let pivot = &m.path[..m.path.len() - k.len()];
+                        let mut at = dest.clone();
+                        let mut from = req.context.join(pivot);
+                        let comps: Vec<_> = Path::new(k).components().collect();
+                        parents_owned(&mut items, lowers, &dest.join("x"), req.owner);
+                        for c in &comps[..comps.len().saturating_sub(1)] {
+                            at.push(c);
+                            from.push(c);
+                            let o = overrides(&from, context_owner, chmod.as_ref());
+                            items.entry(at.clone()).or_insert(Item::Object(from.clone(), o));
+                        }
+                    } else {
+                        parents_owned(&mut items, lowers, &top, req.owner);
+                    }
+                    for e in entries {
+                        if excluded(&e.rel.to_string_lossy()) {
+                            continue;
+                        }
+                        let at = if e.rel.as_os_str().is_empty() { top.clone() } else { top.join(&e.rel) };
+                        let o = overrides(&e.source, context_owner, chmod.as_ref());
+                        items.insert(at, Item::Object(e.source, o));
+                    }
+                }
             }
         }
     }
-    for f in &req.sources.inline {
+    for f in &spec.sources.inline {
         let file = req.scratch.join(format!("inline-{}", items.len()));
         std::fs::write(&file, &f.data).map_err(|e| fail(format!("{}: {e}", file.display())))?;
-        let o = Overrides { owner: Some(req.owner.unwrap_or((0, 0))), mode: Some(req.mode.unwrap_or(0o644)) };
-        place(&mut items, vec![(PathBuf::new(), file)], false, Path::new(&f.name), &o);
+        let mode = Some(chmod.as_ref().map_or(0o644, |c| c.apply(0o644, false)));
+        let top = top_of(false, Path::new(&f.name), None);
+        parents_owned(&mut items, lowers, &top, req.owner);
+        items.insert(top, Item::Object(file, Overrides { owner: context_owner, mode }));
+        placed += 1;
     }
-    write_items(items, out, epoch, compression).map_err(|source| FilesError::Write { what, source })
+    if placed > 1 && !dest_is_dir {
+        return Err(fail(format!(
+            "When using {} with more than one source file, the destination must be a directory and end with a /; the sources matched {placed} files, so write {}/",
+            spec.instruction, req.dest
+        )));
+    }
+    let empty = req.scratch.join("empty-dir");
+    std::fs::create_dir_all(&empty).map_err(|e| fail(format!("{}: {e}", empty.display())))?;
+    write_items(items, Some(&empty), out, epoch, compression).map_err(|source| FilesError::Write { what, source })
+}
+
+/// ADD of a context archive: unpacked into the destination directory,
+/// owners kept unless `--chown` says otherwise.
+#[allow(clippy::too_many_arguments)]
+fn unpack(
+    req: &FilesRequest<'_>,
+    items: &mut BTreeMap<PathBuf, Item>,
+    lowers: &[PathBuf],
+    dest: &Path,
+    n: usize,
+    src: &str,
+    p: &str,
+    chmod: Option<&Chmod>,
+) -> Result<(), String> {
+    let into = req.scratch.join(format!("archive-{n}-{}", items.len()));
+    std::fs::create_dir_all(&into).map_err(|e| format!("{}: {e}", into.display()))?;
+    // Not through a symlink: only what is in the context is read.
+    let file =
+        std::os::unix::fs::OpenOptionsExt::custom_flags(std::fs::OpenOptions::new().read(true), libc::O_NOFOLLOW)
+            .open(req.context.join(src))
+            .map_err(|e| format!("{p}: {e}"))?;
+    let opts = crate::oci::UnpackOptions { whiteouts: crate::oci::Whiteouts::Apply, preserve_owners: true };
+    crate::oci::unpack_compressed(std::io::BufReader::new(file), &into, &opts)
+        .map_err(|e| format!("{p}: cannot unpack the archive: {e}"))?;
+    let root = merged::root(std::slice::from_ref(&into)).ok_or_else(|| format!("{p}: unpacked nothing"))?;
+    let entries = walk_found(root).map_err(|e| format!("{p}: {e}"))?;
+    // An archive always unpacks into the destination directory.
+    let top = dest.to_path_buf();
+    parents_owned(items, lowers, &top.join("x"), req.owner);
+    for (r, source) in entries {
+        let at = if r.as_os_str().is_empty() { top.clone() } else { top.join(&r) };
+        if r.as_os_str().is_empty() && items.contains_key(&at) {
+            continue;
+        }
+        let o = overrides(&source, req.owner, chmod);
+        items.insert(at, Item::Object(source, o));
+    }
+    Ok(())
 }
 
 fn walk_found(found: Found) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
     Ok(merged::walk(found)?.into_iter().map(|(r, f)| (r, f.path)).collect())
 }
 
+/// Writes `items`; `empty` is an empty directory standing for new
+/// directories with an owner.
 fn write_items<W: Write>(
     items: BTreeMap<PathBuf, Item>,
+    empty: Option<&Path>,
     out: W,
     epoch: u64,
     compression: Compression,
@@ -186,7 +340,10 @@ fn write_items<W: Write>(
             continue; // the root has no entry of its own
         }
         match item {
-            Item::Dir => writer.add_dir(at, 0o755)?,
+            Item::Dir(Some(owner)) if let Some(empty) = empty => {
+                writer.add_as(at, empty, &Overrides { owner: Some(*owner), mode: Some(0o755) })?
+            }
+            Item::Dir(_) => writer.add_dir(at, 0o755)?,
             Item::Object(source, o) => writer.add_as(at, source, o)?,
         }
     }
@@ -207,6 +364,6 @@ pub fn write_mkdir<W: Write>(
         return Ok(None);
     }
     let mut items = BTreeMap::new();
-    parents(&mut items, lowers, &target.join("x"));
-    write_items(items, out, epoch, compression).map(Some)
+    parents_owned(&mut items, lowers, &target.join("x"), None);
+    write_items(items, None, out, epoch, compression).map(Some)
 }

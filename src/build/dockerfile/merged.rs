@@ -128,6 +128,33 @@ pub fn walk(dir: Found) -> io::Result<Vec<(PathBuf, Found)>> {
     Ok(out)
 }
 
+/// The entries of the directory `rel` in the merged view, `(name, is a
+/// directory)` sorted by name; `None` when `rel` is no directory. Symlinks
+/// on the way are followed inside the root.
+pub fn list(lowers: &[PathBuf], rel: &Path) -> io::Result<Option<Vec<(String, bool)>>> {
+    let dir = if clean(rel).as_os_str().is_empty() { root(lowers) } else { find(lowers, rel, true)? };
+    let Some(dir) = dir.filter(|d| d.meta.is_dir()) else { return Ok(None) };
+    let mut names: Vec<OsString> = Vec::new();
+    for d in &dir.dirs {
+        for entry in std::fs::read_dir(d)? {
+            let name = entry?.file_name();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let below =
+            lookup(&dir.dirs, &name).map_err(|(p, e)| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+        if let Some(f) = found(below) {
+            out.push((name.to_string_lossy().into_owned(), f.meta.is_dir()));
+        }
+    }
+    out.sort();
+    Ok(Some(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,8 +25,10 @@
 pub mod config;
 pub mod files;
 mod image;
+mod inputs;
 pub mod merged;
 mod node;
+pub mod url;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -47,7 +49,7 @@ use crate::dockerfile::{self as df};
 use crate::manifest::{Base, ImageSource};
 use crate::oci::{Compression, Digest, ImageRef, TarWriteError};
 use crate::resolve::CacheKey;
-use crate::resolve::dockerfile::{DockerGraph, ImageBase, resolve_dockerfile};
+use crate::resolve::dockerfile::{DockerGraph, ImageBase, resolve_dockerfile_with};
 use crate::runtime::process::{InitExe, ProcessError};
 use crate::store::{CacheEntry, ImageError, Store, StoreError};
 
@@ -93,6 +95,8 @@ pub enum DockerBuildError {
     Copy { at: String, source: Box<CopyError> },
     #[error("{at}: {source}")]
     Files { at: String, source: Box<files::FilesError> },
+    #[error("{at}: {source}")]
+    Url { at: String, source: url::UrlError },
     #[error("{at}: {source}")]
     Layer { at: String, source: Box<LayerError> },
     #[error("{at}: {source}")]
@@ -203,7 +207,8 @@ pub fn build_dockerfile(
             user: c.user().clone().unwrap_or_default(),
         }
     };
-    let graph = resolve_dockerfile(&expanded, &req.context, &ignore, &dockerfile, &image_base)?;
+    let prepared = inputs::prepare(&store, &req.context, req.epoch, &expanded, &dockerfile)?;
+    let graph = resolve_dockerfile_with(&expanded, &req.context, &ignore, &dockerfile, &image_base, &prepared.inputs)?;
     let init = InitExe::current()?;
     let mut b = Builder {
         store: &store,

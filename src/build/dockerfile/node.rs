@@ -14,10 +14,10 @@ use crate::build::copy;
 use crate::build::layer;
 use crate::build::step::{self, StepCommand};
 use crate::dockerfile::error::Pos;
-use crate::dockerfile::instruction::Instruction;
 use crate::manifest::{Base, ImageSource};
 use crate::oci::image::canonical_json;
 use crate::resolve::Step;
+use crate::resolve::dockerfile::copy::{CopySpec, FromRef, from_ref};
 use crate::resolve::tree::Rules;
 use crate::store::{CacheEntry, LayerRecord};
 
@@ -33,6 +33,21 @@ impl Builder<'_> {
             LayerRecord { digest, diff_id: digests.diff_id.clone(), size, media_type: digests.media_type.to_owned() };
         self.store.unpacked_layer("the build", &record).map_err(Box::new)?;
         Ok(record)
+    }
+
+    /// The layers (top first) a `--from` reads: a stage's chain or an image's layers.
+    fn copy_source_lowers(&self, name: &str) -> Result<Vec<PathBuf>, DockerBuildError> {
+        match from_ref(self.expanded, name) {
+            Ok(FromRef::Stage(k)) => self.lowers_upto(self.graph.stages[k].tip, true),
+            _ => {
+                let img = &self.graph.inputs.images[name];
+                let mut dirs = Vec::new();
+                for l in img.layers.iter().rev() {
+                    dirs.push(self.store.unpacked_layer("the build", l).map_err(Box::new)?);
+                }
+                Ok(crate::build::distinct_lowers(dirs))
+            }
+        }
     }
 
     pub(super) fn node(
@@ -113,38 +128,26 @@ impl Builder<'_> {
                 .map_err(|e| DockerBuildError::Copy { at: at.clone(), source: Box::new(e) })?;
                 entry.layers.push(self.commit_layer(blob, &digests)?);
             }
-            Step::Files { instruction, from, dest, mode, owner, .. } => {
+            Step::Files { from, dest, owner, .. } => {
                 let lowers = self.lowers(node)?;
                 let owner = self.owner(&at, &lowers, owner)?;
                 let i = step.expect("a files node comes from a COPY or ADD");
-                let sources = match &stage.steps[i].instruction {
-                    Instruction::Copy(c) => &c.sources,
-                    Instruction::Add(a) => &a.sources,
-                    _ => unreachable!("a files node comes from a COPY or ADD"),
-                };
+                let spec = CopySpec::of(&stage.steps[i].instruction).expect("a files node comes from a COPY or ADD");
                 let from_lowers = match from {
-                    Some(name) => {
-                        let k = self.expanded.stages.iter().position(|s| {
-                            s.name.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(name))
-                                || name.parse::<usize>() == Ok(s.index)
-                        });
-                        let k = k.expect("resolve checked the --from stage");
-                        Some(self.lowers_upto(self.graph.stages[k].tip, true)?)
-                    }
+                    Some(name) => Some(self.copy_source_lowers(name)?),
                     None => None,
                 };
                 let scratch = self.scratch()?;
                 let request = files::FilesRequest {
-                    instruction,
+                    spec: &spec,
                     context: &self.req.context,
                     ignore: self.ignore,
-                    sources,
                     from: from_lowers.as_deref(),
                     lowers: &lowers,
                     dest,
-                    mode: *mode,
                     owner,
                     scratch: scratch.path(),
+                    fetched: &self.graph.inputs.urls,
                 };
                 let mut blob = self.store.blob_writer()?;
                 let (_, digests) = files::write_files(&request, &mut blob, self.req.epoch, self.req.compression)
