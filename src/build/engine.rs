@@ -13,6 +13,7 @@ use petgraph::graph::NodeIndex;
 
 use super::base::{self, BaseError};
 use super::copy::{self, CopyError};
+use super::from_dockerfile::dockerfile_bases;
 use super::image::{self, BuiltImage, Part};
 use super::layer::{self, LayerError};
 use super::packages::{self, Manager};
@@ -72,6 +73,12 @@ pub enum BuildError {
         "env \"{env}\": --locked, but berth.lock has no version for {missing}; run `berth lock` (or build without --locked)"
     )]
     NotLocked { env: String, missing: String },
+    #[error("env \"{env}\": {source}")]
+    Dockerfile { env: String, source: Box<super::dockerfile::DockerBuildError> },
+    #[error(
+        "env \"{env}\": the Dockerfile build made no layer for node {key}, which the plan has; the Dockerfile or an image it starts FROM changed during the build: run it again"
+    )]
+    DockerfileDisagrees { env: String, key: CacheKey },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -121,11 +128,23 @@ pub fn build(
         }
     }
     let init = InitExe::current()?;
-    let entries: Mutex<HashMap<CacheKey, CacheEntry>> = Mutex::new(HashMap::new());
+    let needed_keys: HashSet<CacheKey> = needed.iter().map(|i| graph.node(*i).key).collect();
+    let dockerfiles = dockerfile_bases(store, resolution, lock, &needed_keys, opts, progress)?;
+    let entries: Mutex<HashMap<CacheKey, CacheEntry>> = Mutex::new(dockerfiles.entries.clone());
     let versions: Mutex<Vec<(String, BTreeMap<String, String>)>> = Mutex::new(Vec::new());
     let bases: Mutex<Vec<(String, Digest)>> = Mutex::new(Vec::new());
-    let counts = Mutex::new((0usize, 0usize));
-    let ctx = Ctx { store, manifest, opts, init: &init, lock, entries: &entries, versions: &versions, bases: &bases };
+    let counts = Mutex::new((dockerfiles.built, dockerfiles.cached));
+    let ctx = Ctx {
+        store,
+        manifest,
+        resolution,
+        opts,
+        init: &init,
+        lock,
+        entries: &entries,
+        versions: &versions,
+        bases: &bases,
+    };
     for wave in waves.values() {
         for chunk in wave.chunks(opts.jobs.max(1)) {
             let results: Vec<Result<(), BuildError>> = std::thread::scope(|s| {
@@ -134,8 +153,12 @@ pub fn build(
                     .map(|&i| {
                         let ctx = &ctx;
                         let counts = &counts;
+                        let dockerfiles = &dockerfiles;
                         s.spawn(move || {
                             let node = graph.node(i);
+                            if dockerfiles.entries.contains_key(&node.key) {
+                                return Ok(()); // built (or found) by the Dockerfile's build
+                            }
                             // `berth lock` installs packages and resolves registry tags afresh.
                             let refresh = matches!(node.step, Step::Packages { .. }) || ctx.is_registry_base(graph, i);
                             let fresh = opts.no_cache || (opts.refresh_packages && refresh);
@@ -182,6 +205,11 @@ pub fn build(
     for (env, digest) in lock_mut(&bases).drain(..) {
         lock_out.env.entry(env).or_default().base = Some(digest);
     }
+    for (env, b) in &resolution.builds {
+        if dockerfiles.images.contains_key(&b.tip) {
+            lock_out.env.entry(env.clone()).or_default().images = b.images.clone();
+        }
+    }
     lock_out.version = crate::manifest::lock::LOCK_VERSION;
     *lock = lock_out;
 
@@ -190,16 +218,27 @@ pub fn build(
     let entries = lock_mut(&entries);
     let created = crate::store::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(opts.epoch));
     for env in &envs {
-        let chain = graph.chain(env);
-        let base_entry = &entries[&graph.node(chain[0]).key];
-        let base_config = match &base_entry.config {
-            Some(d) => serde_json::from_slice(&store.read_blob(d)?).unwrap_or_default(),
-            None => oci_spec::image::ImageConfiguration::default(),
+        let mut chain = graph.chain(env);
+        // Over a Dockerfile, its image is the base: its config and history
+        // as `berth build -t` writes them, its layers as one part.
+        let over = chain.iter().rposition(|i| dockerfiles.images.contains_key(&graph.node(*i).key));
+        let dockerfile_base = Step::Base { source: "Dockerfile".to_owned() };
+        let mut parts: Vec<Part<'_>> = Vec::new();
+        let base_config = match over {
+            Some(at) => {
+                let image = &dockerfiles.images[&graph.node(chain[at]).key];
+                parts.push(Part { step: &dockerfile_base, layers: &image.layers });
+                chain.drain(..=at);
+                image.config.clone()
+            }
+            None => match &entries[&graph.node(chain[0]).key].config {
+                Some(d) => serde_json::from_slice(&store.read_blob(d)?).unwrap_or_default(),
+                None => oci_spec::image::ImageConfiguration::default(),
+            },
         };
-        let parts: Vec<Part<'_>> = chain
-            .iter()
-            .map(|i| Part { step: &graph.node(*i).step, layers: &entries[&graph.node(*i).key].layers })
-            .collect();
+        parts.extend(
+            chain.iter().map(|i| Part { step: &graph.node(*i).step, layers: &entries[&graph.node(*i).key].layers }),
+        );
         let img = image::write(store, &resolution.specs[env], &manifest.file, &base_config, &parts, &created)?;
         outcome.images.insert(env.clone(), img);
     }
@@ -214,6 +253,7 @@ fn lock_mut<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Ctx<'a> {
     store: &'a Store,
     manifest: &'a Manifest,
+    resolution: &'a Resolution,
     opts: &'a BuildOptions,
     init: &'a InitExe,
     lock: &'a Lock,
@@ -243,7 +283,15 @@ impl Ctx<'_> {
     /// `Env`), which a build step sees as a Dockerfile's `RUN` sees the
     /// `FROM` image's. Part of the cache key already: the base's digest is.
     fn base_env(&self, graph: &crate::resolve::LayerGraph, i: NodeIndex) -> Result<Vec<String>, BuildError> {
-        let root = graph.chain_from(i)[0];
+        // Over a Dockerfile: the environment its target stage ends with.
+        let chain = graph.chain_from(i);
+        for a in chain.iter().rev() {
+            let key = graph.node(*a).key;
+            if let Some(b) = self.resolution.builds.values().find(|b| b.tip == key) {
+                return Ok(b.env.clone());
+            }
+        }
+        let root = chain[0];
         let config = lock_mut(self.entries).get(&graph.node(root).key).and_then(|e| e.config.clone());
         let Some(digest) = config else { return Ok(Vec::new()) };
         let config: oci_spec::image::ImageConfiguration =

@@ -64,11 +64,10 @@ impl Checker<'_> {
             self.error(&file_span, msg);
             return None;
         }
-        let parsed = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))
-            .and_then(|text| {
-                crate::dockerfile::parse_str(&text, &self.shown(&context, &file)).map_err(|e| e.to_string())
-            });
+        let parsed =
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(
+                |text| crate::dockerfile::parse_str(&text, &self.shown(&context, &file)).map_err(|e| e.to_string()),
+            );
         let parsed = match parsed {
             Ok(p) => p,
             Err(e) => {
@@ -79,7 +78,7 @@ impl Checker<'_> {
         if let Some(t) = target
             && let Err(e) = crate::dockerfile::target::find_target(&parsed, Some(t.get_ref()))
         {
-            let msg = format!("{e} ({}); name one of them, or leave out `target` to build the last", file.display());
+            let msg = format!("{}: {e}; name one, or leave out `target` to build the last", file.display());
             self.error(&t.span(), msg);
             return None;
         }
@@ -98,7 +97,10 @@ impl Checker<'_> {
         for (key, value) in raw {
             let k = key.get_ref();
             if k.is_empty() || k.contains(['=', ' ', '\t']) {
-                self.error(&key.span(), format!("bad build arg name {k:?}: write the ARG's name, as in args = {{ VERSION = \"1\" }}"));
+                self.error(
+                    &key.span(),
+                    format!("bad build arg name {k:?}: write the ARG's name, as in args = {{ VERSION = \"1\" }}"),
+                );
                 continue;
             }
             let v = match value.get_ref() {
@@ -123,5 +125,4 @@ impl Checker<'_> {
         let beside = manifest.parent().unwrap_or(Path::new(""));
         beside.join(context).join(file)
     }
-
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Plan, containers, plan};
 use crate::manifest::{self, LOCK_FILE, Lock, Manifest, ManifestError};
-use crate::resolve::{ResolveError, resolve};
+use crate::resolve::{ResolveError, resolve_with};
 use crate::store::{Store, StoreError};
 
 /// Why a project could not be planned.
@@ -31,14 +31,19 @@ pub enum PlanError {
 pub fn plan_project(manifest_path: &Path, store_root: &Path, reset_drift: bool) -> Result<(Manifest, Plan), PlanError> {
     let manifest = manifest::load(manifest_path)?;
     let lock = Lock::read(&manifest.dir.join(LOCK_FILE))?;
-    let mut resolution = resolve(&manifest, &lock)
+    let store = Store::open_existing(store_root)?;
+    let _shared = store.as_ref().map(Store::lock_shared).transpose()?;
+    // The images `build` Dockerfiles start FROM, as the store has them (as
+    // `up` finds them once it has made them there).
+    let images = |r: &crate::oci::ImageRef, pinned: Option<&crate::oci::Digest>| {
+        store.as_ref().and_then(|s| crate::resolve::build_base::in_store(s, r, pinned))
+    };
+    let mut resolution = resolve_with(&manifest, &lock, &images)
         .map_err(|source| PlanError::Resolve { manifest: manifest_path.to_owned(), source: Box::new(source) })?;
     resolution.apply_store_defaults(&manifest, &crate::runtime::defaults::RunDefaults::read(store_root)?);
     let mut cached = HashSet::new();
     let mut existing = Vec::new();
-    let store = Store::open_existing(store_root)?;
     if let Some(store) = &store {
-        let _shared = store.lock_shared()?;
         for index in resolution.graph.topological() {
             let key = resolution.graph.node(index).key;
             if store.cache_get(&key)?.is_some() {
@@ -52,6 +57,7 @@ pub fn plan_project(manifest_path: &Path, store_root: &Path, reset_drift: bool) 
             .collect();
     }
     let mut plan = plan(&manifest.project, &resolution, &|key| cached.contains(key));
+    provisional(&mut plan, &resolution);
     // An env runs if it or its built image has a command.
     let runs = |spec: &crate::resolve::ContainerSpec| {
         let tag = crate::build::image::tag_for(&spec.project, &spec.env);
@@ -77,6 +83,23 @@ pub fn plan_project(manifest_path: &Path, store_root: &Path, reset_drift: bool) 
         }
     }
     Ok((manifest, plan))
+}
+
+/// Says why the nodes of a `build` Dockerfile whose FROM image the store
+/// does not have yet are to build: their keys are provisional until `up`
+/// has made the image and knows its digest and config.
+fn provisional(plan: &mut Plan, resolution: &crate::resolve::Resolution) {
+    for b in resolution.builds.values().filter(|b| !b.missing.is_empty()) {
+        let why = format!(
+            "the image {} it starts FROM is not in the store yet: `up` and `build` pull it first, and the keys are provisional until then",
+            b.missing.join(", ")
+        );
+        for n in plan.nodes.iter_mut().filter(|n| b.nodes.contains(&n.key)) {
+            if let super::NodeAction::Build(reason) = &mut n.action {
+                *reason = why.clone();
+            }
+        }
+    }
 }
 
 /// An env's limits as berth.toml writes them (`memory 256.0MiB, pids 10`),
