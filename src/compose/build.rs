@@ -48,10 +48,16 @@ pub(super) fn convert(
             };
             let mut fields = Vec::new();
             if let Some(d) = m.get("dockerfile") {
-                fields.push(("dockerfile".to_owned(), Value::Str(scalar(d).ok_or_else(|| shape(at(".dockerfile"), "must be a path"))?)));
+                fields.push((
+                    "dockerfile".to_owned(),
+                    Value::Str(scalar(d).ok_or_else(|| shape(at(".dockerfile"), "must be a path"))?),
+                ));
             }
             if let Some(t) = m.get("target") {
-                fields.push(("target".to_owned(), Value::Str(scalar(t).ok_or_else(|| shape(at(".target"), "must be a stage name"))?)));
+                fields.push((
+                    "target".to_owned(),
+                    Value::Str(scalar(t).ok_or_else(|| shape(at(".target"), "must be a stage name"))?),
+                ));
             }
             if let Some(a) = m.get("args") {
                 let mut args = Vec::new();
@@ -85,7 +91,10 @@ pub(super) fn convert(
     if !file.is_file() {
         return Err(shape(
             at(""),
-            format!("no Dockerfile at {}; Compose could not build it either: add the file or fix the path", file.display()),
+            format!(
+                "no Dockerfile at {}; Compose could not build it either: add the file or fix the path",
+                file.display()
+            ),
         ));
     }
     if let Some(i) = image {

@@ -126,3 +126,59 @@ impl Checker<'_> {
         beside.join(context).join(file)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::manifest::{Base, BuildSource};
+
+    /// Checks `text` in a project holding `svc/Dockerfile` (two stages).
+    fn check(text: &str) -> Result<crate::manifest::Manifest, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("svc")).unwrap();
+        std::fs::write(dir.path().join("svc/Dockerfile"), "FROM scratch AS base\nFROM base AS prod\n").unwrap();
+        crate::manifest::parse(text, Path::new("berth.toml"), dir.path()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_string_is_the_context_and_a_table_names_every_field() {
+        let m = check("[env.a]\nbuild = \"svc\"\n").unwrap();
+        let want = BuildSource {
+            context: "svc".into(),
+            dockerfile: "Dockerfile".into(),
+            target: None,
+            args: Default::default(),
+        };
+        assert_eq!(m.envs["a"].base, Base::Build(want));
+        let m = check(
+            "[env.a]\nbuild = { context = \"svc\", dockerfile = \"Dockerfile\", target = \"base\", args = { V = 1, W = \"x\" } }\n",
+        )
+        .unwrap();
+        let Base::Build(b) = &m.envs["a"].base else { panic!("{:?}", m.envs["a"].base) };
+        assert_eq!(b.target.as_deref(), Some("base"));
+        assert_eq!(b.args["V"], "1");
+        assert_eq!(b.args["W"], "x");
+    }
+
+    #[test]
+    fn mistakes_point_into_the_build_value() {
+        let err = check("[env.a]\nbuild = { context = \"svc\", targt = \"prod\" }\n").unwrap_err();
+        assert!(err.contains("berth.toml:2:28: unknown key \"targt\" (did you mean \"target\"?)"), "{err}");
+        let err = check("[env.a]\nbuild = { dockerfile = \"Dockerfile\" }\n").unwrap_err();
+        assert!(err.contains("berth.toml:2:9: missing key \"context\""), "{err}");
+        let err = check("[env.a]\nbuild = [\"svc\"]\n").unwrap_err();
+        assert!(err.contains("berth.toml:2:9:") && err.contains("a context directory"), "{err}");
+        let err = check("[env.a]\nbuild = { context = \"svc\", args = { V = [1] } }\n").unwrap_err();
+        assert!(err.contains("berth.toml:2:41: build arg V must be a string, number or boolean"), "{err}");
+        let err = check("[env.a]\nbuild = \"svc\"\nfrom = \"b\"\n[env.b]\nimage = \"scratch\"\n").unwrap_err();
+        assert!(err.contains("berth.toml:3:8: env \"a\" sets both `build` and `from`"), "{err}");
+        let err = check("[env.a]\nbuild = { context = \"svc\", target = \"dev\" }\n").unwrap_err();
+        assert!(
+            err.contains(
+                "berth.toml:2:37: Dockerfile: target stage \"dev\" is not in the Dockerfile; its stages are base, prod;"
+            ),
+            "{err}"
+        );
+    }
+}

@@ -159,10 +159,11 @@ impl Checker<'_> {
             ("from", raw.from.as_ref().map(|s| s.span())),
             ("build", raw.build.as_ref().map(|s| s.span())),
         ];
-        let set: Vec<(&str, Range<usize>)> = keys.into_iter().filter_map(|(k, s)| Some((k, s?))).collect();
+        let mut set: Vec<(&str, Range<usize>)> = keys.into_iter().filter_map(|(k, s)| Some((k, s?))).collect();
+        set.sort_by_key(|(_, s)| s.start); // named in the file's order
         if set.len() > 1 {
             // At the key that comes last in the file: the one that adds a second base.
-            let at = set.iter().map(|(_, s)| s.clone()).max_by_key(|s| s.start).unwrap_or(span.clone());
+            let at = set.last().map_or(span.clone(), |(_, s)| s.clone());
             let named: Vec<String> = set.iter().map(|(k, _)| format!("`{k}`")).collect();
             let (last, rest) = named.split_last().expect("more than one base is set");
             let both = if rest.len() == 1 { "both " } else { "" };

@@ -197,3 +197,7 @@ pub(super) fn add_build(
     };
     Ok((tip, build))
 }
+
+#[cfg(test)]
+#[path = "build_base_tests.rs"]
+mod tests;
