@@ -88,6 +88,7 @@ fn an_env_built_from_a_dockerfile_runs_with_its_config_and_the_stacked_steps() {
         assert!(line.trim_start().starts_with('+'), "to build: {line}");
     }
     assert!(!plan.contains("echo debug"), "the debug stage is not the target's: {plan}");
+    assert!(plan.contains("app: create"), "the Dockerfile's CMD runs, as `up` will know: {plan}");
     let json = berth.run_in(p, &["plan", "--json"]).json();
     let to_build = json["nodes"].as_array().unwrap().len();
     assert_eq!(to_build, 8, "one busybox base for both stages; COPY, RUN; mkdir, 2 COPY; copy, run: {json:#}");

@@ -64,6 +64,7 @@ pub fn plan_project(manifest_path: &Path, store_root: &Path, reset_drift: bool) 
         let built = store.as_ref().and_then(|s| s.resolve_image(&tag).ok());
         spec.cmd.is_some()
             || spec.entrypoint.is_some()
+            || dockerfile_command(&manifest, &resolution, &spec.env) == Some(true)
             || built.is_some_and(|i| crate::build::image::has_command(&i.config))
     };
     let built = |env: &str| {
@@ -83,6 +84,21 @@ pub fn plan_project(manifest_path: &Path, store_root: &Path, reset_drift: bool) 
         }
     }
     Ok((manifest, plan))
+}
+
+/// Whether the Dockerfile env `env` is built on (its own `build`, or its
+/// `from` ancestor's) gives its image a command, before anything is built.
+fn dockerfile_command(manifest: &Manifest, resolution: &crate::resolve::Resolution, env: &str) -> Option<bool> {
+    let mut at = manifest.envs.get(env)?;
+    loop {
+        if let Some(b) = resolution.builds.get(&at.name) {
+            return b.has_command;
+        }
+        match &at.base {
+            crate::manifest::Base::Env(parent) => at = manifest.envs.get(parent)?,
+            _ => return None,
+        }
+    }
 }
 
 /// Says why the nodes of a `build` Dockerfile whose FROM image the store

@@ -29,6 +29,7 @@ use super::dockerfile::{ImageBase, resolve_dockerfile};
 use super::graph::LayerGraph;
 use super::{CacheKey, ResolveError};
 use crate::dockerfile::expand::{Base as FromBase, BaseConfig, DEFAULT_PATH, Options};
+use crate::dockerfile::instruction::Instruction;
 use crate::manifest::{BuildSource, EnvLock};
 use crate::oci::{Digest, ImageRef};
 use crate::store::Store;
@@ -87,6 +88,10 @@ pub struct BuildBase {
     /// Whether that environment differs from the one a berth.toml step on
     /// the Dockerfile's first image would see, so it goes into their keys.
     pub env_in_key: bool,
+    /// Whether the target stage's image says what to run (a CMD or
+    /// ENTRYPOINT, its own or its FROM image's); `None` while that image is
+    /// not in the store.
+    pub has_command: Option<bool>,
 }
 
 /// Adds the nodes of `source` (the `build` of env `name`, in the project
@@ -175,6 +180,7 @@ pub(super) fn add_build(
     if !default_env.iter().any(|kv| kv.starts_with("PATH=")) {
         default_env.push(format!("PATH={DEFAULT_PATH}"));
     }
+    let has_command = has_command(&expanded, target, &find);
     let mut used = BTreeMap::new();
     let mut missing = Vec::new();
     for (reference, known) in found.into_inner() {
@@ -194,8 +200,51 @@ pub(super) fn add_build(
         missing,
         env_in_key: env != default_env,
         env,
+        has_command,
     };
     Ok((tip, build))
+}
+
+/// Whether stage `target`'s image has a CMD or ENTRYPOINT: the config
+/// instructions of its chain of stages laid over its first image's, as the
+/// builder writes them (an ENTRYPOINT resets a CMD its stage did not set).
+fn has_command(
+    expanded: &crate::dockerfile::Expanded,
+    target: usize,
+    find: &dyn Fn(&ImageRef) -> Option<KnownImage>,
+) -> Option<bool> {
+    let mut chain = vec![target];
+    while let FromBase::Stage(i) = &expanded.stages[chain[chain.len() - 1]].base {
+        chain.push(expanded.stages.iter().position(|s| s.index == *i)?);
+    }
+    chain.reverse();
+    let set = |v: &Value| v.as_array().is_some_and(|a| !a.is_empty());
+    let (mut cmd, mut entrypoint) = match &expanded.stages[chain[0]].base {
+        FromBase::Image(r) => {
+            let known = find(r)?;
+            (set(&known.config["config"]["Cmd"]), set(&known.config["config"]["Entrypoint"]))
+        }
+        _ => (false, false),
+    };
+    for n in chain {
+        let mut cmd_here = false;
+        for step in &expanded.stages[n].steps {
+            match &step.instruction {
+                Instruction::Cmd(c) => {
+                    cmd = !c.argv(&step.shell).is_empty();
+                    cmd_here = true;
+                }
+                Instruction::Entrypoint(e) => {
+                    entrypoint = !e.argv(&step.shell).is_empty();
+                    if !cmd_here {
+                        cmd = false;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Some(cmd || entrypoint)
 }
 
 #[cfg(test)]

@@ -36,6 +36,13 @@ fn the_dockerfiles_nodes_are_in_the_graph_and_the_envs_steps_stack_on_its_target
     assert_eq!(with.env.as_ref(), Some(&b.env), "the stage's ENV is what the run sees, so it is in its key");
     assert_eq!(r.graph.chain("b")[..3], r.graph.chain("a")[..], "from = \"a\" hangs under a's chain");
     assert!(b.missing.is_empty(), "FROM scratch needs no image");
+    assert_eq!(b.has_command, Some(false));
+    let cmd = resolved(&format!("{DOCKERFILE}CMD [\"serve\"]\n"), MANIFEST);
+    assert_eq!(cmd.builds["a"].has_command, Some(true));
+    let reset = resolved("FROM scratch AS top\nCMD [\"serve\"]\nFROM top\nENTRYPOINT []\n", MANIFEST);
+    assert_eq!(reset.builds["a"].has_command, Some(false), "an ENTRYPOINT resets the CMD of the stage below");
+    let kept = resolved("FROM scratch AS top\nCMD [\"serve\"]\nFROM top\nENV X=1\n", MANIFEST);
+    assert_eq!(kept.builds["a"].has_command, Some(true), "a CMD is inherited from the stage below");
 }
 
 #[test]
