@@ -11,8 +11,11 @@
 //! ```
 //!
 //! An env with `from = "parent"` has no base step of its own: its chain hangs
-//! under the parent's last node. Envs are expanded in an order where parents
-//! come first ([`Manifest::build_order`]).
+//! under the parent's last node. An env with `build` has a Dockerfile's
+//! nodes instead of a base step ([`build_base`], keyed by [`dockerfile`] as
+//! `berth build -t` keys them) and its chain hangs under the target stage's
+//! last node. Envs are expanded in an order where parents come first
+//! ([`Manifest::build_order`]).
 //!
 //! Every node has a cache key ([`key`]):
 //!
