@@ -157,7 +157,7 @@ pub fn build_dockerfile_locked(
         let got = map.entry(name.clone()).or_insert_with(|| {
             let source = Base::Image(ImageSource::Registry { reference: name.clone() });
             let img = base::materialise_pinned(store, &req.context, &source, req.epoch, pin(&name))?;
-            let raw = raw_config(&store, &img);
+            let raw = raw_config(store, &img);
             Ok((img, raw))
         });
         let Ok((img, raw)) = got else { return BaseConfig::default() };
@@ -193,7 +193,7 @@ pub fn build_dockerfile_locked(
                 let source = Base::Image(ImageSource::Registry { reference: r.to_string() });
                 let img = base::materialise_pinned(store, &req.context, &source, req.epoch, pin(&r.to_string()))
                     .map_err(|e| DockerBuildError::Base { at: at.clone(), source: Box::new(e) })?;
-                let raw = raw_config(&store, &img);
+                let raw = raw_config(store, &img);
                 (img, raw)
             }
         };
@@ -223,7 +223,7 @@ pub fn build_dockerfile_locked(
     let graph = resolve_dockerfile(&expanded, &req.context, &ignore, &dockerfile, &image_base)?;
     let init = InitExe::current()?;
     let mut b = Builder {
-        store: &store,
+        store,
         req,
         file: &dockerfile,
         ignore: &ignore,
