@@ -110,7 +110,14 @@ fn provisional(plan: &mut Plan, resolution: &crate::resolve::Resolution) {
             "the image {} it starts FROM is not in the store yet: `up` and `build` pull it first, and the keys are provisional until then",
             b.missing.join(", ")
         );
-        for n in plan.nodes.iter_mut().filter(|n| b.nodes.contains(&n.key)) {
+        // The Dockerfile's nodes (a `COPY --from` is keyed by the stage it
+        // reads) and, parents first, every node above them.
+        let mut marked: HashSet<crate::resolve::CacheKey> = b.nodes.iter().copied().collect();
+        for n in &mut plan.nodes {
+            if !marked.contains(&n.key) && !n.parent.is_some_and(|p| marked.contains(&p)) {
+                continue;
+            }
+            marked.insert(n.key);
             if let super::NodeAction::Build(reason) = &mut n.action {
                 *reason = why.clone();
             }
