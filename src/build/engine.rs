@@ -134,17 +134,7 @@ pub fn build(
     let versions: Mutex<Vec<(String, BTreeMap<String, String>)>> = Mutex::new(Vec::new());
     let bases: Mutex<Vec<(String, Digest)>> = Mutex::new(Vec::new());
     let counts = Mutex::new((dockerfiles.built, dockerfiles.cached));
-    let ctx = Ctx {
-        store,
-        manifest,
-        resolution,
-        opts,
-        init: &init,
-        lock,
-        entries: &entries,
-        versions: &versions,
-        bases: &bases,
-    };
+    let ctx = Ctx { store, manifest, opts, init: &init, lock, entries: &entries, versions: &versions, bases: &bases };
     for wave in waves.values() {
         for chunk in wave.chunks(opts.jobs.max(1)) {
             let results: Vec<Result<(), BuildError>> = std::thread::scope(|s| {
@@ -253,7 +243,6 @@ fn lock_mut<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Ctx<'a> {
     store: &'a Store,
     manifest: &'a Manifest,
-    resolution: &'a Resolution,
     opts: &'a BuildOptions,
     init: &'a InitExe,
     lock: &'a Lock,
@@ -283,15 +272,7 @@ impl Ctx<'_> {
     /// `Env`), which a build step sees as a Dockerfile's `RUN` sees the
     /// `FROM` image's. Part of the cache key already: the base's digest is.
     fn base_env(&self, graph: &crate::resolve::LayerGraph, i: NodeIndex) -> Result<Vec<String>, BuildError> {
-        // Over a Dockerfile: the environment its target stage ends with.
-        let chain = graph.chain_from(i);
-        for a in chain.iter().rev() {
-            let key = graph.node(*a).key;
-            if let Some(b) = self.resolution.builds.values().find(|b| b.tip == key) {
-                return Ok(b.env.clone());
-            }
-        }
-        let root = chain[0];
+        let root = graph.chain_from(i)[0];
         let config = lock_mut(self.entries).get(&graph.node(root).key).and_then(|e| e.config.clone());
         let Some(digest) = config else { return Ok(Vec::new()) };
         let config: oci_spec::image::ImageConfiguration =
@@ -361,7 +342,7 @@ impl Ctx<'_> {
                     }
                 }
             }
-            Step::Packages { names, locked } => {
+            Step::Packages { names, locked, env: seen } => {
                 let lowers = self.lowers(graph, i)?;
                 let manager = Manager::detect(&lowers)
                     .ok_or_else(|| BuildError::NoPackageManager { env: env.clone(), packages: names.join(" ") })?;
@@ -372,7 +353,10 @@ impl Ctx<'_> {
                     manager.version_query(names)
                 );
                 let shown = format!("{} install {}", manager.name(), names.join(" "));
-                let base_env = self.base_env(graph, i)?;
+                let base_env = match seen {
+                    Some(vars) => vars.clone(),
+                    None => self.base_env(graph, i)?,
+                };
                 let output =
                     self.run_step(&env, base_env, &lowers, &script, &shown, |layer| entry.layers.push(layer))?;
                 let text = String::from_utf8_lossy(&output);
@@ -422,9 +406,14 @@ impl Ctx<'_> {
             Step::Files { .. } | Step::Mkdir { .. } => {
                 unreachable!("a berth.toml graph has no Dockerfile-only steps (build::dockerfile builds them)")
             }
-            Step::Run { command, .. } => {
+            Step::Run { command, with } => {
                 let lowers = self.lowers(graph, i)?;
-                let base_env = self.base_env(graph, i)?;
+                // Over a `build` base, the environment its target stage
+                // ends with, which the step's key holds (`with.env`).
+                let base_env = match &with.env {
+                    Some(vars) => vars.clone(),
+                    None => self.base_env(graph, i)?,
+                };
                 self.run_step(&env, base_env, &lowers, command, command, |layer| entry.layers.push(layer))?;
             }
         }

@@ -51,6 +51,10 @@ fn an_env_the_dockerfile_changes_without_a_layer_changes_the_keys_of_the_steps_o
     let other = resolved(&DOCKERFILE.replace("MODE=prod", "MODE=dev"), MANIFEST);
     assert_eq!(first.builds["a"].tip, other.builds["a"].tip, "ENV makes no layer");
     assert_ne!(first.specs["a"].image, other.specs["a"].image, "but the run above sees it");
+    let with_packages = resolved(DOCKERFILE, "[env.a]\nbuild = \"svc\"\npackages = [\"curl\"]\n");
+    let node = with_packages.graph.node(with_packages.graph.chain("a")[2]);
+    let Step::Packages { env, .. } = &node.step else { panic!("{:?}", node.step) };
+    assert_eq!(env.as_ref(), Some(&with_packages.builds["a"].env), "the install sees the stage's ENV too");
     let plain = resolved("FROM scratch\nCOPY app /app\n", MANIFEST);
     let top = plain.graph.node(plain.graph.chain("a")[2]);
     let Step::Run { with, .. } = &top.step else { panic!() };

@@ -152,7 +152,7 @@ pub fn resolve_with(manifest: &Manifest, lock: &Lock, images: &ImageLookup<'_>) 
                     h.field(v.as_bytes());
                 }
             }
-            at = graph.add(Some(at), h.finish(), Step::Packages { names, locked }, name);
+            at = graph.add(Some(at), h.finish(), Step::Packages { names, locked, env: seen_env.clone() }, name);
         }
         for copy in &env.copy {
             let input = tree::hash_tree(&manifest.dir, &copy.src)
