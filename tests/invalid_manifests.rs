@@ -37,8 +37,8 @@ invalid! {
     bad_port: ["berth: {file}:4:21: bad port mapping \"70000:80\": \"70000\" is not a port between 1 and 65535; expected \"[ADDR:]HOST:CONTAINER[/tcp|/udp]\""];
     bad_duration: ["berth: {file}:4:39: bad duration \"5\": expected a number with a unit (ms, s, m, h)"];
     duplicate_host_port: ["berth: {file}:8:10: host port 127.0.0.1:8080 is already published by env \"web\" on line 4; choose another host port"];
-    image_and_bootstrap: ["berth: {file}:4:13: env \"api\" sets both `image` and `bootstrap`; keep one of `image`, `bootstrap` or `from` as its base"];
-    no_base: ["berth: {file}:2:1: env \"api\" has no base; set one of `image` (as in image = \"debian:bookworm\"), `bootstrap` or `from`"];
+    image_and_bootstrap: ["berth: {file}:4:13: env \"api\" sets both `image` and `bootstrap`; keep one of `image`, `bootstrap`, `from` or `build` as its base"];
+    no_base: ["berth: {file}:2:1: env \"api\" has no base; set one of `image` (as in image = \"debian:bookworm\"), `bootstrap`, `from` or `build` (a Dockerfile, as in build = \"svc\")"];
     copy_outside: ["berth: {file}:4:17: copy source \"../../../Cargo.toml\" is outside the project directory"];
     copy_missing: ["berth: {file}:4:17: copy source \"no-such-dir\" does not exist in the project directory"];
     bad_restart: ["berth: {file}:4:11: bad restart policy \"sometimes\": expected \"no\", \"on-failure\", \"on-failure:N\" (N at least 1), \"always\" or \"unless-stopped\""];

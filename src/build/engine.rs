@@ -13,6 +13,7 @@ use petgraph::graph::NodeIndex;
 
 use super::base::{self, BaseError};
 use super::copy::{self, CopyError};
+use super::from_dockerfile::dockerfile_bases;
 use super::image::{self, BuiltImage, Part};
 use super::layer::{self, LayerError};
 use super::packages::{self, Manager};
@@ -72,6 +73,12 @@ pub enum BuildError {
         "env \"{env}\": --locked, but berth.lock has no version for {missing}; run `berth lock` (or build without --locked)"
     )]
     NotLocked { env: String, missing: String },
+    #[error("env \"{env}\": {source}")]
+    Dockerfile { env: String, source: Box<super::dockerfile::DockerBuildError> },
+    #[error(
+        "env \"{env}\": the Dockerfile build made no layer for node {key}, which the plan has; the Dockerfile or an image it starts FROM changed during the build: run it again"
+    )]
+    DockerfileDisagrees { env: String, key: CacheKey },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -121,10 +128,12 @@ pub fn build(
         }
     }
     let init = InitExe::current()?;
-    let entries: Mutex<HashMap<CacheKey, CacheEntry>> = Mutex::new(HashMap::new());
+    let needed_keys: HashSet<CacheKey> = needed.iter().map(|i| graph.node(*i).key).collect();
+    let dockerfiles = dockerfile_bases(store, resolution, lock, &needed_keys, opts, progress)?;
+    let entries: Mutex<HashMap<CacheKey, CacheEntry>> = Mutex::new(dockerfiles.entries.clone());
     let versions: Mutex<Vec<(String, BTreeMap<String, String>)>> = Mutex::new(Vec::new());
     let bases: Mutex<Vec<(String, Digest)>> = Mutex::new(Vec::new());
-    let counts = Mutex::new((0usize, 0usize));
+    let counts = Mutex::new((dockerfiles.built, dockerfiles.cached));
     let ctx = Ctx { store, manifest, opts, init: &init, lock, entries: &entries, versions: &versions, bases: &bases };
     for wave in waves.values() {
         for chunk in wave.chunks(opts.jobs.max(1)) {
@@ -134,8 +143,12 @@ pub fn build(
                     .map(|&i| {
                         let ctx = &ctx;
                         let counts = &counts;
+                        let dockerfiles = &dockerfiles;
                         s.spawn(move || {
                             let node = graph.node(i);
+                            if dockerfiles.entries.contains_key(&node.key) {
+                                return Ok(()); // built (or found) by the Dockerfile's build
+                            }
                             // `berth lock` installs packages and resolves registry tags afresh.
                             let refresh = matches!(node.step, Step::Packages { .. }) || ctx.is_registry_base(graph, i);
                             let fresh = opts.no_cache || (opts.refresh_packages && refresh);
@@ -182,6 +195,11 @@ pub fn build(
     for (env, digest) in lock_mut(&bases).drain(..) {
         lock_out.env.entry(env).or_default().base = Some(digest);
     }
+    for (env, b) in &resolution.builds {
+        if dockerfiles.images.contains_key(&b.tip) {
+            lock_out.env.entry(env.clone()).or_default().images = b.images.clone();
+        }
+    }
     lock_out.version = crate::manifest::lock::LOCK_VERSION;
     *lock = lock_out;
 
@@ -190,16 +208,27 @@ pub fn build(
     let entries = lock_mut(&entries);
     let created = crate::store::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(opts.epoch));
     for env in &envs {
-        let chain = graph.chain(env);
-        let base_entry = &entries[&graph.node(chain[0]).key];
-        let base_config = match &base_entry.config {
-            Some(d) => serde_json::from_slice(&store.read_blob(d)?).unwrap_or_default(),
-            None => oci_spec::image::ImageConfiguration::default(),
+        let mut chain = graph.chain(env);
+        // Over a Dockerfile, its image is the base: its config and history
+        // as `berth build -t` writes them, its layers as one part.
+        let over = chain.iter().rposition(|i| dockerfiles.images.contains_key(&graph.node(*i).key));
+        let dockerfile_base = Step::Base { source: "Dockerfile".to_owned() };
+        let mut parts: Vec<Part<'_>> = Vec::new();
+        let base_config = match over {
+            Some(at) => {
+                let image = &dockerfiles.images[&graph.node(chain[at]).key];
+                parts.push(Part { step: &dockerfile_base, layers: &image.layers });
+                chain.drain(..=at);
+                image.config.clone()
+            }
+            None => match &entries[&graph.node(chain[0]).key].config {
+                Some(d) => serde_json::from_slice(&store.read_blob(d)?).unwrap_or_default(),
+                None => oci_spec::image::ImageConfiguration::default(),
+            },
         };
-        let parts: Vec<Part<'_>> = chain
-            .iter()
-            .map(|i| Part { step: &graph.node(*i).step, layers: &entries[&graph.node(*i).key].layers })
-            .collect();
+        parts.extend(
+            chain.iter().map(|i| Part { step: &graph.node(*i).step, layers: &entries[&graph.node(*i).key].layers }),
+        );
         let img = image::write(store, &resolution.specs[env], &manifest.file, &base_config, &parts, &created)?;
         outcome.images.insert(env.clone(), img);
     }
@@ -313,7 +342,7 @@ impl Ctx<'_> {
                     }
                 }
             }
-            Step::Packages { names, locked } => {
+            Step::Packages { names, locked, env: seen } => {
                 let lowers = self.lowers(graph, i)?;
                 let manager = Manager::detect(&lowers)
                     .ok_or_else(|| BuildError::NoPackageManager { env: env.clone(), packages: names.join(" ") })?;
@@ -324,7 +353,10 @@ impl Ctx<'_> {
                     manager.version_query(names)
                 );
                 let shown = format!("{} install {}", manager.name(), names.join(" "));
-                let base_env = self.base_env(graph, i)?;
+                let base_env = match seen {
+                    Some(vars) => vars.clone(),
+                    None => self.base_env(graph, i)?,
+                };
                 let output =
                     self.run_step(&env, base_env, &lowers, &script, &shown, |layer| entry.layers.push(layer))?;
                 let text = String::from_utf8_lossy(&output);
@@ -374,9 +406,14 @@ impl Ctx<'_> {
             Step::Files { .. } | Step::Mkdir { .. } => {
                 unreachable!("a berth.toml graph has no Dockerfile-only steps (build::dockerfile builds them)")
             }
-            Step::Run { command, .. } => {
+            Step::Run { command, with } => {
                 let lowers = self.lowers(graph, i)?;
-                let base_env = self.base_env(graph, i)?;
+                // Over a `build` base, the environment its target stage
+                // ends with, which the step's key holds (`with.env`).
+                let base_env = match &with.env {
+                    Some(vars) => vars.clone(),
+                    None => self.base_env(graph, i)?,
+                };
                 self.run_step(&env, base_env, &lowers, command, command, |layer| entry.layers.push(layer))?;
             }
         }

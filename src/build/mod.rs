@@ -7,6 +7,7 @@ pub mod commit;
 pub mod copy;
 pub mod dockerfile;
 pub mod engine;
+mod from_dockerfile;
 pub mod image;
 pub mod layer;
 pub mod packages;
@@ -15,7 +16,7 @@ pub mod step;
 use std::path::Path;
 
 use crate::manifest::{self, LOCK_FILE, Lock, ManifestError};
-use crate::resolve::{ResolveError, resolve};
+use crate::resolve::{KnownImage, ResolveError, resolve_with};
 use crate::store::{Store, StoreError};
 
 pub use engine::{BuildError, BuildOptions, Event, Outcome};
@@ -29,6 +30,41 @@ pub use engine::{BuildError, BuildOptions, Event, Outcome};
 pub(crate) fn distinct_lowers(lowers: Vec<std::path::PathBuf>) -> Vec<std::path::PathBuf> {
     let mut seen = std::collections::HashSet::new();
     lowers.into_iter().filter(|d| seen.insert(d.clone())).collect()
+}
+
+/// How a build finds the images `build` Dockerfiles start FROM: made in
+/// the store first (the store's copy, else pulled; by the locked digest
+/// when there is one; afresh for `berth lock`), then read from the store as
+/// `plan` reads it ([`crate::resolve::build_base::in_store`]), so both
+/// resolve the same graph. An image that cannot be made is left unknown
+/// here: the Dockerfile's build then reports why, at its FROM line.
+fn from_images<'a>(
+    store: &'a Store,
+    dir: &'a Path,
+    opts: &'a BuildOptions,
+) -> impl Fn(&crate::oci::ImageRef, Option<&crate::oci::Digest>) -> Option<KnownImage> + 'a {
+    let made: std::sync::Mutex<std::collections::BTreeMap<String, Option<KnownImage>>> = Default::default();
+    move |reference, pinned| {
+        let mut made = made.lock().unwrap_or_else(|e| e.into_inner());
+        let key = format!("{reference}@{}", pinned.map(ToString::to_string).unwrap_or_default());
+        made.entry(key)
+            .or_insert_with(|| {
+                let source =
+                    manifest::Base::Image(manifest::ImageSource::Registry { reference: reference.to_string() });
+                let pin = match pinned {
+                    _ if opts.refresh_packages => base::RegistryPin::Refresh,
+                    Some(d) => base::RegistryPin::Digest(d),
+                    None => base::RegistryPin::Tag,
+                };
+                let got = base::materialise_pinned(store, dir, &source, opts.epoch, pin).or_else(|e| {
+                    // `berth lock` of an image only the store has (imported, loaded).
+                    if opts.refresh_packages { base::materialise(store, dir, &source, opts.epoch) } else { Err(e) }
+                });
+                let digest = got.ok()?.digest?;
+                crate::resolve::build_base::in_store(store, reference, Some(&digest))
+            })
+            .clone()
+    }
 }
 
 /// Why a project could not be built.
@@ -82,7 +118,9 @@ pub fn build_locked(
     let lock_path = manifest.dir.join(LOCK_FILE);
     let on_disk = Lock::read(&lock_path)?;
     let mut lock = if opts.refresh_packages { Lock::default() } else { on_disk.clone() };
-    let resolution = resolve(&manifest, &lock).map_err(|source| ProjectBuildError::Resolve {
+    let dir = manifest.dir.clone();
+    let images = from_images(store, &dir, opts);
+    let resolution = resolve_with(&manifest, &lock, &images).map_err(|source| ProjectBuildError::Resolve {
         manifest: manifest_path.to_owned(),
         source: Box::new(source),
     })?;
@@ -93,7 +131,7 @@ pub fn build_locked(
         // The lock pins what was just installed, which changes the keys of
         // the package nodes and all below them; the layers are the same, so
         // the cache learns the new keys too and the next build does nothing.
-        let pinned = resolve(&manifest, &lock).map_err(|source| ProjectBuildError::Resolve {
+        let pinned = resolve_with(&manifest, &lock, &images).map_err(|source| ProjectBuildError::Resolve {
             manifest: manifest_path.to_owned(),
             source: Box::new(source),
         })?;

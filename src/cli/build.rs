@@ -101,6 +101,7 @@ fn dockerfile(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         build_args,
         target: args.target,
         no_cache: args.no_cache,
+        pins: Default::default(),
         epoch: berth::oci::source_date_epoch()?,
         compression: args.compression,
     };

@@ -15,6 +15,7 @@
 //! is given (the compose file, its `.env` and `env_file`s) and writes
 //! nothing; the CLI writes the text.
 
+mod build;
 pub mod interp;
 pub mod service;
 pub mod toml_out;

@@ -32,7 +32,7 @@ pub struct Shape {
     pub what: String,
 }
 
-fn shape(at: impl Into<String>, what: impl Into<String>) -> Shape {
+pub(super) fn shape(at: impl Into<String>, what: impl Into<String>) -> Shape {
     Shape { at: at.into(), what: what.into() }
 }
 
@@ -96,21 +96,7 @@ pub fn convert(name: &str, svc: &Y, cx: &Context<'_>) -> Result<Vec<Item>, Shape
     }
 
     match (get("image"), get("build")) {
-        (image, Some(build)) => {
-            let (context, file) = build_context(build, &at("build"))?;
-            let tag = match image {
-                Some(i) => scalar(i).ok_or_else(|| shape(at("image"), "must be a string"))?,
-                None => format!("{}-{env_name}", cx.project),
-            };
-            let context = rebase(cx, &context);
-            let dash_f = file
-                .map(|f| format!(" -f {}", rebase(cx, &Path::new(&context).join(f).display().to_string())))
-                .unwrap_or_default();
-            notes.push(format!(
-                "build: berth.toml does not build Dockerfiles yet; build the image first:\n  berth build -t {tag}{dash_f} {context}"
-            ));
-            items.push(Item::Key("image", Value::Str(tag)));
-        }
+        (image, Some(build)) => items.push(super::build::convert(name, build, image, cx, &mut notes)?),
         (Some(image), None) => {
             items.push(Item::Key(
                 "image",
@@ -349,7 +335,7 @@ const KNOWN: &[&str] = &[
 ];
 
 /// A relative path of the compose file as the berth.toml in `out_dir` must write it.
-fn rebase(cx: &Context<'_>, p: &str) -> String {
+pub(super) fn rebase(cx: &Context<'_>, p: &str) -> String {
     let path = Path::new(p);
     if path.is_absolute() {
         return p.to_owned();
@@ -362,17 +348,6 @@ fn rebase(cx: &Context<'_>, p: &str) -> String {
     }
     let joined: PathBuf = cx.compose_dir.join(path);
     std::path::absolute(&joined).unwrap_or(joined).display().to_string()
-}
-
-fn build_context(build: &Y, at: &str) -> Result<(String, Option<String>), Shape> {
-    match build {
-        Y::String(s) => Ok((s.clone(), None)),
-        Y::Mapping(m) => {
-            let context = m.get("context").and_then(scalar).unwrap_or_else(|| ".".to_owned());
-            Ok((context, m.get("dockerfile").and_then(scalar)))
-        }
-        _ => Err(shape(at, "must be a path or a mapping with context and dockerfile")),
-    }
 }
 
 /// `env_file`: paths, or `{path, required}` mappings.
@@ -392,7 +367,7 @@ fn env_files(v: &Y, at: &str) -> Result<Vec<(String, bool)>, Shape> {
 }
 
 /// `environment` and `labels`: a mapping, or a list of `K=V` (or bare `K`).
-fn key_values(v: &Y, at: &str) -> Result<Vec<(String, Option<String>)>, Shape> {
+pub(super) fn key_values(v: &Y, at: &str) -> Result<Vec<(String, Option<String>)>, Shape> {
     match v {
         Y::Mapping(m) => m
             .iter()

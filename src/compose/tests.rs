@@ -6,7 +6,9 @@ use super::*;
 fn convert_text(compose: &str, files: &[(&str, &str)]) -> Result<Converted, ComposeError> {
     let dir = tempfile::tempdir().unwrap();
     for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
     }
     let file = dir.path().join("compose.yaml");
     std::fs::write(&file, compose).unwrap();
@@ -56,7 +58,14 @@ volumes: {static: {}, pgdata: {external: true}}
 
 #[test]
 fn a_full_file_converts_key_by_key_and_checks() {
-    let c = convert_text(SHOP, &[("web.env", "# web\nFROM_FILE=1\nMODE=overridden-by-environment\n")]).unwrap();
+    let c = convert_text(
+        SHOP,
+        &[
+            ("web.env", "# web\nFROM_FILE=1\nMODE=overridden-by-environment\n"),
+            ("seed/Dockerfile.seed", "FROM scratch\n"),
+        ],
+    )
+    .unwrap();
     let t = &c.text;
     assert_eq!(c.project, "shop");
     assert_eq!(c.envs, 3);
@@ -90,13 +99,13 @@ fn a_full_file_converts_key_by_key_and_checks() {
         r#"volumes = ["pgdata:/var/lib/postgresql/data"]"#,
         r#"tmpfs = ["/run"]"#,
         "[env.seed]",
-        "image = \"shop-seed\"",
-        "berth build -t shop-seed -f ./seed/Dockerfile.seed ./seed",
+        r#"build = { context = "./seed", dockerfile = "Dockerfile.seed" }"#,
         r#"entrypoint = ["/seed.sh"]"#,
     ] {
         assert!(t.contains(want), "missing {want:?} in:\n{t}");
     }
     assert!(!t.contains("service_healthy) has no health check"), "{t}");
+    assert!(!t.contains("image = \"shop-seed\"") && !t.contains("berth build -t"), "{t}");
     assert_eq!(c.notes, t.matches("# compose:").count());
 }
 
@@ -141,4 +150,37 @@ fn paths_are_rebased_when_the_manifest_goes_elsewhere() {
     let want = format!("\"{}:/data\"", sub.join("data").display());
     assert!(c.text.contains(&want), "want {want} in:\n{}", c.text);
     assert_eq!(c.project, manifest::default_project(dir.path()));
+}
+
+#[test]
+fn build_becomes_the_build_key() {
+    let dockerfile = "FROM scratch AS base\nARG V\nFROM base AS prod\n";
+    let compose = r#"
+services:
+  short:
+    build: ./app
+  full:
+    image: team/full:2
+    build:
+      context: app
+      dockerfile: Dockerfile
+      target: prod
+      args: {V: "1", FROM_SHELL: null}
+      cache_from: [x]
+"#;
+    let c = convert_text(compose, &[("app/Dockerfile", dockerfile)]).unwrap();
+    let t = &c.text;
+    for want in [
+        "[env.short]\nbuild = \"./app\"\n",
+        r#"build = { context = "./app", dockerfile = "Dockerfile", target = "prod", args = { V = "1" } }"#,
+        "# compose: build.args: FROM_SHELL has no value",
+        "# compose: build.cache_from: not carried over",
+        "# compose: image: team/full:2 names the built image in Compose; berth tags it shop/full:latest",
+    ] {
+        assert!(t.contains(want), "missing {want:?} in:\n{t}");
+    }
+    assert!(!t.contains("image = "), "build and image are one or the other in berth.toml: {t}");
+
+    let e = convert_text("services:\n  web:\n    build: {context: nowhere}\n", &[]).unwrap_err().to_string();
+    assert!(e.contains("services.web.build: no Dockerfile at ") && e.contains("nowhere/Dockerfile"), "{e}");
 }

@@ -112,8 +112,13 @@ impl Checker<'_> {
         Manifest { file: self.map_file(), dir: self.dir.to_path_buf(), project, envs }
     }
 
-    fn map_file(&self) -> PathBuf {
+    pub(super) fn map_file(&self) -> PathBuf {
         self.map.at(&(0..0), "").file
+    }
+
+    /// The project directory.
+    pub(super) fn dir(&self) -> &Path {
+        self.dir
     }
 
     fn env(&mut self, name: &str, raw: &RawEnv, span: &Range<usize>) -> Env {
@@ -148,37 +153,46 @@ impl Checker<'_> {
     }
 
     fn base(&mut self, name: &str, raw: &RawEnv, span: &Range<usize>) -> Base {
-        let set: Vec<&str> =
-            [("image", raw.image.is_some()), ("bootstrap", raw.bootstrap.is_some()), ("from", raw.from.is_some())]
-                .into_iter()
-                .filter_map(|(k, present)| present.then_some(k))
-                .collect();
+        let keys = [
+            ("image", raw.image.as_ref().map(|s| s.span())),
+            ("bootstrap", raw.bootstrap.as_ref().map(|s| s.span())),
+            ("from", raw.from.as_ref().map(|s| s.span())),
+            ("build", raw.build.as_ref().map(|s| s.span())),
+        ];
+        let mut set: Vec<(&str, Range<usize>)> = keys.into_iter().filter_map(|(k, s)| Some((k, s?))).collect();
+        set.sort_by_key(|(_, s)| s.start); // named in the file's order
         if set.len() > 1 {
-            let at = [
-                raw.image.as_ref().map(|s| s.span()),
-                raw.bootstrap.as_ref().map(|s| s.span()),
-                raw.from.as_ref().map(|s| s.span()),
-            ]
-            .into_iter()
-            .flatten()
-            .max_by_key(|s| s.start)
-            .unwrap_or(span.clone());
-            let named: Vec<String> = set.iter().map(|k| format!("`{k}`")).collect();
+            // At the key that comes last in the file: the one that adds a second base.
+            let at = set.last().map_or(span.clone(), |(_, s)| s.clone());
+            let named: Vec<String> = set.iter().map(|(k, _)| format!("`{k}`")).collect();
             let (last, rest) = named.split_last().expect("more than one base is set");
             let both = if rest.len() == 1 { "both " } else { "" };
+            let why = if set.iter().any(|(k, _)| *k == "build") && set.iter().any(|(k, _)| *k == "image") {
+                " (`build` makes the base from a Dockerfile; the env's image is tagged PROJECT/ENV:latest, which `berth tag` can name otherwise)"
+            } else {
+                ""
+            };
             let msg = format!(
-                "env \"{name}\" sets {both}{} and {last}; keep one of `image`, `bootstrap` or `from` as its base",
+                "env \"{name}\" sets {both}{} and {last}; keep one of `image`, `bootstrap`, `from` or `build` as its base{why}",
                 rest.join(", ")
             );
             self.error(&at, msg);
         } else if set.is_empty() {
-            self.error(span, format!("env \"{name}\" has no base; set one of `image` (as in image = \"debian:bookworm\"), `bootstrap` or `from`"));
+            self.error(span, format!("env \"{name}\" has no base; set one of `image` (as in image = \"debian:bookworm\"), `bootstrap`, `from` or `build` (a Dockerfile, as in build = \"svc\")"));
         }
         if let Some(from) = &raw.from {
             return Base::Env(from.get_ref().clone());
         }
         if let Some(b) = &raw.bootstrap {
             return Base::Bootstrap(self.bootstrap(b.get_ref()));
+        }
+        if let Some(b) = &raw.build
+            && raw.image.is_none()
+        {
+            return match self.build(b) {
+                Some(source) => Base::Build(source),
+                None => Base::Image(ImageSource::Scratch),
+            };
         }
         match &raw.image {
             Some(image) => Base::Image(self.image(image).unwrap_or(ImageSource::Scratch)),

@@ -1,5 +1,6 @@
 //! `berth.lock`: what the manifest resolved to, so that a locked build is
-//! the same build everywhere — each env's base digest and the exact version
+//! the same build everywhere — each env's base digest (for `build`, the
+//! digest of each image its Dockerfile starts FROM) and the exact version
 //! of every installed package. Written sorted, so diffs stay small.
 
 use std::collections::BTreeMap;
@@ -34,6 +35,11 @@ pub struct EnvLock {
     /// The base image's manifest digest, when the base is an image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<crate::oci::Digest>,
+    /// For an env with `build`: each image its Dockerfile starts `FROM`
+    /// (the reference in full, as `docker.io/library/debian:bookworm`) →
+    /// its manifest digest. The build takes exactly these images.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, crate::oci::Digest>,
     /// Package name → exact installed version.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub packages: BTreeMap<String, String>,

@@ -5,9 +5,11 @@
 //! every cross-reference resolved. Every problem is reported as
 //! `file:line:col: what is wrong; what would be right`, and all problems are
 //! reported at once. This module touches neither the store nor the system
-//! (beyond reading the manifest, checking that copy sources exist and
-//! reading the seccomp profiles `security_opt` names).
+//! (beyond reading the manifest, checking that copy sources exist,
+//! reading the seccomp profiles `security_opt` names and parsing the
+//! Dockerfile a `build` names).
 
+mod build_key;
 mod check;
 pub use check::default_project;
 pub mod error;
@@ -22,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Diagnostic, ManifestError};
 pub use lock::{EnvLock, LOCK_FILE, Lock};
-pub use model::{Base, Bootstrap, Copy, Env, Health, ImageSource, Limits, Manifest};
+pub use model::{Base, Bootstrap, BuildSource, Copy, Env, Health, ImageSource, Limits, Manifest};
 
 /// The manifest's file name in a project directory.
 pub const FILE_NAME: &str = "berth.toml";

@@ -91,6 +91,36 @@ pub enum Base {
     Image(ImageSource),
     /// `bootstrap = { … }`.
     Bootstrap(Bootstrap),
+    /// `build = { context, dockerfile, target, args }`: a Dockerfile's
+    /// target stage.
+    Build(BuildSource),
+}
+
+/// `build`: a Dockerfile build whose target stage is the env's base.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct BuildSource {
+    /// The build context as written, relative to the project directory
+    /// (or absolute).
+    pub context: PathBuf,
+    /// The Dockerfile as written, relative to the context (Compose's rule);
+    /// `Dockerfile` when not given.
+    pub dockerfile: PathBuf,
+    /// The stage to build; the last when `None`.
+    pub target: Option<String>,
+    /// Build args (`ARG`s the Dockerfile declares take these values).
+    pub args: BTreeMap<String, String>,
+}
+
+impl BuildSource {
+    /// The context directory, absolute, for a project in `dir`.
+    pub fn context_dir(&self, dir: &std::path::Path) -> PathBuf {
+        dir.join(&self.context)
+    }
+
+    /// The Dockerfile, absolute, for a project in `dir`.
+    pub fn dockerfile_path(&self, dir: &std::path::Path) -> PathBuf {
+        self.context_dir(dir).join(&self.dockerfile)
+    }
 }
 
 /// The forms `image` can take.

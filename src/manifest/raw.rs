@@ -28,6 +28,7 @@ pub struct RawManifest {
 pub struct RawEnv {
     pub image: Option<S<String>>,
     pub bootstrap: Option<S<RawBootstrap>>,
+    pub build: Option<S<RawBuild>>,
     pub from: Option<S<String>>,
     #[serde(default)]
     pub packages: Vec<S<String>>,
@@ -76,6 +77,46 @@ pub struct RawBootstrap {
     pub variant: Option<S<String>>,
     #[serde(default)]
     pub components: Vec<S<String>>,
+}
+
+/// `build = "DIR"` or `build = { context, dockerfile, target, args }`.
+#[derive(Debug)]
+pub enum RawBuild {
+    /// The context directory alone (Compose's short form).
+    Context(String),
+    Table(RawBuildTable),
+}
+
+/// The table form of `build`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBuildTable {
+    pub context: S<String>,
+    pub dockerfile: Option<S<String>>,
+    pub target: Option<S<String>>,
+    #[serde(default)]
+    pub args: BTreeMap<S<String>, S<toml::Value>>,
+}
+
+impl<'de> Deserialize<'de> for RawBuild {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawBuild;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a context directory (build = \"svc\") or a table (build = { context = \"svc\", dockerfile = \"Dockerfile\", target = \"prod\", args = { V = \"1\" } })",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawBuild, E> {
+                Ok(RawBuild::Context(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawBuild, A::Error> {
+                RawBuildTable::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(RawBuild::Table)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// One entry of `copy`.

@@ -3,7 +3,8 @@
 //! One reconcile ([`super::up::up`]) runs at start; then the project
 //! directory is watched (inotify, through the `notify` crate) and every
 //! change to `berth.toml`, `berth.lock` or a file under an env's `copy`
-//! source (unless a `.berthignore` rule excludes it) starts another, once
+//! source or `build` context (unless a `.berthignore` rule excludes it;
+//! a context outside the project directory is not watched) starts another, once
 //! the changes have settled for [`SETTLE`]. Each reconcile is an ordinary
 //! `up`: the build's cache keys decide what is rebuilt and the container
 //! specs what is recreated, so a copied file's edit rebuilds from its layer
@@ -51,7 +52,7 @@ struct Watched {
     dir: PathBuf,
     manifest: PathBuf,
     lock: PathBuf,
-    /// Every env's copy sources, absolute.
+    /// Every env's copy sources and build contexts, absolute.
     sources: Vec<PathBuf>,
 }
 
@@ -62,7 +63,17 @@ impl Watched {
         let manifest_path = std::path::absolute(manifest_path).unwrap_or_else(|_| manifest_path.to_path_buf());
         let dir = manifest_path.parent().unwrap_or(Path::new("/")).to_path_buf();
         let sources = match manifest::load(&manifest_path) {
-            Ok(m) => m.envs.values().flat_map(|e| e.copy.iter().map(|c| dir.join(&c.src))).collect(),
+            Ok(m) => m
+                .envs
+                .values()
+                .flat_map(|e| {
+                    let context = match &e.base {
+                        manifest::Base::Build(b) => Some(b.context_dir(&dir)),
+                        _ => None,
+                    };
+                    e.copy.iter().map(|c| dir.join(&c.src)).chain(context)
+                })
+                .collect(),
             Err(_) => before.map(|b| b.sources).unwrap_or_default(),
         };
         Watched { lock: dir.join(LOCK_FILE), manifest: manifest_path, sources, dir }
@@ -155,4 +166,23 @@ pub fn watch(
         lock = reconcile(&watched, report);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Watched;
+
+    #[test]
+    fn a_build_context_is_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(p.join("svc/app")).unwrap();
+        std::fs::create_dir_all(p.join("other")).unwrap();
+        std::fs::write(p.join("svc/Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(p.join("berth.toml"), "[env.a]\nbuild = \"./svc\"\n").unwrap();
+        let w = Watched::of(&p.join("berth.toml"), None);
+        assert!(w.relevant(&p.join("svc/app/index.html")));
+        assert!(w.relevant(&p.join("svc/Dockerfile")));
+        assert!(!w.relevant(&p.join("other/x")));
+    }
 }

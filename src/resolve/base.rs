@@ -32,6 +32,7 @@ pub fn base_input(dir: &Path, env: &str, base: &Base, lock: Option<&EnvLock>) ->
     let locked = lock.and_then(|l| l.base.as_ref()).map(Digest::to_string);
     let (source, mut fields) = match base {
         Base::Env(_) => unreachable!("`from` bases hang under their parent env's last node"),
+        Base::Build(_) => unreachable!("`build` bases are a Dockerfile's nodes (resolve::build_base)"),
         Base::Bootstrap(b) => {
             (describe_bootstrap(b), vec![b"bootstrap".to_vec(), serde_json::to_vec(b).unwrap_or_default()])
         }

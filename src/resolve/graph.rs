@@ -16,7 +16,14 @@ pub enum Step {
     /// Where the filesystem starts; `source` is how the manifest named it.
     Base { source: String },
     /// Install packages with the base's package manager.
-    Packages { names: Vec<String>, locked: BTreeMap<String, String> },
+    Packages {
+        names: Vec<String>,
+        locked: BTreeMap<String, String>,
+        /// The environment the install sees (`KEY=VALUE`) when it is not the
+        /// base image's: over a `build` base whose target stage set `ENV`s.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        env: Option<Vec<String>>,
+    },
     /// Copy a file or tree from the project directory.
     Copy { src: String, dest: String, mode: Option<u32>, owner: Option<String>, files: u64, bytes: u64 },
     /// Run a command: `/bin/sh -c COMMAND` as root in `/` with the base

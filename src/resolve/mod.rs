@@ -11,8 +11,11 @@
 //! ```
 //!
 //! An env with `from = "parent"` has no base step of its own: its chain hangs
-//! under the parent's last node. Envs are expanded in an order where parents
-//! come first ([`Manifest::build_order`]).
+//! under the parent's last node. An env with `build` has a Dockerfile's
+//! nodes instead of a base step ([`build_base`], keyed by [`dockerfile`] as
+//! `berth build -t` keys them) and its chain hangs under the target stage's
+//! last node. Envs are expanded in an order where parents come first
+//! ([`Manifest::build_order`]).
 //!
 //! Every node has a cache key ([`key`]):
 //!
@@ -36,6 +39,7 @@
 //! tree), so that the spec's hash changes when the profile's rules do.
 
 mod base;
+pub mod build_base;
 pub mod dockerfile;
 pub mod graph;
 pub mod key;
@@ -45,6 +49,7 @@ pub mod tree;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use build_base::{BuildBase, ImageLookup, KnownImage};
 pub use graph::{LayerGraph, Node, RunWith, Step};
 pub use key::{CacheKey, KeyHasher};
 pub use spec::ContainerSpec;
@@ -62,6 +67,8 @@ pub enum ResolveError {
     CopyInput { env: String, source: tree::TreeError },
     #[error("env \"{env}\": {source}")]
     SeccompProfile { env: String, source: spec::ProfileHashError },
+    #[error("env \"{env}\": build: {source}")]
+    Dockerfile { env: String, source: crate::dockerfile::DockerfileError },
 }
 
 /// What a manifest resolves to.
@@ -70,6 +77,8 @@ pub struct Resolution {
     pub graph: LayerGraph,
     /// One spec per env, by env name.
     pub specs: BTreeMap<String, ContainerSpec>,
+    /// The Dockerfile part of each env with `build`, by env name.
+    pub builds: BTreeMap<String, BuildBase>,
 }
 
 impl Resolution {
@@ -93,14 +102,30 @@ pub(crate) fn resolve_text(text: &str) -> Resolution {
     resolve(&m, &Lock::default()).unwrap()
 }
 
-/// Resolves `manifest` with the versions and digests in `lock`.
+/// Resolves `manifest` with the versions and digests in `lock`, knowing
+/// no image a `build` Dockerfile starts FROM (their keys are provisional).
 pub fn resolve(manifest: &Manifest, lock: &Lock) -> Result<Resolution, ResolveError> {
+    resolve_with(manifest, lock, &|_, _| None)
+}
+
+/// Resolves `manifest` with the versions and digests in `lock`; `images`
+/// finds the images `build` Dockerfiles start FROM ([`build_base`]).
+pub fn resolve_with(manifest: &Manifest, lock: &Lock, images: &ImageLookup<'_>) -> Result<Resolution, ResolveError> {
     let mut graph = LayerGraph::default();
+    let mut builds = BTreeMap::new();
     for name in manifest.build_order() {
         let env = &manifest.envs[name];
         let env_lock = lock.env(name);
+        // What the env's own steps see when it differs from the base image's.
+        let mut seen_env: Option<Vec<String>> = None;
         let mut at = match &env.base {
             Base::Env(parent) => graph.tips()[parent.as_str()],
+            Base::Build(source) => {
+                let (tip, build) = build_base::add_build(&mut graph, &manifest.dir, name, source, env_lock, images)?;
+                seen_env = build.env_in_key.then(|| build.env.clone());
+                builds.insert(name.to_owned(), build);
+                tip
+            }
             other => {
                 let input = base::base_input(&manifest.dir, name, other, env_lock)?;
                 let mut h = KeyHasher::new("base");
@@ -121,7 +146,13 @@ pub fn resolve(manifest: &Manifest, lock: &Lock) -> Result<Resolution, ResolveEr
             for n in &names {
                 h.field(n.as_bytes()).field(locked.get(n).map_or(&b""[..], |v| v.as_bytes()));
             }
-            at = graph.add(Some(at), h.finish(), Step::Packages { names, locked }, name);
+            if let Some(vars) = &seen_env {
+                h.field(b"env");
+                for v in vars {
+                    h.field(v.as_bytes());
+                }
+            }
+            at = graph.add(Some(at), h.finish(), Step::Packages { names, locked, env: seen_env.clone() }, name);
         }
         for copy in &env.copy {
             let input = tree::hash_tree(&manifest.dir, &copy.src)
@@ -144,10 +175,11 @@ pub fn resolve(manifest: &Manifest, lock: &Lock) -> Result<Resolution, ResolveEr
             at = graph.add(Some(at), h.finish(), step, name);
         }
         for command in &env.run {
+            let with = RunWith { env: seen_env.clone(), ..RunWith::default() };
             let mut h = KeyHasher::new("run");
             h.field(graph.node(at).key.as_bytes()).field(command.as_bytes());
-            at =
-                graph.add(Some(at), h.finish(), Step::Run { command: command.clone(), with: RunWith::default() }, name);
+            with.key_fields(&mut h);
+            at = graph.add(Some(at), h.finish(), Step::Run { command: command.clone(), with }, name);
         }
         graph.set_tip(name, at);
     }
@@ -158,5 +190,5 @@ pub fn resolve(manifest: &Manifest, lock: &Lock) -> Result<Resolution, ResolveEr
             .map_err(|source| ResolveError::SeccompProfile { env: env.name.clone(), source })?;
         specs.insert(env.name.clone(), spec);
     }
-    Ok(Resolution { graph, specs })
+    Ok(Resolution { graph, specs, builds })
 }

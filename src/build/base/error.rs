@@ -19,6 +19,11 @@ pub enum BaseError {
     )]
     NotASource { parent: String },
 
+    #[error(
+        "`build = {{ context = {context:?} }}` is not a base source: a Dockerfile's stages are nodes of the layer graph, built by `build::dockerfile`"
+    )]
+    NotABuildSource { context: PathBuf },
+
     #[error("base {base}: cannot {op} {}: {source}", path.display())]
     Io { base: Box<str>, op: &'static str, path: PathBuf, source: io::Error },
 

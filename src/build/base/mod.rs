@@ -109,6 +109,7 @@ pub fn materialise_pinned(
     let base = base.as_str();
     match source {
         Base::Env(parent) => Err(BaseError::NotASource { parent: parent.clone() }),
+        Base::Build(b) => Err(BaseError::NotABuildSource { context: b.context.clone() }),
         Base::Bootstrap(b) => bootstrap::materialise(store, base, b, epoch),
         Base::Image(image) => match image {
             ImageSource::Scratch => {
@@ -135,6 +136,7 @@ pub fn source_text(source: &Base) -> String {
     };
     match source {
         Base::Env(parent) => format!("from {parent}"),
+        Base::Build(b) => format!("build {}", b.dockerfile_path(Path::new("")).display()),
         Base::Bootstrap(Bootstrap { suite, mirror, variant, components }) => {
             format!("bootstrap {suite} ({variant}; {}) from {mirror}", components.join(","))
         }

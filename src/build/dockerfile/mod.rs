@@ -65,6 +65,9 @@ pub struct DockerRequest {
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub no_cache: bool,
+    /// Images taken by digest rather than by their tag (a berth.toml
+    /// `build` env's `berth.lock`): full reference → manifest digest.
+    pub pins: BTreeMap<String, Digest>,
     /// mtimes and `created` are clamped to this (`SOURCE_DATE_EPOCH`).
     pub epoch: u64,
     pub compression: Compression,
@@ -127,14 +130,28 @@ pub fn build_dockerfile(
     if !req.context.is_dir() {
         return Err(DockerBuildError::Context { path: req.context.clone() });
     }
-    let dockerfile = req.dockerfile.clone().unwrap_or_else(|| req.context.join("Dockerfile"));
-    let file = df::load(&dockerfile)?;
-    let ignore = df::ignore::load(&dockerfile, &req.context)?;
     if let Some(tag) = &req.tag {
         crate::store::normalize_tag_name(tag)?;
     }
     let store = Store::open(store_root)?;
     let _exclusive = store.lock_exclusive()?;
+    build_dockerfile_locked(&store, req, progress)
+}
+
+/// [`build_dockerfile`] for a caller that holds the store's exclusive lock
+/// (a berth.toml env with `build`, built by `berth build` or `up`).
+pub fn build_dockerfile_locked(
+    store: &Store,
+    req: &DockerRequest,
+    progress: &(dyn Fn(Event) + Sync),
+) -> Result<DockerBuilt, DockerBuildError> {
+    if !req.context.is_dir() {
+        return Err(DockerBuildError::Context { path: req.context.clone() });
+    }
+    let dockerfile = req.dockerfile.clone().unwrap_or_else(|| req.context.join("Dockerfile"));
+    let file = df::load(&dockerfile)?;
+    let ignore = df::ignore::load(&dockerfile, &req.context)?;
+    let pin = |name: &str| req.pins.get(name).map_or(RegistryPin::Tag, RegistryPin::Digest);
 
     // Bases are made while substituting: their config is what the words see.
     let bases: RefCell<BTreeMap<String, Result<Made, BaseError>>> = RefCell::new(BTreeMap::new());
@@ -143,8 +160,8 @@ pub fn build_dockerfile(
         let mut map = bases.borrow_mut();
         let got = map.entry(name.clone()).or_insert_with(|| {
             let source = Base::Image(ImageSource::Registry { reference: name.clone() });
-            let img = base::materialise_pinned(&store, &req.context, &source, req.epoch, RegistryPin::Tag)?;
-            let raw = raw_config(&store, &img);
+            let img = base::materialise_pinned(store, &req.context, &source, req.epoch, pin(&name))?;
+            let raw = raw_config(store, &img);
             Ok((img, raw))
         });
         let Ok((img, raw)) = got else { return BaseConfig::default() };
@@ -178,9 +195,9 @@ pub fn build_dockerfile(
             Some(Err(e)) => return Err(DockerBuildError::Base { at, source: Box::new(e) }),
             None => {
                 let source = Base::Image(ImageSource::Registry { reference: r.to_string() });
-                let img = base::materialise_pinned(&store, &req.context, &source, req.epoch, RegistryPin::Tag)
+                let img = base::materialise_pinned(store, &req.context, &source, req.epoch, pin(&r.to_string()))
                     .map_err(|e| DockerBuildError::Base { at: at.clone(), source: Box::new(e) })?;
-                let raw = raw_config(&store, &img);
+                let raw = raw_config(store, &img);
                 (img, raw)
             }
         };
@@ -211,7 +228,7 @@ pub fn build_dockerfile(
     let graph = resolve_dockerfile_with(&expanded, &req.context, &ignore, &dockerfile, &image_base, &prepared.inputs)?;
     let init = InitExe::current()?;
     let mut b = Builder {
-        store: &store,
+        store,
         req,
         file: &dockerfile,
         ignore: &ignore,
