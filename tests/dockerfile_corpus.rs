@@ -238,19 +238,23 @@ const SEED_FILES: [&str; 6] =
     ["/usr/sbin/sshd", "/usr/bin/wget", "/usr/bin/ssh-keygen", "/etc/ssh/sshd_config", "/etc/passwd", "/etc/group"];
 
 /// Paths where the two seed images may differ in content but must both
-/// exist with the same type, mode and owner: what apt, dpkg and
-/// ssh-keygen write anew on every build (logs, caches, package lists,
-/// random host keys, timestamps).
+/// exist with the same type, mode and owner: what apt, dpkg, the packages'
+/// scripts and ssh-keygen write anew on every build (logs, caches, package
+/// lists, dpkg's state, machine ids, random keys with the build
+/// container's host name in their comment, password-change dates).
 fn seed_varies(path: &str) -> bool {
-    const VARIES: [&str; 8] = [
+    const VARIES: [&str; 11] = [
         "/var/log/",
         "/var/cache/",
         "/var/lib/apt/lists/",
-        "/etc/ssh/ssh_host_",
         "/var/lib/dpkg/",
+        "/var/lib/systemd/",
+        "/etc/ssh/ssh_host_",
+        "/root/.ssh/id_",
+        "/etc/machine-id",
+        "/var/lib/dbus/machine-id",
         "/etc/shadow",
         "/etc/gshadow",
-        "/var/lib/systemd/",
     ];
     VARIES.iter().any(|v| path.starts_with(v))
 }
