@@ -201,26 +201,28 @@ fn every_fixture_builds_the_filesystem_and_config_podman_build_does() {
     let reference = Reference::new();
     share_bases(&berth, &reference.podman, fixtures.iter().any(Fixture::needs_debian));
 
-    // podman builds everything first, and its images come over in one archive.
-    let mut failures: Vec<String> = Vec::new();
-    let mut built = Vec::new();
-    for f in &fixtures {
-        match f.podman_build(&reference) {
-            Ok(()) => built.push(f),
-            Err(e) => failures.push(format!("{}: the reference build failed (fix the fixture): {e}", f.name)),
-        }
-    }
-    let tags: Vec<String> = built.iter().map(|f| f.podman_tag()).collect();
+    // The two builders work side by side (the store and podman's storage
+    // are apart); podman's images then come over in one archive.
+    let (theirs, ours) = std::thread::scope(|s| {
+        let ours = s.spawn(|| fixtures.iter().map(|f| f.berth_build(&berth)).collect::<Vec<_>>());
+        let theirs: Vec<_> = fixtures.iter().map(|f| f.podman_build(&reference)).collect();
+        (theirs, ours.join().expect("the berth builds"))
+    });
+    let tags: Vec<String> =
+        fixtures.iter().zip(&theirs).filter(|(_, r)| r.is_ok()).map(|(f, _)| f.podman_tag()).collect();
     reference.bring_to(&berth, &tags.iter().map(String::as_str).collect::<Vec<_>>());
 
-    for f in built {
-        if let Err(e) = f.berth_build(&berth) {
+    let mut failures: Vec<String> = Vec::new();
+    for ((f, theirs), ours) in fixtures.iter().zip(theirs).zip(ours) {
+        if let Err(e) = theirs {
+            failures.push(format!("{}: the reference build failed (fix the fixture): {e}", f.name));
+        } else if let Err(e) = ours {
             failures.push(format!("{}: {e}", f.name));
-            continue;
-        }
-        let diff = f.compare(&berth);
-        if !diff.is_empty() {
-            failures.push(format!("{}: berth's image differs from podman's:\n  {}", f.name, diff.join("\n  ")));
+        } else {
+            let diff = f.compare(&berth);
+            if !diff.is_empty() {
+                failures.push(format!("{}: berth's image differs from podman's:\n  {}", f.name, diff.join("\n  ")));
+            }
         }
     }
     assert!(
