@@ -40,7 +40,7 @@ struct Fixture {
 /// Known, justified differences of one fixture (its `allow` file): paths
 /// (`/a/b`, or `/a/` for `/a` and everything under it) and config fields
 /// (`config.Healthcheck`, `author`, `history`), each with its reason.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Allow {
     entries: Vec<String>,
 }
@@ -328,4 +328,24 @@ fn ssh_banner(port: u16) -> Option<String> {
         }
     }
     Some(String::from_utf8_lossy(&got).trim().to_owned())
+}
+
+#[test]
+fn an_allow_file_names_paths_and_fields_each_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("allow");
+    std::fs::write(&file, "# known differences\n/etc/motd # why\n/var/cache/ # why\nconfig.Healthcheck # why\n")
+        .unwrap();
+    let allow = Allow::read(&file);
+    for allowed in ["/etc/motd", "/var/cache", "/var/cache/apt/x", "config.Healthcheck"] {
+        assert!(allow.allows(allowed), "{allowed}");
+    }
+    for not in ["/etc/motd2", "/etc", "/var/cached", "config.Cmd", "history"] {
+        assert!(!allow.allows(not), "{not}");
+    }
+
+    std::fs::write(&file, "/etc/motd\n").unwrap();
+    let err = std::panic::catch_unwind(|| Allow::read(&file)).unwrap_err();
+    let msg = err.downcast_ref::<String>().unwrap();
+    assert!(msg.contains("allow:1: `/etc/motd` gives no reason"), "{msg}");
 }
