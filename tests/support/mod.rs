@@ -10,7 +10,9 @@
 #![allow(dead_code)]
 
 pub mod cgroups;
+pub mod differential;
 pub mod image;
+pub mod image_fs;
 pub mod podman;
 pub mod registry;
 pub mod rootless;
