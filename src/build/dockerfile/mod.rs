@@ -224,7 +224,7 @@ pub fn build_dockerfile_locked(
             user: c.user().clone().unwrap_or_default(),
         }
     };
-    let prepared = inputs::prepare(&store, &req.context, req.epoch, &expanded, &dockerfile)?;
+    let prepared = inputs::prepare(store, &req.context, req.epoch, &expanded, &dockerfile)?;
     let graph = resolve_dockerfile_with(&expanded, &req.context, &ignore, &dockerfile, &image_base, &prepared.inputs)?;
     let init = InitExe::current()?;
     let mut b = Builder {
