@@ -32,7 +32,7 @@ use super::tree::{self, Rules};
 use crate::dockerfile::error::{DockerfileError, Located, Pos};
 use crate::dockerfile::expand::{Base, DEFAULT_PATH, Expanded, ExpandedStage, join_path};
 use crate::dockerfile::ignore::Ignore;
-use crate::dockerfile::instruction::{Form, Instruction, Network, Sources};
+use crate::dockerfile::instruction::{Instruction, Network, Sources};
 
 /// What the builder knows of an image a stage starts from.
 #[derive(Debug, Clone, Default)]
@@ -153,12 +153,7 @@ fn stage_nodes(
                 None
             }
             Instruction::Run(r) => {
-                if !r.mounts.is_empty() {
-                    return Err(unsupported(pos, "RUN --mount", "build without the mount (COPY what the step needs)"));
-                }
-                if r.network == Some(Network::Host) {
-                    return Err(unsupported(pos, "RUN --network=host", "use --network=default"));
-                }
+                let mounts = mount_keys(expanded, out, &r.mounts, context, ignore, pos)?;
                 let (command, argv) = run_argv(&r.command, &step.shell, pos)?;
                 let env: Vec<String> = step.env.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let build_args: Vec<String> = step.build_args.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -170,6 +165,7 @@ fn stage_nodes(
                     workdir: (step.workdir != "/").then(|| step.workdir.clone()),
                     user: (!user.is_empty()).then(|| user.clone()),
                     network: (r.network == Some(Network::None)).then(|| "none".to_owned()),
+                    mounts: (!mounts.is_empty()).then_some(mounts),
                 };
                 let mut h = KeyHasher::new("run");
                 h.field(out.graph.node(at).key.as_bytes()).field(command.as_bytes());
@@ -255,49 +251,6 @@ fn from_stage(expanded: &Expanded, done: &[StageNodes], name: &str, pos: Pos) ->
             &format!("COPY --from={name} (an image, not a stage of this Dockerfile)"),
             &format!("add a stage `FROM {name} AS src` and copy --from=src"),
         )),
-    }
-}
-
-/// The argv a RUN runs and the command text its key and listings show.
-fn run_argv(
-    command: &crate::dockerfile::instruction::CommandLine,
-    shell: &[String],
-    pos: Pos,
-) -> Result<(String, Vec<String>), Located> {
-    match &command.form {
-        // `["/bin/sh", "-c", CMD]` is the step a shell-form `RUN CMD` is.
-        Form::Exec(argv) if argv.len() == 3 && argv[..2] == ["/bin/sh", "-c"] => Ok((argv[2].clone(), argv.clone())),
-        Form::Exec(argv) => Ok((argv.join(" "), argv.clone())),
-        Form::Shell(text) if command.heredocs.is_empty() => {
-            Ok((text.clone(), shell.iter().cloned().chain([text.clone()]).collect()))
-        }
-        Form::Shell(text) => {
-            // `RUN <<EOF` alone runs the body as the script; otherwise the
-            // shell reads the heredocs itself, as BuildKit passes them.
-            let only = command.heredocs.len() == 1
-                && text.trim().trim_start_matches("<<").trim_start_matches('-').trim_matches(['\'', '"'])
-                    == command.heredocs[0].name;
-            let script = if only {
-                let body = command.heredocs[0].text();
-                if body.starts_with("#!") {
-                    return Err(unsupported(
-                        pos,
-                        "a RUN heredoc with a #! line",
-                        "run the interpreter: RUN python3 <<EOF",
-                    ));
-                }
-                body
-            } else {
-                let mut s = text.clone();
-                for h in &command.heredocs {
-                    s.push('\n');
-                    s.push_str(&h.content);
-                    s.push_str(&h.name);
-                }
-                s
-            };
-            Ok((script.clone(), shell.iter().cloned().chain([script]).collect()))
-        }
     }
 }
 
@@ -422,6 +375,11 @@ pub fn clean_src(p: &str) -> String {
     let cleaned = crate::dockerfile::ignore::clean(p.trim_start_matches('/'));
     if cleaned == "." { String::new() } else { cleaned }
 }
+
+#[path = "dockerfile_run.rs"]
+mod run;
+use run::mount_keys;
+pub use run::{PIPES_DIR, mount_stage, run_argv, script_heredoc};
 
 #[cfg(test)]
 #[path = "dockerfile_tests.rs"]

@@ -26,6 +26,7 @@ pub mod config;
 pub mod files;
 mod image;
 pub mod merged;
+pub mod mounts;
 mod node;
 
 use std::cell::RefCell;
@@ -107,6 +108,8 @@ pub enum DockerBuildError {
     Image(#[from] Box<ImageError>),
     #[error("cannot start build containers: {0}")]
     Init(#[from] ProcessError),
+    #[error("{at}: cannot {what}: {source}")]
+    Mount { at: String, what: String, source: std::io::Error },
     #[error("cannot make a build directory under {}: {source}", path.display())]
     Scratch { path: PathBuf, source: std::io::Error },
 }

@@ -68,6 +68,12 @@ impl Builder<'_> {
                 env.extend(self.expanded.proxy_env.0.iter().map(|(k, v)| format!("{k}={v}")));
                 let argv = with.argv.clone().unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into(), command.clone()]);
                 let shown = format!("RUN {command}");
+                let i = step.expect("a run node comes from a RUN");
+                let Instruction::Run(run) = &stage.steps[i].instruction else {
+                    unreachable!("a run node comes from a RUN")
+                };
+                let scratch = self.scratch()?;
+                let prepared = self.run_mounts(&at, run, scratch.path())?;
                 let cmd = StepCommand {
                     argv,
                     shown: &shown,
@@ -75,8 +81,8 @@ impl Builder<'_> {
                     workdir: with.workdir.as_deref(),
                     user: with.user.as_deref(),
                     offline: with.network.is_some(),
+                    mounts: prepared.mounts.clone(),
                 };
-                let scratch = self.scratch()?;
                 let ran = step::run(&lowers, scratch.path(), &cmd, self.init)
                     .map_err(|e| DockerBuildError::Step { at: at.clone(), source: Box::new(e) })?;
                 let opts = layer::LayerOptions {

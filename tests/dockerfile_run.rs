@@ -1,0 +1,150 @@
+//! `RUN`'s mounts, networks and heredoc scripts, and ONBUILD triggers,
+//! end to end: each test builds a Dockerfile on the busybox test image with
+//! `berth build -t`, runs the image and checks what the build did.
+
+mod support;
+
+use std::path::Path;
+
+use support::Berth;
+
+/// A build context holding `files` (path, content) and `dockerfile`.
+fn context(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    dir
+}
+
+fn build(berth: &Berth, ctx: &Path, tag: &str) -> support::Run {
+    berth.run(&["build", "-t", tag, ctx.to_str().unwrap()])
+}
+
+/// What `script` prints in a container of `image`.
+fn sh(berth: &Berth, image: &str, script: &str) -> String {
+    berth.run(&["run", "--rm", "--entrypoint", "sh", image, "-c", script]).ok().to_owned()
+}
+
+/// A RUN that counts its runs in the cache `counter` mounted at `target`
+/// and records the count at `seen`.
+fn counting(target: &str, sharing: &str, seen: &str) -> String {
+    format!(
+        "RUN --mount=type=cache,id=counter,target={target},sharing={sharing} \
+         n=$(cat {target}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > {target}/n; echo $n > {seen}\n"
+    )
+}
+
+#[test]
+fn a_cache_mount_persists_across_builds_and_stays_out_of_the_image() {
+    let berth = Berth::with_busybox();
+    let first = context(&format!("FROM busybox:latest\n{}", counting("/var/cache/count", "shared", "/seen")), &[]);
+    build(&berth, first.path(), "cache:1").ok();
+    assert_eq!(
+        sh(&berth, "cache:1", "cat /seen; ls /var/cache/count 2>&1; true"),
+        "1\nls: /var/cache/count: No such file or directory\n"
+    );
+
+    // Another Dockerfile, another target, the same id: the same cache.
+    let second = context(&format!("FROM busybox:latest\nENV OTHER=1\n{}", counting("/c", "locked", "/seen")), &[]);
+    build(&berth, second.path(), "cache:2").ok();
+    assert_eq!(sh(&berth, "cache:2", "cat /seen; ls -d /c 2>&1; true"), "2\nls: /c: No such file or directory\n");
+
+    // The cache is not part of the key: a rebuild is a cache hit, and the
+    // cache is where the docs say it is, named by its id.
+    let again = build(&berth, second.path(), "cache:2");
+    assert!(again.stderr.contains("nothing to build"), "{}", again.stderr);
+    let dirs: Vec<_> = std::fs::read_dir(berth.store_root().join("cache-mounts")).unwrap().collect();
+    assert_eq!(dirs.len(), 1);
+    let dir = dirs[0].as_ref().unwrap().path();
+    assert_eq!(std::fs::read_to_string(dir.join("id")).unwrap(), "counter");
+    assert_eq!(std::fs::read_to_string(dir.join("data/n")).unwrap(), "2\n");
+}
+
+#[test]
+fn a_cache_mount_gets_its_mode_and_owner_and_uses_the_target_as_its_id() {
+    let berth = Berth::with_busybox();
+    let ctx = context(
+        "FROM busybox:latest\nRUN --mount=type=cache,target=/cache,mode=0700,uid=1000,gid=1000 stat -c '%a %u %g' /cache > /stat\n",
+        &[],
+    );
+    build(&berth, ctx.path(), "owned:1").ok();
+    assert_eq!(sh(&berth, "owned:1", "cat /stat"), "700 1000 1000\n");
+    let dirs: Vec<_> = std::fs::read_dir(berth.store_root().join("cache-mounts")).unwrap().collect();
+    let dir = dirs[0].as_ref().unwrap().path();
+    assert_eq!(std::fs::read_to_string(dir.join("id")).unwrap(), "/cache");
+}
+
+#[test]
+fn a_context_bind_mount_is_read_only_keyed_by_content_and_ignores_what_dockerignore_does() {
+    let berth = Berth::with_busybox();
+    let ctx = context(
+        "FROM busybox:latest\nRUN --mount=type=bind,source=app,target=/app \
+         cat /app/index.html > /out; ls -a /app > /listing; touch /app/x 2>/dev/null || echo ro > /ro\n",
+        &[("app/index.html", "one\n"), ("app/secret.env", "k=v\n"), (".dockerignore", "**/*.env\n")],
+    );
+    build(&berth, ctx.path(), "bind:1").ok();
+    assert_eq!(
+        sh(&berth, "bind:1", "cat /out /listing /ro; ls /app 2>&1; true"),
+        "one\n.\n..\nindex.html\nro\nls: /app: No such file or directory\n"
+    );
+
+    // A changed bound file rebuilds the step.
+    std::fs::write(ctx.path().join("app/index.html"), "two\n").unwrap();
+    build(&berth, ctx.path(), "bind:1").ok();
+    assert_eq!(sh(&berth, "bind:1", "cat /out"), "two\n");
+}
+
+#[test]
+fn a_rw_bind_mount_throws_its_writes_away() {
+    let berth = Berth::with_busybox();
+    let ctx = context(
+        "FROM busybox:latest\nRUN --mount=type=bind,target=/ctx,rw echo new > /ctx/app/index.html && cat /ctx/app/index.html > /seen\n",
+        &[("app/index.html", "old\n")],
+    );
+    build(&berth, ctx.path(), "rw:1").ok();
+    assert_eq!(sh(&berth, "rw:1", "cat /seen; ls /ctx 2>&1; true"), "new\nls: /ctx: No such file or directory\n");
+    assert_eq!(
+        std::fs::read_to_string(ctx.path().join("app/index.html")).unwrap(),
+        "old\n",
+        "the context is untouched"
+    );
+}
+
+#[test]
+fn a_bind_mount_from_a_stage_and_a_tmpfs_mount() {
+    let berth = Berth::with_busybox();
+    let ctx = context(
+        "FROM busybox:latest AS made\nRUN mkdir -p /out/sub && echo staged > /out/sub/f && echo file > /one\n\
+         FROM busybox:latest\n\
+         RUN --mount=from=made,source=/out,target=/m --mount=type=bind,from=made,source=/one,target=/etc/one \
+         cat /m/sub/f /etc/one > /got\n\
+         RUN --mount=type=bind,from=made,source=/out,target=/m,rw echo scribble > /m/sub/f && cat /m/sub/f >> /got\n\
+         RUN --mount=type=tmpfs,target=/t echo x > /t/x && grep ' /t ' /proc/mounts | cut -d' ' -f3 > /fs\n",
+        &[],
+    );
+    build(&berth, ctx.path(), "stage:1").ok();
+    assert_eq!(
+        sh(&berth, "stage:1", "cat /got /fs; ls /m /t /etc/one 2>&1; true"),
+        "staged\nfile\nscribble\ntmpfs\nls: /m: No such file or directory\nls: /t: No such file or directory\nls: /etc/one: No such file or directory\n"
+    );
+}
+
+#[test]
+fn run_network_host_and_default_build_and_a_shebang_heredoc_runs_as_a_file() {
+    let berth = Berth::with_busybox();
+    let ctx = context(
+        "FROM busybox:latest\nRUN --network=host echo host > /host\nRUN --network=default echo default > /default\n\
+         RUN <<EOF\n#!/bin/sh\necho \"$0\" > /script\nEOF\n\
+         RUN <<'AWK'\n#!/bin/awk -f\nBEGIN { print \"from awk\" > \"/awk\" }\nAWK\n",
+        &[],
+    );
+    build(&berth, ctx.path(), "net:1").ok();
+    assert_eq!(
+        sh(&berth, "net:1", "cat /host /default /script /awk; ls /dev/pipes 2>&1; true"),
+        "host\ndefault\n/dev/pipes/EOF\nfrom awk\nls: /dev/pipes: No such file or directory\n"
+    );
+}
