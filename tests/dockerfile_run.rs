@@ -148,3 +148,50 @@ fn run_network_host_and_default_build_and_a_shebang_heredoc_runs_as_a_file() {
         "host\ndefault\n/dev/pipes/EOF\nfrom awk\nls: /dev/pipes: No such file or directory\n"
     );
 }
+
+/// The raw config blob of the stored image `image`.
+fn raw_config(berth: &Berth, image: &str) -> serde_json::Value {
+    let inspect = berth.run(&["inspect", image]).json();
+    let digest = inspect[0]["Manifest"]["config"]["digest"].as_str().unwrap().to_owned();
+    let path = berth.store_root().join("oci/blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_base_images_onbuild_triggers_run_after_the_childs_from_and_are_not_inherited() {
+    let berth = Berth::with_busybox();
+    let base = context(
+        "FROM busybox:latest\nONBUILD COPY . /app\nONBUILD RUN cat /app/name > /ran && echo \"$WHO\" >> /ran\nENV WHO=base\n",
+        &[],
+    );
+    build(&berth, base.path(), "team/base:1").ok();
+    assert_eq!(
+        raw_config(&berth, "team/base:1")["config"]["OnBuild"],
+        serde_json::json!(["COPY . /app", "RUN cat /app/name > /ran && echo \"$WHO\" >> /ran"])
+    );
+    assert_eq!(
+        sh(&berth, "team/base:1", "ls /app /ran 2>&1; true"),
+        "ls: /app: No such file or directory\nls: /ran: No such file or directory\n",
+        "triggers do not run in the image that stores them"
+    );
+
+    let child = context("FROM team/base:1\nENV WHO=child\nRUN cat /ran > /child\n", &[("name", "first\n")]);
+    build(&berth, child.path(), "child:1").ok();
+    assert_eq!(
+        sh(&berth, "child:1", "cat /app/name /child"),
+        "first\nfirst\nbase\n",
+        "the triggers ran before the child's own instructions"
+    );
+    let config = raw_config(&berth, "child:1");
+    assert!(config["config"].get("OnBuild").is_none(), "{}", config["config"]);
+
+    // The trigger's COPY is keyed by the child's context.
+    std::fs::write(child.path().join("name"), "second\n").unwrap();
+    build(&berth, child.path(), "child:1").ok();
+    assert_eq!(sh(&berth, "child:1", "cat /child"), "second\nbase\n");
+
+    // A grandchild does not run them again.
+    let grandchild = context("FROM child:1\nRUN ls /app > /listing\n", &[("other", "x\n")]);
+    build(&berth, grandchild.path(), "grandchild:1").ok();
+    assert_eq!(sh(&berth, "grandchild:1", "cat /listing"), "Dockerfile\nname\n");
+}

@@ -57,6 +57,9 @@ pub struct BaseConfig {
     pub env: Vec<(String, String)>,
     pub workdir: Option<String>,
     pub shell: Option<Vec<String>>,
+    /// The image's ONBUILD triggers (its config's `OnBuild`), which run
+    /// right after the FROM, in order, as if written there.
+    pub onbuild: Vec<String>,
 }
 
 /// The shell that runs shell-form commands when no SHELL says otherwise.
@@ -246,6 +249,7 @@ fn expand_stage(
     let stage = &file.stages[index];
     let pos = stage.from.pos;
     let Head { base, platform } = head;
+    let mut triggers: Vec<Spanned> = Vec::new();
     let (mut image_env, mut workdir, mut env, mut shell) = match &base {
         Base::Stage(i) => {
             let p = done[*i]
@@ -260,6 +264,7 @@ fn expand_stage(
             let workdir =
                 config.workdir.filter(|w| !w.is_empty()).map_or_else(|| "/".to_owned(), |w| join_path("/", &w));
             let shell = config.shell.filter(|s| !s.is_empty()).unwrap_or_else(default_shell);
+            triggers = onbuild_triggers(&config.onbuild, reference, pos)?;
             (Vars(config.env), workdir, Vars::default(), shell)
         }
     };
@@ -272,7 +277,7 @@ fn expand_stage(
     }
     let mut args: Vec<(String, Option<String>)> = Vec::new();
     let mut steps = Vec::new();
-    for spanned in &stage.instructions {
+    for spanned in triggers.iter().chain(&stage.instructions) {
         let pos = spanned.pos;
         let w = |text: &str, env: &Vars| word(lex, text, env, pos);
         let instruction = match &spanned.instruction {
@@ -390,6 +395,41 @@ fn expand_stage(
         workdir,
         shell,
     })
+}
+
+/// An image's ONBUILD triggers as instructions standing at its FROM (`pos`),
+/// parsed as Docker parses them: each trigger's text as a Dockerfile line
+/// with the default escape character.
+fn onbuild_triggers(texts: &[String], image: &ImageRef, pos: Pos) -> Result<Vec<Spanned>, Located> {
+    let mut out = Vec::new();
+    for text in texts {
+        let bad = |e: Located| {
+            Located::new(
+                pos,
+                format!(
+                    "FROM {}: its ONBUILD trigger `{text}` does not parse: {}; rebuild the image without it",
+                    image.familiar_tag(),
+                    e.message
+                ),
+            )
+        };
+        let lexed = super::lexer::lex(text).map_err(bad)?;
+        for line in &lexed.lines {
+            let mut spanned = super::parse::parse_line(line, '\\').map_err(bad)?;
+            if matches!(
+                spanned.instruction,
+                Instruction::From(_) | Instruction::Onbuild(_) | Instruction::Maintainer(_)
+            ) {
+                return Err(bad(Located::new(
+                    pos,
+                    format!("{} isn't allowed as an ONBUILD trigger", spanned.instruction.name()),
+                )));
+            }
+            spanned.pos = pos;
+            out.push(spanned);
+        }
+    }
+    Ok(out)
 }
 
 fn sources(s: &Sources, lex: &Lex, env: &Vars, pos: Pos) -> Result<Sources, Located> {

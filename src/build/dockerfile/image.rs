@@ -38,8 +38,11 @@ impl Builder<'_> {
             Some((_, raw)) => raw.clone(),
             None => base_raw,
         };
+        let mut base_config = base_raw["config"].as_object().cloned().unwrap_or_default();
+        // The base's ONBUILD triggers ran in this build; they are not inherited.
+        base_config.remove("OnBuild");
         let mut applied = config::Applied {
-            config: base_raw["config"].as_object().cloned().unwrap_or_default(),
+            config: base_config,
             author: base_raw["author"].as_str().map(str::to_owned),
             history: Vec::new(),
         };

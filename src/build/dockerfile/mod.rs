@@ -42,7 +42,7 @@ use super::copy::CopyError;
 use super::engine::Event;
 use super::layer::LayerError;
 use super::step::StepError;
-use crate::dockerfile::error::{DockerfileError, Located, Pos};
+use crate::dockerfile::error::{DockerfileError, Pos};
 use crate::dockerfile::expand::{Base as FromBase, BaseConfig, Expanded, Options};
 use crate::dockerfile::{self as df};
 use crate::manifest::{Base, ImageSource};
@@ -155,6 +155,10 @@ pub fn build_dockerfile(
             shell: raw["config"]["Shell"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()),
+            onbuild: raw["config"]["OnBuild"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
         }
     };
     let options = Options {
@@ -183,14 +187,6 @@ pub fn build_dockerfile(
                 (img, raw)
             }
         };
-        if raw["config"]["OnBuild"].as_array().is_some_and(|a| !a.is_empty()) {
-            return Err(Located::new(
-                stage.pos,
-                format!("FROM {}: the image has ONBUILD triggers, which berth does not run yet; build FROM an image without them", r.familiar_tag()),
-            )
-            .in_file(&dockerfile)
-            .into());
-        }
         bases.borrow_mut().insert(r.to_string(), Ok((img.clone(), raw.clone())));
         images.push(Some((img, raw)));
     }
