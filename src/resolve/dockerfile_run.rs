@@ -148,3 +148,59 @@ pub fn run_argv(command: &CommandLine, shell: &[String], _pos: Pos) -> Result<(S
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::dockerfile::{Options, expand, parse_str};
+    use crate::resolve::dockerfile::{ImageBase, resolve_dockerfile};
+
+    /// The key of the last node of `text`'s target, built in `dir`.
+    fn last_key(dir: &Path, text: &str) -> String {
+        let file = parse_str(text, Path::new("Dockerfile")).unwrap();
+        let expanded = expand(&file, &Options::default()).unwrap();
+        let ignore = crate::dockerfile::ignore::Ignore::parse("").unwrap();
+        let g =
+            resolve_dockerfile(&expanded, dir, &ignore, Path::new("Dockerfile"), &|_| ImageBase::default()).unwrap();
+        g.graph.node(g.stages.last().unwrap().tip).key.to_string()
+    }
+
+    #[test]
+    fn a_bind_mounts_content_is_in_the_key_a_caches_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/a"), "1").unwrap();
+        let bind = "FROM scratch\nRUN --mount=type=bind,source=src,target=/src make\n";
+        let cache = "FROM scratch\nRUN --mount=type=cache,target=/root/.cache make\n";
+        let plain = last_key(dir.path(), "FROM scratch\nRUN make\n");
+        let (b1, c1) = (last_key(dir.path(), bind), last_key(dir.path(), cache));
+        assert!(plain != b1 && plain != c1 && b1 != c1, "a mount changes what the step sees");
+        std::fs::write(dir.path().join("src/a"), "2").unwrap();
+        assert_ne!(last_key(dir.path(), bind), b1, "a changed bound file rebuilds the step");
+        assert_eq!(last_key(dir.path(), cache), c1);
+        let other_id = "FROM scratch\nRUN --mount=type=cache,target=/root/.cache,id=x make\n";
+        assert_ne!(last_key(dir.path(), other_id), c1, "another cache is another step");
+        let host = last_key(dir.path(), "FROM scratch\nRUN --network=host make\n");
+        assert_eq!(host, plain, "builds use the host's network anyway");
+    }
+
+    #[test]
+    fn a_shebang_heredoc_runs_from_dev_pipes() {
+        let heredoc = crate::dockerfile::Heredoc {
+            name: "EOF".into(),
+            fd: 0,
+            content: "#!/usr/bin/env python3\nprint(1)\n".into(),
+            expand: true,
+            chomp: false,
+        };
+        let cl = crate::dockerfile::instruction::CommandLine {
+            form: super::Form::Shell("<<EOF".into()),
+            heredocs: vec![heredoc],
+        };
+        let sh = ["/bin/sh".to_owned(), "-c".to_owned()];
+        let (command, argv) = super::run_argv(&cl, &sh, crate::dockerfile::Pos::default()).unwrap();
+        assert_eq!(command, "#!/usr/bin/env python3\nprint(1)\n");
+        assert_eq!(argv, ["/bin/sh", "-c", "/dev/pipes/EOF"]);
+    }
+}
