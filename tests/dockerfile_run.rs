@@ -62,6 +62,17 @@ fn a_cache_mount_persists_across_builds_and_stays_out_of_the_image() {
     let dir = dirs[0].as_ref().unwrap().path();
     assert_eq!(std::fs::read_to_string(dir.join("id")).unwrap(), "counter");
     assert_eq!(std::fs::read_to_string(dir.join("data/n")).unwrap(), "2\n");
+
+    // gc keeps caches unless asked; --cache-mounts lists and removes them.
+    assert!(!berth.run(&["gc", "--dry-run"]).ok().contains("cache mount"));
+    let listed = berth.run(&["gc", "--cache-mounts", "--dry-run"]).ok().to_owned();
+    assert!(listed.contains("Would delete: cache mount counter ("), "{listed}");
+    assert!(dir.join("data/n").exists(), "a dry run removes nothing");
+    berth.run(&["gc", "--cache-mounts"]).ok();
+    assert!(!dir.exists());
+    let fresh = berth.run(&["build", "--no-cache", "-t", "cache:3", second.path().to_str().unwrap()]);
+    fresh.ok();
+    assert_eq!(sh(&berth, "cache:3", "cat /seen"), "1\n", "the cache starts empty again");
 }
 
 #[test]
