@@ -206,3 +206,15 @@ fn a_base_images_onbuild_triggers_run_after_the_childs_from_and_are_not_inherite
     build(&berth, grandchild.path(), "grandchild:1").ok();
     assert_eq!(sh(&berth, "grandchild:1", "cat /listing"), "Dockerfile\nname\n");
 }
+
+#[test]
+fn mount_points_and_the_parents_made_for_them_stay_out_of_the_layer() {
+    let berth = Berth::with_busybox();
+    let ctx = context(
+        "FROM busybox:latest\nRUN --mount=type=tmpfs,target=/x/y/z true\n\
+         RUN --mount=type=cache,target=/w/c echo kept > /w/kept\n",
+        &[],
+    );
+    build(&berth, ctx.path(), "stubs:1").ok();
+    assert_eq!(sh(&berth, "stubs:1", "ls /x 2>&1; ls -A /w; true"), "ls: /x: No such file or directory\nkept\n");
+}

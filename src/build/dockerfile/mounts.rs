@@ -186,3 +186,34 @@ fn copy_out(entries: &[tree::CopyEntry], dest: &Path) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The directories above the mount targets `targets` that the lowers do
+/// not have (the runtime makes them for the mount points), deepest first,
+/// relative to the root.
+pub(super) fn stub_parents(lowers: &[PathBuf], targets: &[&str]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for t in targets {
+        let rel = Path::new(t.trim_start_matches('/'));
+        for a in rel.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
+            let missing = matches!(merged::find(lowers, a, false), Ok(None));
+            if missing && !out.iter().any(|o| o == a) {
+                out.push(a.to_path_buf());
+            }
+        }
+    }
+    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    out
+}
+
+/// Adds to `exclude` each of `stubs` (deepest first) that the step left
+/// holding nothing but excluded paths, as BuildKit removes the mount stubs
+/// it made.
+pub(super) fn exclude_stubs(upper: &Path, stubs: &[PathBuf], exclude: &mut std::collections::HashSet<PathBuf>) {
+    for s in stubs {
+        let Ok(entries) = std::fs::read_dir(upper.join(s)) else { continue };
+        let only_excluded = entries.flatten().all(|e| exclude.contains(&s.join(e.file_name())));
+        if only_excluded {
+            exclude.insert(s.clone());
+        }
+    }
+}

@@ -74,6 +74,8 @@ impl Builder<'_> {
                 };
                 let scratch = self.scratch()?;
                 let prepared = self.run_mounts(&at, run, scratch.path())?;
+                let targets: Vec<&str> = run.mounts.iter().map(|m| m.target.as_str()).collect();
+                let stubs = super::mounts::stub_parents(&lowers, &targets);
                 let cmd = StepCommand {
                     argv,
                     shown: &shown,
@@ -85,9 +87,11 @@ impl Builder<'_> {
                 };
                 let ran = step::run(&lowers, scratch.path(), &cmd, self.init)
                     .map_err(|e| DockerBuildError::Step { at: at.clone(), source: Box::new(e) })?;
+                let mut exclude = ran.mount_points;
+                super::mounts::exclude_stubs(&scratch.path().join("upper"), &stubs, &mut exclude);
                 let opts = layer::LayerOptions {
                     compression: self.req.compression,
-                    exclude: ran.mount_points,
+                    exclude,
                     ..layer::LayerOptions::build(self.req.epoch)
                 };
                 let out = layer::layer_from_upper_with(self.store, &scratch.path().join("upper"), &lowers, &opts)
