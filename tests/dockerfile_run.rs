@@ -218,3 +218,27 @@ fn mount_points_and_the_parents_made_for_them_stay_out_of_the_layer() {
     build(&berth, ctx.path(), "stubs:1").ok();
     assert_eq!(sh(&berth, "stubs:1", "ls /x 2>&1; ls -A /w; true"), "ls: /x: No such file or directory\nkept\n");
 }
+
+#[test]
+fn a_bind_mount_from_an_image_is_keyed_by_its_digest() {
+    let berth = Berth::with_busybox();
+    let tools = context("FROM busybox:latest\nRUN mkdir /out && echo one > /out/tool\n", &[]);
+    build(&berth, tools.path(), "team/tools:1").ok();
+    let ctx = context(
+        "FROM busybox:latest\nRUN --mount=type=bind,from=team/tools:1,source=/out,target=/t cat /t/tool > /got\n",
+        &[],
+    );
+    build(&berth, ctx.path(), "from-image:1").ok();
+    assert_eq!(sh(&berth, "from-image:1", "cat /got; ls /t 2>&1; true"), "one\nls: /t: No such file or directory\n");
+
+    std::fs::write(tools.path().join("Dockerfile"), "FROM busybox:latest\nRUN mkdir /out && echo two > /out/tool\n")
+        .unwrap();
+    build(&berth, tools.path(), "team/tools:1").ok();
+    build(&berth, ctx.path(), "from-image:1").ok();
+    assert_eq!(sh(&berth, "from-image:1", "cat /got"), "two\n", "another image is another step");
+
+    // (No test of a missing image: berth would ask its registry.)
+    let bad = context("FROM busybox:latest\nRUN --mount=from=Not_A_Ref,target=/t true\n", &[]);
+    let err = build(&berth, bad.path(), "bad:1").fails_with(1).to_owned();
+    assert!(err.contains("Dockerfile:2:1: --mount from=Not_A_Ref: no stage of this Dockerfile"), "{err}");
+}

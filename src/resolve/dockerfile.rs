@@ -83,10 +83,24 @@ pub fn resolve_dockerfile(
     file: &Path,
     image_base: &dyn Fn(usize) -> ImageBase,
 ) -> Result<DockerGraph, DockerfileError> {
+    resolve_dockerfile_with(expanded, context, ignore, file, image_base, &|_| None)
+}
+
+/// [`resolve_dockerfile`], with `mount_image(name)` the key text
+/// (`REFERENCE@DIGEST`) of an image a `RUN --mount=…,from=` names that is
+/// no stage, when the builder has it.
+pub fn resolve_dockerfile_with(
+    expanded: &Expanded,
+    context: &Path,
+    ignore: &Ignore,
+    file: &Path,
+    image_base: &dyn Fn(usize) -> ImageBase,
+    mount_image: &dyn Fn(&str) -> Option<String>,
+) -> Result<DockerGraph, DockerfileError> {
     let mut out = DockerGraph::default();
     for (n, stage) in expanded.stages.iter().enumerate() {
-        let nodes =
-            stage_nodes(&mut out, expanded, n, stage, context, ignore, image_base).map_err(|e| e.in_file(file))?;
+        let inputs = Inputs { context, ignore, image_base, mount_image };
+        let nodes = stage_nodes(&mut out, expanded, n, stage, &inputs).map_err(|e| e.in_file(file))?;
         out.stages.push(nodes);
     }
     Ok(out)
@@ -97,15 +111,22 @@ pub fn stage_label(stage: &ExpandedStage) -> String {
     stage.name.clone().unwrap_or_else(|| format!("stage-{}", stage.index))
 }
 
+/// Where a stage's inputs come from.
+struct Inputs<'a> {
+    context: &'a Path,
+    ignore: &'a Ignore,
+    image_base: &'a dyn Fn(usize) -> ImageBase,
+    mount_image: &'a dyn Fn(&str) -> Option<String>,
+}
+
 fn stage_nodes(
     out: &mut DockerGraph,
     expanded: &Expanded,
     n: usize,
     stage: &ExpandedStage,
-    context: &Path,
-    ignore: &Ignore,
-    image_base: &dyn Fn(usize) -> ImageBase,
+    inputs: &Inputs<'_>,
 ) -> Result<StageNodes, Located> {
+    let Inputs { context, ignore, image_base, mount_image } = *inputs;
     let label = stage_label(stage);
     let platform = crate::dockerfile::env::Platform::host().spec();
     if let Some(p) = &stage.platform
@@ -153,7 +174,7 @@ fn stage_nodes(
                 None
             }
             Instruction::Run(r) => {
-                let mounts = mount_keys(expanded, out, &r.mounts, context, ignore, pos)?;
+                let mounts = mount_keys(expanded, out, &r.mounts, context, ignore, mount_image, pos)?;
                 let (command, argv) = run_argv(&r.command, &step.shell, pos)?;
                 let env: Vec<String> = step.env.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let build_args: Vec<String> = step.build_args.0.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -6,6 +6,7 @@
 //! | `type=tmpfs` | `tmpfs`, target, size | writes there never reach the layer |
 //! | `type=bind` from the context | `bind`, target, source, rw, and the source's tree hash under `.dockerignore` (as COPY keys it) | a changed bound file must rebuild the step |
 //! | `type=bind,from=STAGE` | `bind`, target, source, rw, and the stage's last key | the stage's key covers its content |
+//! | `type=bind,from=IMAGE` | `bind`, target, source, rw, and the image's reference and manifest digest | the digest covers its content |
 //!
 //! A shell-form `RUN <<EOF` whose body starts with `#!` runs the body as
 //! a file, as BuildKit does: the body is written to `/dev/pipes/EOF`
@@ -39,6 +40,7 @@ pub(super) fn mount_keys(
     mounts: &[Mount],
     context: &Path,
     ignore: &Ignore,
+    mount_image: &dyn Fn(&str) -> Option<String>,
     pos: Pos,
 ) -> Result<Vec<String>, Located> {
     let done: &[StageNodes] = &out.stages;
@@ -86,13 +88,17 @@ pub(super) fn mount_keys(
                         Some(_) => {
                             return Err(Located::new(pos, format!("--mount from={name}: the stage is not built yet")));
                         }
-                        None => {
-                            return Err(unsupported(
-                                pos,
-                                &format!("--mount from={name} (an image, not a stage of this Dockerfile)"),
-                                &format!("add a stage `FROM {name} AS src` and mount from=src"),
-                            ));
-                        }
+                        None => match mount_image(name) {
+                            Some(image) => format!("{head} image={image}"),
+                            None => {
+                                return Err(Located::new(
+                                    pos,
+                                    format!(
+                                        "--mount from={name}: no stage of this Dockerfile and no image of that name"
+                                    ),
+                                ));
+                            }
+                        },
                     },
                     None => {
                         let src = clean_src(&source);

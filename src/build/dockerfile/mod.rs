@@ -42,13 +42,13 @@ use super::copy::CopyError;
 use super::engine::Event;
 use super::layer::LayerError;
 use super::step::StepError;
-use crate::dockerfile::error::{DockerfileError, Pos};
+use crate::dockerfile::error::{DockerfileError, Located, Pos};
 use crate::dockerfile::expand::{Base as FromBase, BaseConfig, Expanded, Options};
 use crate::dockerfile::{self as df};
 use crate::manifest::{Base, ImageSource};
 use crate::oci::{Compression, Digest, ImageRef, TarWriteError};
 use crate::resolve::CacheKey;
-use crate::resolve::dockerfile::{DockerGraph, ImageBase, resolve_dockerfile};
+use crate::resolve::dockerfile::{DockerGraph, ImageBase, mount_stage, resolve_dockerfile_with};
 use crate::runtime::process::{InitExe, ProcessError};
 use crate::store::{CacheEntry, ImageError, Store, StoreError};
 
@@ -202,7 +202,40 @@ pub fn build_dockerfile(
             user: c.user().clone().unwrap_or_default(),
         }
     };
-    let graph = resolve_dockerfile(&expanded, &req.context, &ignore, &dockerfile, &image_base)?;
+    // Images a RUN mounts from (`--mount=…,from=IMAGE`), made bases too.
+    let mut mount_images: BTreeMap<String, BaseImage> = BTreeMap::new();
+    for stage in &expanded.stages {
+        for step in &stage.steps {
+            let df::Instruction::Run(run) = &step.instruction else { continue };
+            for name in run.mounts.iter().filter_map(|m| m.from.as_deref()) {
+                if mount_stage(&expanded, name).is_some() || mount_images.contains_key(name) {
+                    continue;
+                }
+                let at = format!("{}:{}", dockerfile.display(), step.pos);
+                let reference = match name.parse::<ImageRef>() {
+                    Ok(r) => r.to_string(),
+                    Err(e) => {
+                        return Err(Located::new(
+                            step.pos,
+                            format!("--mount from={name}: no stage of this Dockerfile, and no image reference: {e}"),
+                        )
+                        .in_file(&dockerfile)
+                        .into());
+                    }
+                };
+                let source = Base::Image(ImageSource::Registry { reference });
+                let img = base::materialise_pinned(&store, &req.context, &source, req.epoch, RegistryPin::Tag)
+                    .map_err(|e| DockerBuildError::Base { at, source: Box::new(e) })?;
+                mount_images.insert(name.to_owned(), img);
+            }
+        }
+    }
+    let mount_image = |name: &str| -> Option<String> {
+        let img = mount_images.get(name)?;
+        let r: ImageRef = name.parse().ok()?;
+        Some(format!("{r}@{}", img.digest.as_ref().map(|d| d.to_string()).unwrap_or_default()))
+    };
+    let graph = resolve_dockerfile_with(&expanded, &req.context, &ignore, &dockerfile, &image_base, &mount_image)?;
     let init = InitExe::current()?;
     let mut b = Builder {
         store: &store,
@@ -212,6 +245,7 @@ pub fn build_dockerfile(
         expanded: &expanded,
         graph: &graph,
         images: &images,
+        mount_images: &mount_images,
         init: &init,
         entries: HashMap::new(),
         built: 0,
@@ -247,6 +281,8 @@ struct Builder<'a> {
     expanded: &'a Expanded,
     graph: &'a DockerGraph,
     images: &'a [Option<(BaseImage, Value)>],
+    /// Images RUN mounts name, by the name written.
+    mount_images: &'a BTreeMap<String, BaseImage>,
     init: &'a InitExe,
     entries: HashMap<CacheKey, CacheEntry>,
     built: usize,

@@ -12,7 +12,7 @@
 //!   `.dockerignore` applied, as BuildKit sees the context) in the step's
 //!   scratch directory, so that `rw` writes are thrown away and the context
 //!   is never written.
-//! - `type=bind,from=STAGE`: a directory of the stage as an overlay of its
+//! - `type=bind,from=STAGE` (or an image): a directory of the stage as an overlay of its
 //!   layers (writes go to a scratch upper directory); a file as a read-only
 //!   bind of the layer's file, or a copy when `rw`.
 //! - `type=tmpfs`: an empty tmpfs.
@@ -93,8 +93,17 @@ impl Builder<'_> {
                             out.mounts.push(StepMount::Bind { source: here, target, readonly: m.readonly });
                         }
                         Some(name) => {
-                            let k = mount_stage(self.expanded, name).expect("resolve checked the mount's stage");
-                            let lowers = self.lowers_upto(self.graph.stages[k].tip, true)?;
+                            let lowers = match mount_stage(self.expanded, name) {
+                                Some(k) => self.lowers_upto(self.graph.stages[k].tip, true)?,
+                                None => {
+                                    let img = &self.mount_images[name.as_str()];
+                                    let mut dirs = Vec::new();
+                                    for l in img.layers.iter().rev() {
+                                        dirs.push(self.store.unpacked_layer(name, l).map_err(Box::new)?);
+                                    }
+                                    crate::build::distinct_lowers(dirs)
+                                }
+                            };
                             let rel = clean_src(&source);
                             let found = if rel.is_empty() {
                                 merged::root(&lowers)
