@@ -242,3 +242,34 @@ fn a_bind_mount_from_an_image_is_keyed_by_its_digest() {
     let err = build(&berth, bad.path(), "bad:1").fails_with(1).to_owned();
     assert!(err.contains("Dockerfile:2:1: --mount from=Not_A_Ref: no stage of this Dockerfile"), "{err}");
 }
+
+/// A RUN that marks `me` in the shared cache and waits (a bounded wait for
+/// a condition, two minutes at most) until `other` is marked too: it can
+/// only succeed when the other stage runs at the same time.
+fn rendezvous(me: &str, other: &str) -> String {
+    format!(
+        "RUN --mount=type=cache,id=meet,target=/meet touch /meet/{me}; i=0; \
+         while [ ! -e /meet/{other} ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; \
+         test -e /meet/{other} && echo {me} > /{me}\n"
+    )
+}
+
+#[test]
+fn independent_stages_build_side_by_side_and_a_shared_node_builds_once() {
+    let berth = Berth::with_busybox();
+    let ctx = context(
+        &format!(
+            "FROM busybox:latest AS a\nRUN echo same > /same\n{}\
+             FROM busybox:latest AS b\nRUN echo same > /same\n{}\
+             FROM busybox:latest\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCMD [\"cat\", \"/a\", \"/b\"]\n",
+            rendezvous("a", "b"),
+            rendezvous("b", "a")
+        ),
+        &[],
+    );
+    let out = build(&berth, ctx.path(), "parallel:1");
+    out.ok();
+    assert_eq!(berth.run(&["run", "--rm", "parallel:1"]).ok(), "a\nb\n");
+    let same = out.stderr.lines().filter(|l| l.contains("echo same") && l.ends_with(": building")).count();
+    assert_eq!(same, 1, "the node the two stages share is built once:\n{}", out.stderr);
+}

@@ -11,9 +11,9 @@
 //! 3. Turn the stages into layer-graph nodes with cache keys
 //!    ([`crate::resolve::dockerfile`]): keys as berth.toml's, so the two
 //!    share the cache where they do the same step.
-//! 4. Build the nodes the store has no cache entry for, stage after stage
-//!    in dependency order, one at a time (independent stages are not built
-//!    in parallel yet): bases as berth.toml's, `run` in a build container
+//! 4. Build the nodes the store has no cache entry for, level after level
+//!    of the stages' dependency levels, the stages of one level side by
+//!    side (`walk.rs`): bases as berth.toml's, `run` in a build container
 //!    (`build::step`) with the RUN's argv, env, workdir, user and network,
 //!    `copy` with berth.toml's copy writer, `files` and `mkdir` with
 //!    [`files`].
@@ -28,11 +28,13 @@ mod image;
 pub mod merged;
 pub mod mounts;
 mod node;
+mod walk;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 
 use petgraph::graph::NodeIndex;
 use serde_json::{Value, json};
@@ -207,7 +209,8 @@ pub fn build_dockerfile(
     for stage in &expanded.stages {
         for step in &stage.steps {
             let df::Instruction::Run(run) = &step.instruction else { continue };
-            for name in run.mounts.iter().filter_map(|m| m.from.as_deref()) {
+            let binds = run.mounts.iter().filter(|m| m.kind == df::mount::MountKind::Bind);
+            for name in binds.filter_map(|m| m.from.as_deref()) {
                 if mount_stage(&expanded, name).is_some() || mount_images.contains_key(name) {
                     continue;
                 }
@@ -237,7 +240,7 @@ pub fn build_dockerfile(
     };
     let graph = resolve_dockerfile_with(&expanded, &req.context, &ignore, &dockerfile, &image_base, &mount_image)?;
     let init = InitExe::current()?;
-    let mut b = Builder {
+    let b = Builder {
         store: &store,
         req,
         file: &dockerfile,
@@ -247,15 +250,16 @@ pub fn build_dockerfile(
         images: &images,
         mount_images: &mount_images,
         init: &init,
-        entries: HashMap::new(),
-        built: 0,
-        cached: 0,
+        entries: Mutex::new(HashMap::new()),
+        building: Mutex::new(HashMap::new()),
+        built: AtomicUsize::new(0),
+        cached: AtomicUsize::new(0),
     };
     b.build_all(progress)?;
     let digest = b.write_image()?;
     Ok(DockerBuilt {
-        built: b.built,
-        cached: b.cached,
+        built: b.built.into_inner(),
+        cached: b.cached.into_inner(),
         tag: req.tag.clone(),
         digest,
         unused_build_args: expanded.unused_build_args.clone(),
@@ -284,62 +288,18 @@ struct Builder<'a> {
     /// Images RUN mounts name, by the name written.
     mount_images: &'a BTreeMap<String, BaseImage>,
     init: &'a InitExe,
-    entries: HashMap<CacheKey, CacheEntry>,
-    built: usize,
-    cached: usize,
+    /// The cache entry of every node built or found so far.
+    entries: Mutex<HashMap<CacheKey, CacheEntry>>,
+    /// A lock per key a worker is building, so that two stages built side
+    /// by side that share a node build it once.
+    building: Mutex<HashMap<CacheKey, Arc<Mutex<()>>>>,
+    built: AtomicUsize,
+    cached: AtomicUsize,
 }
 
 impl Builder<'_> {
     fn at(&self, pos: Pos) -> String {
         format!("{}:{}", self.file.display(), pos)
-    }
-
-    fn build_all(&mut self, progress: &(dyn Fn(Event) + Sync)) -> Result<(), DockerBuildError> {
-        for (n, stage) in self.expanded.stages.iter().enumerate() {
-            let nodes = &self.graph.stages[n];
-            let mut todo: Vec<(NodeIndex, Pos, Option<usize>)> = Vec::new();
-            if !matches!(stage.base, FromBase::Stage(_)) {
-                todo.push((nodes.root, stage.pos, None));
-            }
-            for (i, made) in nodes.steps.iter().enumerate() {
-                if let Some(node) = made {
-                    todo.push((*node, stage.steps[i].pos, Some(i)));
-                }
-            }
-            for (node, pos, step) in todo {
-                let graph = &self.graph.graph;
-                let key = graph.node(node).key;
-                if self.entries.contains_key(&key) {
-                    continue;
-                }
-                let the_step = graph.node(node).step.clone();
-                if !self.req.no_cache
-                    && let Some(entry) = self.store.cache_get(&key)?
-                {
-                    self.store.cache_touch(&key)?;
-                    progress(Event::Cached { key, step: the_step });
-                    self.entries.insert(key, entry);
-                    self.cached += 1;
-                    continue;
-                }
-                progress(Event::Started { key, step: the_step.clone() });
-                let start = Instant::now();
-                match self.node(n, node, pos, step) {
-                    Ok(entry) => {
-                        let bytes = entry.layers.iter().map(|l| l.size).sum();
-                        self.store.cache_put(&key, &entry)?;
-                        self.entries.insert(key, entry);
-                        self.built += 1;
-                        progress(Event::Built { key, step: the_step, took: start.elapsed(), bytes });
-                    }
-                    Err(e) => {
-                        progress(Event::Failed { key, step: the_step });
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The unpacked layers below `node` (not its own), top first.
@@ -354,7 +314,7 @@ impl Builder<'_> {
             if a == node && !with_own {
                 break;
             }
-            for l in &self.entries[&graph.node(a).key].layers {
+            for l in &self.entry(&graph.node(a).key).layers {
                 dirs.push(self.store.unpacked_layer("the build", l).map_err(Box::new)?);
             }
         }

@@ -7,7 +7,8 @@
 //!   a layer nor of a key. `sharing=locked` holds a lock on the cache for
 //!   the step, so two steps never use it at once; `shared` and `private`
 //!   need none while a build holds the store's exclusive lock, which keeps
-//!   every other build out.
+//!   every other build out (two stages built side by side share a
+//!   `shared` or `private` cache).
 //! - `type=bind` from the context: a copy of the source (with
 //!   `.dockerignore` applied, as BuildKit sees the context) in the step's
 //!   scratch directory, so that `rw` writes are thrown away and the context
@@ -64,19 +65,32 @@ impl Builder<'_> {
                     let id = m.id.clone().unwrap_or_else(|| m.target.clone());
                     let base = cache_dir(self.store, &id);
                     let data = base.join("data");
-                    if !data.exists() {
-                        make_cache(&base, &id, m.mode.unwrap_or(0o755), m.uid.unwrap_or(0), m.gid.unwrap_or(0))
-                            .map_err(fail(format!("make the cache directory {} (id {id})", base.display())))?;
-                    }
-                    if m.sharing == Sharing::Locked {
+                    let lock_cache = || {
+                        crate::store::layout::private_dir(&self.store.cache_mounts_dir(), 0o700).or_else(exists_ok)?;
+                        std::fs::create_dir_all(&base)?;
                         let file = std::fs::File::options()
                             .create(true)
                             .truncate(false)
                             .write(true)
-                            .open(base.join("lock"))
-                            .and_then(|f| lock::lock(f, LockMode::Exclusive))
-                            .map_err(fail(format!("lock the cache {id}")))?;
-                        out._locks.push(file);
+                            .open(base.join("lock"))?;
+                        lock::lock(file, LockMode::Exclusive)
+                    };
+                    // A second mount of a cache this step holds needs no lock.
+                    let held = run.mounts[..i].iter().any(|o| {
+                        o.kind == MountKind::Cache
+                            && o.sharing == Sharing::Locked
+                            && o.id.clone().unwrap_or_else(|| o.target.clone()) == id
+                    });
+                    if !held {
+                        // Steps built side by side may make the same cache.
+                        let _making = lock_cache().map_err(fail(format!("lock the cache {id}")))?;
+                        if !data.exists() {
+                            make_cache(&base, &id, m.mode.unwrap_or(0o755), m.uid.unwrap_or(0), m.gid.unwrap_or(0))
+                                .map_err(fail(format!("make the cache directory {} (id {id})", base.display())))?;
+                        }
+                    }
+                    if m.sharing == Sharing::Locked && !held {
+                        out._locks.push(lock_cache().map_err(fail(format!("lock the cache {id}")))?);
                     }
                     out.mounts.push(StepMount::Bind { source: data, target, readonly: m.readonly });
                 }
@@ -154,8 +168,6 @@ impl Builder<'_> {
 /// owner as the mount asks) holds it. `data` is renamed in last, so a cache
 /// directory that exists is complete.
 fn make_cache(base: &Path, id: &str, mode: u32, uid: u32, gid: u32) -> io::Result<()> {
-    crate::store::layout::private_dir(base.parent().unwrap_or(base), 0o700).or_else(exists_ok)?;
-    std::fs::create_dir_all(base)?;
     std::fs::write(base.join("id"), id)?;
     let fresh = base.join("data.new");
     let _ = std::fs::remove_dir_all(&fresh);
