@@ -212,11 +212,16 @@ fn mount_points_and_the_parents_made_for_them_stay_out_of_the_layer() {
     let berth = Berth::with_busybox();
     let ctx = context(
         "FROM busybox:latest\nRUN --mount=type=tmpfs,target=/x/y/z true\n\
-         RUN --mount=type=cache,target=/w/c echo kept > /w/kept\n",
+         RUN --mount=type=cache,target=/w/c echo kept > /w/kept\n\
+         WORKDIR /srv\nRUN --mount=type=tmpfs,target=rel grep ' /srv/rel ' /proc/mounts | cut -d' ' -f3 > /rel\n",
         &[],
     );
     build(&berth, ctx.path(), "stubs:1").ok();
-    assert_eq!(sh(&berth, "stubs:1", "ls /x 2>&1; ls -A /w; true"), "ls: /x: No such file or directory\nkept\n");
+    assert_eq!(
+        sh(&berth, "stubs:1", "ls /x 2>&1; ls -A /w /srv; cat /rel; true"),
+        "ls: /x: No such file or directory\n/srv:\n\n/w:\nkept\ntmpfs\n",
+        "a relative target is under the WORKDIR"
+    );
 }
 
 #[test]

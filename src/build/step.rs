@@ -14,6 +14,8 @@
 //! `/etc/resolv.conf` (a step that writes them changes its copy, never the
 //! host's file, and the change is not kept, as in BuildKit); the mount
 //! points of its mounts are returned so that the layer leaves them out.
+//! A Dockerfile RUN's `--mount`s ([`StepMount`]: binds, overlays of
+//! another stage's layers, tmpfs) are added after the standard mounts.
 
 use std::collections::HashSet;
 use std::io::Read;

@@ -20,6 +20,8 @@
 //!   never in RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK or ONBUILD, whose
 //!   text the shell (or a later build) reads, and never in `COPY --from` or
 //!   a mount's `from` (the parser refuses variables there, as BuildKit does).
+//! - A stage that starts from an image runs the image's ONBUILD triggers
+//!   first, parsed as Dockerfile lines standing at its FROM, as Docker does.
 //! - Each RUN sees the build args its stage declared so far (a variable of
 //!   the same name set by ENV shows its value instead): that list, in
 //!   declaration order, is what a RUN's cache key covers.
@@ -356,7 +358,8 @@ fn expand_stage(
             Instruction::Run(r) => {
                 let mut r = r.clone();
                 for m in &mut r.mounts {
-                    m.target = w(&m.target, &env)?;
+                    // A relative target is under the working directory, as BuildKit has it.
+                    m.target = join_path(&workdir, &w(&m.target, &env)?);
                     m.source = m.source.as_deref().map(|v| w(v, &env)).transpose()?;
                     m.id = m.id.as_deref().map(|v| w(v, &env)).transpose()?;
                 }

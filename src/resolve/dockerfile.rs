@@ -10,7 +10,8 @@
 //! |---|---|---|
 //! | `FROM scratch` / `FROM IMAGE` | `base` | as a berth.toml base: `scratch`, or `registry`, the canonical reference and the image's manifest digest (the form a locked berth.toml base has) |
 //! | `FROM stage` | none | the chain hangs under that stage's last node |
-//! | `RUN` | `run` | the command, then only what differs from a berth.toml `run` entry ([`RunWith`]): the argv unless it is `/bin/sh -c COMMAND`, the whole env unless it is the base image's (with Docker's PATH when the base sets none, as the runtime gives a berth.toml step), the build args the RUN sees, the workdir unless `/`, the user unless root, `--network=none` |
+//! | an image's ONBUILD triggers | as the instructions they are | they stand first in the stage (see `crate::dockerfile::expand`) |
+//! | `RUN` | `run` | the command, then only what differs from a berth.toml `run` entry ([`RunWith`]): the argv unless it is `/bin/sh -c COMMAND`, the whole env unless it is the base image's (with Docker's PATH when the base sets none, as the runtime gives a berth.toml step), the build args the RUN sees, the workdir unless `/`, the user unless root, `--network=none`, the mounts (see `dockerfile_run.rs`) |
 //! | `COPY`/`ADD` of one context directory, or of one file to a `…/` destination | `copy` | as a berth.toml copy: destination, mode, owner, the tree hash (with `.dockerignore` applied instead of `.berthignore`) |
 //! | any other `COPY`/`ADD` (several sources, a file to a path, `--from`, an inline heredoc file, an `ADD` of a tar archive) | `files` | the instruction, each source's path and tree hash (or inline body), the `--from` stage's last key, destination, mode, owner |
 //! | `WORKDIR` other than `/` | `mkdir` | the path |

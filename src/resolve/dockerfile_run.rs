@@ -46,12 +46,6 @@ pub(super) fn mount_keys(
     let done: &[StageNodes] = &out.stages;
     let mut lines = Vec::new();
     for m in mounts {
-        if !m.target.starts_with('/') {
-            return Err(Located::new(
-                pos,
-                format!("--mount target={}: the target must be an absolute path (target=/{})", m.target, m.target),
-            ));
-        }
         let line = match m.kind {
             MountKind::Cache => {
                 if m.from.is_some() || m.source.is_some() {
