@@ -182,7 +182,12 @@ fn step_mounts(mounts: &[StepMount], scratch: &Path) -> std::io::Result<Vec<oci_
                     format!("lowerdir={}", lower.join(":")),
                     format!("upperdir={}", upper.display()),
                     format!("workdir={}", workdir.display()),
+                    "index=off".to_owned(),
                 ];
+                // As the root overlay is mounted (`runtime::rootfs`).
+                if crate::sys::userns::in_user_namespace() {
+                    o.push("userxattr".to_owned());
+                }
                 if *readonly {
                     o.push("ro".to_owned());
                 }
