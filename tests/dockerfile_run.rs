@@ -250,12 +250,14 @@ fn a_bind_mount_from_an_image_is_keyed_by_its_digest() {
 
 /// A RUN that marks `me` in the shared cache and waits (a bounded wait for
 /// a condition, two minutes at most) until `other` is marked too: it can
-/// only succeed when the other stage runs at the same time.
+/// only succeed when the other stage runs at the same time. It marks a
+/// private cache too, and lists it once both ran.
 fn rendezvous(me: &str, other: &str) -> String {
     format!(
-        "RUN --mount=type=cache,id=meet,target=/meet touch /meet/{me}; i=0; \
+        "RUN --mount=type=cache,id=meet,target=/meet --mount=type=cache,id=own,target=/own,sharing=private \
+         touch /meet/{me} /own/{me}; i=0; \
          while [ ! -e /meet/{other} ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; \
-         test -e /meet/{other} && echo {me} > /{me}\n"
+         test -e /meet/{other} && echo {me} > /{me} && ls /own > /{me}-own\n"
     )
 }
 
@@ -266,7 +268,7 @@ fn independent_stages_build_side_by_side_and_a_shared_node_builds_once() {
         &format!(
             "FROM busybox:latest AS a\nRUN echo same > /same\n{}\
              FROM busybox:latest AS b\nRUN echo same > /same\n{}\
-             FROM busybox:latest\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCMD [\"cat\", \"/a\", \"/b\"]\n",
+             FROM busybox:latest\nCOPY --from=a /a /a-own /\nCOPY --from=b /b /b-own /\nCMD [\"cat\", \"/a\", \"/b\"]\n",
             rendezvous("a", "b"),
             rendezvous("b", "a")
         ),
@@ -275,6 +277,8 @@ fn independent_stages_build_side_by_side_and_a_shared_node_builds_once() {
     let out = build(&berth, ctx.path(), "parallel:1");
     out.ok();
     assert_eq!(berth.run(&["run", "--rm", "parallel:1"]).ok(), "a\nb\n");
+    let own = sh(&berth, "parallel:1", "cat /a-own /b-own");
+    assert_eq!(own, "a\nb\n", "a busy private cache is not shared: each step saw only its own mark");
     let same = out.stderr.lines().filter(|l| l.contains("echo same") && l.ends_with(": building")).count();
     assert_eq!(same, 1, "the node the two stages share is built once:\n{}", out.stderr);
 }

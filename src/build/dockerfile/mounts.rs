@@ -5,10 +5,11 @@
 //!   cache id, the target when no id is given), made on first use with the
 //!   mount's mode, uid and gid, and kept between builds; it is never part of
 //!   a layer nor of a key. `sharing=locked` holds a lock on the cache for
-//!   the step, so two steps never use it at once; `shared` and `private`
-//!   need none while a build holds the store's exclusive lock, which keeps
-//!   every other build out (two stages built side by side share a
-//!   `shared` or `private` cache).
+//!   the step, so two steps never use it at once; `private` takes the lock
+//!   if it is free, else the step gets a fresh empty cache of its own
+//!   (thrown away after it); `shared` takes none. Builds exclude each
+//!   other anyway (each holds the store's exclusive lock): these matter for
+//!   stages built side by side.
 //! - `type=bind` from the context: a copy of the source (with
 //!   `.dockerignore` applied, as BuildKit sees the context) in the step's
 //!   scratch directory, so that `rw` writes are thrown away and the context
@@ -65,34 +66,63 @@ impl Builder<'_> {
                     let id = m.id.clone().unwrap_or_else(|| m.target.clone());
                     let base = cache_dir(self.store, &id);
                     let data = base.join("data");
-                    let lock_cache = || {
+                    // `make.lock` guards making the cache (steps built side by
+                    // side may make the same one), `lock` its use (locked, private).
+                    let open_lock = |name: &str| {
                         crate::store::layout::private_dir(&self.store.cache_mounts_dir(), 0o700).or_else(exists_ok)?;
                         std::fs::create_dir_all(&base)?;
-                        let file = std::fs::File::options()
-                            .create(true)
-                            .truncate(false)
-                            .write(true)
-                            .open(base.join("lock"))?;
-                        lock::lock(file, LockMode::Exclusive)
+                        std::fs::File::options().create(true).truncate(false).write(true).open(base.join(name))
                     };
+                    let lock_cache = || lock::lock(open_lock("lock")?, LockMode::Exclusive);
                     // A second mount of a cache this step holds needs no lock.
                     let held = run.mounts[..i].iter().any(|o| {
                         o.kind == MountKind::Cache
-                            && o.sharing == Sharing::Locked
+                            && o.sharing != Sharing::Shared
                             && o.id.clone().unwrap_or_else(|| o.target.clone()) == id
                     });
-                    if !held {
-                        // Steps built side by side may make the same cache.
-                        let _making = lock_cache().map_err(fail(format!("lock the cache {id}")))?;
+                    {
+                        let _making = lock::lock(
+                            open_lock("make.lock").map_err(fail(format!("lock the cache {id}")))?,
+                            LockMode::Exclusive,
+                        )
+                        .map_err(fail(format!("lock the cache {id}")))?;
                         if !data.exists() {
                             make_cache(&base, &id, m.mode.unwrap_or(0o755), m.uid.unwrap_or(0), m.gid.unwrap_or(0))
                                 .map_err(fail(format!("make the cache directory {} (id {id})", base.display())))?;
                         }
                     }
-                    if m.sharing == Sharing::Locked && !held {
-                        out._locks.push(lock_cache().map_err(fail(format!("lock the cache {id}")))?);
+                    let mut source = data;
+                    match m.sharing {
+                        Sharing::Shared => {}
+                        _ if held => {}
+                        Sharing::Locked => out._locks.push(lock_cache().map_err(fail(format!("lock the cache {id}")))?),
+                        // A private cache in use by another step: this one
+                        // gets a fresh, empty one of its own, as in BuildKit
+                        // (thrown away with the step here).
+                        Sharing::Private => {
+                            let got = lock::try_lock(
+                                open_lock("lock").map_err(fail(format!("lock the cache {id}")))?,
+                                LockMode::Exclusive,
+                            )
+                            .map_err(fail(format!("lock the cache {id}")))?;
+                            match got {
+                                Some(l) => out._locks.push(l),
+                                None => {
+                                    let fresh = dir.join(format!("private-{i}"));
+                                    make_cache(
+                                        &fresh,
+                                        &id,
+                                        m.mode.unwrap_or(0o755),
+                                        m.uid.unwrap_or(0),
+                                        m.gid.unwrap_or(0),
+                                    )
+                                    .map_err(fail(format!("make a private cache for {id}")))?;
+                                    source = fresh.join("data");
+                                }
+                            }
+                        }
                     }
-                    out.mounts.push(StepMount::Bind { source: data, target, readonly: m.readonly });
+                    out.mounts.push(StepMount::Bind { source, target, readonly: m.readonly });
                 }
                 MountKind::Bind => {
                     let source = m.source.clone().unwrap_or_default();
@@ -168,6 +198,7 @@ impl Builder<'_> {
 /// owner as the mount asks) holds it. `data` is renamed in last, so a cache
 /// directory that exists is complete.
 fn make_cache(base: &Path, id: &str, mode: u32, uid: u32, gid: u32) -> io::Result<()> {
+    std::fs::create_dir_all(base)?;
     std::fs::write(base.join("id"), id)?;
     let fresh = base.join("data.new");
     let _ = std::fs::remove_dir_all(&fresh);
