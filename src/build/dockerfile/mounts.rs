@@ -63,65 +63,8 @@ impl Builder<'_> {
             match m.kind {
                 MountKind::Tmpfs => out.mounts.push(StepMount::Tmpfs { target, size: m.size }),
                 MountKind::Cache => {
-                    let id = m.id.clone().unwrap_or_else(|| m.target.clone());
-                    let base = cache_dir(self.store, &id);
-                    let data = base.join("data");
-                    // `make.lock` guards making the cache (steps built side by
-                    // side may make the same one), `lock` its use (locked, private).
-                    let open_lock = |name: &str| {
-                        crate::store::layout::private_dir(&self.store.cache_mounts_dir(), 0o700).or_else(exists_ok)?;
-                        std::fs::create_dir_all(&base)?;
-                        std::fs::File::options().create(true).truncate(false).write(true).open(base.join(name))
-                    };
-                    let lock_cache = || lock::lock(open_lock("lock")?, LockMode::Exclusive);
-                    // A second mount of a cache this step holds needs no lock.
-                    let held = run.mounts[..i].iter().any(|o| {
-                        o.kind == MountKind::Cache
-                            && o.sharing != Sharing::Shared
-                            && o.id.clone().unwrap_or_else(|| o.target.clone()) == id
-                    });
-                    {
-                        let _making = lock::lock(
-                            open_lock("make.lock").map_err(fail(format!("lock the cache {id}")))?,
-                            LockMode::Exclusive,
-                        )
-                        .map_err(fail(format!("lock the cache {id}")))?;
-                        if !data.exists() {
-                            make_cache(&base, &id, m.mode.unwrap_or(0o755), m.uid.unwrap_or(0), m.gid.unwrap_or(0))
-                                .map_err(fail(format!("make the cache directory {} (id {id})", base.display())))?;
-                        }
-                    }
-                    let mut source = data;
-                    match m.sharing {
-                        Sharing::Shared => {}
-                        _ if held => {}
-                        Sharing::Locked => out._locks.push(lock_cache().map_err(fail(format!("lock the cache {id}")))?),
-                        // A private cache in use by another step: this one
-                        // gets a fresh, empty one of its own, as in BuildKit
-                        // (thrown away with the step here).
-                        Sharing::Private => {
-                            let got = lock::try_lock(
-                                open_lock("lock").map_err(fail(format!("lock the cache {id}")))?,
-                                LockMode::Exclusive,
-                            )
-                            .map_err(fail(format!("lock the cache {id}")))?;
-                            match got {
-                                Some(l) => out._locks.push(l),
-                                None => {
-                                    let fresh = dir.join(format!("private-{i}"));
-                                    make_cache(
-                                        &fresh,
-                                        &id,
-                                        m.mode.unwrap_or(0o755),
-                                        m.uid.unwrap_or(0),
-                                        m.gid.unwrap_or(0),
-                                    )
-                                    .map_err(fail(format!("make a private cache for {id}")))?;
-                                    source = fresh.join("data");
-                                }
-                            }
-                        }
-                    }
+                    let (source, held) = self.cache_mount(run, i, &dir, &fail)?;
+                    out._locks.extend(held);
                     out.mounts.push(StepMount::Bind { source, target, readonly: m.readonly });
                 }
                 MountKind::Bind => {
@@ -191,6 +134,71 @@ impl Builder<'_> {
             out.mounts.push(StepMount::Bind { source: pipes, target: PIPES_DIR.to_owned(), readonly: true });
         }
         Ok(out)
+    }
+
+    /// The directory mount `i` of `run` (a cache mount) binds, made on
+    /// first use, and the lock its sharing mode holds for the step.
+    fn cache_mount<F, E>(
+        &self,
+        run: &Run,
+        i: usize,
+        scratch: &Path,
+        fail: &F,
+    ) -> Result<(PathBuf, Option<FileLock>), DockerBuildError>
+    where
+        F: Fn(String) -> E,
+        E: FnOnce(io::Error) -> DockerBuildError,
+    {
+        let m = &run.mounts[i];
+        let id = m.id.clone().unwrap_or_else(|| m.target.clone());
+        let base = cache_dir(self.store, &id);
+        let (mode, uid, gid) = (m.mode.unwrap_or(0o755), m.uid.unwrap_or(0), m.gid.unwrap_or(0));
+        // `make.lock` guards making the cache (steps built side by side may
+        // make the same one), `lock` its use (`locked`, `private`).
+        let open_lock = |name: &str| {
+            crate::store::layout::private_dir(&self.store.cache_mounts_dir(), 0o700).or_else(exists_ok)?;
+            std::fs::create_dir_all(&base)?;
+            std::fs::File::options().create(true).truncate(false).write(true).open(base.join(name))
+        };
+        let cannot_lock = || fail(format!("lock the cache {id}"));
+        {
+            let _making = lock::lock(open_lock("make.lock").map_err(cannot_lock())?, LockMode::Exclusive)
+                .map_err(cannot_lock())?;
+            if !base.join("data").exists() {
+                make_cache(&base, &id, mode, uid, gid)
+                    .map_err(fail(format!("make the cache directory {} (id {id})", base.display())))?;
+            }
+        }
+        // A second mount of a cache this step holds takes no lock again.
+        let held = run.mounts[..i].iter().any(|o| {
+            o.kind == MountKind::Cache
+                && o.sharing != Sharing::Shared
+                && o.id.clone().unwrap_or_else(|| o.target.clone()) == id
+        });
+        match m.sharing {
+            Sharing::Shared => Ok((base.join("data"), None)),
+            _ if held => Ok((base.join("data"), None)),
+            Sharing::Locked => {
+                let l =
+                    lock::lock(open_lock("lock").map_err(cannot_lock())?, LockMode::Exclusive).map_err(cannot_lock())?;
+                Ok((base.join("data"), Some(l)))
+            }
+            // In use by another step: this one gets a fresh, empty cache of
+            // its own, as in BuildKit (thrown away with the step here).
+            Sharing::Private => {
+                match lock::try_lock(open_lock("lock").map_err(cannot_lock())?, LockMode::Exclusive)
+                    .map_err(cannot_lock())?
+                {
+                    Some(l) => Ok((base.join("data"), Some(l))),
+                    None => {
+                        let fresh = scratch.join(format!("private-{i}"));
+                        make_cache(&fresh, &id, mode, uid, gid)
+                            .map_err(fail(format!("make a private cache for {id}")))?;
+                        Ok((fresh.join("data"), None))
+                    }
+                }
+            }
+        }
     }
 }
 
