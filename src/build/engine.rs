@@ -440,6 +440,7 @@ impl Ctx<'_> {
             workdir: None,
             user: None,
             offline: false,
+            mounts: Vec::new(),
         };
         let ran = step::run(lowers, scratch.path(), &cmd, self.init)
             .map_err(|e| BuildError::Step { env: env.to_owned(), source: Box::new(e) })?;

@@ -14,6 +14,8 @@
 //! `/etc/resolv.conf` (a step that writes them changes its copy, never the
 //! host's file, and the change is not kept, as in BuildKit); the mount
 //! points of its mounts are returned so that the layer leaves them out.
+//! A Dockerfile RUN's `--mount`s ([`StepMount`]: binds, overlays of
+//! another stage's layers, tmpfs) are added after the standard mounts.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -53,6 +55,23 @@ pub struct StepCommand<'a> {
     /// No network but loopback (a Dockerfile's `RUN --network=none`);
     /// otherwise the host's.
     pub offline: bool,
+    /// A Dockerfile RUN's `--mount`s, made ready by the caller.
+    pub mounts: Vec<StepMount>,
+}
+
+/// A mount of a build step (a Dockerfile `RUN --mount`). Nothing under a
+/// mount's target reaches the step's layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepMount {
+    /// A host directory or file bound at `target` (a cache directory, a
+    /// copy of context files, a file of another stage).
+    Bind { source: PathBuf, target: String, readonly: bool },
+    /// An overlay of `lowers` (host directories, top first) at `target`:
+    /// a directory of another stage. Writes go to a scratch upper directory
+    /// and are thrown away with the step.
+    Overlay { lowers: Vec<PathBuf>, target: String, readonly: bool },
+    /// An empty tmpfs at `target`, `size` bytes at most when given.
+    Tmpfs { target: String, size: Option<u64> },
 }
 
 /// What a step that succeeded left.
@@ -107,6 +126,12 @@ pub fn run(lowers: &[PathBuf], work: &Path, cmd: &StepCommand<'_>, init: &InitEx
         ..SpecRequest::default()
     };
     let mut oci = spec::default_spec(&request);
+    let extra = step_mounts(&cmd.mounts, &work.join("mounts")).map_err(io("make the step's mount directories"))?;
+    if !extra.is_empty() {
+        let mut all = oci.mounts().clone().unwrap_or_default();
+        all.extend(extra);
+        oci.set_mounts(Some(all));
+    }
     let mut root = oci.root().clone().unwrap_or_default();
     root.set_path(rootfs.target.clone());
     oci.set_root(Some(root));
@@ -127,6 +152,66 @@ pub fn run(lowers: &[PathBuf], work: &Path, cmd: &StepCommand<'_>, init: &InitEx
         return Err(StepError::Failed { command: shown, code, tail: tail(&output, TAIL_LINES) });
     }
     Ok(Ran { output, mount_points: crate::build::layer::mount_points(&oci) })
+}
+
+/// The spec mounts of a step's `mounts`, parents before what is under
+/// them (in the order given at one depth); overlays get their upper and
+/// work directories under `scratch`.
+fn step_mounts(mounts: &[StepMount], scratch: &Path) -> std::io::Result<Vec<oci_spec::runtime::Mount>> {
+    let mut out = Vec::new();
+    for (i, m) in mounts.iter().enumerate() {
+        let mut spec = oci_spec::runtime::Mount::default();
+        let (target, mut options) = match m {
+            StepMount::Bind { source, target, readonly } => {
+                spec.set_typ(Some("bind".to_owned()));
+                spec.set_source(Some(source.clone()));
+                let mut o = vec!["rbind".to_owned(), "rprivate".to_owned()];
+                if *readonly {
+                    o.push("ro".to_owned());
+                }
+                (target, o)
+            }
+            StepMount::Overlay { lowers, target, readonly } => {
+                let (upper, workdir) = (scratch.join(format!("{i}/upper")), scratch.join(format!("{i}/work")));
+                std::fs::create_dir_all(&upper)?;
+                std::fs::create_dir_all(&workdir)?;
+                let lower: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+                spec.set_typ(Some("overlay".to_owned()));
+                spec.set_source(Some(PathBuf::from("overlay")));
+                let mut o = vec![
+                    format!("lowerdir={}", lower.join(":")),
+                    format!("upperdir={}", upper.display()),
+                    format!("workdir={}", workdir.display()),
+                    "index=off".to_owned(),
+                ];
+                // As the root overlay is mounted (`runtime::rootfs`).
+                if crate::sys::userns::in_user_namespace() {
+                    o.push("userxattr".to_owned());
+                }
+                if *readonly {
+                    o.push("ro".to_owned());
+                }
+                (target, o)
+            }
+            StepMount::Tmpfs { target, size } => {
+                spec.set_typ(Some("tmpfs".to_owned()));
+                spec.set_source(Some(PathBuf::from("tmpfs")));
+                (
+                    target,
+                    [Some("nosuid".to_owned()), Some("nodev".to_owned()), size.map(|s| format!("size={s}"))]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                )
+            }
+        };
+        options.retain(|o| !o.is_empty());
+        spec.set_destination(PathBuf::from(target));
+        spec.set_options(Some(options));
+        out.push(spec);
+    }
+    out.sort_by_key(|m| m.destination().components().count());
+    Ok(out)
 }
 
 /// The last `n` lines of `output`, indented.
@@ -158,6 +243,7 @@ mod kernel_tests {
             workdir: None,
             user: None,
             offline: false,
+            mounts: Vec::new(),
         }
     }
 

@@ -14,12 +14,15 @@ use super::output::{ago, table};
 /// writes. With --keep-storage, also evict build cache entries, least
 /// recently used first, until the store fits. Never removes what a tag or a
 /// container (running or stopped) needs; an image whose last tag was
-/// removed with `berth rmi` and that no container uses goes.
+/// removed with `berth rmi` and that no container uses goes. With
+/// --cache-mounts, also the directories of Dockerfile `RUN
+/// --mount=type=cache` mounts, which are kept otherwise.
 #[derive(clap::Args)]
 #[command(after_help = "\
 Example: berth gc --dry-run              list what would go, change nothing
          berth gc                        remove what nothing needs
          berth gc --keep-storage 2GiB    also trim the build cache to fit in 2 GiB
+         berth gc --cache-mounts         also empty every RUN --mount=type=cache
 
 Sizes take kB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).
 The cap counts blobs, unpacked layers and cache entries; containers' writable
@@ -28,6 +31,9 @@ pub struct GcArgs {
     /// Evict build cache entries until the store takes at most SIZE
     #[arg(long, value_name = "SIZE")]
     keep_storage: Option<StorageSize>,
+    /// Also remove the caches of Dockerfile `RUN --mount=type=cache` mounts
+    #[arg(long)]
+    cache_mounts: bool,
     /// List what would be removed, and remove nothing
     #[arg(long)]
     dry_run: bool,
@@ -37,7 +43,7 @@ pub struct GcArgs {
 }
 
 pub fn gc(ctx: &super::Context, args: GcArgs) -> anyhow::Result<ExitCode> {
-    let opts = GcOptions { keep_storage: args.keep_storage.map(|s| s.0) };
+    let opts = GcOptions { keep_storage: args.keep_storage.map(|s| s.0), cache_mounts: args.cache_mounts };
     let Some(store) = Store::open_existing(&ctx.store_root()?)? else {
         match args.json {
             true => println!("{}", serde_json::json!({ "removed": [], "reclaimed": 0 })),

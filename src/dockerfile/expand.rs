@@ -20,6 +20,8 @@
 //!   never in RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK or ONBUILD, whose
 //!   text the shell (or a later build) reads, and never in `COPY --from` or
 //!   a mount's `from` (the parser refuses variables there, as BuildKit does).
+//! - A stage that starts from an image runs the image's ONBUILD triggers
+//!   first, parsed as Dockerfile lines standing at its FROM, as Docker does.
 //! - Each RUN sees the build args its stage declared so far (a variable of
 //!   the same name set by ENV shows its value instead): that list, in
 //!   declaration order, is what a RUN's cache key covers.
@@ -57,6 +59,31 @@ pub struct BaseConfig {
     pub env: Vec<(String, String)>,
     pub workdir: Option<String>,
     pub shell: Option<Vec<String>>,
+    /// The image's ONBUILD triggers (its config's `OnBuild`), which run
+    /// right after the FROM, in order, as if written there.
+    pub onbuild: Vec<String>,
+}
+
+impl BaseConfig {
+    /// What an image's config blob (its JSON, `{"config": {"Env": …}}`)
+    /// gives a stage built on it; absent fields are empty.
+    pub fn from_image_config(blob: &serde_json::Value) -> BaseConfig {
+        let c = &blob["config"];
+        let strings = |v: &serde_json::Value| -> Option<Vec<String>> {
+            v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        };
+        BaseConfig {
+            env: strings(&c["Env"])
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            workdir: c["WorkingDir"].as_str().filter(|w| !w.is_empty()).map(str::to_owned),
+            shell: strings(&c["Shell"]),
+            onbuild: strings(&c["OnBuild"]).unwrap_or_default(),
+        }
+    }
 }
 
 /// The shell that runs shell-form commands when no SHELL says otherwise.
@@ -246,6 +273,7 @@ fn expand_stage(
     let stage = &file.stages[index];
     let pos = stage.from.pos;
     let Head { base, platform } = head;
+    let mut triggers: Vec<Spanned> = Vec::new();
     let (mut image_env, mut workdir, mut env, mut shell) = match &base {
         Base::Stage(i) => {
             let p = done[*i]
@@ -260,6 +288,7 @@ fn expand_stage(
             let workdir =
                 config.workdir.filter(|w| !w.is_empty()).map_or_else(|| "/".to_owned(), |w| join_path("/", &w));
             let shell = config.shell.filter(|s| !s.is_empty()).unwrap_or_else(default_shell);
+            triggers = onbuild_triggers(&config.onbuild, reference, pos)?;
             (Vars(config.env), workdir, Vars::default(), shell)
         }
     };
@@ -272,7 +301,7 @@ fn expand_stage(
     }
     let mut args: Vec<(String, Option<String>)> = Vec::new();
     let mut steps = Vec::new();
-    for spanned in &stage.instructions {
+    for spanned in triggers.iter().chain(&stage.instructions) {
         let pos = spanned.pos;
         let w = |text: &str, env: &Vars| word(lex, text, env, pos);
         let instruction = match &spanned.instruction {
@@ -351,7 +380,8 @@ fn expand_stage(
             Instruction::Run(r) => {
                 let mut r = r.clone();
                 for m in &mut r.mounts {
-                    m.target = w(&m.target, &env)?;
+                    // A relative target is under the working directory, as BuildKit has it.
+                    m.target = join_path(&workdir, &w(&m.target, &env)?);
                     m.source = m.source.as_deref().map(|v| w(v, &env)).transpose()?;
                     m.id = m.id.as_deref().map(|v| w(v, &env)).transpose()?;
                 }
@@ -390,6 +420,41 @@ fn expand_stage(
         workdir,
         shell,
     })
+}
+
+/// An image's ONBUILD triggers as instructions standing at its FROM (`pos`),
+/// parsed as Docker parses them: each trigger's text as a Dockerfile line
+/// with the default escape character.
+fn onbuild_triggers(texts: &[String], image: &ImageRef, pos: Pos) -> Result<Vec<Spanned>, Located> {
+    let mut out = Vec::new();
+    for text in texts {
+        let bad = |e: Located| {
+            Located::new(
+                pos,
+                format!(
+                    "FROM {}: its ONBUILD trigger `{text}` does not parse: {}; rebuild the image without it",
+                    image.familiar_tag(),
+                    e.message
+                ),
+            )
+        };
+        let lexed = super::lexer::lex(text).map_err(bad)?;
+        for line in &lexed.lines {
+            let mut spanned = super::parse::parse_line(line, '\\').map_err(bad)?;
+            if matches!(
+                spanned.instruction,
+                Instruction::From(_) | Instruction::Onbuild(_) | Instruction::Maintainer(_)
+            ) {
+                return Err(bad(Located::new(
+                    pos,
+                    format!("{} isn't allowed as an ONBUILD trigger", spanned.instruction.name()),
+                )));
+            }
+            spanned.pos = pos;
+            out.push(spanned);
+        }
+    }
+    Ok(out)
 }
 
 fn sources(s: &Sources, lex: &Lex, env: &Vars, pos: Pos) -> Result<Sources, Located> {

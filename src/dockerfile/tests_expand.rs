@@ -163,6 +163,7 @@ fn a_stage_from_another_starts_with_its_variables_and_the_image_env() {
         env: vec![("PATH".to_owned(), format!("/{}/bin", image.familiar_name()))],
         workdir: Some("/srv".into()),
         shell: Some(vec!["/bin/bash".into(), "-c".into()]),
+        ..BaseConfig::default()
     };
     let options = Options { base_config: &base_config, ..Options::default() };
     let e = expand(&file, &options).unwrap();

@@ -22,6 +22,10 @@ pub struct GcOptions {
     /// Also evict build cache entries, least recently used first, until
     /// blobs + unpacked layers + cache entries take at most this many bytes.
     pub keep_storage: Option<u64>,
+    /// Also remove every `RUN --mount=type=cache` directory
+    /// (`cache-mounts/`); they are kept otherwise, as BuildKit keeps its
+    /// cache mounts until the build cache is pruned.
+    pub cache_mounts: bool,
 }
 
 /// The kinds of things gc removes.
@@ -36,6 +40,8 @@ pub enum ObjectKind {
     Layer,
     /// A leftover of an interrupted write (`tmp/…`).
     Tmp,
+    /// A `RUN --mount=type=cache` directory (`cache-mounts/<hash>`).
+    CacheMount,
 }
 
 impl ObjectKind {
@@ -46,6 +52,7 @@ impl ObjectKind {
             ObjectKind::Blob => "blob",
             ObjectKind::Layer => "layer",
             ObjectKind::Tmp => "tmp",
+            ObjectKind::CacheMount => "cache mount",
         }
     }
 }
@@ -164,6 +171,9 @@ pub fn plan_gc(store: &Store, _lock: &StoreLock, opts: &GcOptions) -> Result<GcP
         let reason = Some(format!("{what} left by an interrupted write"));
         removals.push(Removal { kind: ObjectKind::Tmp, name, path: t.path.clone(), size, role: None, reason });
     }
+    if opts.cache_mounts {
+        removals.extend(cache_mount_removals(store)?);
+    }
     let reclaimable = removals.iter().map(|r| r.size).sum();
     Ok(GcPlan { removals, reclaimable, size_after, keep_storage: opts.keep_storage })
 }
@@ -181,8 +191,8 @@ impl GcPlan {
             match r.kind {
                 ObjectKind::CacheEntry | ObjectKind::Blob => remove_file(&r.path)?,
                 // A layer directory that exists is complete: it goes in one
-                // rename, and is deleted from tmp/ below.
-                ObjectKind::Layer => {
+                // rename, and is deleted from tmp/ below; so does a cache mount.
+                ObjectKind::Layer | ObjectKind::CacheMount => {
                     let trash = store.tmp_dir().join(unique_name("gc-layer"));
                     match fs::rename(&r.path, &trash) {
                         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -199,6 +209,35 @@ impl GcPlan {
         let reclaimed = removed.iter().map(|r| r.size).sum();
         Ok(GcReport { removed, reclaimed, size_after: self.size_after })
     }
+}
+
+/// Every cache mount directory, named by its cache id (the `id` file
+/// beside its data), with its size.
+fn cache_mount_removals(store: &Store) -> Result<Vec<Removal>, MaintainError> {
+    let dir = store.cache_mounts_dir();
+    let mut paths = Vec::new();
+    match fs::read_dir(&dir) {
+        Ok(entries) => {
+            for e in entries {
+                paths.push(e.map_err(MaintainError::io("list", &dir))?.path());
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(MaintainError::io("list", &dir)(e)),
+    }
+    paths.sort();
+    let refs: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
+    let sizes = tree_sizes(&refs)?;
+    Ok(paths
+        .into_iter()
+        .zip(sizes)
+        .map(|(path, size)| {
+            let name = fs::read_to_string(path.join("id"))
+                .unwrap_or_else(|_| path.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            let reason = Some("asked for with --cache-mounts".to_owned());
+            Removal { kind: ObjectKind::CacheMount, name, path, size, role: None, reason }
+        })
+        .collect())
 }
 
 fn remove_file(path: &std::path::Path) -> Result<(), MaintainError> {

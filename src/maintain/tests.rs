@@ -70,7 +70,7 @@ fn absent(store: &Store, image: &ImportedImage) -> bool {
 
 fn gc(store: &Store, keep_storage: Option<u64>) -> GcReport {
     let lock = store.lock_exclusive().unwrap();
-    plan_gc(store, &lock, &GcOptions { keep_storage }).unwrap().apply(store, &lock).unwrap()
+    plan_gc(store, &lock, &GcOptions { keep_storage, ..GcOptions::default() }).unwrap().apply(store, &lock).unwrap()
 }
 
 fn files_under(dir: &Path) -> u64 {
@@ -148,7 +148,10 @@ fn cache_entries_keep_their_layers_until_evicted_oldest_first() {
 
     // A cap one byte under the current size evicts exactly the oldest entry.
     let lock = store.lock_shared().unwrap();
-    let size = plan_gc(&store, &lock, &GcOptions { keep_storage: Some(u64::MAX) }).unwrap().size_after.unwrap();
+    let size = plan_gc(&store, &lock, &GcOptions { keep_storage: Some(u64::MAX), ..GcOptions::default() })
+        .unwrap()
+        .size_after
+        .unwrap();
     drop(lock);
     let report = gc(&store, Some(size - 1));
     assert!(!old_entry.exists() && new_entry.exists() && shared.exists(), "{report:#?}");

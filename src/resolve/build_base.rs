@@ -116,20 +116,7 @@ pub(super) fn add_build(
     };
     let base_config = |r: &ImageRef| -> BaseConfig {
         let Some(known) = find(r) else { return BaseConfig::default() };
-        let c = &known.config["config"];
-        let strings = |v: &Value| -> Option<Vec<String>> {
-            v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
-        };
-        BaseConfig {
-            env: strings(&c["Env"])
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-            workdir: c["WorkingDir"].as_str().filter(|w| !w.is_empty()).map(str::to_owned),
-            shell: strings(&c["Shell"]),
-        }
+        BaseConfig::from_image_config(&known.config)
     };
     let options = Options {
         build_args: source.args.clone(),

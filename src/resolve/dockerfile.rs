@@ -10,7 +10,8 @@
 //! |---|---|---|
 //! | `FROM scratch` / `FROM IMAGE` | `base` | as a berth.toml base: `scratch`, or `registry`, the canonical reference and the image's manifest digest (the form a locked berth.toml base has) |
 //! | `FROM stage` | none | the chain hangs under that stage's last node |
-//! | `RUN` | `run` | the command, then only what differs from a berth.toml `run` entry ([`RunWith`]): the argv unless it is `/bin/sh -c COMMAND`, the whole env unless it is the base image's (with Docker's PATH when the base sets none, as the runtime gives a berth.toml step), the build args the RUN sees, the workdir unless `/`, the user unless root, `--network=none` |
+//! | an image's ONBUILD triggers | as the instructions they are | they stand first in the stage (see `crate::dockerfile::expand`) |
+//! | `RUN` | `run` | the command, then only what differs from a berth.toml `run` entry ([`RunWith`]): the argv unless it is `/bin/sh -c COMMAND`, the whole env unless it is the base image's (with Docker's PATH when the base sets none, as the runtime gives a berth.toml step), the build args the RUN sees, the workdir unless `/`, the user unless root, `--network=none`, the mounts (see `dockerfile_run.rs`) |
 //! | `COPY`/`ADD` of one context directory, or of one file to a `…/` destination (no wildcard, symlink on its path, `--chown`, symbolic `--chmod` or other flag) | `copy` | as a berth.toml copy: destination, mode, owner, the tree hash (with `.dockerignore` applied instead of `.berthignore`) |
 //! | any other `COPY`/`ADD` (several sources, wildcards, a file to a path, `--from` a stage or an image, an inline heredoc file, an `ADD` of a tar archive or a URL, symbolic `--chmod`, `--link`, `--parents`, `--exclude`) | `files` (`files-link` for `--link`: no parent key) | see [`copy`]: the instruction, each source pattern with the context paths it matches and their tree hashes (or inline body, or URL and content digest or `--checksum`), the `--from` stage's last key or image key, destination, `--chmod`, owner, flags |
 //! | `WORKDIR` other than `/` | `mkdir` | the path |
@@ -40,7 +41,7 @@ use super::key::KeyHasher;
 use crate::dockerfile::error::{DockerfileError, Located, Pos};
 use crate::dockerfile::expand::{Base, DEFAULT_PATH, Expanded, ExpandedStage};
 use crate::dockerfile::ignore::Ignore;
-use crate::dockerfile::instruction::{Form, Instruction, Network};
+use crate::dockerfile::instruction::{Instruction, Network};
 
 /// What the builder knows of an image a stage starts from.
 #[derive(Debug, Clone, Default)]
@@ -93,11 +94,13 @@ pub fn resolve_dockerfile(
     file: &Path,
     image_base: &dyn Fn(usize) -> ImageBase,
 ) -> Result<DockerGraph, DockerfileError> {
-    resolve_dockerfile_with(expanded, context, ignore, file, image_base, &CopyInputs::default())
+    resolve_dockerfile_with(expanded, context, ignore, file, image_base, &CopyInputs::default(), &|_| None)
 }
 
-/// [`resolve_dockerfile`] with what the builder prepared for COPY and ADD:
-/// the images `COPY --from` names and the URLs ADD fetches.
+/// [`resolve_dockerfile`] with what the builder prepared: for COPY and ADD,
+/// the images `COPY --from` names and the URLs ADD fetches (`inputs`); and
+/// `mount_image(name)`, the key text (`REFERENCE@DIGEST`) of an image a
+/// `RUN --mount=…,from=` names that is no stage, when the builder has it.
 pub fn resolve_dockerfile_with(
     expanded: &Expanded,
     context: &Path,
@@ -105,11 +108,12 @@ pub fn resolve_dockerfile_with(
     file: &Path,
     image_base: &dyn Fn(usize) -> ImageBase,
     inputs: &CopyInputs,
+    mount_image: &dyn Fn(&str) -> Option<String>,
 ) -> Result<DockerGraph, DockerfileError> {
     let mut out = DockerGraph { inputs: inputs.clone(), ..DockerGraph::default() };
     for (n, stage) in expanded.stages.iter().enumerate() {
-        let nodes =
-            stage_nodes(&mut out, expanded, n, stage, context, ignore, image_base).map_err(|e| e.in_file(file))?;
+        let inputs = Inputs { context, ignore, image_base, mount_image };
+        let nodes = stage_nodes(&mut out, expanded, n, stage, &inputs).map_err(|e| e.in_file(file))?;
         out.stages.push(nodes);
     }
     Ok(out)
@@ -120,15 +124,22 @@ pub fn stage_label(stage: &ExpandedStage) -> String {
     stage.name.clone().unwrap_or_else(|| format!("stage-{}", stage.index))
 }
 
+/// Where a stage's inputs come from.
+struct Inputs<'a> {
+    context: &'a Path,
+    ignore: &'a Ignore,
+    image_base: &'a dyn Fn(usize) -> ImageBase,
+    mount_image: &'a dyn Fn(&str) -> Option<String>,
+}
+
 fn stage_nodes(
     out: &mut DockerGraph,
     expanded: &Expanded,
     n: usize,
     stage: &ExpandedStage,
-    context: &Path,
-    ignore: &Ignore,
-    image_base: &dyn Fn(usize) -> ImageBase,
+    inputs: &Inputs<'_>,
 ) -> Result<StageNodes, Located> {
+    let Inputs { context, ignore, image_base, mount_image } = *inputs;
     let label = stage_label(stage);
     let platform = crate::dockerfile::env::Platform::host().spec();
     if let Some(p) = &stage.platform
@@ -176,12 +187,7 @@ fn stage_nodes(
                 None
             }
             Instruction::Run(r) => {
-                if !r.mounts.is_empty() {
-                    return Err(unsupported(pos, "RUN --mount", "build without the mount (COPY what the step needs)"));
-                }
-                if r.network == Some(Network::Host) {
-                    return Err(unsupported(pos, "RUN --network=host", "use --network=default"));
-                }
+                let mounts = mount_keys(expanded, out, &r.mounts, context, ignore, mount_image, pos)?;
                 let (command, argv) = run_argv(&r.command, &step.shell, pos)?;
                 let env: Vec<String> = step.env.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let build_args: Vec<String> = step.build_args.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -193,6 +199,7 @@ fn stage_nodes(
                     workdir: (step.workdir != "/").then(|| step.workdir.clone()),
                     user: (!user.is_empty()).then(|| user.clone()),
                     network: (r.network == Some(Network::None)).then(|| "none".to_owned()),
+                    mounts: (!mounts.is_empty()).then_some(mounts),
                 };
                 let mut h = KeyHasher::new("run");
                 h.field(out.graph.node(at).key.as_bytes()).field(command.as_bytes());
@@ -232,55 +239,17 @@ fn position(expanded: &Expanded, index: usize, pos: Pos) -> Result<usize, Locate
         .ok_or_else(|| Located::new(pos, format!("stage {index} was not expanded before the stage that needs it")))
 }
 
-/// The argv a RUN runs and the command text its key and listings show.
-fn run_argv(
-    command: &crate::dockerfile::instruction::CommandLine,
-    shell: &[String],
-    pos: Pos,
-) -> Result<(String, Vec<String>), Located> {
-    match &command.form {
-        // `["/bin/sh", "-c", CMD]` is the step a shell-form `RUN CMD` is.
-        Form::Exec(argv) if argv.len() == 3 && argv[..2] == ["/bin/sh", "-c"] => Ok((argv[2].clone(), argv.clone())),
-        Form::Exec(argv) => Ok((argv.join(" "), argv.clone())),
-        Form::Shell(text) if command.heredocs.is_empty() => {
-            Ok((text.clone(), shell.iter().cloned().chain([text.clone()]).collect()))
-        }
-        Form::Shell(text) => {
-            // `RUN <<EOF` alone runs the body as the script; otherwise the
-            // shell reads the heredocs itself, as BuildKit passes them.
-            let only = command.heredocs.len() == 1
-                && text.trim().trim_start_matches("<<").trim_start_matches('-').trim_matches(['\'', '"'])
-                    == command.heredocs[0].name;
-            let script = if only {
-                let body = command.heredocs[0].text();
-                if body.starts_with("#!") {
-                    return Err(unsupported(
-                        pos,
-                        "a RUN heredoc with a #! line",
-                        "run the interpreter: RUN python3 <<EOF",
-                    ));
-                }
-                body
-            } else {
-                let mut s = text.clone();
-                for h in &command.heredocs {
-                    s.push('\n');
-                    s.push_str(&h.content);
-                    s.push_str(&h.name);
-                }
-                s
-            };
-            Ok((script.clone(), shell.iter().cloned().chain([script]).collect()))
-        }
-    }
-}
-
 /// A context source as a relative path, cleaned as BuildKit cleans it:
 /// rooted at the context, so `..` never climbs out of it (`../x` is `x`);
 /// `/`, `./` and `.` mean the context itself.
 pub fn clean_src(p: &str) -> String {
     crate::dockerfile::ignore::clean(&format!("/{p}")).trim_start_matches('/').to_owned()
 }
+
+#[path = "dockerfile_run.rs"]
+mod run;
+use run::mount_keys;
+pub use run::{PIPES_DIR, mount_stage, run_argv, script_heredoc};
 
 #[cfg(test)]
 #[path = "dockerfile_tests.rs"]

@@ -73,6 +73,11 @@ pub struct RunWith {
     /// `none` for `RUN --network=none`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// A Dockerfile RUN's `--mount`s, one line each: the type, target and
+    /// options, and for a bind mount the digest of what it binds (a cache
+    /// mount's content is never in the key, as in BuildKit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<String>>,
 }
 
 impl RunWith {
@@ -90,6 +95,7 @@ impl RunWith {
         list("argv", &self.argv);
         list("env", &self.env);
         list("build-args", &self.build_args);
+        list("mounts", &self.mounts);
         for (tag, v) in [("workdir", &self.workdir), ("user", &self.user), ("network", &self.network)] {
             if let Some(v) = v {
                 h.field(tag.as_bytes()).field(v.as_bytes());

@@ -7,6 +7,7 @@
 //! oci/blobs/sha256/<hex> content-addressed blobs
 //! layers/<diffid-hex>/  unpacked layers, complete once renamed in from tmp/
 //! cache/<key>           cache key → JSON CacheEntry
+//! cache-mounts/<id>/    `RUN --mount=type=cache` directories, kept between builds (made on first use)
 //! containers/<id>/      container state (owned by the runtime)
 //! projects/<name>.json  what a project owns (owned by apply)
 //! tmp/                  staging for everything above
@@ -86,8 +87,19 @@ fn tighten(path: &Path, mode: u32) -> io::Result<bool> {
 /// Top-level names a store (or a half-initialised one) may hold;
 /// `config.toml` holds the store's run defaults (`runtime::defaults`), and
 /// may be written before the store's first use.
-const TOP_LEVEL: &[&str] =
-    &["oci", "layers", "cache", "containers", "projects", "volumes", "tmp", "lock", "userns", "config.toml"];
+const TOP_LEVEL: &[&str] = &[
+    "oci",
+    "layers",
+    "cache",
+    "cache-mounts",
+    "containers",
+    "projects",
+    "volumes",
+    "tmp",
+    "lock",
+    "userns",
+    "config.toml",
+];
 
 /// The store root used when neither `--root` nor `BERTH_ROOT` is given:
 /// `/var/lib/berth` for euid 0, else `$XDG_DATA_HOME/berth`, else
@@ -132,6 +144,13 @@ impl Store {
     /// `cache/`: the cache index.
     pub fn cache_dir(&self) -> PathBuf {
         self.root.join("cache")
+    }
+
+    /// `cache-mounts/`: the directories of Dockerfile `RUN
+    /// --mount=type=cache` mounts, one per cache id, kept between builds
+    /// and never part of a layer; made on first use.
+    pub fn cache_mounts_dir(&self) -> PathBuf {
+        self.root.join("cache-mounts")
     }
 
     /// `containers/`: one directory per container, owned by the runtime.

@@ -30,7 +30,7 @@ impl Builder<'_> {
         chain.reverse();
         let graph = &self.graph.graph;
         let root_key = graph.node(self.graph.stages[chain[0]].root).key;
-        let base_raw: Value = match &self.entries[&root_key].config {
+        let base_raw: Value = match &self.entry(&root_key).config {
             Some(d) => serde_json::from_slice(&self.store.read_blob(d)?).unwrap_or_else(|_| json!({})),
             None => json!({}),
         };
@@ -38,20 +38,23 @@ impl Builder<'_> {
             Some((_, raw)) => raw.clone(),
             None => base_raw,
         };
+        let mut base_config = base_raw["config"].as_object().cloned().unwrap_or_default();
+        // The base's ONBUILD triggers ran in this build; they are not inherited.
+        base_config.remove("OnBuild");
         let mut applied = config::Applied {
-            config: base_raw["config"].as_object().cloned().unwrap_or_default(),
+            config: base_config,
             author: base_raw["author"].as_str().map(str::to_owned),
             history: Vec::new(),
         };
         for &n in &chain {
             let nodes = &self.graph.stages[n];
             let layered =
-                |i: usize| nodes.steps[i].is_some_and(|node| !self.entries[&graph.node(node).key].layers.is_empty());
+                |i: usize| nodes.steps[i].is_some_and(|node| !self.entry(&graph.node(node).key).layers.is_empty());
             config::apply_stage(&mut applied, &stages[n], &layered);
         }
         let tip = self.graph.stages[target].tip;
         let layers: Vec<LayerRecord> =
-            graph.chain_from(tip).iter().flat_map(|i| self.entries[&graph.node(*i).key].layers.clone()).collect();
+            graph.chain_from(tip).iter().flat_map(|i| self.entry(&graph.node(*i).key).layers.clone()).collect();
         let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
         let created = crate::store::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(self.req.epoch));
         let mut image =

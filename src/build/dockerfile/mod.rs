@@ -11,9 +11,9 @@
 //! 3. Turn the stages into layer-graph nodes with cache keys
 //!    ([`crate::resolve::dockerfile`]): keys as berth.toml's, so the two
 //!    share the cache where they do the same step.
-//! 4. Build the nodes the store has no cache entry for, stage after stage
-//!    in dependency order, one at a time (independent stages are not built
-//!    in parallel yet): bases as berth.toml's, `run` in a build container
+//! 4. Build the nodes the store has no cache entry for, level after level
+//!    of the stages' dependency levels, the stages of one level side by
+//!    side (`walk.rs`): bases as berth.toml's, `run` in a build container
 //!    (`build::step`) with the RUN's argv, env, workdir, user and network,
 //!    `copy` with berth.toml's copy writer, `files` and `mkdir` with
 //!    [`files`].
@@ -27,13 +27,16 @@ pub mod files;
 mod image;
 mod inputs;
 pub mod merged;
+pub mod mounts;
 mod node;
 pub mod url;
+mod walk;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 
 use petgraph::graph::NodeIndex;
 use serde_json::{Value, json};
@@ -49,7 +52,7 @@ use crate::dockerfile::{self as df};
 use crate::manifest::{Base, ImageSource};
 use crate::oci::{Compression, Digest, ImageRef, TarWriteError};
 use crate::resolve::CacheKey;
-use crate::resolve::dockerfile::{DockerGraph, ImageBase, resolve_dockerfile_with};
+use crate::resolve::dockerfile::{DockerGraph, ImageBase, mount_stage, resolve_dockerfile_with};
 use crate::runtime::process::{InitExe, ProcessError};
 use crate::store::{CacheEntry, ImageError, Store, StoreError};
 
@@ -114,6 +117,8 @@ pub enum DockerBuildError {
     Image(#[from] Box<ImageError>),
     #[error("cannot start build containers: {0}")]
     Init(#[from] ProcessError),
+    #[error("{at}: cannot {what}: {source}")]
+    Mount { at: String, what: String, source: std::io::Error },
     #[error("cannot make a build directory under {}: {source}", path.display())]
     Scratch { path: PathBuf, source: std::io::Error },
 }
@@ -164,16 +169,8 @@ pub fn build_dockerfile_locked(
             let raw = raw_config(store, &img);
             Ok((img, raw))
         });
-        let Ok((img, raw)) = got else { return BaseConfig::default() };
-        let c = img.config.config().clone().unwrap_or_default();
-        let env = c.env().clone().unwrap_or_default();
-        BaseConfig {
-            env: env.iter().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
-            workdir: c.working_dir().clone(),
-            shell: raw["config"]["Shell"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()),
-        }
+        let Ok((_, raw)) = got else { return BaseConfig::default() };
+        BaseConfig::from_image_config(raw)
     };
     let options = Options {
         build_args: req.build_args.clone(),
@@ -201,14 +198,6 @@ pub fn build_dockerfile_locked(
                 (img, raw)
             }
         };
-        if raw["config"]["OnBuild"].as_array().is_some_and(|a| !a.is_empty()) {
-            return Err(Located::new(
-                stage.pos,
-                format!("FROM {}: the image has ONBUILD triggers, which berth does not run yet; build FROM an image without them", r.familiar_tag()),
-            )
-            .in_file(&dockerfile)
-            .into());
-        }
         bases.borrow_mut().insert(r.to_string(), Ok((img.clone(), raw.clone())));
         images.push(Some((img, raw)));
     }
@@ -224,10 +213,52 @@ pub fn build_dockerfile_locked(
             user: c.user().clone().unwrap_or_default(),
         }
     };
+    // Images a RUN mounts from (`--mount=…,from=IMAGE`), made bases too.
+    let mut mount_images: BTreeMap<String, BaseImage> = BTreeMap::new();
+    for stage in &expanded.stages {
+        for step in &stage.steps {
+            let df::Instruction::Run(run) = &step.instruction else { continue };
+            let binds = run.mounts.iter().filter(|m| m.kind == df::mount::MountKind::Bind);
+            for name in binds.filter_map(|m| m.from.as_deref()) {
+                if mount_stage(&expanded, name).is_some() || mount_images.contains_key(name) {
+                    continue;
+                }
+                let at = format!("{}:{}", dockerfile.display(), step.pos);
+                let reference = match name.parse::<ImageRef>() {
+                    Ok(r) => r.to_string(),
+                    Err(e) => {
+                        return Err(Located::new(
+                            step.pos,
+                            format!("--mount from={name}: no stage of this Dockerfile, and no image reference: {e}"),
+                        )
+                        .in_file(&dockerfile)
+                        .into());
+                    }
+                };
+                let source = Base::Image(ImageSource::Registry { reference });
+                let img = base::materialise_pinned(store, &req.context, &source, req.epoch, RegistryPin::Tag)
+                    .map_err(|e| DockerBuildError::Base { at, source: Box::new(e) })?;
+                mount_images.insert(name.to_owned(), img);
+            }
+        }
+    }
+    let mount_image = |name: &str| -> Option<String> {
+        let img = mount_images.get(name)?;
+        let r: ImageRef = name.parse().ok()?;
+        Some(format!("{r}@{}", img.digest.as_ref().map(|d| d.to_string()).unwrap_or_default()))
+    };
     let prepared = inputs::prepare(store, &req.context, req.epoch, &expanded, &dockerfile)?;
-    let graph = resolve_dockerfile_with(&expanded, &req.context, &ignore, &dockerfile, &image_base, &prepared.inputs)?;
+    let graph = resolve_dockerfile_with(
+        &expanded,
+        &req.context,
+        &ignore,
+        &dockerfile,
+        &image_base,
+        &prepared.inputs,
+        &mount_image,
+    )?;
     let init = InitExe::current()?;
-    let mut b = Builder {
+    let b = Builder {
         store,
         req,
         file: &dockerfile,
@@ -235,16 +266,18 @@ pub fn build_dockerfile_locked(
         expanded: &expanded,
         graph: &graph,
         images: &images,
+        mount_images: &mount_images,
         init: &init,
-        entries: HashMap::new(),
-        built: 0,
-        cached: 0,
+        entries: Mutex::new(HashMap::new()),
+        building: Mutex::new(HashMap::new()),
+        built: AtomicUsize::new(0),
+        cached: AtomicUsize::new(0),
     };
     b.build_all(progress)?;
     let digest = b.write_image()?;
     Ok(DockerBuilt {
-        built: b.built,
-        cached: b.cached,
+        built: b.built.into_inner(),
+        cached: b.cached.into_inner(),
         tag: req.tag.clone(),
         digest,
         unused_build_args: expanded.unused_build_args.clone(),
@@ -270,63 +303,21 @@ struct Builder<'a> {
     expanded: &'a Expanded,
     graph: &'a DockerGraph,
     images: &'a [Option<(BaseImage, Value)>],
+    /// Images RUN mounts name, by the name written.
+    mount_images: &'a BTreeMap<String, BaseImage>,
     init: &'a InitExe,
-    entries: HashMap<CacheKey, CacheEntry>,
-    built: usize,
-    cached: usize,
+    /// The cache entry of every node built or found so far.
+    entries: Mutex<HashMap<CacheKey, CacheEntry>>,
+    /// A lock per key a worker is building, so that two stages built side
+    /// by side that share a node build it once.
+    building: Mutex<HashMap<CacheKey, Arc<Mutex<()>>>>,
+    built: AtomicUsize,
+    cached: AtomicUsize,
 }
 
 impl Builder<'_> {
     fn at(&self, pos: Pos) -> String {
         format!("{}:{}", self.file.display(), pos)
-    }
-
-    fn build_all(&mut self, progress: &(dyn Fn(Event) + Sync)) -> Result<(), DockerBuildError> {
-        for (n, stage) in self.expanded.stages.iter().enumerate() {
-            let nodes = &self.graph.stages[n];
-            let mut todo: Vec<(NodeIndex, Pos, Option<usize>)> = Vec::new();
-            if !matches!(stage.base, FromBase::Stage(_)) {
-                todo.push((nodes.root, stage.pos, None));
-            }
-            for (i, made) in nodes.steps.iter().enumerate() {
-                if let Some(node) = made {
-                    todo.push((*node, stage.steps[i].pos, Some(i)));
-                }
-            }
-            for (node, pos, step) in todo {
-                let graph = &self.graph.graph;
-                let key = graph.node(node).key;
-                if self.entries.contains_key(&key) {
-                    continue;
-                }
-                let the_step = graph.node(node).step.clone();
-                if !self.req.no_cache
-                    && let Some(entry) = self.store.cache_get(&key)?
-                {
-                    self.store.cache_touch(&key)?;
-                    progress(Event::Cached { key, step: the_step });
-                    self.entries.insert(key, entry);
-                    self.cached += 1;
-                    continue;
-                }
-                progress(Event::Started { key, step: the_step.clone() });
-                let start = Instant::now();
-                match self.node(n, node, pos, step) {
-                    Ok(entry) => {
-                        let bytes = entry.layers.iter().map(|l| l.size).sum();
-                        self.store.cache_put(&key, &entry)?;
-                        self.entries.insert(key, entry);
-                        self.built += 1;
-                        progress(Event::Built { key, step: the_step, took: start.elapsed(), bytes });
-                    }
-                    Err(e) => {
-                        progress(Event::Failed { key, step: the_step });
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The unpacked layers below `node` (not its own), top first.
@@ -341,7 +332,7 @@ impl Builder<'_> {
             if a == node && !with_own {
                 break;
             }
-            for l in &self.entries[&graph.node(a).key].layers {
+            for l in &self.entry(&graph.node(a).key).layers {
                 dirs.push(self.store.unpacked_layer("the build", l).map_err(Box::new)?);
             }
         }

@@ -13,6 +13,7 @@ use crate::build::base;
 use crate::build::copy;
 use crate::build::layer;
 use crate::build::step::{self, StepCommand};
+use crate::dockerfile::Instruction;
 use crate::dockerfile::error::Pos;
 use crate::manifest::{Base, ImageSource};
 use crate::oci::image::canonical_json;
@@ -83,6 +84,14 @@ impl Builder<'_> {
                 env.extend(self.expanded.proxy_env.0.iter().map(|(k, v)| format!("{k}={v}")));
                 let argv = with.argv.clone().unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into(), command.clone()]);
                 let shown = format!("RUN {command}");
+                let i = step.expect("a run node comes from a RUN");
+                let Instruction::Run(run) = &stage.steps[i].instruction else {
+                    unreachable!("a run node comes from a RUN")
+                };
+                let scratch = self.scratch()?;
+                let prepared = self.run_mounts(&at, run, scratch.path())?;
+                let targets: Vec<&str> = run.mounts.iter().map(|m| m.target.as_str()).collect();
+                let stubs = super::mounts::stub_parents(&lowers, &targets);
                 let cmd = StepCommand {
                     argv,
                     shown: &shown,
@@ -90,13 +99,15 @@ impl Builder<'_> {
                     workdir: with.workdir.as_deref(),
                     user: with.user.as_deref(),
                     offline: with.network.is_some(),
+                    mounts: prepared.mounts.clone(),
                 };
-                let scratch = self.scratch()?;
                 let ran = step::run(&lowers, scratch.path(), &cmd, self.init)
                     .map_err(|e| DockerBuildError::Step { at: at.clone(), source: Box::new(e) })?;
+                let mut exclude = ran.mount_points;
+                super::mounts::exclude_stubs(&scratch.path().join("upper"), &stubs, &mut exclude);
                 let opts = layer::LayerOptions {
                     compression: self.req.compression,
-                    exclude: ran.mount_points,
+                    exclude,
                     ..layer::LayerOptions::build(self.req.epoch)
                 };
                 let out = layer::layer_from_upper_with(self.store, &scratch.path().join("upper"), &lowers, &opts)
