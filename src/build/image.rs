@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use oci_spec::image::{History, ImageConfiguration, MediaType};
+use oci_spec::image::{Descriptor, History, ImageConfiguration, MediaType};
 
 use crate::oci::Digest;
 use crate::oci::image::{ImageConfigInput, canonical_json, descriptor, history_entry, image_config, image_manifest};
@@ -102,7 +102,21 @@ pub fn write(
     }
     let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
     let config = image_config(&input, &diff_ids, created, history);
-    let config_bytes = canonical_json(&config).expect("an image config always serialises");
+    let (digest, manifest) = put_image(store, &config, &layers)?;
+    let tag = tag_for(&spec.project, &spec.env);
+    store.set_tag(&tag, manifest)?;
+    Ok(BuiltImage { tag, digest })
+}
+
+/// Stores an image: its `config` blob and a manifest over `layers` (in
+/// order, bottom first). Returns the manifest's digest and its descriptor,
+/// to tag it by.
+pub(crate) fn put_image<C: serde::Serialize>(
+    store: &Store,
+    config: &C,
+    layers: &[LayerRecord],
+) -> Result<(Digest, Descriptor), StoreError> {
+    let config_bytes = canonical_json(config).expect("an image config always serialises");
     let config_digest = store.put_blob(&config_bytes)?;
     let layer_descriptors =
         layers.iter().map(|l| descriptor(MediaType::from(l.media_type.as_str()), l.size, &l.digest)).collect();
@@ -112,9 +126,8 @@ pub fn write(
     );
     let manifest_bytes = canonical_json(&manifest).expect("a manifest always serialises");
     let digest = store.put_blob(&manifest_bytes)?;
-    let tag = tag_for(&spec.project, &spec.env);
-    store.set_tag(&tag, descriptor(MediaType::ImageManifest, manifest_bytes.len() as u64, &digest))?;
-    Ok(BuiltImage { tag, digest })
+    let described = descriptor(MediaType::ImageManifest, manifest_bytes.len() as u64, &digest);
+    Ok((digest, described))
 }
 
 #[cfg(test)]

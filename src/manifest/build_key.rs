@@ -103,15 +103,9 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let v = match value.get_ref() {
-                Value::String(s) => s.clone(),
-                Value::Integer(i) => i.to_string(),
-                Value::Float(f) => f.to_string(),
-                Value::Boolean(b) => b.to_string(),
-                _ => {
-                    self.error(&value.span(), format!("build arg {k} must be a string, number or boolean"));
-                    continue;
-                }
+            let Some(v) = super::check::scalar_text(value.get_ref()) else {
+                self.error(&value.span(), format!("build arg {k} must be a string, number or boolean"));
+                continue;
             };
             out.insert(k.clone(), v);
         }

@@ -435,15 +435,9 @@ impl Checker<'_> {
                     ),
                 );
             }
-            let v = match value.get_ref() {
-                Value::String(s) => s.clone(),
-                Value::Integer(i) => i.to_string(),
-                Value::Float(f) => f.to_string(),
-                Value::Boolean(b) => b.to_string(),
-                _ => {
-                    self.error(&value.span(), format!("environment variable {k} must be a string, number or boolean"));
-                    continue;
-                }
+            let Some(v) = scalar_text(value.get_ref()) else {
+                self.error(&value.span(), format!("environment variable {k} must be a string, number or boolean"));
+                continue;
             };
             out.insert(k.clone(), v);
         }
@@ -574,6 +568,18 @@ fn normalise_inside(dir: &Path, path: &Path) -> Option<PathBuf> {
         }
     }
     Some(out)
+}
+
+/// A TOML scalar as the text an environment variable or build arg gets
+/// (`1`, `true`, `0.5`); `None` for tables and arrays.
+pub(super) fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

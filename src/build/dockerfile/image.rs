@@ -4,13 +4,12 @@
 
 use std::time::Duration;
 
-use oci_spec::image::MediaType;
 use serde_json::{Value, json};
 
 use super::config;
 use super::{Builder, DockerBuildError};
 use crate::dockerfile::expand::Base as FromBase;
-use crate::oci::image::{canonical_json, descriptor, image_config, image_manifest};
+use crate::oci::image::image_config;
 use crate::oci::{Digest, ImageConfigInput};
 use crate::store::LayerRecord;
 
@@ -75,18 +74,9 @@ impl Builder<'_> {
         if let Some(a) = applied.author {
             image["author"] = json!(a);
         }
-        let config_bytes = canonical_json(&image).expect("a config always serialises");
-        let config_digest = self.store.put_blob(&config_bytes)?;
-        let layer_descriptors =
-            layers.iter().map(|l| descriptor(MediaType::from(l.media_type.as_str()), l.size, &l.digest)).collect();
-        let manifest = image_manifest(
-            descriptor(MediaType::ImageConfig, config_bytes.len() as u64, &config_digest),
-            layer_descriptors,
-        );
-        let manifest_bytes = canonical_json(&manifest).expect("a manifest always serialises");
-        let digest = self.store.put_blob(&manifest_bytes)?;
+        let (digest, manifest) = crate::build::image::put_image(self.store, &image, &layers)?;
         if let Some(tag) = &self.req.tag {
-            self.store.set_tag(tag, descriptor(MediaType::ImageManifest, manifest_bytes.len() as u64, &digest))?;
+            self.store.set_tag(tag, manifest)?;
         }
         Ok(digest)
     }
