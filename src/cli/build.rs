@@ -1,11 +1,10 @@
 //! `berth build`: build the project's images without starting containers,
 //! or build a Dockerfile into a named image as `docker build` does.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use berth::build::{BuildOptions, Event};
+use berth::build::BuildOptions;
 use berth::oci::Compression;
 
 /// Build the project's images (all envs, or those named) without starting
@@ -106,17 +105,9 @@ fn dockerfile(ctx: &super::Context, args: Args) -> anyhow::Result<ExitCode> {
         compression: args.compression,
     };
     let quiet = args.quiet;
-    let progress = super::progress::Progress::new(std::io::stderr().is_terminal());
-    let report = |e: Event| {
-        if !quiet {
-            progress.event(e);
-        }
-    };
-    let ticker = (!quiet).then(|| progress.tick());
-    let built = berth::build::dockerfile::build_dockerfile(&ctx.store_root()?, &req, &report);
-    drop(ticker);
-    progress.redraw();
-    let built = built?;
+    let store = ctx.store_root()?;
+    let built =
+        super::progress::showing(quiet, |report| berth::build::dockerfile::build_dockerfile(&store, &req, report))?;
     if !quiet {
         for name in &built.unused_build_args {
             eprintln!("warning: build arg {name} was not consumed: no stage built declares ARG {name}");
@@ -186,17 +177,9 @@ fn build(ctx: &super::Context, args: Args, refresh: bool) -> anyhow::Result<Exit
     let file = super::plan::manifest_path(args.file)?;
     let opts = options(args.envs, args.locked, args.no_cache, refresh, args.compression)?;
     let quiet = args.quiet;
-    let progress = super::progress::Progress::new(std::io::stderr().is_terminal());
-    let report = |e: Event| {
-        if !quiet {
-            progress.event(e);
-        }
-    };
-    let ticker = (!quiet).then(|| progress.tick());
-    let built = berth::build::build_project(&file, &ctx.store_root()?, &opts, &report);
-    drop(ticker);
-    progress.redraw();
-    let (outcome, lock_changed) = built?;
+    let store = ctx.store_root()?;
+    let (outcome, lock_changed) =
+        super::progress::showing(quiet, |report| berth::build::build_project(&file, &store, &opts, report))?;
     if !quiet {
         if outcome.built == 0 {
             eprintln!("nothing to build: all {} steps are cached", outcome.cached);

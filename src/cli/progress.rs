@@ -2,6 +2,7 @@
 //! state and elapsed time, redrawn in place), plain timestamped lines
 //! otherwise.
 
+use std::io::IsTerminal;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -95,6 +96,22 @@ impl Progress {
 }
 
 /// Stops the redraws when dropped.
+/// Runs `work` with a reporter that shows its build events on stderr (a
+/// live display on a terminal), or nothing when `quiet`.
+pub fn showing<T>(quiet: bool, work: impl FnOnce(&(dyn Fn(Event) + Sync)) -> T) -> T {
+    let progress = Progress::new(std::io::stderr().is_terminal());
+    let report = |e: Event| {
+        if !quiet {
+            progress.event(e);
+        }
+    };
+    let ticker = (!quiet).then(|| progress.tick());
+    let out = work(&report);
+    drop(ticker);
+    progress.redraw();
+    out
+}
+
 pub struct Ticker(Arc<Mutex<bool>>);
 
 impl Drop for Ticker {
