@@ -2,7 +2,9 @@
 //! no build container needed: the entries the cache key hashed (honouring
 //! `.berthignore`), placed at the destination as Docker's `COPY` places
 //! them, owned by root (or `owner`) and with `mode` when given, mtimes
-//! clamped to the epoch, plus the destination's parent directories: those
+//! clamped to the epoch; a directory's contents go into the image's own
+//! `dest` as it is, or into a new one 0755 (`mode` does not reach it, as
+//! with BuildKit); plus the destination's parent directories: those
 //! the image below has as they are there (so that overlayfs does not show
 //! `/home/user` turned root's by a copy into it), missing ones 0755 root.
 
@@ -91,6 +93,16 @@ pub fn write_layer_with<W: Write>(
         if at.as_os_str().is_empty() {
             continue; // a directory copied to `/`: the root has no entry of its own
         }
+        if e.rel.as_os_str().is_empty() && src_is_dir {
+            // The directory the contents go into, as BuildKit makes it: the
+            // image's own as it is, else 0755 (`mode` is for what is copied).
+            match crate::build::dockerfile::merged::find(lowers, &at, false) {
+                Ok(Some(f)) if f.meta.is_dir() => writer.add_as(&at, &f.path, &Overrides::default()),
+                _ => writer.add_as(&at, &e.source, &Overrides { mode: Some(0o755), ..overrides }),
+            }
+            .map_err(werr)?;
+            continue;
+        }
         writer.add_as(&at, &e.source, &overrides).map_err(werr)?;
     }
     writer.finish().map_err(werr)
@@ -149,9 +161,9 @@ mod tests {
         let p = project();
         for (name, mode, uid) in entries(&copy("app", "/srv", Some(0o700)), p.path()) {
             assert_eq!(uid, 0, "{name}");
-            if name != "srv/" {
-                assert_eq!(mode & 0o7777, 0o700, "{name}");
-            }
+            // The directory the contents go into is made 0755, as BuildKit makes it.
+            let want = if name == "srv/" { 0o755 } else { 0o700 };
+            assert_eq!(mode & 0o7777, want, "{name}");
         }
         let a =
             write_layer(p.path(), &copy("app", "/srv", None), &[], None, Vec::new(), 0, Compression::Gzip).unwrap().1;
@@ -203,5 +215,19 @@ mod tests {
             .collect();
         assert!(modes.contains(&("home/user/".to_owned(), 0o700)), "the image's own: {modes:?}");
         assert!(modes.contains(&("home/user/app/".to_owned(), 0o755)), "a missing one: {modes:?}");
+        // A directory's contents into the image's own directory: it stays as it is.
+        let c = copy("app", "/home/user", Some(0o640));
+        let (bytes, _) = write_layer(p.path(), &c, &lowers, None, Vec::new(), 0, Compression::Gzip).unwrap();
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        let modes: Vec<(String, u32)> = tar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (String::from_utf8_lossy(&e.path_bytes()).into_owned(), e.header().mode().unwrap() & 0o7777)
+            })
+            .collect();
+        assert!(modes.contains(&("home/user/".to_owned(), 0o700)), "the image's own: {modes:?}");
+        assert!(modes.contains(&("home/user/main.py".to_owned(), 0o640)), "what is copied: {modes:?}");
     }
 }

@@ -45,7 +45,7 @@ pub fn created_by(step: &Step) -> String {
         Step::Copy { src, dest, .. } => format!("COPY {src} {dest}"),
         Step::Run { command, .. } => format!("RUN {command}"),
         Step::Files { instruction, sources, dest, .. } => format!("{instruction} {} {dest}", sources.join(" ")),
-        Step::Mkdir { path } => format!("WORKDIR {path}"),
+        Step::Mkdir { path, .. } => format!("WORKDIR {path}"),
     }
 }
 

@@ -14,7 +14,7 @@
 //! | `RUN` | `run` | the command, then only what differs from a berth.toml `run` entry ([`RunWith`]): the argv unless it is `/bin/sh -c COMMAND`, the whole env unless it is the base image's (with Docker's PATH when the base sets none, as the runtime gives a berth.toml step), the build args the RUN sees, the workdir unless `/`, the user unless root, `--network=none`, the mounts (see `dockerfile_run.rs`) |
 //! | `COPY`/`ADD` of one context directory, or of one file to a `…/` destination (no wildcard, symlink on its path, `--chown`, symbolic `--chmod` or other flag) | `copy` | as a berth.toml copy: destination, mode, owner, the tree hash (with `.dockerignore` applied instead of `.berthignore`) |
 //! | any other `COPY`/`ADD` (several sources, wildcards, a file to a path, `--from` a stage or an image, an inline heredoc file, an `ADD` of a tar archive or a URL, symbolic `--chmod`, `--link`, `--parents`, `--exclude`) | `files` (`files-link` for `--link`: no parent key) | see [`copy`]: the instruction, each source pattern with the context paths it matches and their tree hashes (or inline body, or URL and content digest or `--checksum`), the `--from` stage's last key or image key, destination, `--chmod`, owner, flags |
-//! | `WORKDIR` other than `/` | `mkdir` | the path |
+//! | `WORKDIR` other than `/` | `mkdir` | the path, the user unless root |
 //! | `ENV`, `LABEL`, `USER`, `CMD`, … | none | config only: not in any key |
 //!
 //! A single file copied to a destination without a trailing `/` is no
@@ -211,9 +211,14 @@ fn stage_nodes(
                 Some(copy::copy_node(out, expanded, at, &label, &spec, &step.workdir, context, ignore, pos)?)
             }
             Instruction::Workdir(path) if path != "/" => {
+                // BuildKit makes the directories as the USER when one is set.
+                let owner = (!user.is_empty()).then(|| user.clone());
                 let mut h = KeyHasher::new("mkdir");
                 h.field(out.graph.node(at).key.as_bytes()).field(path.as_bytes());
-                Some(out.graph.add(Some(at), h.finish(), Step::Mkdir { path: path.clone() }, &label))
+                if let Some(u) = &owner {
+                    h.field(b"user").field(u.as_bytes());
+                }
+                Some(out.graph.add(Some(at), h.finish(), Step::Mkdir { path: path.clone(), owner }, &label))
             }
             _ => None,
         };

@@ -83,3 +83,21 @@ fn what_is_not_built_yet_is_refused_at_its_line() {
         "{err}"
     );
 }
+
+#[test]
+fn a_workdir_after_user_is_made_as_that_user() {
+    let p = project();
+    let root = docker_keys(p.path(), "FROM scratch\nWORKDIR /w\n");
+    let as_root = docker_keys(p.path(), "FROM scratch\nUSER 0\nUSER \"\"\nWORKDIR /w\n");
+    assert_eq!(root, as_root, "no user: the same mkdir");
+    let user = docker_keys(p.path(), "FROM scratch\nUSER 1000:1000\nWORKDIR /w\n");
+    assert_eq!(root[0], user[0]);
+    assert_ne!(root[1], user[1], "the user is in the mkdir's key");
+    let file = parse_str("FROM scratch\nUSER app\nWORKDIR /w\n", Path::new("Dockerfile")).unwrap();
+    let expanded = expand(&file, &Options::default()).unwrap();
+    let ignore = crate::dockerfile::ignore::Ignore::parse("").unwrap();
+    let g =
+        resolve_dockerfile(&expanded, p.path(), &ignore, Path::new("Dockerfile"), &|_| ImageBase::default()).unwrap();
+    let step = &g.graph.node(g.stages[0].tip).step;
+    assert!(matches!(step, Step::Mkdir { owner: Some(u), .. } if u == "app"), "{step:?}");
+}

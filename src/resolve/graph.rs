@@ -48,8 +48,16 @@ pub enum Step {
         mode: Option<u32>,
         owner: Option<String>,
     },
-    /// A Dockerfile WORKDIR: the directory and its missing parents, 0755 root.
-    Mkdir { path: String },
+    /// A Dockerfile WORKDIR: the directory and its missing parents, 0755,
+    /// owned by the stage's USER when one is set (as BuildKit's mkdir runs
+    /// with the user), else by root.
+    Mkdir {
+        path: String,
+        /// The USER at the WORKDIR, when one is set; resolved through the
+        /// image's `/etc/passwd` and `/etc/group` as `--chown` is.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+    },
 }
 
 /// How a run step differs from a berth.toml `run` entry; all `None` for one.
@@ -128,7 +136,10 @@ impl Step {
                 Some(stage) => format!("{instruction} --from={stage} {} -> {dest}", sources.join(" ")),
                 None => format!("{instruction} {} -> {dest}", sources.join(" ")),
             },
-            Step::Mkdir { path } => format!("mkdir {path}"),
+            Step::Mkdir { path, owner } => match owner {
+                Some(user) => format!("mkdir {path} (as {user})"),
+                None => format!("mkdir {path}"),
+            },
         }
     }
 }

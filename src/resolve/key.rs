@@ -38,8 +38,10 @@ impl CacheKey {
 /// same digests whether the store is new or old. v2: run-step layers leave
 /// out the build container's mount points; bootstraps own apt's `partial`
 /// dirs as `_apt`. v3: a copy layer's parent directories that the image
-/// has keep their owner and mode (they were written 0755 root).
-const KEY_FORMAT: &[u8] = b"berth cache key v3";
+/// has keep their owner and mode (they were written 0755 root). v4: the
+/// directory a copied directory's contents go into is the image's own or a
+/// new 0755 one (it took the source directory's mode, or `--chmod`).
+const KEY_FORMAT: &[u8] = b"berth cache key v4";
 
 /// Builds a cache key field by field.
 #[derive(Default)]

@@ -9,7 +9,9 @@
 //! missing directories.
 //!
 //! Docker's placement rules: a directory's *contents* go into the
-//! destination; a file becomes the destination, or goes into it when it
+//! destination (the image's directory as it is, or a new one 0755, owned by
+//! root or `--chown`: `--chmod` and the source directory's own mode do not
+//! reach it); a file becomes the destination, or goes into it when it
 //! ends with `/`, when there are several sources, or when the image already
 //! has a directory there. Missing parents are made 0755 root; parents the
 //! image has keep their owner and mode (the layer holds them as they are,
@@ -89,6 +91,18 @@ fn parents_owned(items: &mut BTreeMap<PathBuf, Item>, lowers: &[PathBuf], dest: 
             _ => Item::Dir(owner),
         };
         items.insert(at.clone(), item);
+    }
+}
+
+/// The destination a directory's contents go into (`dest` relative): the
+/// image's own directory as it is, else made 0755 and owned by `owner` —
+/// never the source directory's mode, owner or `--chmod` (BuildKit makes it
+/// before copying into it and copies no metadata onto it). `source` is the
+/// source directory, written with those overrides.
+fn contents_dir(lowers: &[PathBuf], dest: &Path, source: PathBuf, owner: (u32, u32)) -> Item {
+    match merged::find(lowers, dest, false) {
+        Ok(Some(f)) if f.meta.is_dir() => Item::Object(f.path, Overrides::default()),
+        _ => Item::Object(source, Overrides { owner: Some(owner), mode: Some(0o755) }),
     }
 }
 
@@ -206,6 +220,11 @@ pub fn write_files<W: Write>(
                         if excluded(&r.to_string_lossy()) {
                             continue;
                         }
+                        if r.as_os_str().is_empty() && is_dir && keep.is_none() {
+                            let owner = req.owner.unwrap_or((0, 0));
+                            items.entry(top.clone()).or_insert_with(|| contents_dir(lowers, &top, source, owner));
+                            continue;
+                        }
                         let at = if r.as_os_str().is_empty() { top.clone() } else { top.join(&r) };
                         let o = overrides(&source, req.owner, chmod.as_ref());
                         items.insert(at, Item::Object(source, o));
@@ -252,6 +271,11 @@ pub fn write_files<W: Write>(
                     }
                     for e in entries {
                         if excluded(&e.rel.to_string_lossy()) {
+                            continue;
+                        }
+                        if e.rel.as_os_str().is_empty() && is_dir && keep.is_none() {
+                            let owner = req.owner.unwrap_or((0, 0));
+                            items.entry(top.clone()).or_insert_with(|| contents_dir(lowers, &top, e.source, owner));
                             continue;
                         }
                         let at = if e.rel.as_os_str().is_empty() { top.clone() } else { top.join(&e.rel) };
@@ -350,11 +374,15 @@ fn write_items<W: Write>(
     writer.finish()
 }
 
-/// The layer WORKDIR `path` makes: its missing directories, 0755 root (with
-/// the image's own parents as they are); `None` when all exist.
+/// The layer WORKDIR `path` makes: its missing directories, 0755, owned by
+/// `owner` (the USER's ids; root when `None`), with the image's own parents
+/// as they are; `None` when all exist. `empty` is an empty directory (it
+/// stands for the new directories).
 pub fn write_mkdir<W: Write>(
     lowers: &[PathBuf],
     path: &str,
+    owner: Option<(u32, u32)>,
+    empty: &Path,
     out: W,
     epoch: u64,
     compression: Compression,
@@ -364,6 +392,6 @@ pub fn write_mkdir<W: Write>(
         return Ok(None);
     }
     let mut items = BTreeMap::new();
-    parents_owned(&mut items, lowers, &target.join("x"), None);
-    write_items(items, None, out, epoch, compression).map(Some)
+    parents_owned(&mut items, lowers, &target.join("x"), owner);
+    write_items(items, Some(empty), out, epoch, compression).map(Some)
 }

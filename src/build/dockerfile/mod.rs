@@ -348,16 +348,20 @@ impl Builder<'_> {
             .map_err(|source| DockerBuildError::Scratch { path: tmp, source })
     }
 
+    /// The uid and gid of `owner` (a `--chown` or USER value, `prefix` naming
+    /// which in errors), names looked up in the image's `/etc/passwd` and
+    /// `/etc/group`.
     fn owner(
         &self,
         at: &str,
         lowers: &[PathBuf],
         owner: &Option<String>,
+        prefix: &str,
     ) -> Result<Option<(u32, u32)>, DockerBuildError> {
         let Some(u) = owner else { return Ok(None) };
         let r = crate::runtime::spec::resolve_user_in_layers(lowers, u).map_err(|source| DockerBuildError::User {
             at: at.to_owned(),
-            what: format!("--chown={u}"),
+            what: format!("{prefix}{u}"),
             source: Box::new(source),
         })?;
         Ok(Some((r.uid, r.gid)))

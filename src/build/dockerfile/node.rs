@@ -118,7 +118,7 @@ impl Builder<'_> {
             }
             Step::Copy { src, dest, mode, owner, .. } => {
                 let lowers = self.lowers(node)?;
-                let owner = self.owner(&at, &lowers, owner)?;
+                let owner = self.owner(&at, &lowers, owner, "--chown=")?;
                 let c = crate::manifest::Copy {
                     src: if src == "." { PathBuf::new() } else { PathBuf::from(src) },
                     dest: dest.clone(),
@@ -141,7 +141,7 @@ impl Builder<'_> {
             }
             Step::Files { from, dest, owner, .. } => {
                 let lowers = self.lowers(node)?;
-                let owner = self.owner(&at, &lowers, owner)?;
+                let owner = self.owner(&at, &lowers, owner, "--chown=")?;
                 let i = step.expect("a files node comes from a COPY or ADD");
                 let spec = CopySpec::of(&stage.steps[i].instruction).expect("a files node comes from a COPY or ADD");
                 let from_lowers = match from {
@@ -165,11 +165,21 @@ impl Builder<'_> {
                     .map_err(|e| DockerBuildError::Files { at: at.clone(), source: Box::new(e) })?;
                 entry.layers.push(self.commit_layer(blob, &digests)?);
             }
-            Step::Mkdir { path } => {
+            Step::Mkdir { path, owner } => {
                 let lowers = self.lowers(node)?;
+                let owner = self.owner(&at, &lowers, owner, "USER ")?;
+                let scratch = self.scratch()?;
                 let mut blob = self.store.blob_writer()?;
-                let made = files::write_mkdir(&lowers, path, &mut blob, self.req.epoch, self.req.compression)
-                    .map_err(|source| DockerBuildError::Write { at: at.clone(), source })?;
+                let made = files::write_mkdir(
+                    &lowers,
+                    path,
+                    owner,
+                    scratch.path(),
+                    &mut blob,
+                    self.req.epoch,
+                    self.req.compression,
+                )
+                .map_err(|source| DockerBuildError::Write { at: at.clone(), source })?;
                 if let Some((_, digests)) = made {
                     entry.layers.push(self.commit_layer(blob, &digests)?);
                 }

@@ -357,3 +357,30 @@ fn the_project_lock_is_left_out_of_copied_dirs_only() {
     assert_eq!(p.hash("."), with, "rewriting the lock changes nothing");
     assert_eq!(p.hash("berth.lock").files, 1, "a copy of the lock itself takes it");
 }
+
+#[test]
+fn a_dockerignored_dir_stays_out_despite_exceptions_unless_something_in_it_is_kept() {
+    let p = Project::new();
+    p.file("README.md", "r").file("NOTES.md", "n").file("secret/key", "s").file("app/deep/x.txt", "x");
+    let rules = |text: &str| crate::dockerfile::ignore::Ignore::parse(text).unwrap();
+    let names = |ignore: &crate::dockerfile::ignore::Ignore, src: &str| -> Vec<String> {
+        copy_entries_with(p.0.path(), Path::new(src), Rules::Docker(ignore))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.rel.to_string_lossy().into_owned())
+            .collect()
+    };
+    let hash = |ignore: &crate::dockerfile::ignore::Ignore, src: &str| {
+        hash_tree_with(p.0.path(), Path::new(src), Rules::Docker(ignore)).unwrap()
+    };
+    let ignore = rules("*.md\n!README.md\nsecret/\napp/deep\n");
+    assert_eq!(names(&ignore, "."), ["", "README.md", "app"]);
+    let copied = hash(&ignore, ".");
+    fs::remove_dir_all(p.path("secret")).unwrap();
+    assert_eq!(hash(&ignore, "."), copied, "the hash leaves the ignored directory out as the copy does");
+    assert_eq!(names(&ignore, "app"), [""], "below a subdirectory source too");
+    // Something let back in keeps the directories on its way.
+    p.file("app/deep/keep/k.txt", "k");
+    let ignore = rules("app/deep\n!app/deep/keep/k.txt\n");
+    assert_eq!(names(&ignore, "app"), ["", "deep", "deep/keep", "deep/keep/k.txt"]);
+}

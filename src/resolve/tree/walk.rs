@@ -42,8 +42,31 @@ pub(super) fn collect(root: &Root) -> Result<Vec<Entry>, TreeError> {
     });
     match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(err) => Err(err),
-        None => Ok(entries.into_inner().unwrap_or_else(|p| p.into_inner())),
+        None => Ok(without_emptied_dirs(root, entries.into_inner().unwrap_or_else(|p| p.into_inner()))),
     }
+}
+
+/// Leaves out the directories `.dockerignore` ignores that were walked only
+/// because an exception (`!…`) might let something under them back in, and
+/// nothing was: Docker sends such a directory only with what is kept in it.
+fn without_emptied_dirs(root: &Root, entries: Vec<Entry>) -> Vec<Entry> {
+    let Some(ignore) = root.docker.as_deref().filter(|i| i.has_exceptions()) else { return entries };
+    let base = root.abs_src.strip_prefix(&root.walk_root).unwrap_or(Path::new("")).to_owned();
+    let ignored = |e: &Entry| {
+        !e.path.is_empty() && ignore.matches(&base.join(std::ffi::OsStr::from_bytes(&e.path)).to_string_lossy())
+    };
+    // Only directories can be ignored here (the walk drops ignored files and
+    // links); one stays when an entry that is not ignored lies below it.
+    let mut kept: Vec<&[u8]> = entries.iter().filter(|e| !ignored(e)).map(|e| e.path.as_slice()).collect();
+    kept.sort_unstable();
+    let holds_kept = |dir: &[u8]| {
+        let mut below = dir.to_vec();
+        below.push(b'/');
+        let at = kept.partition_point(|p| *p < below.as_slice());
+        kept.get(at).is_some_and(|p| p.starts_with(&below))
+    };
+    let drop: Vec<bool> = entries.iter().map(|e| ignored(e) && !holds_kept(&e.path)).collect();
+    entries.into_iter().zip(drop).filter(|(_, d)| !d).map(|(e, _)| e).collect()
 }
 
 /// A walker with every default filter off but `.berthignore`, pruned to the
@@ -66,7 +89,8 @@ fn builder(root: &Root) -> WalkBuilder {
     if let Some(ignore) = root.docker.clone() {
         // `.dockerignore` matches paths relative to the context; with an
         // exception (`!…`) an ignored directory is still walked, as Docker
-        // does, since something under it may be let back in.
+        // does, since something under it may be let back in (and is left
+        // out again when nothing is: `without_emptied_dirs`).
         let walk_root = root.walk_root.clone();
         let exceptions = ignore.has_exceptions();
         b.filter_entry(move |dent| {
