@@ -15,6 +15,9 @@
 //! as a member. So `USER 1000:1000` runs with groups `1000`, root in
 //! busybox with `0,10` (wheel lists root), `app:wheel` with `10` alone.
 //! A uid with no passwd entry has no name, so only its primary group.
+//! Each gid is listed once (moby would list a primary group that also names
+//! the user twice; the kernel's answer is the same). There is no
+//! `--group-add` (compose's `group_add` is reported as not supported).
 //!
 //! The files are opened with `openat2(RESOLVE_IN_ROOT)`, so a symlinked
 //! `/etc/passwd` in an image is followed *inside* the image and can never
