@@ -117,10 +117,49 @@ fn capabilities_are_dockers_default_set_and_no_new_privs_only_when_asked() {
 #[test]
 fn user_and_group_come_from_user() {
     let berth = Berth::with_busybox();
-    assert_eq!(inside(&berth, &["-u", "1000"], "id"), "uid=1000(user) gid=1000(user)\n");
+    // The primary group is a supplementary group too, as in Docker.
+    assert_eq!(inside(&berth, &["-u", "1000"], "id"), "uid=1000(user) gid=1000(user) groups=1000(user)\n");
+    assert_eq!(inside(&berth, &[], "id"), "uid=0(root) gid=0(root) groups=0(root)\n");
     assert_eq!(inside(&berth, &["-u", "nobody"], "id -u"), "65534\n");
     let err = berth.run(&["run", "--rm", "-u", "ghost", "busybox", "true"]).fails_with(1).to_owned();
     assert!(err.contains("ghost") && err.contains("/etc/passwd"), "{err}");
+}
+
+#[test]
+fn supplementary_groups_are_those_of_the_images_etc_group() {
+    let berth = Berth::with_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    // The RUN sees the groups of the image it runs in, as each process does.
+    let dockerfile = "FROM busybox:latest\n\
+        RUN printf 'wheel:x:10:root,user\\naudio:x:29:user\\n' >> /etc/group\n\
+        RUN id > /id-root\n\
+        USER user\n\
+        RUN id > /tmp/id-user\n";
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    berth.run(&["build", "-q", "-t", "groups:1", ctx.path().to_str().unwrap()]).ok();
+    let id = |args: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["groups:1", "id"]);
+        berth.run(&all).ok().to_owned()
+    };
+    let root = "uid=0(root) gid=0(root) groups=0(root),10(wheel)\n";
+    // (The kernel keeps the groups sorted.)
+    let user = "uid=1000(user) gid=1000(user) groups=10(wheel),29(audio),1000(user)\n";
+    assert_eq!(id(&["-u", "root"]), root);
+    assert_eq!(id(&["-u", "0"]), root);
+    assert_eq!(id(&[]), user, "the image's USER");
+    assert_eq!(id(&["-u", "1000"]), user);
+    // With a group given, that group alone (Docker reads no memberships).
+    assert_eq!(id(&["-u", "1000:1000"]), "uid=1000(user) gid=1000(user) groups=1000(user)\n");
+    assert_eq!(id(&["-u", "user:wheel"]), "uid=1000(user) gid=10(wheel) groups=10(wheel)\n");
+    assert_eq!(id(&["-u", "4242"]), "uid=4242 gid=0(root) groups=0(root)\n");
+    // The build's RUN steps, and exec into a running container.
+    let run = berth.run(&["run", "--rm", "-u", "0", "groups:1", "cat", "/id-root", "/tmp/id-user"]).ok().to_owned();
+    assert_eq!(run, format!("{root}{user}"));
+    let c = berth.detach(&["-u", "root", "groups:1", "sleep", "600"]);
+    assert_eq!(berth.run(&["exec", &c, "id"]).ok(), root);
+    assert_eq!(berth.run(&["exec", "-u", "user", &c, "id"]).ok(), user);
 }
 
 #[test]

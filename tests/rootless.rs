@@ -240,6 +240,26 @@ fn rootless_builds_give_roots_digests() {
     assert!(text.starts_with("hello\nbuilt\n") && text.contains(" 1000 "), "{text}");
 }
 
+/// Supplementary groups without root: the groups of the image's
+/// `/etc/group` that the subordinate range holds are set, one it does not
+/// hold (70000) is skipped, as podman does, rather than refusing the run.
+#[test]
+fn supplementary_groups_outside_the_range_are_skipped() {
+    let r = Rootless::with_busybox();
+    let ctx = r.home().join("groups");
+    std::fs::create_dir(&ctx).unwrap();
+    let dockerfile = "FROM busybox:latest\nRUN printf 'wheel:x:10:user\\nfar:x:70000:user\\n' >> /etc/group\n";
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    for p in [ctx.clone(), ctx.join("Dockerfile")] {
+        std::os::unix::fs::chown(&p, Some(r.user.uid), Some(r.user.gid)).unwrap();
+    }
+    r.run(&["build", "-q", "-t", "groups:1", ctx.to_str().unwrap()]).ok();
+    let out = r.run(&["run", "--rm", "-u", "user", "groups:1", "id"]);
+    assert_eq!(out.ok(), "uid=1000(user) gid=1000(user) groups=10(wheel),1000(user)\n");
+    let out = r.run(&["run", "--rm", "groups:1", "id"]);
+    assert_eq!(out.ok(), "uid=0(root) gid=0(root) groups=0(root)\n");
+}
+
 /// A commit with deletions made as an ordinary user round-trips through
 /// `save` into podman (run as root), which sees the deletions.
 #[test]

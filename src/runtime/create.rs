@@ -209,7 +209,7 @@ pub fn create(store: &Store, opts: &RunOptions, host_resolv_conf: &str) -> Resul
     let args = command(&config, opts).ok_or_else(|| CreateError::NoCommand(opts.image.clone()))?;
     let user_text = opts.user.clone().or_else(|| config.user().clone().filter(|u| !u.is_empty()));
     let user = spec::process_user(&lowers, user_text.as_deref())?;
-    let missing = super::userns::missing_ids(user.uid, user.gid, &user.additional_gids);
+    let missing = super::userns::missing_ids(user.uid, user.gid);
     if !missing.is_empty() {
         let user = user_text.unwrap_or_else(|| "0".to_owned());
         return Err(CreateError::Unmapped { image: opts.image.clone(), user, ids: missing.join(", ") });

@@ -37,7 +37,7 @@ pub(super) fn apply(spec: &mut Spec, security: &SecurityOptions, seccomp: Option
     if !security.privileged && !devices_enforced() {
         drop_capability(spec, Capability::Mknod);
     }
-    if !super::userns::missing_ids(0, TTY_GID, &[]).is_empty() {
+    if !super::userns::missing_ids(0, TTY_GID).is_empty() {
         // Without a subordinate range the group tty has no id: terminals
         // then belong to container root's group, as in podman.
         drop_mount_option(spec, "/dev/pts", &format!("gid={TTY_GID}"));

@@ -154,18 +154,17 @@ pub fn unmapped(map: &str, ids: &[u32]) -> Vec<u32> {
 }
 
 /// Checks that this process's user namespace has ids for a container
-/// process running as `uid`, `gid` and `groups` (berth without root and
-/// no subordinate range maps container root alone). Returns the ids it
-/// lacks, as `uid N` / `gid N`, or nothing.
-pub fn missing_ids(uid: u32, gid: u32, groups: &[u32]) -> Vec<String> {
+/// process running as `uid` and `gid` (berth without root and no
+/// subordinate range maps container root alone). Returns the ids it lacks,
+/// as `uid N` / `gid N`, or nothing. Supplementary groups are not checked:
+/// the process skips those its namespace cannot hold, as podman does.
+pub fn missing_ids(uid: u32, gid: u32) -> Vec<String> {
     if !in_user_namespace() {
         return Vec::new();
     }
     let (uids, gids) = (sys::userns::own_uid_map().unwrap_or_default(), sys::userns::own_gid_map().unwrap_or_default());
-    let mut all_gids = vec![gid];
-    all_gids.extend_from_slice(groups);
     let mut out: Vec<String> = unmapped(&uids, &[uid]).iter().map(|u| format!("uid {u}")).collect();
-    out.extend(unmapped(&gids, &all_gids).iter().map(|g| format!("gid {g}")));
+    out.extend(unmapped(&gids, &[gid]).iter().map(|g| format!("gid {g}")));
     out
 }
 

@@ -45,17 +45,13 @@ pub fn set_rlimit(res: Resource, soft: u64, hard: u64) -> io::Result<()> {
     Ok(resource::setrlimit(res, soft, hard)?)
 }
 
-/// `setgroups(groups)`, then `setresgid(gid)`, then `setresuid(uid)`: the
-/// order in which each call still has the privilege it needs. In a user
-/// namespace whose gid map was written without `newgidmap` (berth without
-/// root and no subordinate range), `setgroups` is denied for good; there an
-/// empty `groups` leaves the supplementary groups as they are (they show as
-/// the overflow group inside, as in podman).
-pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
-    let groups: Vec<Gid> = groups.iter().map(|&g| Gid::from_raw(g)).collect();
-    match unistd::setgroups(&groups) {
-        Err(nix::errno::Errno::EPERM) if groups.is_empty() && setgroups_denied() => {}
-        other => other?,
+/// `setgroups(groups)` (unless `groups` is `None`: the supplementary groups
+/// stay as they are), then `setresgid(gid)`, then `setresuid(uid)`: the
+/// order in which each call still has the privilege it needs.
+pub fn set_ids(uid: u32, gid: u32, groups: Option<&[u32]>) -> io::Result<()> {
+    if let Some(groups) = groups {
+        let groups: Vec<Gid> = groups.iter().map(|&g| Gid::from_raw(g)).collect();
+        unistd::setgroups(&groups)?;
     }
     let gid = Gid::from_raw(gid);
     unistd::setresgid(gid, gid, gid)?;
@@ -65,8 +61,9 @@ pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
 }
 
 /// Whether `setgroups` is denied in this user namespace
-/// (`/proc/self/setgroups` says `deny`).
-fn setgroups_denied() -> bool {
+/// (`/proc/self/setgroups` says `deny`: its gid map was written without
+/// `newgidmap`).
+pub fn setgroups_denied() -> bool {
     std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }
 

@@ -215,7 +215,24 @@ fn enter_user_namespace(path: &Path, rootfs: &Rootfs) -> Result<(), Failure> {
         .map_err(at(format!("joining the user namespace {}", path.display())))?;
     // Host root has no id in the namespace: become its root (host id
     // `base`), or every file made from here on would fail with EOVERFLOW.
-    sysproc::set_ids(0, 0, &[]).map_err(at("becoming root of the user namespace (setresuid/setresgid 0)"))
+    let groups = settable_groups(&[]);
+    sysproc::set_ids(0, 0, groups.as_deref()).map_err(at("becoming root of the user namespace (setresuid/setresgid 0)"))
+}
+
+/// The supplementary groups this process can take of `wanted`, as podman
+/// does: `None` (leave them as they are) where the user namespace denies
+/// `setgroups` (berth without root and no subordinate range: they show as
+/// the overflow group inside), else the groups the namespace's gid map has
+/// an id for; the others are skipped, since the kernel refuses to set them.
+fn settable_groups(wanted: &[u32]) -> Option<Vec<u32>> {
+    if sysproc::setgroups_denied() {
+        return None;
+    }
+    let unmapped = match crate::sys::userns::own_gid_map() {
+        Ok(map) => crate::runtime::userns::unmapped(&map, wanted),
+        Err(_) => Vec::new(),
+    };
+    Some(wanted.iter().copied().filter(|g| !unmapped.contains(g)).collect())
 }
 
 /// Joins every namespace the spec names by path.
@@ -296,8 +313,9 @@ fn process(p: &ProcessPlan, root: OwnedFd) -> Result<(), Failure> {
     }
     caps::limit_bounding(p.caps.bounding).map_err(at("dropping capabilities from the bounding set"))?;
     caps::set_keepcaps(true).map_err(at("prctl(PR_SET_KEEPCAPS)"))?;
-    sysproc::set_ids(p.uid, p.gid, &p.groups)
-        .map_err(at(format!("setting uid {} gid {} groups {:?}", p.uid, p.gid, p.groups)))?;
+    let groups = settable_groups(&p.groups);
+    sysproc::set_ids(p.uid, p.gid, groups.as_deref())
+        .map_err(at(format!("setting uid {} gid {} groups {:?}", p.uid, p.gid, groups)))?;
     caps::set_sets(p.caps.effective, p.caps.inheritable, p.caps.permitted).map_err(at("capset"))?;
     caps::set_ambient(p.caps.ambient).map_err(at("setting ambient capabilities"))?;
     if p.no_new_privs {

@@ -9,6 +9,16 @@
 //! has no entry), the rule of runc's `GetExecUser` that Docker and podman
 //! follow. So root's `$HOME` is `/root` in any image that lists root.
 //!
+//! The supplementary groups are Docker's (moby `getUser`, which BuildKit
+//! and buildah match): the primary gid, then, only when the user was given
+//! without a group, every group of `/etc/group` that lists the user's name
+//! as a member. So `USER 1000:1000` runs with groups `1000`, root in
+//! busybox with `0,10` (wheel lists root), `app:wheel` with `10` alone.
+//! A uid with no passwd entry has no name, so only its primary group.
+//! Each gid is listed once (moby would list a primary group that also names
+//! the user twice; the kernel's answer is the same). There is no
+//! `--group-add` (compose's `group_add` is reported as not supported).
+//!
 //! The files are opened with `openat2(RESOLVE_IN_ROOT)`, so a symlinked
 //! `/etc/passwd` in an image is followed *inside* the image and can never
 //! make berth read a host file.
@@ -25,7 +35,8 @@ use crate::sys::scoped;
 pub struct ResolvedUser {
     pub uid: u32,
     pub gid: u32,
-    /// Supplementary groups: those of `/etc/group` that list the user.
+    /// Supplementary groups: the primary group, then (when no group was
+    /// given) those of `/etc/group` that list the user by name, each once.
     pub additional_gids: Vec<u32>,
     /// The home directory from `/etc/passwd`, if the user is listed there
     /// with one.
@@ -148,8 +159,13 @@ fn resolve_in(passwd: &str, groups: &str, user: &str, root: &Path) -> Result<Res
             })?,
         };
     }
-    let mut additional_gids = Vec::new();
-    if let Some(name) = name {
+    // The primary group always comes first (moby's `getUser`, buildah's
+    // `configureUIDGID`, BuildKit's `ensureAdditionalGids`); the groups that
+    // list the user by name only when no group was given (runc's
+    // `GetExecUser`: "supplementary group ids only make sense if in the
+    // implicit form").
+    let mut additional_gids = vec![gid];
+    if let (Some(name), None) = (name, group) {
         for g in group_entries(groups) {
             if g.members.split(',').any(|m| m.trim() == name) && !additional_gids.contains(&g.gid) {
                 additional_gids.push(g.gid);
@@ -173,13 +189,30 @@ mod tests {
     #[test]
     fn names_and_numbers() {
         let app = r("app").unwrap();
-        assert_eq!((app.uid, app.gid, app.additional_gids.clone()), (1000, 1000, vec![10, 29]));
+        assert_eq!((app.uid, app.gid, app.additional_gids.clone()), (1000, 1000, vec![1000, 10, 29]));
         assert_eq!(app.home, Some(PathBuf::from("/home/app")));
         assert_eq!(r("1000").unwrap(), app);
         let unknown = r("4242").unwrap();
         assert_eq!((unknown.uid, unknown.gid, unknown.home), (4242, 0, None));
         assert_eq!(r("app:wheel").unwrap().gid, 10);
         assert_eq!(r("0:7").unwrap().gid, 7);
+    }
+
+    #[test]
+    fn groups_are_the_primary_one_then_memberships_unless_a_group_is_given() {
+        let groups = |user: &str| r(user).unwrap().additional_gids;
+        // Root is listed nowhere in GROUP: its own group alone.
+        assert_eq!(groups("root"), vec![0]);
+        // A group given: that group only, as in Docker (no /etc/group lookup).
+        assert_eq!(groups("app:wheel"), vec![10]);
+        assert_eq!(groups("1000:1000"), vec![1000]);
+        assert_eq!(groups("app:29"), vec![29]);
+        // A uid without an entry has no name to be a member by.
+        assert_eq!(groups("4242"), vec![0]);
+        assert_eq!(groups("4242:77"), vec![77]);
+        // A member of its own primary group is listed once.
+        let own = resolve_in(PASSWD, "app:x:1000:app\nwheel:x:10:app\n", "app", Path::new("/img")).unwrap();
+        assert_eq!(own.additional_gids, vec![1000, 10]);
     }
 
     #[test]
@@ -192,7 +225,7 @@ mod tests {
         let layers = std::slice::from_ref(&image);
         // No user asked for: root, from its entry, as Docker does.
         let root = process_user(layers, None).unwrap();
-        assert_eq!((root.uid, root.gid, root.additional_gids.clone()), (0, 0, vec![10]));
+        assert_eq!((root.uid, root.gid, root.additional_gids.clone()), (0, 0, vec![0, 10]));
         assert_eq!(root.home_dir(), Path::new("/root"));
         assert_eq!(process_user(layers, Some("app")).unwrap().home_dir(), Path::new("/home/app"));
         assert_eq!(process_user(layers, Some("1000:10")).unwrap().home_dir(), Path::new("/home/app"));
@@ -201,7 +234,7 @@ mod tests {
         let empty = dir.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
         let bare = process_user(std::slice::from_ref(&empty), None).unwrap();
-        assert_eq!(bare, ResolvedUser::default());
+        assert_eq!(bare, ResolvedUser { additional_gids: vec![0], ..ResolvedUser::default() });
         assert_eq!(bare.home_dir(), Path::new("/"));
         // An entry with an empty home field has none.
         let blank = resolve_in("svc:x:5:5:::/bin/sh\n", "", "svc", Path::new("/img")).unwrap();

@@ -135,7 +135,7 @@ fn user_from_the_spec() {
     let s = spec_with(&["sh", "-c", "id; grep -E '^CapEff' /proc/self/status; echo $HOME"], |r| r.user = user);
     let out = run(&s, &fx).unwrap();
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines[0], "uid=1000(app) gid=1000(app) groups=10(wheel)", "{out:?}");
+    assert_eq!(lines[0], "uid=1000(app) gid=1000(app) groups=10(wheel),1000(app)", "{out:?}");
     assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["CapEff:", "0000000000000000"]);
     assert_eq!(lines[2], "/home/app");
 
