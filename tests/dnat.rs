@@ -73,8 +73,10 @@ fn gateway(berth: &Berth, container: &str) -> Ipv4Addr {
 }
 
 /// A server on port 9000 (all addresses) that answers each connection
-/// with the peer address it sees.
-const PEER_SERVER: &str = "printf '#!/bin/sh\\nnetstat -tn | awk '\"'\"'$4 ~ /:9000$/ && $6 == \"ESTABLISHED\" {print $5}'\"'\"'\\n' > /peer \
+/// with the peer address it sees. The client may have shut down its side
+/// by the time netstat runs, or not yet: its connection is CLOSE_WAIT or
+/// ESTABLISHED here.
+const PEER_SERVER: &str = "printf '#!/bin/sh\\nnetstat -tn | awk '\"'\"'$4 ~ /:9000$/ && ($6 == \"ESTABLISHED\" || $6 == \"CLOSE_WAIT\") {print $5}'\"'\"'\\n' > /peer \
      && chmod +x /peer && exec nc -ll -p 9000 -e /peer";
 
 /// The peer the server behind `addr` saw; `None` until it answers.
