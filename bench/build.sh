@@ -53,21 +53,15 @@ cp -al "$WORK/berth-base" "$WORK/berth-warm"
 $BERTH_BIN --root "$WORK/berth-warm" build -q -f "$P/berth.toml" >/dev/null
 $PODMAN build -q -t bench-app "$P" >/dev/null
 
-run() { # run NAME BERTH_CMD PODMAN_CMD PREPARE
-    hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/$1.json" --prepare "$4" \
-        -n berth "$2" -n podman "$3" >/dev/null 2>&1
-    median "$WORK/$1.json"
-}
-
-read -r BC PC < <(run cold \
+read -r BC PC < <(pair cold \
     "$BERTH_BIN --root $WORK/berth-cold build -q -f $P/berth.toml" \
     "$PODMAN build -q --no-cache -t bench-app $P" \
     "bash -c 'rm -rf $WORK/berth-cold; cp -al $WORK/berth-base $WORK/berth-cold'")
-read -r BN PN < <(run noop \
+read -r BN PN < <(pair noop \
     "$BERTH_BIN --root $WORK/berth-warm build -q -f $P/berth.toml" \
     "$PODMAN build -q -t bench-app $P" \
     "true")
-read -r BE PE < <(run edit \
+read -r BE PE < <(pair edit \
     "$BERTH_BIN --root $WORK/berth-warm build -q -f $P/berth.toml" \
     "$PODMAN build -q -t bench-app $P" \
     "bash -c 'head -c 20480 /dev/urandom > $P/files/f100'")

@@ -52,21 +52,15 @@ BUILD_PODMAN="build -q --pull=never -t bench/app:1 $P"
 $BERTH_BIN --root "$WORK/berth-warm" $BUILD_BERTH >/dev/null
 $PODMAN $BUILD_PODMAN >/dev/null
 
-run() { # run NAME BERTH_CMD PODMAN_CMD PREPARE
-    hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/$1.json" --prepare "$4" \
-        -n berth "$2" -n podman "$3" >/dev/null 2>&1
-    median "$WORK/$1.json"
-}
-
-read -r BC PC < <(run cold \
+read -r BC PC < <(pair cold \
     "$BERTH_BIN --root $WORK/berth-cold $BUILD_BERTH" \
     "$PODMAN build -q --pull=never --no-cache -t bench/app:1 $P" \
     "bash -c 'rm -rf $WORK/berth-cold; cp -al $WORK/berth-base $WORK/berth-cold'")
-read -r BN PN < <(run noop \
+read -r BN PN < <(pair noop \
     "$BERTH_BIN --root $WORK/berth-warm $BUILD_BERTH" \
     "$PODMAN $BUILD_PODMAN" \
     "true")
-read -r BE PE < <(run edit \
+read -r BE PE < <(pair edit \
     "$BERTH_BIN --root $WORK/berth-warm $BUILD_BERTH" \
     "$PODMAN $BUILD_PODMAN" \
     "bash -c 'head -c 4096 /dev/urandom > $P/app/d1/f10'")

@@ -26,6 +26,15 @@ ms = len(sys.argv) > 2
 print(' '.join(('%.1f' % (x['median'] * 1000)) if ms else ('%.4f' % x['median']) for x in r))" "$@"
 }
 
+# pair NAME BERTH_CMD PEER_CMD PREPARE: hyperfine runs both commands
+# ($RUNS runs after $WARMUP, PREPARE before each) and prints berth's and the
+# peer's medians (WORK holds the JSON).
+pair() {
+    hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/$1.json" --prepare "$4" \
+        -n berth "$2" -n podman "$3" >/dev/null 2>&1
+    median "$WORK/$1.json"
+}
+
 # debian_root: prints the path of a Debian bookworm minbase root tar, made
 # once with mmdebstrap and kept in target/bench/.
 debian_root() {

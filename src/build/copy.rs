@@ -204,30 +204,26 @@ mod tests {
         let lowers = [lower.path().to_path_buf()];
         let c = copy("app/main.py", "/home/user/app/", None);
         let (bytes, _) = write_layer(p.path(), &c, &lowers, None, Vec::new(), 0, Compression::Gzip).unwrap();
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
-        let modes: Vec<(String, u32)> = tar
-            .entries()
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (String::from_utf8_lossy(&e.path_bytes()).into_owned(), e.header().mode().unwrap() & 0o7777)
-            })
-            .collect();
+        let modes = layer_modes(&bytes);
         assert!(modes.contains(&("home/user/".to_owned(), 0o700)), "the image's own: {modes:?}");
         assert!(modes.contains(&("home/user/app/".to_owned(), 0o755)), "a missing one: {modes:?}");
         // A directory's contents into the image's own directory: it stays as it is.
         let c = copy("app", "/home/user", Some(0o640));
         let (bytes, _) = write_layer(p.path(), &c, &lowers, None, Vec::new(), 0, Compression::Gzip).unwrap();
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
-        let modes: Vec<(String, u32)> = tar
-            .entries()
+        let modes = layer_modes(&bytes);
+        assert!(modes.contains(&("home/user/".to_owned(), 0o700)), "the image's own: {modes:?}");
+        assert!(modes.contains(&("home/user/main.py".to_owned(), 0o640)), "what is copied: {modes:?}");
+    }
+
+    /// Each entry's path and permission bits in a gzipped layer.
+    fn layer_modes(bytes: &[u8]) -> Vec<(String, u32)> {
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+        tar.entries()
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
                 (String::from_utf8_lossy(&e.path_bytes()).into_owned(), e.header().mode().unwrap() & 0o7777)
             })
-            .collect();
-        assert!(modes.contains(&("home/user/".to_owned(), 0o700)), "the image's own: {modes:?}");
-        assert!(modes.contains(&("home/user/main.py".to_owned(), 0o640)), "what is copied: {modes:?}");
+            .collect()
     }
 }
